@@ -1,0 +1,75 @@
+"""import, export, stats, lint."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..formats import EXPORT_FORMATS, IMPORT_FORMATS
+from . import open_store, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="read trajectory files into the database")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", default="auto", choices=IMPORT_FORMATS)
+    p.add_argument("--source", help="name for what is imported (default: the file name)")
+    p.add_argument("--task", help="task of every trajectory (default: inferred per trajectory)")
+    p.add_argument("--method", help="method of every trajectory (default: inferred per trajectory)")
+    p.add_argument("--eval-split", nargs="+", default=[], metavar="FILE",
+                   help="evaluation split files; questions found there are flagged eval_contamination")
+    p.set_defaults(handler=cmd_import)
+
+    p = sub.add_parser("export", help="write trajectories (or a dataset version) to a file")
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument("--out", required=True)
+    p.add_argument("--source")
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("stats", help="what is in the database")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_stats)
+
+    p = sub.add_parser("lint", help="how many trajectories each data check flags")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--source")
+    p.set_defaults(handler=cmd_lint)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ..importer import import_files
+
+    store = open_store(args)
+    reports = import_files(store, args.files, args.format, args.source, args.task, args.method, args.eval_split)
+    for r in reports:
+        lints = ", ".join(f"{k} {n}" for k, n in r.lints.items()) or "none"
+        print(f"{r.path}: {r.rows} rows read ({r.format}), {r.added} trajectories added to '{r.source}'; lints: {lints}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..exporter import export
+
+    n = export(open_store(args), args.format, args.out, source=args.source)
+    print(f"{n} trajectories written to {args.out} ({args.format})")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    stats = open_store(args).stats()
+    if args.json:
+        print_json(stats)
+        return 0
+    print(f"{stats['trajectories']} trajectories")
+    for key in ("by_source", "by_task", "by_method"):
+        print(f"{key.removeprefix('by_')}: " + ", ".join(f"{k} {n}" for k, n in stats[key].items()))
+    return 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    counts = open_store(args).lint_counts(args.source)
+    if args.json:
+        print_json(counts)
+        return 0
+    for kind, n in counts.items():
+        print(f"{kind:32} {n}")
+    return 0

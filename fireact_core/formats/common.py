@@ -1,0 +1,121 @@
+"""Reading input files safely: every problem becomes a FormatError naming the file and the line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import FormatError
+from ..records import Annotation, Lint, Revision, Source, Trajectory
+
+MAX_RECORD_BYTES = int(float(os.environ.get("FIREACT_MAX_RECORD_MB", "16")) * 1024 * 1024)
+REWARD_RE = re.compile(r"Episode finished, reward = (\w+)")
+
+
+@dataclass
+class ReadResult:
+    """What a reader found in one file."""
+
+    path: str
+    format: str
+    rows: int = 0
+    trajectories: list[Trajectory] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    revisions: list[Revision] = field(default_factory=list)
+    annotations: list[Annotation] = field(default_factory=list)
+    lints: list[Lint] = field(default_factory=list)
+
+
+def read_text(path: str | Path) -> str:
+    """The whole file as text, or a FormatError: missing, a directory, empty, not UTF-8."""
+    p = Path(path)
+    if not p.exists():
+        raise FormatError(path, 1, "no such file: check the path")
+    if p.is_dir():
+        raise FormatError(path, 1, "is a directory: give the file to import, not its folder")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise FormatError(path, 1, f"cannot be read: {exc.strerror}") from exc
+    if not data.strip():
+        raise FormatError(path, 1, "the file is empty")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise FormatError(path, line, f"not valid UTF-8 (byte {exc.start}): save the file as UTF-8") from exc
+
+
+def _check_size(path: str, line: int, size: int) -> None:
+    if size > MAX_RECORD_BYTES:
+        raise FormatError(
+            path, line,
+            f"record is {size / 1e6:.1f} MB, over the {MAX_RECORD_BYTES / 1e6:.0f} MB limit per record "
+            "(set FIREACT_MAX_RECORD_MB to raise it)",
+        )
+
+
+def iter_jsonl(path: str, text: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object) for each non-blank line."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        _check_size(path, number, len(line))
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise FormatError(path, number, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+
+
+def iter_json_array(path: str, text: str) -> Iterator[tuple[int, Any]]:
+    """(line number, element) for each element of a top-level JSON array, without loading it twice."""
+    decoder = json.JSONDecoder()
+    ws = re.compile(r"[ \t\n\r]*")
+    pos = ws.match(text, 0).end()
+    line = 1 + text.count("\n", 0, pos)
+    if not text.startswith("[", pos):
+        raise FormatError(path, line, "expected a JSON array of objects")
+    pos = ws.match(text, pos + 1).end()
+    counted = 0
+    if text.startswith("]", pos):
+        return
+    while True:
+        line += text.count("\n", counted, pos)
+        counted = pos
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise FormatError(path, exc.lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        _check_size(path, line, end - pos)
+        yield line, obj
+        pos = ws.match(text, end).end()
+        if text.startswith("]", pos):
+            return
+        if not text.startswith(",", pos):
+            raise FormatError(path, 1 + text.count("\n", 0, pos), "invalid JSON: expected ',' or ']' after an element")
+        pos = ws.match(text, pos + 1).end()
+
+
+def load_json(path: str, text: str) -> Any:
+    _check_size(path, 1, len(text)) if "\n" not in text.strip() else None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(path, exc.lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+
+
+def expect(cond: bool, path: str, line: int, message: str) -> None:
+    if not cond:
+        raise FormatError(path, line, message)
+
+
+def reward_of(observation: str | None) -> bool | None:
+    """FireAct's last observation, "Episode finished, reward = True" (or 1 / False / 0)."""
+    match = REWARD_RE.search(observation or "")
+    if not match:
+        return None
+    return match.group(1).lower() in {"true", "1"}

@@ -1,0 +1,230 @@
+"""FireAct's own formats: Alpaca JSON, OpenAI chat JSONL, and evaluation runs (`trajs/*.json`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterable, TextIO
+
+from ..parsing import parse_model_turn, parse_observation_turn, parse_text, render_model_turn, render_observation, render_text
+from ..records import Message, Source, Step, Trajectory, final_answer_of, stable_id
+from .common import ReadResult, expect, iter_json_array, iter_jsonl, load_json, reward_of
+
+ALPACA_TEMPLATE = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+    "\n\n### Instruction:\n{instruction}\n\n### Response:\n"
+)
+ALPACA_INPUT_TEMPLATE = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request."
+    "\n\n### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
+RUN_NAME_RE = re.compile(
+    r"^(?P<task>[a-z0-9]+)_(?P<split>[a-z0-9]+)_(?P<start>\d+)_(?P<end>\d+)_(?P<model>.+)_"
+    r"(?P<temperature>\d+(?:\.\d+)?)_(?P<ts>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)\.json$"
+)
+QUESTION_PREFIX = "Question: "
+
+
+def _finish(traj: dict[str, Any], steps: list[Step]) -> dict[str, Any]:
+    traj["steps"] = steps
+    traj.setdefault("final_answer", final_answer_of(steps))
+    if traj.get("reward") is None and steps:
+        traj["reward"] = reward_of(steps[-1].observation)
+    traj.setdefault("status", "finished" if traj["final_answer"] is not None else "unfinished")
+    return traj
+
+
+def trajectory_from_text(source: str, index: int, question: str, output: str, **extra: Any) -> Trajectory:
+    steps, trailing = parse_text(output)
+    data = {"id": stable_id(source, index), "source": source, "question": question, **extra}
+    data.setdefault("meta", {})["trailing_newline"] = trailing
+    return Trajectory.model_validate(_finish(data, steps))
+
+
+def trajectory_from_messages(source: str, index: int, messages: list[dict], path: str, line: int, **extra: Any) -> Trajectory:
+    """Messages up to the first assistant turn are the prompt; the last of them is the question."""
+    for m in messages:
+        expect(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str),
+               path, line, "each message needs a string 'role' and a string 'content'")
+    first = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), len(messages))
+    expect(first > 0 and messages[first - 1]["role"] == "user", path, line,
+           "the first message before the assistant's turns must be the user's question")
+    question = messages[first - 1]["content"]
+    meta: dict[str, Any] = extra.pop("meta", {})
+    if question.startswith(QUESTION_PREFIX):
+        question = question[len(QUESTION_PREFIX):]
+        meta["question_prefix"] = QUESTION_PREFIX
+    prompt = [Message(**m) for m in messages[: first - 1]] or None
+    steps = steps_from_turns(messages[first:])
+    data = {"id": stable_id(source, index), "source": source, "question": question, "prompt": prompt, "meta": meta, **extra}
+    return Trajectory.model_validate(_finish(data, steps))
+
+
+def steps_from_turns(turns: list[dict]) -> list[Step]:
+    steps: list[Step] = []
+    for m in turns:
+        if m["role"] == "assistant":
+            step = parse_model_turn(m["content"])
+            if m.get("weight") == 0:
+                step.flags.train = False
+            steps.append(step)
+            continue
+        obs, obs_raw = parse_observation_turn(m["content"])
+        if not steps or steps[-1].observation is not None or steps[-1].obs_raw is not None:
+            steps.append(Step())
+        steps[-1].observation, steps[-1].obs_raw = obs, obs_raw
+    return steps
+
+
+def read_alpaca(path: str, text: str, source: str) -> ReadResult:
+    result = ReadResult(path=path, format="alpaca")
+    for index, (line, row) in enumerate(iter_json_array(path, text)):
+        expect(isinstance(row, dict), path, line, "each element must be an object with 'instruction' and 'output'")
+        expect(isinstance(row.get("instruction"), str) and isinstance(row.get("output"), str), path, line,
+               "each element needs string fields 'instruction' and 'output'")
+        expect(isinstance(row.get("input", ""), str), path, line, "'input' must be a string")
+        meta = {"format": "alpaca", "input": row.get("input", "")}
+        result.trajectories.append(trajectory_from_text(source, index, row["instruction"], row["output"], meta=meta))
+        result.rows += 1
+    return result
+
+
+def read_openai(path: str, text: str, source: str) -> ReadResult:
+    result = ReadResult(path=path, format="openai-jsonl")
+    for index, (line, row) in enumerate(iter_jsonl(path, text)):
+        expect(isinstance(row, dict) and isinstance(row.get("messages"), list), path, line,
+               "each line must be an object with a 'messages' list")
+        result.trajectories.append(
+            trajectory_from_messages(source, index, row["messages"], path, line, meta={"format": "openai-jsonl"})
+        )
+        result.rows += 1
+    return result
+
+
+def run_name_fields(path: str) -> dict[str, Any]:
+    """task, split, model, attempted and temperature from FireAct's run file name, when it follows the pattern."""
+    match = RUN_NAME_RE.match(Path(path).name)
+    if not match:
+        return {}
+    g = match.groupdict()
+    return {"task": g["task"], "split": g["split"], "model": g["model"], "attempted": int(g["end"]) - int(g["start"]),
+            "temperature": float(g["temperature"]), "started": g["ts"], "start": int(g["start"])}
+
+
+def _split_alpaca_prompt(traj: str) -> tuple[str, str, str]:
+    """(question, prompt text, response) of one text-variant run entry."""
+    head, sep, response = traj.partition("### Response:\n")
+    if not sep:
+        return "", "", traj
+    prompt = head + sep
+    question = head.split("### Instruction:\n", 1)[-1].split("\n\n### Input:\n", 1)[0]
+    return question.removesuffix("\n\n"), prompt, response
+
+
+def read_fireact_run(path: str, text: str, source: str) -> ReadResult:
+    data = load_json(path, text)
+    expect(isinstance(data, dict), path, 1, "a FireAct run is a JSON object keyed by question index")
+    named = run_name_fields(path)
+    result = ReadResult(path=path, format="fireact-run")
+    line_of = _key_lines(text)
+    for index, (key, row) in enumerate(data.items()):
+        line = line_of.get(key, 1)
+        expect(isinstance(row, dict) and "traj" in row, path, line, f"entry '{key}' needs a 'traj' field")
+        result.trajectories.append(_run_entry(source, index, key, row, named, path, line))
+        result.rows += 1
+    result.sources = [Source(name=source, kind="run", format="fireact-run", path=str(path), task=named.get("task"),
+                           split=named.get("split"), model=named.get("model"), attempted=named.get("attempted") or len(data),
+                           meta={k: named[k] for k in ("temperature", "started", "start") if k in named})]
+    return result
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.split("\n"), start=1):
+        match = re.match(r'^\s{0,4}"([^"]+)": \{', line)
+        if match and match.group(1) not in lines:
+            lines[match.group(1)] = number
+    return lines
+
+
+def _run_entry(source: str, index: int, key: str, row: dict, named: dict, path: str, line: int) -> Trajectory:
+    em, f1 = row.get("em"), row.get("f1")
+    extra = {
+        "qid": str(key), "gold": None if row.get("gt") is None else str(row["gt"]),
+        "reward": row.get("reward") if isinstance(row.get("reward"), bool) else None,
+        "em": None if em is None else float(em), "f1": None if f1 is None else float(f1),
+        "task": named.get("task", "unknown"), "split": named.get("split"), "model": named.get("model"),
+        "meta": {"format": "fireact-run", "pred": row.get("pred")},
+    }
+    traj = row["traj"]
+    if isinstance(traj, list):
+        if isinstance(row.get("prompt"), list):
+            extra["meta"]["prompt_messages"] = row["prompt"]
+        return trajectory_from_messages(source, index, traj, path, line, **extra)
+    expect(isinstance(traj, str), path, line, f"entry '{key}': 'traj' must be a string or a list of messages")
+    question, prompt, response = _split_alpaca_prompt(traj)
+    if prompt != ALPACA_TEMPLATE.format(instruction=question):
+        extra["meta"]["prompt_text"] = prompt
+    if row.get("prompt"):
+        extra["meta"]["fewshot_prompt"] = row["prompt"]
+    return trajectory_from_text(source, index, question, response, **extra)
+
+
+def alpaca_record(t: Trajectory) -> dict[str, str]:
+    return {"instruction": t.question, "input": t.meta.get("input", ""),
+            "output": render_text(t.steps, t.meta.get("trailing_newline", True))}
+
+
+def chat_messages(t: Trajectory, train_flags: bool = False, mask_observations: bool = True) -> list[dict]:
+    """The trajectory as chat messages; with `train_flags`, every assistant turn says whether it carries loss."""
+    messages = [m.model_dump() for m in t.prompt or []]
+    messages.append({"role": "user", "content": t.meta.get("question_prefix", "") + t.question})
+    weights = not train_flags and any(not s.flags.train for s in t.steps)
+    for step in t.steps:
+        if step.raw is not None or step.thought is not None or step.action is not None:
+            turn: dict[str, Any] = {"role": "assistant", "content": render_model_turn(step)}
+            if train_flags:
+                turn["train"] = step.flags.train
+            elif weights:
+                turn["weight"] = int(step.flags.train)
+            messages.append(turn)
+        obs = render_observation(step)
+        if obs is not None:
+            turn = {"role": "user", "content": obs}
+            if train_flags:
+                turn["train"] = False if mask_observations else step.flags.train
+            messages.append(turn)
+    return messages
+
+
+def write_alpaca(trajs: Iterable[Trajectory], out: TextIO) -> int:
+    """A JSON array indented as FireAct's files are (4 spaces, ASCII escapes, no final newline)."""
+    n = 0
+    out.write("[")
+    for t in trajs:
+        body = json.dumps(alpaca_record(t), indent=4)
+        out.write(("," if n else "") + "\n" + "\n".join("    " + line for line in body.split("\n")))
+        n += 1
+    out.write("\n]" if n else "]")
+    return n
+
+
+def write_openai(trajs: Iterable[Trajectory], out: TextIO) -> int:
+    n = 0
+    for t in trajs:
+        out.write(json.dumps({"messages": chat_messages(t)}, ensure_ascii=False) + "\n")
+        n += 1
+    return n
+
+
+def write_messages(trajs: Iterable[Trajectory], out: TextIO, mask_observations: bool = True) -> int:
+    """TRL/axolotl-style: every assistant turn carries `"train": true|false` (its loss flag)."""
+    n = 0
+    for t in trajs:
+        row = {"messages": chat_messages(t, train_flags=True, mask_observations=mask_observations),
+               "id": t.id, "task": t.task, "method": t.method}
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        n += 1
+    return n

@@ -1,0 +1,195 @@
+"""Typed records: a trajectory is an ordered list of steps, plus its score, its provenance and its history.
+
+Every record carries a `schema_version`; `migrate` brings an older dict up to date before validation, so
+native files written by earlier versions still load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+
+Method = Literal["react", "cot", "io", "reflexion", "unknown"]
+Status = Literal["finished", "unfinished", "failed"]
+ReviewStatus = Literal["accepted", "rejected"]
+KNOWN_TOOLS = ("search", "finish")
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def stable_id(*parts: object) -> str:
+    """An id derived from content, so importing the same file twice finds the same trajectories."""
+    digest = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode(), digest_size=8)
+    return digest.hexdigest()
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class Action(Record):
+    """`name[arg]` as the model wrote it. `raw` is the text after `Action: `; name/arg are None when it did not parse."""
+
+    raw: str
+    name: str | None = None
+    arg: str | None = None
+
+
+class StepFlags(Record):
+    train: bool = True
+    perturbed: str | None = None  # "none" or "random" when the observation was replaced
+    original_observation: str | None = None
+    parse_error: str | None = None
+
+
+class Step(Record):
+    """One Thought / Action / Observation step.
+
+    `raw` holds the model turn verbatim when the fields would not render back to it (or did not parse);
+    `obs_raw` does the same for the observation turn. Editing a field clears the verbatim copy.
+    """
+
+    thought: str | None = None
+    action: Action | None = None
+    observation: str | None = None
+    raw: str | None = None
+    obs_raw: str | None = None
+    flags: StepFlags = Field(default_factory=StepFlags)
+
+
+class Message(Record):
+    role: str
+    content: str
+
+
+class Trajectory(Record):
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(default_factory=new_id)
+    source: str
+    task: str = "unknown"
+    split: str | None = None
+    qid: str | None = None
+    question: str
+    gold: str | None = None
+    method: Method = "unknown"
+    model: str | None = None
+    steps: list[Step] = Field(default_factory=list)
+    final_answer: str | None = None
+    reward: bool | None = None
+    em: float | None = None
+    f1: float | None = None
+    status: Status = "finished"
+    error: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_s: float | None = None
+    cost_usd: float | None = None
+    prompt: list[Message] | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+    revision: int = 0
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        return migrate(data) if isinstance(data, dict) else data
+
+    def content_dict(self) -> dict[str, Any]:
+        """What an edit can change: everything but identity and bookkeeping."""
+        skip = {"id", "revision", "created_at", "updated_at", "updated_by", "schema_version"}
+        return self.model_dump(mode="json", exclude=skip)
+
+
+class Summary(Record):
+    """What list views load: no steps."""
+
+    id: str
+    source: str
+    task: str
+    method: str
+    model: str | None
+    question: str
+    gold: str | None
+    final_answer: str | None
+    em: float | None
+    f1: float | None
+    n_steps: int
+    status: str
+    review: str | None = None
+    lints: list[str] = Field(default_factory=list)
+
+
+class Revision(Record):
+    """A saved state of a trajectory. Revision 0 is the state it was imported or generated in."""
+
+    trajectory_id: str
+    rev: int
+    author: str
+    at: datetime = Field(default_factory=now)
+    reason: str | None = None
+    data: dict[str, Any]
+
+
+class Annotation(Record):
+    """One annotation event; the latest per trajectory is its current review state."""
+
+    trajectory_id: str
+    seq: int = 0
+    author: str
+    at: datetime = Field(default_factory=now)
+    status: ReviewStatus | None = None
+    labels: list[str] = Field(default_factory=list)
+    rating: int | None = Field(default=None, ge=1, le=5)
+    comment: str | None = None
+
+
+class Lint(Record):
+    trajectory_id: str
+    kind: str
+    step: int | None = None
+    detail: str = ""
+
+
+class Source(Record):
+    """A named collection of trajectories: an imported file or a generation run."""
+
+    name: str
+    kind: Literal["import", "run"] = "import"
+    format: str | None = None
+    path: str | None = None
+    task: str | None = None
+    split: str | None = None
+    model: str | None = None
+    method: str | None = None
+    attempted: int | None = None
+    created_at: datetime = Field(default_factory=now)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a trajectory dict of any earlier schema version to the current one."""
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"schema_version {version} is newer than this FireAct Studio understands ({SCHEMA_VERSION})")
+    return data
+
+
+def final_answer_of(steps: list[Step]) -> str | None:
+    for step in reversed(steps):
+        if step.action and step.action.name == "finish":
+            return step.action.arg
+    return None

@@ -1,0 +1,125 @@
+"""The one place that opens DuckDB.
+
+A DuckDB file takes one writing process at a time, and the app and a CLI job must share one database.
+So a connection is opened for a unit of work and closed after it; a process that finds the file locked
+waits and tries again (with backoff) until `lock_timeout` runs out. Within a thread, nested units of work
+reuse the open connection, and `Store.session()` keeps one open across several calls (a page run).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+
+from ..errors import StoreError
+from .schema import BOOKKEEPING, MIGRATIONS
+
+DEFAULT_DB = "fireact.duckdb"
+Error = duckdb.Error
+
+
+def resolve_db_path(path: str | os.PathLike | None = None) -> str:
+    """`--db PATH`, else `$FIREACT_DB`, else `fireact.duckdb` in the working directory."""
+    return str(path or os.environ.get("FIREACT_DB") or DEFAULT_DB)
+
+
+def utc(ts: datetime | None) -> datetime | None:
+    """DuckDB TIMESTAMP columns hold naive UTC; records hold aware datetimes."""
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
+
+
+def naive(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+class Connections:
+    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0):
+        self.path = resolve_db_path(path)
+        self.lock_timeout = lock_timeout
+        self._local = threading.local()
+        self._memory = duckdb.connect(":memory:") if self.path == ":memory:" else None
+        if self.path != ":memory:":
+            parent = Path(self.path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise StoreError(f"{self.path}: folder {parent} does not exist")
+        with self.connect() as con:
+            migrate(con)
+
+    def _open(self) -> Any:
+        if self._memory is not None:
+            return self._memory.cursor()
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(self.path)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
+            except duckdb.Error as exc:
+                raise StoreError(f"{self.path}: not a FireAct Studio database or damaged: {exc}") from exc
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 1.6, 0.5)
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            yield con
+            return
+        con = self._open()
+        self._local.con = con
+        try:
+            yield con
+        finally:
+            self._local.con = None
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.connect() as con:
+            if getattr(self._local, "in_tx", False):
+                yield con
+                return
+            con.execute("BEGIN TRANSACTION")
+            self._local.in_tx = True
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                self._local.in_tx = False
+
+
+def migrate(con: Any) -> None:
+    con.execute(BOOKKEEPING)
+    done = dict(con.execute("SELECT component, max(version) FROM schema_migrations GROUP BY component").fetchall())
+    for component, scripts in MIGRATIONS.items():
+        for version, script in enumerate(scripts, start=1):
+            if version <= done.get(component, 0):
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(script)
+                con.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    [component, version, naive(datetime.now(timezone.utc))],
+                )
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise StoreError(f"migration {component} {version} failed: {exc}") from exc

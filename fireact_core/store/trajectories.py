@@ -1,0 +1,281 @@
+"""Trajectories and steps: bulk saves through Arrow, loads, summaries and counts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import pyarrow as pa
+
+from ..errors import NotFoundError
+from ..records import Action, Lint, Message, Source, Step, StepFlags, Trajectory
+from ..tasks.scoring import normalize_answer
+from .connection import naive, utc
+
+TRAJ_COLUMNS = [
+    "id", "source", "task", "split", "qid", "question", "qnorm", "gold", "method", "model", "final_answer",
+    "reward", "em", "f1", "status", "error", "tokens_in", "tokens_out", "latency_s", "cost_usd", "n_steps",
+    "n_search", "prompt", "meta", "revision", "created_at", "updated_at", "updated_by", "schema_version",
+]
+STEP_COLUMNS = [
+    "trajectory_id", "idx", "thought", "action_raw", "action_name", "action_arg", "observation", "raw", "obs_raw",
+    "train", "perturbed", "original_observation", "parse_error",
+]
+SOURCE_COLUMNS = ["name", "kind", "format", "path", "task", "split", "model", "method", "attempted", "created_at", "meta"]
+
+
+def question_key(question: str) -> str:
+    """The form under which two questions count as the same (dedupe, contamination)."""
+    return normalize_answer(question.removeprefix("Question: "))
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def trajectory_columns(trajs: list[Trajectory]) -> tuple[dict[str, list], dict[str, list]]:
+    """Column lists for the trajectories and steps tables."""
+    t: dict[str, list] = {c: [] for c in TRAJ_COLUMNS}
+    s: dict[str, list] = {c: [] for c in STEP_COLUMNS}
+    for tr in trajs:
+        row = {
+            "id": tr.id, "source": tr.source, "task": tr.task, "split": tr.split, "qid": tr.qid,
+            "question": tr.question, "qnorm": question_key(tr.question), "gold": tr.gold, "method": tr.method,
+            "model": tr.model, "final_answer": tr.final_answer, "reward": tr.reward, "em": tr.em, "f1": tr.f1,
+            "status": tr.status, "error": tr.error, "tokens_in": tr.tokens_in, "tokens_out": tr.tokens_out,
+            "latency_s": tr.latency_s, "cost_usd": tr.cost_usd, "n_steps": len(tr.steps),
+            "n_search": sum(1 for st in tr.steps if st.action and (st.action.name or "").lower() == "search"),
+            "prompt": _dumps([m.model_dump() for m in tr.prompt]) if tr.prompt is not None else None,
+            "meta": _dumps(tr.meta), "revision": tr.revision, "created_at": naive(tr.created_at),
+            "updated_at": naive(tr.updated_at), "updated_by": tr.updated_by, "schema_version": tr.schema_version,
+        }
+        for key, value in row.items():
+            t[key].append(value)
+        for idx, st in enumerate(tr.steps):
+            a = st.action
+            f = st.flags
+            for key, value in (
+                ("trajectory_id", tr.id), ("idx", idx), ("thought", st.thought),
+                ("action_raw", a.raw if a else None), ("action_name", a.name if a else None),
+                ("action_arg", a.arg if a else None), ("observation", st.observation), ("raw", st.raw),
+                ("obs_raw", st.obs_raw), ("train", f.train), ("perturbed", f.perturbed),
+                ("original_observation", f.original_observation), ("parse_error", f.parse_error),
+            ):
+                s[key].append(value)
+    return t, s
+
+
+TRAJ_SCHEMA = pa.schema([
+    ("id", pa.string()), ("source", pa.string()), ("task", pa.string()), ("split", pa.string()),
+    ("qid", pa.string()), ("question", pa.string()), ("qnorm", pa.string()), ("gold", pa.string()),
+    ("method", pa.string()), ("model", pa.string()), ("final_answer", pa.string()), ("reward", pa.bool_()),
+    ("em", pa.float64()), ("f1", pa.float64()), ("status", pa.string()), ("error", pa.string()),
+    ("tokens_in", pa.int64()), ("tokens_out", pa.int64()), ("latency_s", pa.float64()), ("cost_usd", pa.float64()),
+    ("n_steps", pa.int32()), ("n_search", pa.int32()), ("prompt", pa.string()), ("meta", pa.string()),
+    ("revision", pa.int32()), ("created_at", pa.timestamp("us")), ("updated_at", pa.timestamp("us")),
+    ("updated_by", pa.string()), ("schema_version", pa.int32()),
+])
+STEP_SCHEMA = pa.schema([
+    ("trajectory_id", pa.string()), ("idx", pa.int32()), ("thought", pa.string()), ("action_raw", pa.string()),
+    ("action_name", pa.string()), ("action_arg", pa.string()), ("observation", pa.string()), ("raw", pa.string()),
+    ("obs_raw", pa.string()), ("train", pa.bool_()), ("perturbed", pa.string()),
+    ("original_observation", pa.string()), ("parse_error", pa.string()),
+])
+LINT_SCHEMA = pa.schema([("trajectory_id", pa.string()), ("kind", pa.string()), ("step", pa.int32()), ("detail", pa.string())])
+
+
+def insert_arrow(con: Any, table: str, columns: dict[str, list], schema: pa.Schema) -> None:
+    """One INSERT of many rows: the rows travel as an Arrow table, never one statement per row."""
+    data = pa.Table.from_pydict(columns, schema=schema)
+    con.register("_incoming", data)
+    try:
+        names = ", ".join(schema.names)
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
+    finally:
+        con.unregister("_incoming")
+
+
+def step_from_row(row: dict[str, Any]) -> Step:
+    action = None
+    if row["action_raw"] is not None:
+        action = Action(raw=row["action_raw"], name=row["action_name"], arg=row["action_arg"])
+    return Step(
+        thought=row["thought"], action=action, observation=row["observation"], raw=row["raw"], obs_raw=row["obs_raw"],
+        flags=StepFlags(
+            train=bool(row["train"]), perturbed=row["perturbed"],
+            original_observation=row["original_observation"], parse_error=row["parse_error"],
+        ),
+    )
+
+
+def trajectory_from_row(row: dict[str, Any], steps: list[Step]) -> Trajectory:
+    data = {k: row[k] for k in TRAJ_COLUMNS if k not in {"qnorm", "n_steps", "n_search", "prompt", "meta"}}
+    data["created_at"] = utc(row["created_at"])
+    data["updated_at"] = utc(row["updated_at"])
+    prompt = json.loads(row["prompt"]) if row["prompt"] is not None else None
+    data["prompt"] = [Message(**m) for m in prompt] if prompt is not None else None
+    data["meta"] = json.loads(row["meta"]) if row["meta"] else {}
+    data["steps"] = steps
+    return Trajectory.model_validate(data)
+
+
+def _rows(cursor: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r)) for r in cursor.fetchall()]
+
+
+class TrajectoryStore:
+    """Mixin of `Store`: saving and loading trajectories."""
+
+    def save_trajectories(self, trajs: list[Trajectory], lints: Iterable[Lint] = (), sources: Iterable[Source] = (),
+                          revisions: Iterable[Any] = (), annotations: Iterable[Any] = ()) -> int:
+        """Add trajectories whose id is new (existing ids are left alone), with their lints and history,
+        in one transaction; returns how many were added."""
+        with self.db.transaction() as con:
+            existing = self._existing_ids(con, [t.id for t in trajs])
+            fresh = [t for t in trajs if t.id not in existing]
+            t_cols, s_cols = trajectory_columns(fresh)
+            for src in sources:
+                self._upsert_source(con, src)
+            if fresh:
+                insert_arrow(con, "trajectories", t_cols, TRAJ_SCHEMA)
+                insert_arrow(con, "steps", s_cols, STEP_SCHEMA)
+            self._insert_lints(con, [lint for lint in lints if lint.trajectory_id not in existing])
+            self._insert_revisions(con, [r for r in revisions if r.trajectory_id not in existing])
+            self._insert_annotations(con, [a for a in annotations if a.trajectory_id not in existing])
+            return len(fresh)
+
+    def _existing_ids(self, con: Any, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        con.register("_ids", pa.table({"id": pa.array(ids, pa.string())}))
+        try:
+            found = con.execute("SELECT t.id FROM trajectories t JOIN _ids USING (id)").fetchall()
+        finally:
+            con.unregister("_ids")
+        return {r[0] for r in found}
+
+    def _insert_lints(self, con: Any, lints: list[Lint]) -> None:
+        if not lints:
+            return
+        cols = {
+            "trajectory_id": [x.trajectory_id for x in lints], "kind": [x.kind for x in lints],
+            "step": [x.step for x in lints], "detail": [x.detail for x in lints],
+        }
+        insert_arrow(con, "lints", cols, LINT_SCHEMA)
+
+    def _upsert_source(self, con: Any, src: Source) -> None:
+        con.execute("DELETE FROM sources WHERE name = ?", [src.name])
+        con.execute(
+            f"INSERT INTO sources ({', '.join(SOURCE_COLUMNS)}) VALUES ({', '.join('?' * len(SOURCE_COLUMNS))})",
+            [src.name, src.kind, src.format, src.path, src.task, src.split, src.model, src.method, src.attempted,
+             naive(src.created_at), _dumps(src.meta)],
+        )
+
+    def save_source(self, src: Source) -> None:
+        with self.db.transaction() as con:
+            self._upsert_source(con, src)
+
+    def get_source(self, name: str) -> Source | None:
+        with self.db.connect() as con:
+            rows = _rows(con.execute(f"SELECT {', '.join(SOURCE_COLUMNS)} FROM sources WHERE name = ?", [name]))
+        if not rows:
+            return None
+        row = rows[0]
+        row["created_at"] = utc(row["created_at"])
+        row["meta"] = json.loads(row["meta"]) if row["meta"] else {}
+        return Source.model_validate(row)
+
+    def list_sources(self) -> list[Source]:
+        with self.db.connect() as con:
+            names = [r[0] for r in con.execute("SELECT name FROM sources ORDER BY created_at, name").fetchall()]
+        return [s for s in (self.get_source(n) for n in names) if s is not None]
+
+    def get_trajectory(self, traj_id: str) -> Trajectory:
+        with self.db.connect() as con:
+            rows = _rows(con.execute(f"SELECT {', '.join(TRAJ_COLUMNS)} FROM trajectories WHERE id = ?", [traj_id]))
+            if not rows:
+                raise NotFoundError(f"no trajectory with id {traj_id}")
+            steps = _rows(con.execute(
+                f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE trajectory_id = ? ORDER BY idx", [traj_id]
+            ))
+        return trajectory_from_row(rows[0], [step_from_row(r) for r in steps])
+
+    def iter_trajectories(self, source: str | None = None, ids: list[str] | None = None, batch: int = 2000):
+        """All trajectories (of one source, or with the given ids) in import order, loaded batch by batch."""
+        with self.db.connect() as con:
+            where, params = "", []
+            if source is not None:
+                where, params = "WHERE source = ?", [source]
+            all_ids = [r[0] for r in con.execute(
+                f"SELECT id FROM trajectories {where} ORDER BY rowid", params
+            ).fetchall()] if ids is None else list(ids)
+            for start in range(0, len(all_ids), batch):
+                yield from self._load_batch(con, all_ids[start:start + batch])
+
+    def _load_batch(self, con: Any, ids: list[str]) -> list[Trajectory]:
+        con.register("_ids", pa.table({"id": pa.array(ids, pa.string()), "pos": pa.array(range(len(ids)), pa.int64())}))
+        try:
+            rows = _rows(con.execute(
+                f"SELECT {', '.join('t.' + c for c in TRAJ_COLUMNS)} FROM trajectories t JOIN _ids USING (id) ORDER BY pos"
+            ))
+            step_rows = _rows(con.execute(
+                f"SELECT {', '.join('s.' + c for c in STEP_COLUMNS)} FROM steps s JOIN _ids i ON s.trajectory_id = i.id "
+                "ORDER BY i.pos, s.idx"
+            ))
+        finally:
+            con.unregister("_ids")
+        by_traj: dict[str, list[Step]] = {}
+        for r in step_rows:
+            by_traj.setdefault(r["trajectory_id"], []).append(step_from_row(r))
+        return [trajectory_from_row(r, by_traj.get(r["id"], [])) for r in rows]
+
+    def count_trajectories(self, source: str | None = None) -> int:
+        with self.db.connect() as con:
+            if source is None:
+                return con.execute("SELECT count(*) FROM trajectories").fetchone()[0]
+            return con.execute("SELECT count(*) FROM trajectories WHERE source = ?", [source]).fetchone()[0]
+
+    def stats(self) -> dict[str, Any]:
+        with self.db.connect() as con:
+            total = con.execute("SELECT count(*) FROM trajectories").fetchone()[0]
+            out: dict[str, Any] = {"trajectories": total}
+            for key, col in (("by_source", "source"), ("by_task", "task"), ("by_method", "method")):
+                rows = con.execute(
+                    f"SELECT {col}, count(*) FROM trajectories GROUP BY {col} ORDER BY count(*) DESC, {col}"
+                ).fetchall()
+                out[key] = {str(k): n for k, n in rows}
+        return out
+
+    def lint_counts(self, source: str | None = None) -> dict[str, int]:
+        """Trajectories per lint kind (a trajectory with two malformed actions counts once)."""
+        where, params = ("JOIN trajectories t ON t.id = l.trajectory_id WHERE t.source = ?", [source]) if source else ("", [])
+        with self.db.connect() as con:
+            rows = con.execute(
+                f"SELECT l.kind, count(DISTINCT l.trajectory_id) FROM lints l {where} GROUP BY l.kind ORDER BY l.kind",
+                params,
+            ).fetchall()
+        return {k: n for k, n in rows}
+
+    def lints_of(self, traj_id: str) -> list[Lint]:
+        with self.db.connect() as con:
+            rows = _rows(con.execute(
+                "SELECT trajectory_id, kind, step, detail FROM lints WHERE trajectory_id = ? ORDER BY step NULLS FIRST, kind",
+                [traj_id],
+            ))
+        return [Lint.model_validate(r) for r in rows]
+
+    def source_question_keys(self, sources: set[str], exclude_ids: set[str]) -> dict[tuple[str, str], int]:
+        """(source, normalised question) -> how many stored trajectories of those sources ask it."""
+        if not sources:
+            return {}
+        with self.db.connect() as con:
+            con.register("_ids", pa.table({"id": pa.array(sorted(exclude_ids), pa.string())}))
+            try:
+                rows = con.execute(
+                    f"SELECT source, qnorm, count(*) FROM trajectories WHERE source IN ({', '.join('?' * len(sources))}) "
+                    "AND id NOT IN (SELECT id FROM _ids) GROUP BY source, qnorm", sorted(sources),
+                ).fetchall()
+            finally:
+                con.unregister("_ids")
+        return {(s, q): n for s, q, n in rows}
