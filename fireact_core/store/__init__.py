@@ -7,11 +7,16 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from .connection import Connections, resolve_db_path
+from .curation import BrowseStore
+from .datasets import DatasetStore
 from .history import BulkHistory, HistoryStore
+from .jobs import JobStore
+from .reports import ReportStore
+from .runs import RunStore
 from .trajectories import TrajectoryStore, question_key
 
 
-class Store(TrajectoryStore, HistoryStore, BulkHistory):
+class Store(TrajectoryStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore, ReportStore):
     """All reads and writes of one database. Safe to share between threads and with other processes."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0):

@@ -1,0 +1,134 @@
+"""Shared fixtures: the real FireAct data, temporary databases, a Streamlit server and a real Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "fireact"
+FINETUNE = SHARED / "finetune"
+RUN_FILE = SHARED / "trajs" / "hotpotqa_dev_0_500_llama_models_lora_llama-2-7b-d_1000_0.7_2023-09-19-00-49-36.json"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("FIREACT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    assert SHARED.is_dir(), f"FireAct reference data not found at {SHARED} (../shared/fireact beside the project)"
+    return SHARED
+
+
+@pytest.fixture
+def store(tmp_path):
+    from fireact_core.store import Store
+
+    return Store(tmp_path / "test.duckdb")
+
+
+@pytest.fixture
+def seeded_store(tmp_path, shared):
+    """A database holding gpt_hotpotqa, alpaca_hotpotqa_multimethod and the Llama-2 evaluation run."""
+    from fireact_core.importer import import_files
+    from fireact_core.store import Store
+
+    db = Store(tmp_path / "seeded.duckdb")
+    import_files(db, [FINETUNE / "gpt_hotpotqa.jsonl", FINETUNE / "alpaca_hotpotqa_multimethod.json", RUN_FILE],
+                 eval_splits=[shared / "tasks" / "strategyqa" / "dev.json"])
+    return db
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@pytest.fixture
+def streamlit_app(tmp_path):
+    """Start `streamlit run app.py` on a free 127.0.0.1 port against a given database; yields a starter."""
+    procs: list[subprocess.Popen] = []
+
+    def start(db_path: Path) -> str:
+        port = free_port()
+        env = {**os.environ, "FIREACT_DB": str(db_path), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+        log = open(tmp_path / f"streamlit-{port}.log", "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
+             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        wait_for_port(port, proc)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot under test-artifacts/ for people to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def wait_for_app(page, timeout: float = 30000) -> None:
+    """Wait until Streamlit has finished running the page script."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, shared) -> Path:
+    """A tiny random Llama with a BPE tokenizer trained on FireAct text, built once per test session."""
+    from tests.fakes.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), shared)
