@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from ..errors import FireactError
 
-COMMAND_MODULES = ["data", "curation", "generate", "mix", "train", "report"]
+COMMAND_MODULES = ["data", "demo", "curation", "generate", "mix", "train", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
