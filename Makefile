@@ -35,7 +35,7 @@ demo: $(STAMP)
 
 run: demo
 	FIREACT_DB=$(DB) $(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
-	  --server.headless true --browser.gatherUsageStats false
+	  --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest -q

@@ -1,0 +1,137 @@
+"""FireAct Studio: the home page. What is in the database, how to import files, where to go next.
+
+Run with `streamlit run app.py` (or `make run`); the pages in pages/ appear in the sidebar.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import ui
+from fireact_core.demo import load_demo
+from fireact_core.errors import FireactError
+from fireact_core.importer import METHODS
+from fireact_core.overview import import_uploads, summary
+from fireact_core.tasks import list_tasks
+
+ROOT = Path(__file__).resolve().parent
+PAGES = [
+    ("pages/1_Browse.py", "Browse", ":material/search:", "filter and read trajectories"),
+    ("pages/2_Trajectory.py", "Trajectory", ":material/timeline:", "one trajectory step by step: edit, annotate"),
+    ("pages/3_Review.py", "Review", ":material/fact_check:", "the next unreviewed trajectory: accept, reject or skip"),
+    ("pages/4_Compare.py", "Compare", ":material/compare_arrows:", "two runs over the same questions"),
+    ("pages/5_Generate.py", "Generate", ":material/play_arrow:", "run a model on a task to make trajectories"),
+    ("pages/6_Mix.py", "Mix", ":material/tune:", "mix tasks and methods into a fine-tuning set"),
+    ("pages/7_Train.py", "Train", ":material/model_training:", "fine-tune locally or through OpenAI"),
+    ("pages/8_Dashboard.py", "Dashboard", ":material/dashboard:", "scores by run, model and method; cost and steps"),
+]
+
+store = ui.page_setup("Home")
+
+
+def _remember(key: str, action) -> None:
+    """Run an import action from a button callback; keep its reports or its error to show beside the button."""
+    try:
+        st.session_state["home_result"] = (key, action(), None)
+    except FireactError as exc:
+        st.session_state["home_result"] = (key, [], str(exc))
+
+
+def _load_demo() -> None:
+    _remember("demo", lambda: load_demo(store, force=True))  # the button shows only on an empty database
+
+
+def _import() -> None:
+    files = st.session_state.get("home_files") or []
+    if not files:
+        st.session_state["home_result"] = ("import", [], "choose one or more .json or .jsonl files to import first")
+        return
+    _remember("import", lambda: import_uploads(
+        store, [(f.name, f.getvalue()) for f in files], source=st.session_state.get("home_source", "").strip(),
+        task=st.session_state.get("home_task"), method=st.session_state.get("home_method"),
+        eval_splits=[(f.name, f.getvalue()) for f in st.session_state.get("home_eval") or []],
+    ))
+
+
+def show_result(key: str) -> None:
+    """The outcome of the last demo load or import, under the button that started it."""
+    result = st.session_state.get("home_result")
+    if not result or result[0] != key:
+        return
+    del st.session_state["home_result"]
+    _, reports, error = result
+    if error:
+        st.error(error)
+        return
+    rows = [{"file": Path(r.path).name, "format": r.format, "source": r.source, "rows read": r.rows,
+             "trajectories added": r.added, "lints": ", ".join(f"{k} {n}" for k, n in r.lints.items()) or "none"}
+            for r in reports]
+    st.success(f"{'Demo data loaded' if key == 'demo' else 'Imported'}: {sum(r.added for r in reports)} "
+               f"trajectories added from {len(reports)} file(s).")
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def show_overview() -> None:
+    ov = summary(store)
+    if ov.empty:
+        st.info(f"The database `{store.path}` holds no trajectories yet. Load the demo data (two models' runs "
+                "over the same questions, and a small fine-tuning set), or import FireAct files below "
+                "(or on the command line: `fireact import FILE...`).")
+        st.button("Load demo data", key="home_demo", type="primary", on_click=_load_demo)
+        return
+    flagged = sum(row["trajectories"] for row in ov.lints if row["lint"] != "failed")
+    cols = st.columns(4)
+    cols[0].metric("Trajectories", ov.trajectories)
+    cols[1].metric("Sources", len(ov.sources))
+    cols[2].metric("Tasks", len(ov.by_task))
+    cols[3].metric("Lint findings", flagged, help="trajectories flagged by a data check, failed ones not counted")
+    st.subheader("By source")
+    st.dataframe(ov.sources, hide_index=True, width="stretch")
+    left, right = st.columns(2)
+    left.subheader("By task")
+    left.dataframe([{"task": k, "trajectories": n} for k, n in ov.by_task.items()], hide_index=True, width="stretch")
+    right.subheader("By method")
+    right.dataframe([{"method": k, "trajectories": n} for k, n in ov.by_method.items()], hide_index=True,
+                    width="stretch")
+    st.subheader("Lints")
+    if ov.lints:
+        st.dataframe(ov.lints, hide_index=True, width="stretch")
+    else:
+        st.caption("No data check flagged anything.")
+
+
+def show_import() -> None:
+    st.subheader("Import")
+    st.caption("FireAct evaluation runs (trajs/*.json, text or chat), Alpaca JSON, OpenAI chat JSONL or native "
+               "JSONL; the format is told from the content. The same reader as `fireact import`.")
+    st.file_uploader("Trajectory files", type=["json", "jsonl"], accept_multiple_files=True, key="home_files")
+    c1, c2, c3 = st.columns(3)
+    c1.text_input("Source name", key="home_source", placeholder="default: the file name")
+    c2.selectbox("Task", [t for t in list_tasks() if t != "custom"], index=None, key="home_task",
+                 placeholder="inferred per trajectory")
+    c3.selectbox("Method", METHODS, index=None, key="home_method", placeholder="inferred per trajectory")
+    st.file_uploader("Evaluation splits (optional): questions found there are flagged eval_contamination",
+                     type=["json", "jsonl", "csv"], accept_multiple_files=True, key="home_eval")
+    st.button("Import", key="home_import", on_click=_import)
+    show_result("import")
+
+
+def show_pages() -> None:
+    present = [p for p in PAGES if (ROOT / p[0]).exists()]
+    if not present:
+        return
+    st.subheader("Pages")
+    cols = st.columns(2)
+    for i, (path, label, icon, what) in enumerate(present):
+        cols[i % 2].page_link(path, label=f"{label}: {what}", icon=icon)
+
+
+st.title("FireAct Studio")
+st.caption("Generate, curate, mix and fine-tune on language-agent trajectories, after FireAct (Chen et al., 2023).")
+show_result("demo")
+show_overview()
+show_pages()
+show_import()
+st.caption(f"Database: `{store.path}` (set with --db on the command line or $FIREACT_DB).")
