@@ -1,9 +1,83 @@
-"""Subcommands of this feature."""
+"""mix, datasets: dataset versions by task x method ratio (`export --dataset` lives with export in data.py)."""
 
 from __future__ import annotations
 
 import argparse
 
+from . import open_store, print_json
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser("mix", help="select a dataset by task x method ratio and save it as a named version")
+    p.add_argument("--spec", metavar="SPEC.json", help="the mix spec (JSON); see docs or `fireact mix --help`")
+    p.add_argument("--from", dest="parent", metavar="VERSION",
+                   help="reuse the spec of this version (a --spec given too replaces it); recorded as the parent")
+    p.add_argument("--name", required=True, help="name of the new version")
+    p.add_argument("--seed", type=int, help="override the spec's seed")
+    p.add_argument("--author", help="who made it")
+    p.add_argument("--tokenizer", metavar="DIR", help="local model folder whose tokenizer counts the tokens")
+    p.add_argument("--exact-tokens", action="store_true",
+                   help="count characters over every member (slower) instead of a sample of each cell")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, save nothing")
+    p.set_defaults(handler=cmd_mix)
+
+    p = sub.add_parser("datasets", help="list saved dataset versions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_datasets)
+
+
+def _spec(store, args: argparse.Namespace):
+    from ..mixing import MixSpec, MixSpecError, get_version
+
+    if args.spec:
+        spec = MixSpec.load(args.spec)
+    elif args.parent:
+        spec = get_version(store, args.parent).spec
+    else:
+        raise MixSpecError("give --spec SPEC.json or --from VERSION")
+    if args.seed is not None:
+        spec = spec.model_copy(update={"seed": args.seed})
+    return spec
+
+
+def _print_cells(cells, token_label: str) -> None:
+    print(f"{'cell':28} {'asked':>6} {'got':>6} {'short':>6} {'train':>6} {'val':>5} {'tokens':>9}")
+    for r in cells.itertuples():
+        print(f"{r.cell:28} {r.asked:6d} {r.got:6d} {r.short:6d} {r.train:6d} {r.val:5d} {r.tokens:9d}")
+    print(f"{'total':28} {cells['asked'].sum():6d} {cells['got'].sum():6d} {cells['short'].sum():6d} "
+          f"{cells['train'].sum():6d} {cells['val'].sum():5d} {cells['tokens'].sum():9d}")
+    print(f"tokens: {token_label}")
+
+
+def cmd_mix(args: argparse.Namespace) -> int:
+    from ..mixing import plan_mix, save_mix
+
+    store = open_store(args)
+    spec = _spec(store, args)
+    plan = plan_mix(store, spec, args.tokenizer, exact_tokens=args.exact_tokens)
+    _print_cells(plan.cells, plan.token_label)
+    for label, n in plan.funnel.items():
+        print(f"  {label}: {n}")
+    for msg in plan.messages:
+        print(f"short: {msg}")
+    if args.dry_run:
+        return 0
+    version = save_mix(store, spec, args.name, author=args.author, parent=args.parent, tokenizer_dir=args.tokenizer,
+                       exact_tokens=args.exact_tokens)
+    print(f"saved '{version.name}': {version.size} trajectories ({version.n_train} train, {version.n_val} val), "
+          f"hash {version.content_hash}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from ..mixing import list_versions
+
+    versions = list_versions(open_store(args))
+    if args.json:
+        print_json([v.summary() for v in versions])
+        return 0
+    for v in versions:
+        parent = f" (from {v.parent})" if v.parent else ""
+        print(f"{v.name}{parent}: {v.size} ({v.n_train} train, {v.n_val} val), mask {v.loss_mask}, "
+              f"{v.created_at:%Y-%m-%d %H:%M}, hash {v.content_hash[:12]}")
+    return 0

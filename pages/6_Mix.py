@@ -1,0 +1,167 @@
+"""Mix: steer a fine-tuning set by task and method share, filter it, preview it live, save it as an immutable
+version, and download its exports."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fireact_core.datasets_export import DATASET_FORMATS, export_dataset_bytes
+from fireact_core.errors import FireactError
+from fireact_core.lint import LINT_KINDS
+from fireact_core.masks import LOSS_MASKS
+from fireact_core.mix_view import (cells_frame, composition_figure, example_html, form_spec, grid_cells, grid_frame,
+                                   versions_frame)
+from fireact_core.mixing import CELL_SEP, MixSpec, get_version, plan_mix, save_mix
+from ui import annotator, page_setup
+
+store = page_setup("Mix")
+st.title("🧪 Mix")
+st.caption("Choose how much of each task and method goes into a fine-tuning set. The preview follows every "
+           "slider; saving makes a named version that later edits never change.")
+sources = store.source_names()
+if not sources:
+    st.info("No trajectories yet: import FireAct files or load the demo data on the Home page, then mix them here.")
+    st.stop()
+ss = st.session_state
+
+
+def load_version(name: str) -> None:
+    """Put a saved version's spec into the widgets (a button callback, before the widgets exist)."""
+    spec = get_version(store, name).spec
+    ss.update({"mix_sources": spec.sources or sources, "mix_size": spec.size, "mix_val": spec.val_fraction,
+               "mix_seed": spec.seed, "mix_mask": spec.loss_mask, "mix_upsample": spec.allow_upsample,
+               "mix_parent": name, "mix_mode": "grid" if spec.cells else "sliders"})
+    ss.pop("mix_grid", None)
+    for key in [k for k in ss if k.startswith(("mix_task_", "mix_method_"))]:
+        ss[key] = 0
+    for group, ratio in (("task", spec.task_ratio), ("method", spec.method_ratio)):
+        for key, share in (ratio or {}).items():
+            ss[f"mix_{group}_{key}"] = round(share * 100)
+    f = spec.filters
+    ss.update({"mix_correct": f.only_correct, "mix_accepted": f.only_accepted, "mix_rejected": f.exclude_rejected,
+               "mix_dedupe": f.dedupe, "mix_keep": f.dedupe_keep, "mix_max_steps": f.max_steps or 0,
+               "mix_eval": "eval_contamination" in f.exclude_lints,
+               "mix_lints": [k for k in f.exclude_lints if k != "eval_contamination"], "mix_spec_cells": spec.cells})
+
+
+DEFAULTS = {"mix_sources": sources, "mix_mode": "sliders", "mix_size": 400, "mix_val": 0.1, "mix_seed": 1,
+            "mix_max_steps": 0, "mix_eval": True, "mix_dedupe": True, "mix_keep": "best", "mix_mask": "observations"}
+for key, value in DEFAULTS.items():
+    ss.setdefault(key, value)
+ss["mix_sources"] = [s for s in ss["mix_sources"] if s in sources]
+author = annotator()
+with st.sidebar:
+    chosen = st.multiselect("Sources", sources, key="mix_sources")
+    counts = store.task_method_counts(chosen)
+    tasks = sorted({c.split(CELL_SEP)[0] for c in counts})
+    methods = sorted({c.split(CELL_SEP)[1] for c in counts})
+    mode = st.radio("Shares", ["sliders", "grid"], key="mix_mode", horizontal=True,
+                    format_func={"sliders": "task and method sliders", "grid": "task x method grid"}.get)
+    size = st.number_input("Total size", min_value=1, max_value=10_000_000, step=50, key="mix_size")
+    val = st.slider("Validation share", 0.0, 0.9, step=0.05, key="mix_val")
+    seed = st.number_input("Seed", step=1, key="mix_seed")
+    st.subheader("Filters")
+    only_correct = st.checkbox("Only correct (EM)", key="mix_correct")
+    only_accepted = st.checkbox("Only accepted", key="mix_accepted")
+    no_rejected = st.checkbox("Exclude rejected", key="mix_rejected")
+    max_steps = st.number_input("Max steps (0: no limit)", min_value=0, key="mix_max_steps")
+    no_eval = st.checkbox("Exclude questions in evaluation splits", key="mix_eval")
+    lints = st.multiselect("Exclude lint kinds", [k for k in LINT_KINDS if k != "eval_contamination"], key="mix_lints")
+    dedupe = st.checkbox("Dedupe by question", key="mix_dedupe")
+    keep = st.radio("Keep", ["best", "latest"], key="mix_keep", horizontal=True, disabled=not dedupe,
+                    format_func={"best": "best-scored", "latest": "latest revision"}.get)
+    st.subheader("Training")
+    mask = st.radio("Loss mask", list(LOSS_MASKS), key="mix_mask", format_func=LOSS_MASKS.get)
+    upsample = st.checkbox("Allow upsampling short cells", key="mix_upsample")
+    tokenizer = st.text_input("Tokenizer (local model folder, optional)", key="mix_tokenizer").strip() or None
+
+total = sum(counts.values()) or 1
+task_shares, method_shares, grid = {}, {}, {}
+if mode == "sliders":
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Task shares**")
+        for t in tasks:
+            n = sum(v for c, v in counts.items() if c.startswith(t + CELL_SEP))
+            ss.setdefault(f"mix_task_{t}", max(1, round(100 * n / total)))
+            task_shares[t] = st.slider(f"{t} ({n} trajectories)", 0, 100, key=f"mix_task_{t}")
+    with right:
+        st.markdown("**Method shares**")
+        for m in methods:
+            n = sum(v for c, v in counts.items() if c.endswith(CELL_SEP + m))
+            ss.setdefault(f"mix_method_{m}", max(1, round(100 * n / total)))
+            method_shares[m] = st.slider(f"{m} ({n} trajectories)", 0, 100, key=f"mix_method_{m}")
+else:
+    loaded = ss.get("mix_spec_cells")
+    base = MixSpec(size=1, cells=loaded) if loaded else None
+    st.markdown("**Share of each task x method cell (%)**")
+    grid = grid_cells(st.data_editor(grid_frame(counts, base), key="mix_grid", width="stretch"))
+
+filters = {"only_correct": only_correct, "only_accepted": only_accepted, "exclude_rejected": no_rejected,
+           "dedupe": dedupe, "dedupe_keep": keep, "max_steps": int(max_steps) or None,
+           "exclude_lints": (["eval_contamination"] if no_eval else []) + lints}
+try:
+    spec = form_spec(sources=chosen, mode=mode, task_shares=task_shares, method_shares=method_shares, grid=grid,
+                     size=size, val_fraction=val, seed=seed, filters=filters, loss_mask=mask, allow_upsample=upsample)
+    plan = plan_mix(store, spec, tokenizer)
+except FireactError as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.subheader("Preview")
+c1, c2, c3, c4, c5 = st.columns(5)
+c1.metric("Asked", int(plan.cells["asked"].sum()))
+c2.metric("Got", plan.size, delta=plan.size - int(plan.cells["asked"].sum()) or None)
+c3.metric("Train / val", f"{int((plan.members['split'] == 'train').sum())} / {int((plan.members['split'] == 'val').sum())}")
+c4.metric("Tokens", f"{int(plan.cells['tokens'].sum()):,}")
+c5.metric("Carrying loss", f"{int(plan.cells['trained_tokens'].sum()):,}")
+st.markdown("**Composition** (got of asked): " + " · ".join(
+    f"{r.cell} {r.got} of {r.asked}" for r in plan.cells.itertuples()))
+st.caption("Filters: " + ", ".join(f"{k} {v}" for k, v in plan.funnel.items()) + f" · tokens: {plan.token_label}")
+for msg in plan.messages:
+    st.warning(msg)
+st.dataframe(cells_frame(plan), hide_index=True, width="stretch", key="mix_preview")
+st.plotly_chart(composition_figure(plan), width="stretch")
+
+if plan.size:
+    with st.expander("Which tokens carry loss: one example", expanded=True):
+        pos = st.number_input("Member", 0, plan.size - 1, 0, key="mix_example")
+        try:
+            caption, html_text = example_html(store, plan, int(pos), tokenizer)
+            st.caption(caption)
+            st.html(html_text)
+        except FireactError as exc:
+            st.error(str(exc))
+
+st.subheader("Save as a version")
+with st.form("mix_save_form"):
+    name = st.text_input("Name", key="mix_name", placeholder="e.g. multitask-react-cot-v1")
+    parent = ss.get("mix_parent")
+    note = st.text_input("Note", key="mix_note") or None
+    st.caption(f"Made from version {parent}" if parent else "A new line of versions")
+    if st.form_submit_button("Save version", type="primary"):
+        try:
+            v = save_mix(store, spec, name, author=author, parent=parent, note=note, tokenizer_dir=tokenizer)
+            st.success(f"Saved '{v.name}': {v.size} trajectories ({v.n_train} train, {v.n_val} val), hash {v.content_hash[:12]}")
+        except FireactError as exc:
+            st.error(str(exc))
+
+st.subheader("Versions")
+versions = versions_frame(store)
+if versions.empty:
+    st.info("No version saved yet.")
+    st.stop()
+st.dataframe(versions, hide_index=True, width="stretch")
+pick = st.selectbox("Version", list(versions["name"]), index=len(versions) - 1, key="mix_version")
+a, b, c = st.columns(3)
+a.button("Load its spec into the mixer", on_click=load_version, args=(pick,), key="mix_load")
+fmt = b.selectbox("Format", DATASET_FORMATS, key="mix_format")
+split = c.selectbox("Split", ["all", "train", "val"], key="mix_split")
+if st.button("Prepare download", key="mix_prepare"):
+    try:
+        ss["mix_download"] = export_dataset_bytes(store, pick, fmt, None if split == "all" else split)
+    except FireactError as exc:
+        st.error(str(exc))
+if ss.get("mix_download"):
+    file_name, data = ss["mix_download"]
+    st.download_button(f"Download {file_name}", data, file_name=file_name, key="mix_download_button")

@@ -1,0 +1,46 @@
+"""The Mix page in real Chromium against `streamlit run app.py`: move a task slider and see the preview follow."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from fireact_core.store import Store
+from tests.conftest import screenshot, wait_for_app
+
+
+@pytest.fixture
+def app(tmp_path, shared, streamlit_app):
+    from fireact_core.importer import import_files
+
+    path = tmp_path / "browser-mix.duckdb"
+    import_files(Store(path), [shared / "finetune" / "gpt_multitask.jsonl"],
+                 eval_splits=[shared / "tasks" / "strategyqa" / "dev.json"])
+    return streamlit_app(path)
+
+
+def composition(page) -> str:
+    return page.get_by_test_id("stMain").locator("p").filter(has_text=re.compile(r"^Composition")).first.inner_text()
+
+
+def test_moving_a_slider_changes_the_preview(app, page):
+    page.goto(f"{app}/Mix")
+    wait_for_app(page)
+    main = page.get_by_test_id("stMain")
+    main.locator("p").filter(has_text=re.compile(r"^Composition")).first.wait_for()
+    before = composition(page)
+    assert "hotpotqa/react" in before
+    slider = main.get_by_test_id("stSlider").filter(has_text="hotpotqa").get_by_role("slider")
+    slider.focus()
+    slider.press("Home")
+    page.wait_for_function(
+        "() => { const el = [...document.querySelectorAll('[data-testid=stMain] p')]"
+        ".find(p => p.innerText.startsWith('Composition')); return el && !el.innerText.includes('hotpotqa/'); }",
+        timeout=30000,
+    )
+    wait_for_app(page)
+    after = composition(page)
+    assert after != before and "hotpotqa/" not in after and "strategyqa/react" in after
+    assert slider.input_value() == "0"
+    screenshot(page, "mix")
