@@ -1,0 +1,116 @@
+"""Lineage of a run: for a fine-tuned model, the dataset version and training job it came from (with the
+job's training curve), and the runs of its base model on the same task, side by side.
+
+The model registry and jobs belong to training, dataset versions to the mixer; a record that is not there
+is reported as "not recorded", never guessed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import NotFoundError
+from .reports import run_records, with_variants
+
+METRICS_FILE = "metrics.jsonl"  # what training writes in a job's run folder
+
+
+@dataclass
+class Lineage:
+    """Where a fine-tuned model's run came from: the model record, its dataset version and training job,
+    its training curve, and the runs of its base model on the same task."""
+
+    run: str
+    model: str | None
+    variant: str
+    base_model: str | None
+    model_record: dict | None = None
+    dataset: dict | None = None
+    job: dict | None = None
+    curve: pd.DataFrame | None = None
+    side_by_side: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
+
+
+def _as_dict(rec: Any) -> dict | None:
+    if rec is None:
+        return None
+    if hasattr(rec, "model_dump"):
+        return rec.model_dump(mode="json")
+    if isinstance(rec, dict):
+        return rec
+    return {k: v for k, v in vars(rec).items() if not k.startswith("_")}
+
+
+def _lookup(store: Any, names: tuple[str, ...], key: Any) -> dict | None:
+    """A record from whichever store method exists (the training and mixing stores own them)."""
+    if key in (None, ""):
+        return None
+    for name in names:
+        if hasattr(store, name):
+            try:
+                return _as_dict(getattr(store, name)(key))
+            except NotFoundError:
+                return None
+    return None
+
+
+def training_curve(job: dict | None) -> pd.DataFrame | None:
+    """Loss per step from the job's run folder (`out`/metrics.jsonl, one JSON object per line; lines that are
+    not JSON, such as a line cut short by a crash, are skipped). None for a job without such a file."""
+    folder = (job or {}).get("out")
+    path = Path(folder) / METRICS_FILE if isinstance(folder, str) and folder else None
+    if path is None or not path.is_file():
+        return None
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and rec.get("step") is not None:
+            rows.append({k: rec.get(k) for k in ("step", "loss", "eval_loss", "learning_rate")})
+    return pd.DataFrame(rows) if rows else None
+
+
+def run_lineage(store: Any, table: pd.DataFrame, run: str, registry: dict[str, dict]) -> Lineage:
+    """The lineage of `run`, a row of the runs table (`reports.run_table`)."""
+    t = table if "variant" in table.columns else with_variants(table, registry)
+    runs = t["run"].tolist()
+    if run not in runs:
+        raise NotFoundError(f"no run named {run}: `fireact stats` lists the sources in the database")
+    row = run_records(t.iloc[[runs.index(run)]], ["model", "task", "base_model", "variant"])[0]
+    model, variant, base = row["model"], row["variant"], row["base_model"]
+    out = Lineage(run=run, model=model, variant=variant, base_model=base)
+    rec = registry.get(model)
+    if rec:
+        out.model_record = rec
+        out.dataset = _lookup(store, ("get_dataset", "get_dataset_version"), rec.get("dataset"))
+        out.job = _lookup(store, ("get_job",), rec.get("job"))
+        out.curve = training_curve(out.job)
+    out.notes = _lineage_notes(out, rec)
+    task = row["task"] if isinstance(row["task"], str) else ""
+    same_base = [b == base and (x if isinstance(x, str) else "") == task for b, x in zip(t["base_model"], t["task"])]
+    out.side_by_side = t.loc[same_base, ["run", "variant", "model", "method", "perturb", "attempted", "em_attempted",
+                                         "em_finished", "f1_attempted", "mean_steps"]].reset_index(drop=True)
+    return out
+
+
+def _lineage_notes(lin: Lineage, rec: dict | None) -> list[str]:
+    if lin.variant != "fine-tuned":
+        return [f"{lin.model} is not a fine-tuned model known to this database: no lineage recorded"]
+    if not rec:
+        return [f"{lin.model} is not in the model registry: no dataset version or training job recorded"]
+    notes = []
+    if lin.dataset is None:
+        notes.append("no dataset version recorded for this model")
+    if lin.job is None:
+        notes.append("no training job recorded for this model")
+    elif lin.curve is None:
+        notes.append("the training job left no metrics.jsonl in its run folder")
+    return notes

@@ -1,0 +1,185 @@
+"""Dashboard: per-run scores over attempted and finished questions, EM by model and method, prompted versus
+fine-tuned, clean versus perturbed search, cost and steps, paired comparisons and lineage. Every bar and
+table cell opens Browse on the trajectories behind it."""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from fireact_core import charts, lineage, reports
+from fireact_core.errors import FireactError
+from fireact_core.filters import TrajectoryFilter
+from ui import page_setup
+
+BROWSE = "pages/1_Browse.py"
+SCORES = ("em_attempted", "em_finished", "f1_attempted", "f1_finished", "em", "f1", "em_clean", "em_perturbed",
+          "em_drop", "diff", "ci_low", "ci_high")
+FORMATS = {c: st.column_config.NumberColumn(format="%.3f") for c in SCORES}
+FORMATS["perturbed_share"] = st.column_config.NumberColumn(format="percent")
+
+store = page_setup("Dashboard", "📊")
+st.title("📊 Evaluation dashboard")
+
+
+def open_browse(flt) -> None:
+    """Leave for Browse filtered to `flt` (the filter also stays readable here if Browse is not in this app)."""
+    if flt is None or flt.is_empty():
+        return
+    try:
+        st.switch_page(BROWSE, query_params=flt.to_query())
+    except StreamlitAPIException:
+        st.info(f"Browse is not part of this app; the trajectories are at `Browse?{charts.query_string(flt)}`")
+
+
+def table(df, name: str, key: str, drill=None, hide_index: bool = True) -> None:
+    """A table with CSV export; with `drill(row, column)`, clicking a cell opens its trajectories."""
+    event = st.dataframe(df, key=key, hide_index=hide_index, column_config=FORMATS,
+                         on_select="rerun" if drill else "ignore", selection_mode="single-cell")
+    st.download_button("⬇ CSV", charts.csv_bytes(df if hide_index else df.reset_index()),
+                       f"{name}.csv", "text/csv", key=f"{key}_csv", on_click="ignore")
+    if drill and event and event.selection.cells:
+        row, column = event.selection.cells[0]
+        open_browse(drill(row, column))
+
+
+def chart(fig, name: str, key: str) -> None:
+    """A chart whose selected bars or points open their trajectories, with HTML (and PNG) export."""
+    if fig is None:
+        return
+    event = st.plotly_chart(fig, key=key, on_select="rerun", selection_mode=("points", "box"),
+                            config={"toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}})
+    left, right = st.columns([1, 5])
+    left.download_button("⬇ HTML", lambda: charts.figure_html(fig), f"{name}.html", "text/html",
+                         key=f"{key}_html", on_click="ignore")
+    if charts.png_available():
+        right.download_button("⬇ PNG", lambda: charts.figure_png(fig), f"{name}.png", "image/png",
+                              key=f"{key}_png", on_click="ignore")
+    else:
+        right.caption("Click or box-select to open the trajectories in Browse. PNG: the camera icon in the chart's "
+                      "toolbar (or `pip install kaleido` for a download button).")
+    if event and event.selection.points:
+        open_browse(charts.points_filter(event.selection.points))
+
+
+def show_runs(data) -> None:
+    runs = data.runs
+    st.caption("EM and F1 over **attempted** count missing and unfinished questions as wrong; over **finished** "
+               "they score only the questions that ended with an answer. Click a cell to open its trajectories.")
+    shown = runs[reports.TABLE_COLUMNS]
+    table(shown, "runs", "runs_table", drill=lambda r, c: charts.run_cell_filter(shown.iloc[r]["run"], c))
+    for key in ("task", "method", "model"):
+        st.markdown(f"**By {key}**")
+        by = reports.group_metrics(runs, [key])
+        table(by.drop(columns="sources"), f"by_{key}", f"by_{key}",
+              drill=lambda r, c, by=by: TrajectoryFilter(source=by.iloc[r]["sources"]))
+
+
+def show_models(data) -> None:
+    by = reports.em_by_model_method(data.runs)
+    if not by.empty:
+        chart(charts.em_by_model_method(by), "em_by_model_method", "chart_model_method")
+    st.subheader("Prompted versus fine-tuned")
+    pf = reports.prompted_vs_finetuned(data.runs, data.registry)
+    if pf.empty:
+        st.info("No fine-tuned model with a run here: models come from the Train page's registry "
+                "(or OpenAI `ft:` names, or runs made in fine-tuned mode).")
+        return
+    chart(charts.prompted_vs_finetuned(pf), "prompted_vs_finetuned", "chart_variants")
+    table(pf.drop(columns="sources"), "prompted_vs_finetuned", "variants_table",
+          drill=lambda r, c: TrajectoryFilter(source=pf.iloc[r]["sources"]))
+
+
+def show_robustness(data) -> None:
+    rob = reports.robustness(store, data.runs)
+    if rob.empty:
+        st.info("No perturbed run beside a clean run of the same task, model and method. Runs made with "
+                "perturbation ('none' or 'random' observations) on the Generate page show here.")
+        return
+    st.caption("diff, ci_low, ci_high: clean minus perturbed EM on the questions both runs answered, with a "
+               "paired bootstrap interval; p_value: McNemar's exact test.")
+    chart(charts.robustness(rob), "clean_vs_perturbed", "chart_robust")
+    table(rob, "clean_vs_perturbed", "robust_table",
+          drill=lambda r, c: TrajectoryFilter(source=[rob.iloc[r]["clean_run"], rob.iloc[r]["perturbed_run"]]))
+
+
+def show_cost(data) -> None:
+    fig = charts.cost_vs_em(data.runs)
+    if fig is None:
+        st.info("No tokens or cost recorded for these runs (FireAct's files carry none; generated runs do).")
+    chart(fig, "cost_vs_em", "chart_cost")
+    steps = reports.steps_distribution(store, list(data.runs["run"]))
+    chart(charts.steps_distribution(steps), "steps_distribution", "chart_steps")
+
+
+def show_compare(data) -> None:
+    scored = reports.scored_runs(data.runs)
+    if len(scored) < 2:
+        st.info("Two scored runs are needed for a paired comparison.")
+        return
+    c1, c2 = st.columns(2)
+    run_a = c1.selectbox("Run A", scored, index=0, key="cmp_a")
+    run_b = c2.selectbox("Run B", scored, index=1, key="cmp_b")
+    cmp = reports.compare_runs(store, run_a, run_b)
+    m = st.columns(4)
+    m[0].metric("Shared questions", cmp.n, help=f"only in A: {cmp.only_in_a}, only in B: {cmp.only_in_b}")
+    m[1].metric("EM A", "-" if cmp.em_a is None else f"{cmp.em_a:.3f}")
+    m[2].metric("EM B", "-" if cmp.em_b is None else f"{cmp.em_b:.3f}")
+    m[3].metric("McNemar p", "-" if cmp.p_value is None else f"{cmp.p_value:.3g}")
+    (st.success if cmp.significant else st.warning)(cmp.verdict())
+    ct = reports.contingency_table(cmp)
+    table(ct, "contingency", "cmp_table", hide_index=False,
+          drill=lambda r, c: charts.contingency_filter(cmp, ct.index[r], c))
+
+
+def show_lineage(data) -> None:
+    pick = st.selectbox("Run", reports.lineage_choices(data.runs, data.registry), key="lineage_run",
+                        help="runs of fine-tuned models first")
+    lin = lineage.run_lineage(store, data.runs, pick, data.registry)
+    st.markdown(f"**Model** `{lin.model}` · {lin.variant} · base `{lin.base_model}`")
+    for note in lin.notes:
+        st.info(note)
+    for col, title, rec in zip(st.columns(3), ("Model", "Dataset version", "Training job"),
+                               (lin.model_record, lin.dataset, lin.job)):
+        col.markdown(f"**{title}**")
+        if rec:
+            col.json(rec, expanded=False)
+        else:
+            col.caption("none recorded")
+    if lin.curve is not None:
+        chart(charts.training_curve(lin.curve), "training_curve", "chart_curve")
+    st.markdown("**Runs of the same base model on this task**")
+    side = lin.side_by_side
+    table(side, "lineage", "lineage_table", drill=lambda r, c: TrajectoryFilter(source=[side.iloc[r]["run"]]))
+
+
+def main() -> None:
+    names = store.report_run_names()
+    if not names:
+        st.info("No runs yet: import FireAct run files on the home page (or `fireact import FILE`), "
+                "or make one on the Generate page.")
+        st.stop()
+    with st.sidebar:
+        chosen = st.multiselect("Runs", names, key="dash_runs", placeholder="all runs")
+        scored_only = st.toggle("Only scored runs", value=True, key="dash_scored",
+                                help="hide imported training sets that have no gold answers")
+    data = reports.dashboard_runs(store, chosen or None, scored_only=scored_only)
+    if data.runs.empty:
+        st.info("None of the chosen sources has scored trajectories: untick 'Only scored runs' in the sidebar.")
+        st.stop()
+    # Only the open tab's content runs (and queries the store).
+    tabs = st.tabs(list(SECTIONS), key="dash_tab", on_change="rerun")
+    for tab, show in zip(tabs, SECTIONS.values()):
+        if tab.open:
+            with tab:
+                show(data)
+
+
+SECTIONS = {"Runs": show_runs, "Models & methods": show_models, "Robustness": show_robustness,
+            "Cost & steps": show_cost, "Compare runs": show_compare, "Lineage": show_lineage}
+
+try:
+    with store.session():
+        main()
+except FireactError as exc:
+    st.error(str(exc))
