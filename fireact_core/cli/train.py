@@ -1,9 +1,168 @@
-"""Subcommands of this feature."""
+"""train, train-openai, jobs, models."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from . import open_store, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser("train", help="fine-tune a local model on a dataset version (runs to the end)")
+    p.add_argument("--dataset", required=True, help="dataset version name")
+    p.add_argument("--base-model", required=True, metavar="DIR", help="folder of the base model")
+    p.add_argument("--method", choices=["lora", "full"], default="lora")
+    steps = p.add_mutually_exclusive_group()
+    steps.add_argument("--max-steps", type=int, default=0)
+    steps.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--lr", type=float, default=2e-4, help="learning rate")
+    p.add_argument("--max-length", type=int, default=1024)
+    p.add_argument("--overflow", choices=["drop", "truncate"], default="drop",
+                   help="what to do with examples longer than --max-length")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--num-processes", type=int, default=1, help="more than one runs through accelerate launch")
+    p.add_argument("--accelerate-config", default="", metavar="YAML")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    p.add_argument("--name", default="", help="name of the registered model")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("train-resume", help="start a failed or cancelled local job again from its newest checkpoint")
+    p.add_argument("job")
+    p.set_defaults(handler=cmd_train_resume)
+
+    p = sub.add_parser("train-cancel", help="stop a training job (every process of it, or the remote job)")
+    p.add_argument("job")
+    p.set_defaults(handler=cmd_train_cancel)
+
+    p = sub.add_parser("train-openai", help="fine-tune through the OpenAI fine-tuning API")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True, help="base model, as the API names it")
+    p.add_argument("--epochs", type=int, default=0, help="0: the API chooses")
+    p.add_argument("--suffix", default="")
+    p.add_argument("--base-url", default="", help="default: $OPENAI_BASE_URL, else api.openai.com")
+    p.add_argument("--name", default="", help="name of the registered model")
+    p.add_argument("--wait", action="store_true", help="poll until the job ends")
+    p.add_argument("--poll", type=float, default=10.0, metavar="SECONDS", help="time between looks with --wait")
+    p.set_defaults(handler=cmd_train_openai)
+
+    p = sub.add_parser("jobs", help="training jobs and their state")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_jobs)
+
+    p = sub.add_parser("models", help="models that training produced")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_models)
+
+
+def progress_bar(job, status: dict) -> None:
+    step, total = status.get("step", job.steps) or 0, status.get("max_steps") or 0
+    width = 30
+    done = int(width * step / total) if total else 0
+    loss = f" loss {job.loss_last:.4f}" if job.loss_last is not None else ""
+    print(f"\r[{'#' * done}{'.' * (width - done)}] {step}/{total or '?'}{loss} {job.status}   ",
+          end="", file=sys.stderr, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..training import LocalTrainConfig
+    from ..training.jobs import start_local_job
+
+    store = open_store(args)
+    config = LocalTrainConfig(
+        dataset=args.dataset, base_model=args.base_model, method=args.method, max_steps=args.max_steps,
+        epochs=args.epochs, learning_rate=args.lr, max_length=args.max_length, overflow=args.overflow,
+        batch_size=args.batch_size, grad_accum=args.grad_accum, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
+        num_processes=args.num_processes, accelerate_config=args.accelerate_config, use_cpu=args.cpu,
+        model_name=args.name, out=args.out)
+    job = start_local_job(store, config)
+    print(f"job {job.id} started: run folder {job.out}, log {job.out}/train.log", file=sys.stderr)
+    return _follow(store, job)
+
+
+def _follow(store, job) -> int:
+    from ..training.jobs import cancel_job, follow_job, read_data_report
+
+    try:
+        job = follow_job(store, job.id, progress_bar)
+    except KeyboardInterrupt:
+        cancel_job(store, job.id)
+        raise
+    print(file=sys.stderr)
+    report = read_data_report(job.out)
+    if report:
+        print(f"data: {report['examples']} examples, {report['over_max_length']} longer than {report['max_length']} "
+              f"tokens ({report['dropped']} dropped, {report['truncated']} truncated)")
+    print(f"job {job.id} {job.status}: {job.steps} steps, loss {job.loss_first} -> {job.loss_last}")
+    if job.status != "succeeded":
+        print(job.error or "", file=sys.stderr)
+        return 1
+    model = store.model_of_job(job.id)
+    print(f"model '{model.name}' registered: {model.path_or_id}")
+    return 0
+
+
+def cmd_train_resume(args: argparse.Namespace) -> int:
+    from ..training.jobs import resume_job
+
+    store = open_store(args)
+    job = resume_job(store, args.job)
+    print(f"job {job.id} resumed from its newest checkpoint in {job.out}", file=sys.stderr)
+    return _follow(store, job)
+
+
+def cmd_train_cancel(args: argparse.Namespace) -> int:
+    from ..training.jobs import cancel_job
+
+    job = cancel_job(open_store(args), args.job)
+    print(f"job {job.id} {job.status}")
+    return 0
+
+
+def cmd_train_openai(args: argparse.Namespace) -> int:
+    from ..training import OpenAITrainConfig
+    from ..training.openai_jobs import follow_openai_job, start_openai_job
+
+    store = open_store(args)
+    config = OpenAITrainConfig(dataset=args.dataset, model=args.model, epochs=args.epochs, suffix=args.suffix,
+                               base_url=args.base_url, model_name=args.name)
+    job = start_openai_job(store, config)
+    print(f"job {job.id} created at the API as {job.remote_id} ({job.status})")
+    if not args.wait:
+        return 0
+    job = follow_openai_job(store, job.id, on_event=lambda e: print(f"  {e}", file=sys.stderr), poll_s=args.poll)
+    print(f"job {job.id} {job.status}" + (f": {job.error}" if job.error else ""))
+    if job.status != "succeeded":
+        return 1
+    print(f"model '{store.model_of_job(job.id).name}' registered: {store.model_of_job(job.id).path_or_id}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from ..training.jobs import refresh_jobs
+
+    store = open_store(args)
+    for problem in refresh_jobs(store):
+        print(f"fireact: warning: {problem}", file=sys.stderr)
+    jobs = store.list_jobs()
+    if args.json:
+        print_json([j.summary() for j in jobs])
+        return 0
+    for j in jobs:
+        loss = f"loss {j.loss_first:.4f} -> {j.loss_last:.4f}" if j.loss_first is not None else ""
+        print(f"{j.id}  {j.kind:6} {j.status:9} {j.dataset:20} {j.steps:6} steps  {loss}  {j.out or j.remote_id}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    models = store.list_models()
+    if args.json:
+        print_json([m.summary() for m in models])
+        return 0
+    for m in models:
+        print(f"{m.name:30} {m.kind:6} {m.dataset or '':20} {m.path_or_id}")
+    return 0

@@ -1,0 +1,34 @@
+"""Evaluate a registered model: a generation run of it on a task split in fine-tuned mode (no few-shot examples)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import FireactError
+
+
+def default_tasks_dir() -> str:
+    from .. import engine
+
+    return engine.default_tasks_dir()
+
+
+def evaluation_config(store: Any, model_name: str, task: str, split: str, sample: int = 50, search: str = "local",
+                      tasks_dir: str | None = None, method: str = "react", **extra: Any):
+    """The engine's RunConfig for evaluating `model_name` on `sample` questions of `task`/`split`."""
+    from .. import engine
+
+    model = store.get_model(model_name)
+    if sample < 1:
+        raise FireactError(f"evaluate {model_name}: the sample must hold at least one question")
+    settings = engine.model_settings(model)
+    run = engine.default_run_name(task, split, method, f"{model.name}-finetuned")
+    return engine.RunConfig(run=run, task=task, split=split, tasks_dir=tasks_dir or engine.default_tasks_dir(),
+                            sample=sample, method=method, search=search, **{**settings, **extra})
+
+
+def start_evaluation(store: Any, model_name: str, task: str, split: str, **options: Any) -> str:
+    """Start the evaluation run in the background (as the Generate page does); returns the run's name."""
+    from .. import engine
+
+    return engine.start_run(store, evaluation_config(store, model_name, task, split, **options))

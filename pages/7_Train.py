@@ -1,0 +1,162 @@
+"""Train: fine-tune on a dataset version (locally with LoRA or full, or through the OpenAI API), watch jobs
+live, cancel or resume them, and send the models they produce to Generate for evaluation."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fireact_core.errors import FireactError
+from fireact_core.training import LocalTrainConfig, OpenAITrainConfig, form_fields
+from fireact_core.training import jobs as runner
+from fireact_core.training.evaluate import default_tasks_dir, start_evaluation
+from fireact_core.training.openai_jobs import start_openai_job
+from fireact_core.training.views import curves_figure, describe_report, job_detail, job_label, job_rows
+from ui import page_setup
+
+store = page_setup("Train")
+st.title("🎯 Train")
+datasets = [v["name"] for v in store.list_dataset_versions()]
+
+
+def widget(f: dict, key: str):
+    k, label, help_ = f"{key}.{f['name']}", f["label"], f["help"]
+    if "choices" in f:
+        return st.selectbox(label, f["choices"], index=f["choices"].index(f["default"]), help=help_, key=k)
+    if f["type"] == "bool":
+        return st.checkbox(label, value=f["default"], help=help_, key=k)
+    if f["type"] == "int":
+        return int(st.number_input(label, value=f["default"], min_value=f.get("min"), max_value=f.get("max"), step=1,
+                                   help=help_, key=k))
+    if f["type"] == "float":
+        lo, hi = f.get("min"), f.get("max")
+        return st.number_input(label, value=float(f["default"]), min_value=None if lo is None else float(lo),
+                               max_value=None if hi is None else float(hi), step=f.get("step"),
+                               format=f.get("format", "%.4g"), help=help_, key=k)
+    if f["type"] == "list":
+        text = st.text_input(label, ", ".join(f["default"]), help=help_, key=k)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return st.text_input(label, f["default"], help=help_, key=k)
+
+
+def config_form(cls: type, key: str) -> dict:
+    """Widgets for every visible field of a config class, grouped as its metadata says."""
+    fields = [f for f in form_fields(cls) if f["name"] != "dataset"]
+    values = {"dataset": st.selectbox("Dataset version", datasets, key=f"{key}.dataset")}
+    for group in dict.fromkeys(f["group"] for f in fields):
+        with st.expander(group, expanded=group in ("Model", "Data")):
+            cols = st.columns(3)
+            for i, f in enumerate(g for g in fields if g["group"] == group):
+                with cols[i % 3]:
+                    values[f["name"]] = widget(f, key)
+    return values
+
+
+def start(kind: str, values: dict, api_key: str = "") -> None:
+    try:
+        if kind == "local":
+            job = runner.start_local_job(store, LocalTrainConfig(**values))
+        else:
+            job = start_openai_job(store, OpenAITrainConfig(**values), api_key=api_key or None)
+    except FireactError as exc:
+        st.error(str(exc))
+        return
+    st.success(f"Job {job.id} started ({job.status}); follow it under Jobs.")
+
+
+tab_local, tab_openai, tab_jobs, tab_models = st.tabs(["Local", "OpenAI", "Jobs", "Models"])
+with tab_local:
+    if not datasets:
+        st.info("No dataset version yet: make one on the Mix page, then train on it here.")
+    else:
+        with st.form("local"):
+            values = config_form(LocalTrainConfig, "local")
+            if st.form_submit_button("Start training", type="primary"):
+                start("local", values)
+with tab_openai:
+    if not datasets:
+        st.info("No dataset version yet: make one on the Mix page, then fine-tune on it here.")
+    else:
+        with st.form("openai"):
+            values = config_form(OpenAITrainConfig, "openai")
+            key = st.text_input("API key (empty: $OPENAI_API_KEY; never stored)", type="password")
+            if st.form_submit_button("Create fine-tuning job", type="primary"):
+                start("openai", values, key)
+
+
+def job_actions(job, api_key: str) -> None:
+    c1, c2, _ = st.columns([1, 1, 4])
+    try:
+        if not job.finished and c1.button("Cancel", key=f"cancel.{job.id}"):
+            runner.cancel_job(store, job.id, api_key=api_key or None)
+            st.rerun()
+        if job.kind != "openai" and job.status in ("failed", "cancelled") and c2.button("Resume", key=f"resume.{job.id}",
+                                                                                      help="from the newest checkpoint"):
+            runner.resume_job(store, job.id)
+            st.rerun()
+    except FireactError as exc:
+        st.error(str(exc))
+
+
+def show_job(job_id: str, api_key: str) -> None:
+    for problem in runner.refresh_jobs(store, remote=False):
+        st.warning(problem)
+    job = store.get_job(job_id)
+    if job.kind == "openai" and not job.finished:
+        try:
+            from fireact_core.training.openai_jobs import refresh_openai_job
+
+            job = refresh_openai_job(store, job, api_key=api_key or None)
+        except FireactError as exc:
+            st.error(str(exc))
+    detail = job_detail(job)
+    st.markdown(f"**{job.status}** · {job.kind} on `{job.dataset}` from `{job.base_model}` · step {job.steps}"
+                + (f" · loss {job.loss_first:.4f} → {job.loss_last:.4f}" if job.loss_first is not None else ""))
+    if job.status == "failed":
+        st.error(f"Job {job.id} failed")
+        st.code(job.error or "", language=None)
+    if describe_report(detail["report"]):
+        st.caption(describe_report(detail["report"]))
+    fig = curves_figure(detail["metrics"])
+    if fig is not None:
+        st.plotly_chart(fig, key=f"curves.{job.id}")
+    job_actions(job, api_key)
+    if detail["events"]:
+        st.dataframe([{"level": e["level"], "message": e["message"]} for e in detail["events"][-20:]], hide_index=True)
+    if detail["log"] and job.status != "failed":
+        with st.expander("Log (last lines)"):
+            st.code(detail["log"], language=None)
+
+
+with tab_jobs:
+    runner.refresh_jobs(store, remote=False)
+    jobs = store.list_jobs()
+    if not jobs:
+        st.info("No training job yet: start one under Local or OpenAI, or with `fireact train`.")
+    else:
+        st.dataframe(job_rows(jobs), hide_index=True)
+        chosen = st.selectbox("Job", jobs, format_func=job_label)
+        key = st.text_input("API key for OpenAI jobs (empty: $OPENAI_API_KEY)", type="password", key="jobs.key")
+        live = not chosen.finished
+        st.fragment(run_every=3 if live else None)(show_job)(chosen.id, key)
+
+with tab_models:
+    models = store.list_models()
+    if not models:
+        st.info("No model yet: a job that succeeds registers its adapter, model folder or fine-tuned name here.")
+    else:
+        st.dataframe([m.summary() for m in models], hide_index=True)
+        name = st.selectbox("Model", [m.name for m in models])
+        c1, c2, c3, c4 = st.columns(4)
+        task = c1.selectbox("Task", ["hotpotqa", "strategyqa", "bamboogle", "mmlu"])
+        split = c2.text_input("Split", "dev")
+        sample = int(c3.number_input("Questions (sample)", 1, 100_000, 50))
+        search = c4.selectbox("Search", ["local", "serpapi", "none"])
+        tasks_dir = st.text_input("Tasks folder", default_tasks_dir())
+        if st.button("Evaluate now", type="primary", help="a ReAct run of this model in fine-tuned mode"):
+            try:
+                run = start_evaluation(store, name, task, split, sample=sample, search=search, tasks_dir=tasks_dir)
+                st.success(f"Evaluation run {run} started; follow it on the Generate page.")
+            except FireactError as exc:
+                st.error(str(exc))
+        st.page_link("pages/5_Generate.py", label=f"Evaluate {name} on {task} {split} (fine-tuned mode)", icon="⚡",
+                     query_params={"model": name, "mode": "finetuned", "task": task, "split": split})
