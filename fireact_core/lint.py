@@ -48,7 +48,8 @@ def lint_trajectory(t: Trajectory) -> list[Lint]:
         if step.action and (step.action.name or "").lower() == "finish" and not (step.action.arg or "").strip():
             add("empty_finish", i)
         has_turn = step.thought is not None or step.action is not None or step.raw is not None
-        if has_turn and step.observation is None and i + 1 < len(t.steps):
+        if (has_turn and problem != "text outside Thought/Action/Observation" and step.observation is None
+                and i + 1 < len(t.steps)):
             add("consecutive_assistant", i)
     observations = [s.observation for s in t.steps if s.observation is not None]
     if len(observations) >= 2 and observations[-1] == observations[-2]:
@@ -60,25 +61,39 @@ def lint_trajectory(t: Trajectory) -> list[Lint]:
     return found
 
 
-def lint_duplicates(trajs: list[Trajectory], seen: Iterable[tuple[str, str]] = ()) -> list[Lint]:
-    """Flag each trajectory whose (source, question) came before, in this batch or in `seen`."""
+QuestionKey = tuple[str, str, str]  # (trajectory id, source, question key)
+
+
+def question_keys(trajs: Iterable[Trajectory]) -> list[QuestionKey]:
+    return [(t.id, t.source, question_key(t.question)) for t in trajs]
+
+
+def duplicate_lints(keys: Iterable[QuestionKey], seen: Iterable[tuple[str, str]] = ()) -> list[Lint]:
+    """`lint_duplicates` on (id, source, question key) triples, in order."""
     counts: Counter[tuple[str, str]] = Counter(seen)
     found = []
-    for t in trajs:
-        key = (t.source, question_key(t.question))
+    for traj_id, source, qkey in keys:
+        key = (source, qkey)
         if counts[key]:
-            found.append(Lint(trajectory_id=t.id, kind="duplicate_question", detail=f"asked {counts[key]} time(s) before"))
+            found.append(Lint(trajectory_id=traj_id, kind="duplicate_question", detail=f"asked {counts[key]} time(s) before"))
         counts[key] += 1
     return found
 
 
+def lint_duplicates(trajs: list[Trajectory], seen: Iterable[tuple[str, str]] = ()) -> list[Lint]:
+    """Flag each trajectory whose (source, question) came before, in this batch or in `seen`."""
+    return duplicate_lints(question_keys(trajs), seen)
+
+
+def contamination_lints(keys: Iterable[QuestionKey], eval_keys: dict[str, str]) -> list[Lint]:
+    """`lint_contamination` on (id, source, question key) triples."""
+    return [Lint(trajectory_id=traj_id, kind="eval_contamination", detail=f"question is in {eval_keys[qkey]}")
+            for traj_id, _, qkey in keys if qkey in eval_keys]
+
+
 def lint_contamination(trajs: list[Trajectory], eval_keys: dict[str, str]) -> list[Lint]:
     """Flag trajectories whose question is in an evaluation split (`eval_keys`: question key -> split name)."""
-    return [
-        Lint(trajectory_id=t.id, kind="eval_contamination", detail=f"question is in {eval_keys[k]}")
-        for t in trajs
-        if (k := question_key(t.question)) in eval_keys
-    ]
+    return contamination_lints(question_keys(trajs), eval_keys)
 
 
 def load_eval_questions(paths: Iterable[str | Path]) -> dict[str, str]:

@@ -19,25 +19,38 @@ CALL_RE = re.compile(r"\b\w+\[")
 REFLECTION_RE = re.compile(r"let me do a reflection|^reflection:", re.I)
 
 
-def parse_action(raw: str) -> Action:
+UNPARSED = "text outside Thought/Action/Observation"
+
+
+def action_fields(raw: str) -> dict:
+    """`parse_action` as plain data: {"raw", "name", "arg"} (name and arg only when it parsed)."""
     match = ACTION_RE.match(raw.strip())
     if not match:
-        return Action(raw=raw)
-    return Action(raw=raw, name=match.group(1), arg=match.group(2))
+        return {"raw": raw}
+    name, arg = match.groups()
+    return {"raw": raw, "name": name, "arg": arg}
+
+
+def parse_action(raw: str) -> Action:
+    return Action.model_validate(action_fields(raw))
+
+
+def _problem(raw: str, name: str | None) -> str | None:
+    raw = raw.strip()
+    if raw.count("[") > 1 and len(CALL_RE.findall(raw)) > 1:
+        return "several actions in one turn"
+    if name is None:
+        if "[" in raw and not raw.endswith("]"):
+            return "missing ']'"
+        return "not of the form name[argument]"
+    if name.lower() not in KNOWN_TOOLS:
+        return f"unknown tool '{name}'"
+    return None
 
 
 def action_problem(action: Action) -> str | None:
     """Why an action is malformed, or None when it is fine."""
-    raw = action.raw.strip()
-    if len(CALL_RE.findall(raw)) > 1:
-        return "several actions in one turn"
-    if action.name is None:
-        if "[" in raw and not raw.endswith("]"):
-            return "missing ']'"
-        return "not of the form name[argument]"
-    if action.name.lower() not in KNOWN_TOOLS:
-        return f"unknown tool '{action.name}'"
-    return None
+    return _problem(action.raw, action.name)
 
 
 def _field_of(line: str) -> tuple[str | None, str]:
@@ -77,28 +90,38 @@ class _Builder:
         self.steps[-1][self.last] += "\n" + line
 
 
-def _to_step(fields: dict) -> Step:
+def _step_fields(fields: dict) -> dict:
+    """A step as plain data (what `Step.model_validate` takes; `flags` always given, which validates faster)."""
     if "raw" in fields:
-        return Step(raw=fields["raw"], flags=StepFlags(parse_error="text outside Thought/Action/Observation"))
-    action = parse_action(fields["action"]) if "action" in fields else None
-    problem = action_problem(action) if action else None
-    return Step(
-        thought=fields.get("thought"),
-        action=action,
-        observation=fields.get("observation"),
-        flags=StepFlags(parse_error=problem),
-    )
+        return {"raw": fields["raw"], "flags": {"parse_error": UNPARSED}}
+    step: dict = {"flags": {}}
+    if "thought" in fields:
+        step["thought"] = fields["thought"]
+    if "action" in fields:
+        action = step["action"] = action_fields(fields["action"])
+        problem = _problem(action["raw"], action.get("name"))
+        if problem:
+            step["flags"]["parse_error"] = problem
+    if "observation" in fields:
+        step["observation"] = fields["observation"]
+    return step
 
 
-def parse_text(text: str) -> tuple[list[Step], bool]:
-    """Steps of a whole "Thought/Action/Observation" text, and whether it ended with a newline."""
+def parse_text_fields(text: str) -> tuple[list[dict], bool]:
+    """`parse_text` as plain data: step dicts, and whether the text ended with a newline."""
     trailing = text.endswith("\n")
     body = text[:-1] if trailing else text
     builder = _Builder()
     if body or not trailing:
         for line in body.split("\n"):
             builder.add(line)
-    return [_to_step(f) for f in builder.steps], trailing
+    return [_step_fields(f) for f in builder.steps], trailing
+
+
+def parse_text(text: str) -> tuple[list[Step], bool]:
+    """Steps of a whole "Thought/Action/Observation" text, and whether it ended with a newline."""
+    steps, trailing = parse_text_fields(text)
+    return [Step.model_validate(s) for s in steps], trailing
 
 
 def render_model_turn(step: Step) -> str:
@@ -134,6 +157,17 @@ def render_text(steps: list[Step], trailing_newline: bool = True) -> str:
     return text + "\n" if trailing_newline else text
 
 
+def model_turn_fields(content: str) -> dict:
+    """`parse_model_turn` as plain data, with a fast path for the regular "Thought: ...\\nAction: ..." turn."""
+    if content.startswith("Thought: "):
+        nl = content.find("\n")
+        if nl > 0 and content.startswith("Action: ", nl + 1) and content.find("\n", nl + 1) < 0:
+            action = action_fields(content[nl + 9:])
+            problem = _problem(action["raw"], action.get("name"))
+            return {"thought": content[9:nl], "action": action, "flags": {"parse_error": problem} if problem else {}}
+    return parse_model_turn(content).model_dump()
+
+
 def parse_model_turn(content: str) -> Step:
     """One assistant message of a chat trajectory as one step; verbatim text kept when it is irregular."""
     steps, _ = parse_text(content)
@@ -161,7 +195,7 @@ def parse_observation_turn(content: str) -> tuple[str, str | None]:
 def infer_method(steps: list[Step]) -> str:
     """reflexion (a reflection thought), react (tool calls), cot (thought then finish), io (finish alone)."""
     thoughts = [s.thought or s.raw or "" for s in steps]
-    if any(REFLECTION_RE.search(t) for t in thoughts):
+    if any("reflection" in t.lower() and REFLECTION_RE.search(t) for t in thoughts):
         return "reflexion"
     names = [(s.action.name or "").lower() for s in steps if s.action is not None]
     if any(n and n != "finish" for n in names):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import FireactError
 from ..formats import EXPORT_FORMATS, IMPORT_FORMATS
 from . import open_store, print_json
 
@@ -20,9 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("export", help="write trajectories (or a dataset version) to a file")
-    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument("--format", required=True, choices=[*EXPORT_FORMATS, "parquet"])
     p.add_argument("--out", required=True)
     p.add_argument("--source")
+    p.add_argument("--dataset", help="export this saved dataset version instead")
+    p.add_argument("--split", choices=["train", "val"], help="with --dataset: only this split")
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("stats", help="what is in the database")
@@ -49,6 +52,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ..exporter import export
 
+    if args.dataset or args.format == "parquet" or args.split:
+        from ..datasets_export import export_dataset
+
+        if not args.dataset:
+            raise FireactError("parquet and --split export a dataset version: add --dataset NAME")
+        n = export_dataset(open_store(args), args.dataset, args.format, args.out, split=args.split)
+        print(f"{n} trajectories of dataset '{args.dataset}' written to {args.out} ({args.format})")
+        return 0
     n = export(open_store(args), args.format, args.out, source=args.source)
     print(f"{n} trajectories written to {args.out} ({args.format})")
     return 0

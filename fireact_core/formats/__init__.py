@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import FireactError, FormatError
-from .common import ReadResult, read_text
-from .fireact import read_alpaca, read_fireact_run, read_openai, write_alpaca, write_messages, write_openai
-from .native import read_native, write_native
+from .common import ReadResult, first_line, iter_jsonl_file, read_text
+from .fireact import openai_batches, read_alpaca, read_fireact_run, read_openai, write_alpaca, write_messages, write_openai
+from .native import native_batches, read_native, write_native
 
 READERS: dict[str, Callable[[str, str, str], ReadResult]] = {
     "fireact-run": read_fireact_run,
@@ -18,7 +18,9 @@ READERS: dict[str, Callable[[str, str, str], ReadResult]] = {
     "native": read_native,
 }
 WRITERS = {"openai-jsonl": write_openai, "alpaca": write_alpaca, "messages": write_messages, "native": write_native}
+STREAMED = {"openai-jsonl": openai_batches, "native": native_batches}
 IMPORT_FORMATS = ["auto", *READERS]
+BATCH = 5000
 EXPORT_FORMATS = list(WRITERS)
 
 
@@ -44,17 +46,30 @@ def detect_format(path: str, text: str) -> str:
     raise FormatError(path, 1, "unrecognised JSON lines: expected 'messages' (OpenAI chat) or 'record' (native)")
 
 
-def read_file(path: str | Path, fmt: str = "auto", source: str | None = None) -> ReadResult:
-    """Read one file into trajectories (nothing is written anywhere)."""
+def iter_batches(path: str | Path, fmt: str = "auto", source: str | None = None, batch: int = BATCH) -> Iterator[ReadResult]:
+    """Read one file a batch of trajectories at a time (JSONL formats stream line by line; one JSON document
+    comes as one batch). Nothing is written anywhere. Sources are given with the batch they are found in."""
     path = str(path)
-    text = read_text(path)
     if fmt == "auto":
-        fmt = detect_format(path, text)
+        fmt = detect_format(path, first_line(path))
     if fmt not in READERS:
         raise FireactError(f"unknown format '{fmt}': choose one of {', '.join(IMPORT_FORMATS)}")
-    if fmt == "native":
-        return read_native(path, text, source)
-    return READERS[fmt](path, text, source or Path(path).stem)
+    if fmt in STREAMED:
+        name = source if fmt == "native" else source or Path(path).stem
+        yield from STREAMED[fmt](path, iter_jsonl_file(path), name, batch)
+        return
+    yield READERS[fmt](path, read_text(path), source or Path(path).stem)
 
 
-__all__ = ["ReadResult", "read_file", "detect_format", "READERS", "WRITERS", "IMPORT_FORMATS", "EXPORT_FORMATS"]
+def read_file(path: str | Path, fmt: str = "auto", source: str | None = None) -> ReadResult:
+    """Read one file into trajectories (nothing is written anywhere)."""
+    result: ReadResult | None = None
+    for part in iter_batches(path, fmt, source, batch=2**62):
+        result = part
+    if result is None:
+        resolved = detect_format(str(path), first_line(path)) if fmt == "auto" else fmt
+        result = ReadResult(path=str(path), format=resolved)
+    return result
+
+
+__all__ = ["ReadResult", "read_file", "iter_batches", "BATCH", "detect_format", "READERS", "WRITERS", "IMPORT_FORMATS", "EXPORT_FORMATS"]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from codecs import BOM_UTF8
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+
+from pydantic_core import from_json
 
 from ..errors import FormatError
 from ..records import Annotation, Lint, Revision, Source, Trajectory
@@ -30,13 +33,19 @@ class ReadResult:
     lints: list[Lint] = field(default_factory=list)
 
 
-def read_text(path: str | Path) -> str:
-    """The whole file as text, or a FormatError: missing, a directory, empty, not UTF-8."""
+def check_file(path: str | Path) -> Path:
+    """The path, when it names a file; else a FormatError (missing, a directory)."""
     p = Path(path)
     if not p.exists():
         raise FormatError(path, 1, "no such file: check the path")
     if p.is_dir():
         raise FormatError(path, 1, "is a directory: give the file to import, not its folder")
+    return p
+
+
+def read_text(path: str | Path) -> str:
+    """The whole file as text, or a FormatError: missing, a directory, empty, not UTF-8."""
+    p = check_file(path)
     try:
         data = p.read_bytes()
     except OSError as exc:
@@ -54,9 +63,21 @@ def _check_size(path: str, line: int, size: int) -> None:
     if size > MAX_RECORD_BYTES:
         raise FormatError(
             path, line,
-            f"record is {size / 1e6:.1f} MB, over the {MAX_RECORD_BYTES / 1e6:.0f} MB limit per record "
+            f"record is {size / 2**20:.1f} MB, over the {MAX_RECORD_BYTES / 2**20:g} MB limit per record "
             "(set FIREACT_MAX_RECORD_MB to raise it)",
         )
+
+
+def loads(path: str, line: int, text: str) -> Any:
+    """One JSON value (pydantic-core's parser, the standard one for the message when it fails)."""
+    try:
+        return from_json(text)
+    except ValueError:
+        pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(path, line, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
 
 
 def iter_jsonl(path: str, text: str) -> Iterator[tuple[int, Any]]:
@@ -65,10 +86,46 @@ def iter_jsonl(path: str, text: str) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         _check_size(path, number, len(line))
-        try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise FormatError(path, number, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        yield number, loads(path, number, line)
+
+
+def _file_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line, read one line at a time; FormatError when the file is
+    missing, a directory, empty or not UTF-8, or a line is over the size limit."""
+    p = check_file(path)
+    offset = 0
+    blank = True
+    try:
+        with open(p, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if number == 1 and raw.startswith(BOM_UTF8):
+                    raw, offset = raw[3:], 3
+                _check_size(str(path), number, len(raw))
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise FormatError(path, number, f"not valid UTF-8 (byte {offset + exc.start}): save the file as UTF-8") from exc
+                offset += len(raw)
+                if line.strip():
+                    blank = False
+                    yield number, line
+    except OSError as exc:
+        raise FormatError(path, 1, f"cannot be read: {exc.strerror}") from exc
+    if blank:
+        raise FormatError(path, 1, "the file is empty")
+
+
+def iter_jsonl_file(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """`iter_jsonl` straight from the file, one line in memory at a time."""
+    for number, line in _file_lines(path):
+        yield number, loads(str(path), number, line)
+
+
+def first_line(path: str | Path) -> str:
+    """The first non-blank line (to tell the format), or a FormatError as `_file_lines` gives."""
+    for _, line in _file_lines(path):
+        return line
+    raise FormatError(path, 1, "the file is empty")
 
 
 def iter_json_array(path: str, text: str) -> Iterator[tuple[int, Any]]:

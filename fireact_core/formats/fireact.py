@@ -5,10 +5,20 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any, Iterable, Iterator, TextIO
 
-from ..parsing import parse_model_turn, parse_observation_turn, parse_text, render_model_turn, render_observation, render_text
-from ..records import Message, Source, Step, Trajectory, final_answer_of, stable_id
+from pydantic import ValidationError
+
+from ..errors import FormatError
+from ..parsing import (
+    model_turn_fields,
+    parse_observation_turn,
+    parse_text_fields,
+    render_model_turn,
+    render_observation,
+    render_text,
+)
+from ..records import Source, Step, Trajectory, stable_id
 from .common import ReadResult, expect, iter_json_array, iter_jsonl, load_json, reward_of
 
 ALPACA_TEMPLATE = (
@@ -27,28 +37,45 @@ RUN_NAME_RE = re.compile(
 QUESTION_PREFIX = "Question: "
 
 
-def _finish(traj: dict[str, Any], steps: list[Step]) -> dict[str, Any]:
+def _final_answer(steps: list[dict]) -> str | None:
+    for step in reversed(steps):
+        action = step.get("action")
+        if action and action.get("name") == "finish":
+            return action.get("arg")
+    return None
+
+
+def _finish(traj: dict[str, Any], steps: list[dict], path: str = "", line: int = 0) -> Trajectory:
+    """Validate the trajectory once, steps and all (the steps arrive as plain dicts from the parser)."""
     traj["steps"] = steps
-    traj.setdefault("final_answer", final_answer_of(steps))
+    traj.setdefault("final_answer", _final_answer(steps))
     if traj.get("reward") is None and steps:
-        traj["reward"] = reward_of(steps[-1].observation)
+        traj["reward"] = reward_of(steps[-1].get("observation"))
     traj.setdefault("status", "finished" if traj["final_answer"] is not None else "unfinished")
-    return traj
+    try:
+        return Trajectory.model_validate(traj)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise FormatError(path or traj.get("source", "?"), line, f"{where}: {err['msg']}") from exc
 
 
 def trajectory_from_text(source: str, index: int, question: str, output: str, **extra: Any) -> Trajectory:
-    steps, trailing = parse_text(output)
+    steps, trailing = parse_text_fields(output)
     data = {"id": stable_id(source, index), "source": source, "question": question, **extra}
     data.setdefault("meta", {})["trailing_newline"] = trailing
-    return Trajectory.model_validate(_finish(data, steps))
+    return _finish(data, steps)
 
 
 def trajectory_from_messages(source: str, index: int, messages: list[dict], path: str, line: int, **extra: Any) -> Trajectory:
     """Messages up to the first assistant turn are the prompt; the last of them is the question."""
-    for m in messages:
-        expect(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str),
-               path, line, "each message needs a string 'role' and a string 'content'")
-    first = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), len(messages))
+    first = -1
+    for i, m in enumerate(messages):
+        if type(m) is not dict or type(m.get("role")) is not str or type(m.get("content")) is not str:
+            raise FormatError(path, line, "each message needs a string 'role' and a string 'content'")
+        if first < 0 and m["role"] == "assistant":
+            first = i
+    first = len(messages) if first < 0 else first
     expect(first > 0 and messages[first - 1]["role"] == "user", path, line,
            "the first message before the assistant's turns must be the user's question")
     question = messages[first - 1]["content"]
@@ -56,26 +83,33 @@ def trajectory_from_messages(source: str, index: int, messages: list[dict], path
     if question.startswith(QUESTION_PREFIX):
         question = question[len(QUESTION_PREFIX):]
         meta["question_prefix"] = QUESTION_PREFIX
-    prompt = [Message(**m) for m in messages[: first - 1]] or None
-    steps = steps_from_turns(messages[first:])
+    prompt = messages[: first - 1] or None
+    steps = step_fields_from_turns(messages[first:])
     data = {"id": stable_id(source, index), "source": source, "question": question, "prompt": prompt, "meta": meta, **extra}
-    return Trajectory.model_validate(_finish(data, steps))
+    return _finish(data, steps, path, line)
+
+
+def step_fields_from_turns(turns: list[dict]) -> list[dict]:
+    """Chat turns after the question as step dicts: each assistant turn opens a step, other turns are observations."""
+    steps: list[dict] = []
+    observed = True  # whether the last step has its observation already (then an observation opens a step)
+    for m in turns:
+        if m["role"] == "assistant":
+            step = model_turn_fields(m["content"])
+            if m.get("weight") == 0:
+                step["flags"]["train"] = False
+            steps.append(step)
+            observed = False
+            continue
+        if observed:
+            steps.append({"flags": {}})
+        steps[-1]["observation"], steps[-1]["obs_raw"] = parse_observation_turn(m["content"])
+        observed = True
+    return steps
 
 
 def steps_from_turns(turns: list[dict]) -> list[Step]:
-    steps: list[Step] = []
-    for m in turns:
-        if m["role"] == "assistant":
-            step = parse_model_turn(m["content"])
-            if m.get("weight") == 0:
-                step.flags.train = False
-            steps.append(step)
-            continue
-        obs, obs_raw = parse_observation_turn(m["content"])
-        if not steps or steps[-1].observation is not None or steps[-1].obs_raw is not None:
-            steps.append(Step())
-        steps[-1].observation, steps[-1].obs_raw = obs, obs_raw
-    return steps
+    return [Step.model_validate(s) for s in step_fields_from_turns(turns)]
 
 
 def read_alpaca(path: str, text: str, source: str) -> ReadResult:
@@ -86,20 +120,35 @@ def read_alpaca(path: str, text: str, source: str) -> ReadResult:
                "each element needs string fields 'instruction' and 'output'")
         expect(isinstance(row.get("input", ""), str), path, line, "'input' must be a string")
         meta = {"format": "alpaca", "input": row.get("input", "")}
-        result.trajectories.append(trajectory_from_text(source, index, row["instruction"], row["output"], meta=meta))
+        steps, trailing = parse_text_fields(row["output"])
+        meta["trailing_newline"] = trailing
+        data = {"id": stable_id(source, index), "source": source, "question": row["instruction"], "meta": meta}
+        result.trajectories.append(_finish(data, steps, path, line))
         result.rows += 1
     return result
 
 
-def read_openai(path: str, text: str, source: str) -> ReadResult:
+def openai_batches(path: str, rows: Iterable[tuple[int, Any]], source: str, batch: int) -> Iterator[ReadResult]:
+    """OpenAI chat JSONL rows, `batch` trajectories at a time."""
     result = ReadResult(path=path, format="openai-jsonl")
-    for index, (line, row) in enumerate(iter_jsonl(path, text)):
+    for index, (line, row) in enumerate(rows):
         expect(isinstance(row, dict) and isinstance(row.get("messages"), list), path, line,
                "each line must be an object with a 'messages' list")
         result.trajectories.append(
             trajectory_from_messages(source, index, row["messages"], path, line, meta={"format": "openai-jsonl"})
         )
         result.rows += 1
+        if result.rows >= batch:
+            yield result
+            result = ReadResult(path=path, format="openai-jsonl")
+    if result.rows:
+        yield result
+
+
+def read_openai(path: str, text: str, source: str) -> ReadResult:
+    result = ReadResult(path=path, format="openai-jsonl")
+    for part in openai_batches(path, iter_jsonl(path, text), source, batch=2**62):
+        result = part
     return result
 
 
@@ -151,6 +200,8 @@ def _key_lines(text: str) -> dict[str, int]:
 
 def _run_entry(source: str, index: int, key: str, row: dict, named: dict, path: str, line: int) -> Trajectory:
     em, f1 = row.get("em"), row.get("f1")
+    for name, value in (("em", em), ("f1", f1)):
+        expect(value is None or isinstance(value, (int, float)), path, line, f"entry '{key}': '{name}' must be a number")
     extra = {
         "qid": str(key), "gold": None if row.get("gt") is None else str(row["gt"]),
         "reward": row.get("reward") if isinstance(row.get("reward"), bool) else None,
@@ -169,7 +220,10 @@ def _run_entry(source: str, index: int, key: str, row: dict, named: dict, path: 
         extra["meta"]["prompt_text"] = prompt
     if row.get("prompt"):
         extra["meta"]["fewshot_prompt"] = row["prompt"]
-    return trajectory_from_text(source, index, question, response, **extra)
+    steps, trailing = parse_text_fields(response)
+    extra["meta"]["trailing_newline"] = trailing
+    data = {"id": stable_id(source, index), "source": source, "question": question, **extra}
+    return _finish(data, steps, path, line)
 
 
 def alpaca_record(t: Trajectory) -> dict[str, str]:

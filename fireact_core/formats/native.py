@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, TextIO
+from typing import Any, Iterable, Iterator, TextIO
 
 from pydantic import ValidationError
 
@@ -24,9 +24,12 @@ def _problem(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}" if where else err["msg"]
 
 
-def read_native(path: str, text: str, source: str | None = None) -> ReadResult:
+def native_batches(path: str, rows: Iterable[tuple[int, Any]], source: str | None, batch: int) -> Iterator[ReadResult]:
+    """Native records, `batch` trajectories at a time. With `source`, every trajectory moves to that source,
+    and the first source record, renamed, is the only one kept."""
     result = ReadResult(path=path, format="native")
-    for line, row in iter_jsonl(path, text):
+    named = [False]
+    for line, row in rows:
         expect(isinstance(row, dict) and "record" in row, path, line, "each line must be an object with a 'record' field")
         kind = row["record"]
         try:
@@ -35,23 +38,36 @@ def read_native(path: str, text: str, source: str | None = None) -> ReadResult:
                 expect(int(row.get("version", 1)) <= SCHEMA_VERSION, path, line,
                        f"written by a newer FireAct Studio (version {row.get('version')}): upgrade to read it")
             elif kind == "source":
-                _read_source(result, row, source)
+                _read_source(result, row, source, named)
             elif kind == "trajectory":
                 _read_trajectory(result, row, source)
             else:
                 expect(False, path, line, f"unknown record kind '{kind}'")
         except ValidationError as exc:
             expect(False, path, line, f"invalid {kind} record: {_problem(exc)}")
-        except KeyError as exc:
-            expect(False, path, line, f"{kind} record lacks the field {exc}")
+        except (KeyError, TypeError, ValueError) as exc:
+            expect(False, path, line, f"{kind} record lacks the field {exc}" if isinstance(exc, KeyError)
+                   else f"invalid {kind} record: {exc}")
+        if result.rows >= batch:
+            yield result
+            result = ReadResult(path=path, format="native")
+    if result.rows or result.sources:
+        yield result
+
+
+def read_native(path: str, text: str, source: str | None = None) -> ReadResult:
+    result = ReadResult(path=path, format="native")
+    for part in native_batches(path, iter_jsonl(path, text), source, batch=2**62):
+        result = part
     return result
 
 
-def _read_source(result: ReadResult, row: dict[str, Any], source: str | None) -> None:
+def _read_source(result: ReadResult, row: dict[str, Any], source: str | None, named: list[bool]) -> None:
     src = Source.model_validate(row["source"])
     if source is not None:
-        if result.sources:
+        if named[0]:
             return
+        named[0] = True
         src = src.model_copy(update={"name": source})
     result.sources.append(src)
 
@@ -61,9 +77,9 @@ def _read_trajectory(result: ReadResult, row: dict[str, Any], source: str | None
     if source is not None and source != traj.source:
         traj = traj.model_copy(update={"source": source})
     result.trajectories.append(traj)
-    result.revisions.extend(Revision.model_validate(r) for r in row.get("revisions", []))
-    result.annotations.extend(Annotation.model_validate(a) for a in row.get("annotations", []))
-    result.lints.extend(Lint.model_validate(x) for x in row.get("lints", []))
+    result.revisions.extend(Revision.model_validate(r) for r in row.get("revisions") or [])
+    result.annotations.extend(Annotation.model_validate(a) for a in row.get("annotations") or [])
+    result.lints.extend(Lint.model_validate(x) for x in row.get("lints") or [])
     result.rows += 1
 
 

@@ -24,6 +24,9 @@ from .schema import BOOKKEEPING, MIGRATIONS
 
 DEFAULT_DB = "fireact.duckdb"
 Error = duckdb.Error
+# DuckDB shares one database instance between the connections of a process; opening or closing connections
+# from several threads at once can hand out an instance before its Arrow scan is registered. One lock fixes it.
+_OPEN_LOCK = threading.Lock()
 
 
 def resolve_db_path(path: str | os.PathLike | None = None) -> str:
@@ -64,7 +67,8 @@ class Connections:
         delay = 0.02
         while True:
             try:
-                return duckdb.connect(self.path)
+                with _OPEN_LOCK:
+                    return duckdb.connect(self.path)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
@@ -85,7 +89,11 @@ class Connections:
             yield con
         finally:
             self._local.con = None
-            con.close()
+            if self._memory is None:
+                with _OPEN_LOCK:
+                    con.close()
+            else:
+                con.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:

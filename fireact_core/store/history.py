@@ -10,7 +10,7 @@ import pyarrow as pa
 from ..errors import ConflictError
 from ..records import Annotation, Lint, Revision, Trajectory, now
 from .connection import naive, utc
-from .trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _rows, insert_arrow, trajectory_columns
+from .trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _rows, insert_arrow, register, trajectory_columns
 
 
 class HistoryStore:
@@ -20,7 +20,8 @@ class HistoryStore:
                   lints: Iterable[Lint] = ()) -> Trajectory:
         """Store `traj` as the next revision, if nobody saved since `base_revision`; else ConflictError."""
         with self.db.transaction() as con:
-            row = con.execute("SELECT revision, updated_by FROM trajectories WHERE id = ?", [traj.id]).fetchone()
+            row = con.execute("SELECT revision, updated_by FROM trajectories WHERE id = ?", [traj.id]).fetchall()
+            row = row[0] if row else None
             if row is None:
                 raise ConflictError(f"trajectory {traj.id} no longer exists")
             current, by = row
@@ -43,7 +44,7 @@ class HistoryStore:
         return saved
 
     def _has_revisions(self, con: Any, traj_id: str) -> bool:
-        return con.execute("SELECT count(*) FROM revisions WHERE trajectory_id = ?", [traj_id]).fetchone()[0] > 0
+        return con.execute("SELECT count(*) FROM revisions WHERE trajectory_id = ?", [traj_id]).fetchall()[0][0] > 0
 
     def _snapshot(self, con: Any, traj_id: str, author: str) -> Revision:
         original = self.get_trajectory(traj_id)
@@ -91,7 +92,7 @@ class HistoryStore:
         with self.db.transaction() as con:
             seq = con.execute(
                 "SELECT coalesce(max(seq), 0) + 1 FROM annotations WHERE trajectory_id = ?", [ann.trajectory_id]
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             saved = ann.model_copy(update={"seq": seq})
             self._insert_annotations(con, [saved])
         return saved
@@ -134,7 +135,7 @@ class BulkHistory:
         anns: dict[str, list[Annotation]] = {}
         lints: dict[str, list[Lint]] = {}
         with self.db.connect() as con:
-            con.register("_ids", pa.table({"id": pa.array(ids, pa.string())}))
+            register(con, "_ids", pa.table({"id": pa.array(ids, pa.string())}))
             try:
                 for r in _rows(con.execute(
                     "SELECT trajectory_id, rev, author, saved_at AS at, reason, data FROM revisions JOIN _ids ON id = trajectory_id "

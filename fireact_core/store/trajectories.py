@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any, Iterable
 
 import pyarrow as pa
@@ -24,6 +25,7 @@ STEP_COLUMNS = [
 SOURCE_COLUMNS = ["name", "kind", "format", "path", "task", "split", "model", "method", "attempted", "created_at", "meta"]
 
 
+@lru_cache(maxsize=1 << 16)
 def question_key(question: str) -> str:
     """The form under which two questions count as the same (dedupe, contamination)."""
     return normalize_answer(question.removeprefix("Question: "))
@@ -33,35 +35,39 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+PLAIN_TRAJ_COLUMNS = [c for c in TRAJ_COLUMNS if c not in {"qnorm", "n_steps", "n_search", "prompt", "meta",
+                                                           "created_at", "updated_at"}]
+
+
+def _n_search(tr: Trajectory) -> int:
+    return sum(1 for st in tr.steps if st.action is not None and (st.action.name or "").lower() == "search")
+
+
 def trajectory_columns(trajs: list[Trajectory]) -> tuple[dict[str, list], dict[str, list]]:
-    """Column lists for the trajectories and steps tables."""
-    t: dict[str, list] = {c: [] for c in TRAJ_COLUMNS}
-    s: dict[str, list] = {c: [] for c in STEP_COLUMNS}
-    for tr in trajs:
-        row = {
-            "id": tr.id, "source": tr.source, "task": tr.task, "split": tr.split, "qid": tr.qid,
-            "question": tr.question, "qnorm": question_key(tr.question), "gold": tr.gold, "method": tr.method,
-            "model": tr.model, "final_answer": tr.final_answer, "reward": tr.reward, "em": tr.em, "f1": tr.f1,
-            "status": tr.status, "error": tr.error, "tokens_in": tr.tokens_in, "tokens_out": tr.tokens_out,
-            "latency_s": tr.latency_s, "cost_usd": tr.cost_usd, "n_steps": len(tr.steps),
-            "n_search": sum(1 for st in tr.steps if st.action and (st.action.name or "").lower() == "search"),
-            "prompt": _dumps([m.model_dump() for m in tr.prompt]) if tr.prompt is not None else None,
-            "meta": _dumps(tr.meta), "revision": tr.revision, "created_at": naive(tr.created_at),
-            "updated_at": naive(tr.updated_at), "updated_by": tr.updated_by, "schema_version": tr.schema_version,
-        }
-        for key, value in row.items():
-            t[key].append(value)
-        for idx, st in enumerate(tr.steps):
-            a = st.action
-            f = st.flags
-            for key, value in (
-                ("trajectory_id", tr.id), ("idx", idx), ("thought", st.thought),
-                ("action_raw", a.raw if a else None), ("action_name", a.name if a else None),
-                ("action_arg", a.arg if a else None), ("observation", st.observation), ("raw", st.raw),
-                ("obs_raw", st.obs_raw), ("train", f.train), ("perturbed", f.perturbed),
-                ("original_observation", f.original_observation), ("parse_error", f.parse_error),
-            ):
-                s[key].append(value)
+    """Column lists for the trajectories and steps tables (built column by column: this is the bulk path)."""
+    t: dict[str, list] = {c: [getattr(tr, c) for tr in trajs] for c in PLAIN_TRAJ_COLUMNS}
+    t["qnorm"] = [question_key(tr.question) for tr in trajs]
+    t["n_steps"] = [len(tr.steps) for tr in trajs]
+    t["n_search"] = [_n_search(tr) for tr in trajs]
+    t["prompt"] = [_dumps([m.model_dump() for m in tr.prompt]) if tr.prompt is not None else None for tr in trajs]
+    t["meta"] = [_dumps(tr.meta) for tr in trajs]
+    t["created_at"] = [naive(tr.created_at) for tr in trajs]
+    t["updated_at"] = [naive(tr.updated_at) for tr in trajs]
+    steps = [st for tr in trajs for st in tr.steps]
+    actions = [st.action for st in steps]
+    flags = [st.flags for st in steps]
+    s: dict[str, list] = {
+        "trajectory_id": [tr.id for tr in trajs for _ in tr.steps],
+        "idx": [idx for tr in trajs for idx in range(len(tr.steps))],
+        "thought": [st.thought for st in steps],
+        "action_raw": [a.raw if a is not None else None for a in actions],
+        "action_name": [a.name if a is not None else None for a in actions],
+        "action_arg": [a.arg if a is not None else None for a in actions],
+        "observation": [st.observation for st in steps], "raw": [st.raw for st in steps],
+        "obs_raw": [st.obs_raw for st in steps], "train": [f.train for f in flags],
+        "perturbed": [f.perturbed for f in flags], "original_observation": [f.original_observation for f in flags],
+        "parse_error": [f.parse_error for f in flags],
+    }
     return t, s
 
 
@@ -84,10 +90,16 @@ STEP_SCHEMA = pa.schema([
 LINT_SCHEMA = pa.schema([("trajectory_id", pa.string()), ("kind", pa.string()), ("step", pa.int32()), ("detail", pa.string())])
 
 
+def register(con: Any, name: str, table: pa.Table) -> None:
+    """`con.register`, after finishing any result an earlier `fetchone()` left half-read (DuckDB refuses otherwise)."""
+    con.complete()
+    con.register(name, table)
+
+
 def insert_arrow(con: Any, table: str, columns: dict[str, list], schema: pa.Schema) -> None:
     """One INSERT of many rows: the rows travel as an Arrow table, never one statement per row."""
     data = pa.Table.from_pydict(columns, schema=schema)
-    con.register("_incoming", data)
+    register(con, "_incoming", data)
     try:
         names = ", ".join(schema.names)
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
@@ -145,10 +157,15 @@ class TrajectoryStore:
             self._insert_annotations(con, [a for a in annotations if a.trajectory_id not in existing])
             return len(fresh)
 
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        """Which of `ids` are stored already."""
+        with self.db.connect() as con:
+            return self._existing_ids(con, ids)
+
     def _existing_ids(self, con: Any, ids: list[str]) -> set[str]:
         if not ids:
             return set()
-        con.register("_ids", pa.table({"id": pa.array(ids, pa.string())}))
+        register(con, "_ids", pa.table({"id": pa.array(ids, pa.string())}))
         try:
             found = con.execute("SELECT t.id FROM trajectories t JOIN _ids USING (id)").fetchall()
         finally:
@@ -214,7 +231,7 @@ class TrajectoryStore:
                 yield from self._load_batch(con, all_ids[start:start + batch])
 
     def _load_batch(self, con: Any, ids: list[str]) -> list[Trajectory]:
-        con.register("_ids", pa.table({"id": pa.array(ids, pa.string()), "pos": pa.array(range(len(ids)), pa.int64())}))
+        register(con, "_ids", pa.table({"id": pa.array(ids, pa.string()), "pos": pa.array(range(len(ids)), pa.int64())}))
         try:
             rows = _rows(con.execute(
                 f"SELECT {', '.join('t.' + c for c in TRAJ_COLUMNS)} FROM trajectories t JOIN _ids USING (id) ORDER BY pos"
@@ -233,12 +250,12 @@ class TrajectoryStore:
     def count_trajectories(self, source: str | None = None) -> int:
         with self.db.connect() as con:
             if source is None:
-                return con.execute("SELECT count(*) FROM trajectories").fetchone()[0]
-            return con.execute("SELECT count(*) FROM trajectories WHERE source = ?", [source]).fetchone()[0]
+                return con.execute("SELECT count(*) FROM trajectories").fetchall()[0][0]
+            return con.execute("SELECT count(*) FROM trajectories WHERE source = ?", [source]).fetchall()[0][0]
 
     def stats(self) -> dict[str, Any]:
         with self.db.connect() as con:
-            total = con.execute("SELECT count(*) FROM trajectories").fetchone()[0]
+            total = con.execute("SELECT count(*) FROM trajectories").fetchall()[0][0]
             out: dict[str, Any] = {"trajectories": total}
             for key, col in (("by_source", "source"), ("by_task", "task"), ("by_method", "method")):
                 rows = con.execute(
@@ -270,7 +287,7 @@ class TrajectoryStore:
         if not sources:
             return {}
         with self.db.connect() as con:
-            con.register("_ids", pa.table({"id": pa.array(sorted(exclude_ids), pa.string())}))
+            register(con, "_ids", pa.table({"id": pa.array(sorted(exclude_ids), pa.string())}))
             try:
                 rows = con.execute(
                     f"SELECT source, qnorm, count(*) FROM trajectories WHERE source IN ({', '.join('?' * len(sources))}) "

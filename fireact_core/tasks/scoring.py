@@ -14,6 +14,7 @@ from collections import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 _PUNCTUATION = frozenset(string.punctuation)
+_DROP_PUNCTUATION = {ord(ch): None for ch in _PUNCTUATION}
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _SPECIAL = frozenset({"yes", "no", "noanswer"})
 
@@ -41,7 +42,7 @@ class Score(BaseModel):
 def normalize_answer(s: str) -> str:
     """Lower case, remove punctuation, remove articles, fold white space (in FireAct's order)."""
     text = s.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = text.translate(_DROP_PUNCTUATION)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 
