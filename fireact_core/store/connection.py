@@ -47,6 +47,27 @@ def naive(ts: datetime | None) -> datetime | None:
     return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
 
 
+class Connection:
+    """A DuckDB connection that finishes any half-read result (a `fetchone()`) before registering or
+    unregistering an Arrow table, which DuckDB otherwise refuses. Everything else is passed through."""
+
+    __slots__ = ("_con",)
+
+    def __init__(self, con: Any):
+        self._con = con
+
+    def register(self, name: str, obj: Any) -> Any:
+        self._con.complete()
+        return self._con.register(name, obj)
+
+    def unregister(self, name: str) -> Any:
+        self._con.complete()
+        return self._con.unregister(name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
 class Connections:
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0):
         self.path = resolve_db_path(path)
@@ -83,7 +104,7 @@ class Connections:
         if con is not None:
             yield con
             return
-        con = self._open()
+        con = Connection(self._open())
         self._local.con = con
         try:
             yield con
