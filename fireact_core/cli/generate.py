@@ -1,9 +1,125 @@
-"""Subcommands of this feature."""
+"""generate, runs, cancel."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from . import open_store, print_json
+
+RUN_KEYS = ["run", "task", "split", "method", "model", "attempted", "finished", "failed", "em", "f1"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser("generate", help="run an agent over a task's questions and store the trajectories")
+    p.add_argument("--task", required=True, help="hotpotqa, strategyqa, bamboogle, mmlu or custom")
+    p.add_argument("--split", default="dev")
+    p.add_argument("--tasks-dir", help="folder laid out like FireAct's data/ (default $FIREACT_TASKS_DIR)")
+    p.add_argument("--questions", help="CSV or JSONL of questions (the custom task)")
+    p.add_argument("--start", type=int, default=0)
+    p.add_argument("--end", type=int)
+    p.add_argument("--sample", type=int, help="a random sample of N questions instead of a range")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", default="react", choices=["react", "cot", "io", "reflexion"])
+    p.add_argument("--finetuned", choices=["chat", "alpaca"], help="no few-shot examples: FireAct's fine-tuned layout")
+    p.add_argument("--prompt-version", type=int, help="saved version of the few-shot examples (0: shipped)")
+    p.add_argument("--model", default="gpt-4o-mini")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL); key from $OPENAI_API_KEY")
+    p.add_argument("--local-model", help="a transformers model folder (instead of an endpoint)")
+    p.add_argument("--adapter", help="a peft adapter folder for --local-model")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--search", default="serpapi", choices=["serpapi", "local", "none"])
+    p.add_argument("--corpus", help="JSONL of {title, text} passages for --search local")
+    p.add_argument("--perturb", help="none:P or random:P, e.g. none:0.5")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--rpm", type=float, help="at most this many model requests per minute")
+    p.add_argument("--max-steps", type=int, default=8)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per model request")
+    p.add_argument("--run", required=True, help="run name; the same name takes a run up again")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("runs", help="generation runs and their scores")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_runs)
+
+    p = sub.add_parser("cancel", help="stop a generation run (what ended stays stored)")
+    p.add_argument("run")
+    p.set_defaults(handler=cmd_cancel)
+
+
+def config_from_args(args: argparse.Namespace):
+    from ..engine import RunConfig
+
+    return RunConfig(
+        run=args.run, task=args.task, split=args.split, tasks_dir=args.tasks_dir, questions_path=args.questions,
+        start=args.start, end=args.end, sample=args.sample, seed=args.seed, method=args.method,
+        mode="finetuned" if args.finetuned else "fewshot", finetuned_format=args.finetuned or "chat",
+        prompt_version=args.prompt_version, backend="local" if args.local_model else "openai", model=args.model,
+        base_url=args.base_url, local_model=args.local_model, adapter=args.adapter, batch_size=args.batch_size,
+        search=args.search, corpus=args.corpus, perturb=args.perturb, temperature=args.temperature,
+        max_tokens=args.max_tokens, concurrency=args.concurrency, rpm=args.rpm, max_steps=args.max_steps,
+        timeout_s=args.timeout,
+    )
+
+
+def progress_line(p) -> str:
+    width = 30
+    filled = int(width * p.done / p.total) if p.total else width
+    eta = p.eta_s
+    eta_text = f"{int(eta // 60)}:{int(eta % 60):02d}" if eta is not None else "?"
+    em = f"{p.em:.3f}" if p.em is not None else "-"
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} EM {em} failed {p.failed} "
+            f"tokens {p.tokens:,} ${p.cost_usd:.4f} ETA {eta_text}")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ..engine import run_generation
+
+    tty = sys.stdout.isatty()
+
+    def show(p) -> None:
+        if args.quiet:
+            return
+        line = progress_line(p)
+        print("\r" + line if tty else line, end="" if tty else "\n", flush=True)
+
+    run = run_generation(open_store(args), config_from_args(args), progress=show)
+    if tty and not args.quiet:
+        print()
+    em = f"{run['em']:.3f}" if run["em"] is not None else "-"
+    print(f"run '{run['name']}': {run['attempted']}/{run['total']} questions, {run['finished']} finished, "
+          f"{run['failed']} failed, EM {em}; see `fireact runs`")
+    return 0
+
+
+def run_rows(store) -> list[dict]:
+    rows = []
+    for r in store.list_runs():
+        rows.append({"run": r["name"], "task": r["task"], "split": r["split"], "method": r["method"],
+                     "model": r["model"], "attempted": r["attempted"], "finished": r["finished"],
+                     "failed": r["failed"], "em": r["em"], "f1": r["f1"]})
+    return rows
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    rows = run_rows(store)
+    if args.json:
+        print_json(rows)
+        return 0
+    for r, full in zip(rows, store.list_runs()):
+        em = f"{r['em']:.3f}" if r["em"] is not None else "-"
+        print(f"{r['run']:40} {r['task']:10} {r['method']:9} {r['model'] or '':24} {r['attempted']:>5}/{full['total']:<5} "
+              f"EM {em} failed {r['failed']} {full['status']}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from ..engine import cancel_run
+
+    cancel_run(open_store(args), args.run)
+    print(f"asked run '{args.run}' to stop")
+    return 0

@@ -1,7 +1,267 @@
-"""Store mixin for this feature (SQL lives here, tables are registered through schema.register)."""
+"""Generation runs: their settings and progress, events, the cancel flag, the search cache, prompt versions
+and the model price table. A run's trajectories live in the trajectories table with `source` = run name."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from ..errors import NotFoundError
+from ..records import Lint, Source, Trajectory
+from . import schema
+from .connection import naive, utc
+from .trajectories import _rows
+
+schema.register("runs", [
+    """
+    CREATE TABLE runs (
+        name VARCHAR PRIMARY KEY, task VARCHAR, split VARCHAR, method VARCHAR, model VARCHAR, settings VARCHAR,
+        status VARCHAR, total INTEGER, attempted INTEGER, finished INTEGER, unfinished INTEGER, failed INTEGER,
+        em_sum DOUBLE, f1_sum DOUBLE, tokens_in BIGINT, tokens_out BIGINT, cost_usd DOUBLE, cancel BOOLEAN,
+        error VARCHAR, pid INTEGER, started_at TIMESTAMP, heartbeat TIMESTAMP, ended_at TIMESTAMP
+    );
+    CREATE TABLE run_events (run VARCHAR NOT NULL, seq INTEGER NOT NULL, logged_at TIMESTAMP, kind VARCHAR,
+                             message VARCHAR);
+    CREATE TABLE search_cache (backend VARCHAR NOT NULL, query VARCHAR NOT NULL, result VARCHAR,
+                               cached_at TIMESTAMP, PRIMARY KEY (backend, query));
+    CREATE TABLE prompt_versions (task VARCHAR NOT NULL, method VARCHAR NOT NULL, version INTEGER NOT NULL,
+                                  examples VARCHAR, author VARCHAR, note VARCHAR, saved_at TIMESTAMP);
+    CREATE TABLE model_prices (model VARCHAR PRIMARY KEY, input_per_1m DOUBLE, output_per_1m DOUBLE);
+    """,
+])
+
+RUN_FIELDS = ["name", "task", "split", "method", "model", "settings", "status", "total", "attempted", "finished",
+              "unfinished", "failed", "em_sum", "f1_sum", "tokens_in", "tokens_out", "cost_usd", "cancel", "error",
+              "pid", "started_at", "heartbeat", "ended_at"]
+COUNTERS_SQL = """
+    SELECT count(*), count(*) FILTER (status = 'finished'), count(*) FILTER (status = 'unfinished'),
+           count(*) FILTER (status = 'failed'), coalesce(sum(em), 0), coalesce(sum(f1), 0),
+           coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), coalesce(sum(cost_usd), 0)
+    FROM trajectories WHERE source = ?
+"""
+
+
+def _utcnow() -> datetime:
+    return naive(datetime.now(timezone.utc))
+
+
+def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
+    row["settings"] = json.loads(row["settings"]) if row["settings"] else {}
+    for key in ("started_at", "heartbeat", "ended_at"):
+        row[key] = utc(row[key])
+    attempted = row["attempted"] or 0
+    row["em"] = row["em_sum"] / attempted if attempted else None
+    row["f1"] = row["f1_sum"] / attempted if attempted else None
+    return row
+
 
 class RunStore:
-    """Mixin of `Store`."""
+    """Mixin of `Store`: runs, their events and cancel flag, search cache, prompt versions, prices."""
+
+    def begin_run(self, name: str, *, task: str, split: str | None, method: str, model: str,
+                  settings: dict[str, Any], total: int, pid: int | None = None, source_meta: dict | None = None) -> dict:
+        """Create the run, or take it up again under the same name (its counters are recounted from what is
+        stored, its cancel flag cleared). The run is also a Source of kind "run"."""
+        with self.db.transaction() as con:
+            exists = con.execute("SELECT 1 FROM runs WHERE name = ?", [name]).fetchone()
+            if exists:
+                con.execute("UPDATE runs SET settings = ?, status = 'running', total = ?, cancel = false, error = NULL, "
+                            "pid = ?, heartbeat = ?, ended_at = NULL WHERE name = ?",
+                            [json.dumps(settings, sort_keys=True), total, pid, _utcnow(), name])
+            else:
+                con.execute(f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({', '.join('?' * len(RUN_FIELDS))})",
+                            [name, task, split, method, model, json.dumps(settings, sort_keys=True), "running", total,
+                             0, 0, 0, 0, 0.0, 0.0, 0, 0, 0.0, False, None, pid, _utcnow(), _utcnow(), None])
+            self._recount(con, name)
+            self._upsert_source(con, Source(name=name, kind="run", format="fireact-studio", task=task, split=split,
+                                            model=model, method=method, attempted=total, meta=source_meta or {}))
+        return self.get_run(name)
+
+    def _recount(self, con: Any, name: str) -> None:
+        counts = con.execute(COUNTERS_SQL, [name]).fetchone()
+        con.execute("UPDATE runs SET attempted = ?, finished = ?, unfinished = ?, failed = ?, em_sum = ?, f1_sum = ?, "
+                    "tokens_in = ?, tokens_out = ?, cost_usd = ?, heartbeat = ? WHERE name = ?",
+                    [*counts, _utcnow(), name])
+
+    def save_run_trajectories(self, name: str, trajs: list[Trajectory], lints: list[Lint] = ()) -> list[str]:
+        """Store ended episodes of a run and update its counters, in one transaction. A trajectory whose id is
+        stored already replaces it only when the stored one had failed; returns the ids stored."""
+        if not trajs:
+            return []
+        with self.db.transaction() as con:
+            ids = [t.id for t in trajs]
+            stored = dict(con.execute(f"SELECT id, status FROM trajectories WHERE id IN ({', '.join('?' * len(ids))})",
+                                      ids).fetchall())
+            keep = [t for t in trajs if stored.get(t.id, "failed") == "failed"]
+            replaced = [t.id for t in keep if t.id in stored]
+            for table, key in (("trajectories", "id"), ("steps", "trajectory_id"), ("lints", "trajectory_id")):
+                if replaced:
+                    con.execute(f"DELETE FROM {table} WHERE {key} IN ({', '.join('?' * len(replaced))})", replaced)
+            kept = {t.id for t in keep}
+            self.save_trajectories(keep, lints=[x for x in lints if x.trajectory_id in kept])
+            self._recount(con, name)
+        return [t.id for t in keep]
+
+    def save_run_trajectory(self, name: str, traj: Trajectory, lints: list[Lint] = ()) -> bool:
+        return bool(self.save_run_trajectories(name, [traj], list(lints)))
+
+    def run_statuses(self, name: str) -> dict[str, str]:
+        """Trajectory id -> status of everything the run has stored."""
+        with self.db.connect() as con:
+            return dict(con.execute("SELECT id, status FROM trajectories WHERE source = ?", [name]).fetchall())
+
+    def end_run(self, name: str, status: str, error: str | None = None) -> None:
+        with self.db.transaction() as con:
+            con.execute("UPDATE runs SET status = ?, error = ?, ended_at = ?, heartbeat = ? WHERE name = ?",
+                        [status, error, _utcnow(), _utcnow(), name])
+
+    def heartbeat_run(self, name: str) -> None:
+        with self.db.transaction() as con:
+            con.execute("UPDATE runs SET heartbeat = ? WHERE name = ?", [_utcnow(), name])
+
+    def request_cancel(self, name: str) -> None:
+        with self.db.transaction() as con:
+            if not con.execute("SELECT 1 FROM runs WHERE name = ?", [name]).fetchone():
+                raise NotFoundError(f"no run named '{name}': see `fireact runs` for the runs there are")
+            con.execute("UPDATE runs SET cancel = true WHERE name = ?", [name])
+
+    def cancel_requested(self, name: str) -> bool:
+        with self.db.connect() as con:
+            row = con.execute("SELECT cancel FROM runs WHERE name = ?", [name]).fetchone()
+        return bool(row and row[0])
+
+    def get_run(self, name: str) -> dict[str, Any]:
+        with self.db.connect() as con:
+            rows = _rows(con.execute(f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE name = ?", [name]))
+        if not rows:
+            raise NotFoundError(f"no run named '{name}': see `fireact runs` for the runs there are")
+        return _run_dict(rows[0])
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        with self.db.connect() as con:
+            rows = _rows(con.execute(f"SELECT {', '.join(RUN_FIELDS)} FROM runs ORDER BY started_at, name"))
+        return [_run_dict(r) for r in rows]
+
+    def log_run_event(self, name: str, kind: str, message: str) -> None:
+        with self.db.transaction() as con:
+            seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run = ?", [name]).fetchone()[0]
+            con.execute("INSERT INTO run_events VALUES (?, ?, ?, ?, ?)", [name, seq, _utcnow(), kind, message])
+
+    def run_events(self, name: str, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+        with self.db.connect() as con:
+            rows = _rows(con.execute(
+                "SELECT seq, logged_at AS at, kind, message FROM run_events WHERE run = ? AND seq > ? "
+                "ORDER BY seq DESC LIMIT ?", [name, after, limit]))
+        return [{**r, "at": utc(r["at"])} for r in reversed(rows)]
+
+    # search cache -----------------------------------------------------------------------------------------
+    def cached_search(self, backend: str, query: str) -> tuple[bool, str | None]:
+        """(found, result) for a query searched before with this backend."""
+        with self.db.connect() as con:
+            row = con.execute("SELECT result FROM search_cache WHERE backend = ? AND query = ?",
+                              [backend, query]).fetchone()
+        return (True, row[0]) if row else (False, None)
+
+    def cached_searches(self, backend: str) -> dict[str, str | None]:
+        """Every cached query of a backend, with its result."""
+        with self.db.connect() as con:
+            return dict(con.execute("SELECT query, result FROM search_cache WHERE backend = ?", [backend]).fetchall())
+
+    def cache_search(self, backend: str, query: str, result: str | None) -> None:
+        with self.db.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO search_cache VALUES (?, ?, ?, ?)", [backend, query, result, _utcnow()])
+
+    # prompt versions --------------------------------------------------------------------------------------
+    def save_prompt_version(self, task: str, method: str, examples: list[str], author: str,
+                            note: str | None = None) -> int:
+        with self.db.transaction() as con:
+            version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM prompt_versions WHERE task = ? AND "
+                                  "method = ?", [task, method]).fetchone()[0]
+            con.execute("INSERT INTO prompt_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [task, method, version, json.dumps(examples, ensure_ascii=False), author, note, _utcnow()])
+        return version
+
+    def prompt_versions(self, task: str, method: str) -> list[dict[str, Any]]:
+        """Saved versions of a task's few-shot examples for a method, newest first."""
+        with self.db.connect() as con:
+            rows = _rows(con.execute(
+                "SELECT version, examples, author, note, saved_at AS at FROM prompt_versions WHERE task = ? AND "
+                "method = ? ORDER BY version DESC", [task, method]))
+        return [{**r, "examples": json.loads(r["examples"]), "at": utc(r["at"])} for r in rows]
+
+    # prices -----------------------------------------------------------------------------------------------
+    def model_prices(self) -> dict[str, tuple[float, float]]:
+        with self.db.connect() as con:
+            rows = con.execute("SELECT model, input_per_1m, output_per_1m FROM model_prices ORDER BY model").fetchall()
+        return {m: (i, o) for m, i, o in rows}
+
+    def save_model_prices(self, prices: dict[str, tuple[float, float]]) -> None:
+        """Replace the price table (USD per million input and output tokens)."""
+        with self.db.transaction() as con:
+            con.execute("DELETE FROM model_prices")
+            for model, (inp, out) in prices.items():
+                con.execute("INSERT INTO model_prices VALUES (?, ?, ?)", [model, float(inp), float(out)])
+
+
+class SessionWriter:
+    """The one thread that touches the database while a run goes on. Opening a DuckDB file is slow and takes
+    the file from other processes, so the writer keeps one connection for as long as work keeps coming (at
+    most `hold_s`), then lets go for `gap_s` so the app or another command can get in."""
+
+    def __init__(self, store: Any, hold_s: float = 1.0, gap_s: float = 0.2):
+        self.store, self.hold_s, self.gap_s = store, hold_s, gap_s
+        self.jobs: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="fireact-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, fn: Callable, *args: Any) -> Future:
+        fut: Future = Future()
+        self.jobs.put((fn, args, fut))
+        return fut
+
+    async def call(self, fn: Callable, *args: Any) -> Any:
+        return await asyncio.wrap_future(self.submit(fn, *args))
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            started = time.monotonic()
+            try:
+                with self.store.session():
+                    while job is not None:
+                        self._run(job)
+                        if time.monotonic() - started > self.hold_s:
+                            break
+                        try:
+                            job = self.jobs.get(timeout=0.05)
+                        except queue.Empty:
+                            break
+            except Exception as exc:  # noqa: BLE001 - the database could not be opened: the job says so
+                if job is not None and not job[2].done():
+                    job[2].set_exception(exc)
+            if job is None:
+                return
+            if not self.jobs.empty():
+                time.sleep(self.gap_s)
+
+    @staticmethod
+    def _run(job: tuple) -> None:
+        fn, args, fut = job
+        if not fut.set_running_or_notify_cancel():
+            return
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the job
+            fut.set_exception(exc)

@@ -1,0 +1,212 @@
+"""One episode: a question answered by a method (IO, CoT, ReAct, Reflexion) through a model and tools.
+
+Output without a parsable action gets feedback as its observation and the model is asked again, a bounded
+number of times in a row. A failure of the model endpoint after its retries ends the episode as "failed"
+with the error; the steps so far are kept. Reflexion: after `reflect_after` actions without an answer, or a
+wrong finish when the gold answer is known, the model writes a reflection that joins the trajectory as a
+thought ("... let me do a reflection ..."), then goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .models import Backend, Completion, ModelError
+from .models.limits import CallLimits
+from .models.pricing import cost_usd
+from .parsing import action_problem, parse_model_turn
+from .prompts import STALLED_CUE, WRONG_CUE, PromptSpec, build_prompt, prompt_messages
+from .records import Message, Step, StepFlags, Trajectory, stable_id
+from .tasks import Question, Task
+from .tools import Toolbox
+
+FEEDBACK = ("Invalid action: {problem}. Reply with 'Thought: ...' on one line and 'Action: search[query]' or "
+            "'Action: finish[answer]' on the next.")
+SINGLE_TURN = {"io", "cot"}
+
+
+@dataclass
+class EpisodeContext:
+    config: Any
+    task: Task
+    backend: Backend
+    limits: CallLimits
+    toolbox: Toolbox
+    spec: PromptSpec
+    prices: dict[str, tuple[float, float]]
+    model_name: str
+
+
+@dataclass
+class Usage:
+    calls: list[tuple[int, int, float]] = field(default_factory=list)
+    retries: int = 0
+
+    def add(self, c: Completion) -> None:
+        self.calls.append((c.tokens_in, c.tokens_out, round(c.latency_s, 4)))
+
+
+class Episode:
+    def __init__(self, ctx: EpisodeContext, question: Question):
+        self.ctx, self.q, self.cfg = ctx, question, ctx.config
+        self.steps: list[Step] = []
+        self.reflection_steps: set[int] = set()
+        self.usage = Usage()
+        self.final: str | None = None
+        self.score = None
+        self.reasks = self.reflections = self.since_answer = self.actions = 0
+        self.error: str | None = None
+
+    async def run(self) -> Trajectory:
+        start = time.perf_counter()
+        status = "unfinished"
+        try:
+            status = await self._loop()
+        except asyncio.CancelledError:
+            raise
+        except ModelError as exc:
+            status, self.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - one question's failure never stops the run
+            status, self.error = "failed", f"{type(exc).__name__}: {exc}"
+        return self._trajectory(status, time.perf_counter() - start)
+
+    async def _loop(self) -> str:
+        invalid = 0
+        while self.actions < self.cfg.max_steps:
+            if self._stalled():
+                await self._reflect(STALLED_CUE.format(n=self.cfg.reflect_after))
+            step = await self._ask()
+            problem = self._problem(step)
+            if problem:
+                invalid += 1
+                self.reasks += 1
+                step.observation = FEEDBACK.format(problem=problem)
+                self.steps.append(step)
+                if invalid > self.cfg.max_reasks:
+                    self.error = f"no parsable action after {invalid} tries in a row"
+                    return "unfinished"
+                continue
+            invalid = 0
+            self.actions += 1
+            if step.action.name.lower() == "finish":
+                if await self._finish(step):
+                    return "finished"
+                continue
+            await self._act(step)
+        if self.error is None:
+            self.error = f"no answer within {self.cfg.max_steps} steps"
+        return "unfinished"
+
+    def _stalled(self) -> bool:
+        return (self.cfg.method == "reflexion" and self.since_answer >= self.cfg.reflect_after
+                and self.reflections < self.cfg.max_reflections)
+
+    async def _call(self, reflect: bool = False) -> Completion:
+        prompt = build_prompt(self.ctx.spec, self.q.question, self.steps, reflect=reflect)
+
+        def on_retry(_: str) -> None:
+            self.usage.retries += 1
+
+        completion = await self.ctx.limits.call(
+            lambda: self.ctx.backend.complete(prompt, self.cfg.temperature, self.cfg.max_tokens), on_retry)
+        self.usage.add(completion)
+        return completion
+
+    async def _ask(self) -> Step:
+        text = (await self._call()).text
+        text = text.split("\nObservation:", 1)[0].strip("\n")
+        if text.startswith("Observation:"):
+            text = ""
+        return parse_model_turn(text) if text.strip() else Step(raw=text, flags=StepFlags(parse_error="empty output"))
+
+    def _problem(self, step: Step) -> str | None:
+        if step.action is None:
+            return step.flags.parse_error or "no action"
+        problem = action_problem(step.action)
+        if problem and not problem.startswith("unknown tool"):
+            return problem
+        if self.cfg.method in SINGLE_TURN and (step.action.name or "").lower() != "finish":
+            return f"the {self.cfg.method} method answers at once with finish[answer]"
+        return None
+
+    async def _finish(self, step: Step) -> bool:
+        """Score the answer; True when the episode ends here."""
+        answer = step.action.arg or ""
+        gold = self.q.answer
+        score = self.ctx.task.score(answer, gold) if gold is not None else None
+        retry = (self.cfg.method == "reflexion" and score is not None and not score.reward
+                 and self.reflections < self.cfg.max_reflections)
+        if retry:
+            step.observation = "Answer is INCORRECT"
+            self.steps.append(step)
+            await self._reflect(WRONG_CUE.format(answer=answer))
+            return False
+        step.observation = f"Episode finished, reward = {score.reward}" if score is not None else "Episode finished"
+        self.steps.append(step)
+        self.final, self.score = answer, score
+        return True
+
+    async def _act(self, step: Step) -> None:
+        history = [s.observation for s in self.steps if s.observation and s.action and s.action.name == "search"]
+        obs = await self.ctx.toolbox.run(step.action, (self.q.qid, len(self.steps)), history)
+        step.observation = obs.text
+        if obs.perturbed:
+            step.flags.perturbed, step.flags.original_observation = obs.perturbed, obs.original
+        self.steps.append(step)
+        self.since_answer += 1
+
+    async def _reflect(self, cue: str) -> None:
+        self.reflections += 1
+        self.since_answer = 0
+        text = (await self._call(reflect=True)).text
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(("Action:", "Observation:"))]
+        body = " ".join(ln.removeprefix("Reflection:").removeprefix("Thought:").strip() for ln in lines)
+        self.reflection_steps.add(len(self.steps))
+        self.steps.append(Step(thought=f"{cue} {body}".strip()))
+
+    def _merged_steps(self) -> list[Step]:
+        """A reflection joins the next thought, as in FireAct's data: "<reflection> Thought: <next thought>"."""
+        out: list[Step] = []
+        pending: Step | None = None
+        for i, step in enumerate(self.steps):
+            if pending is not None and step.raw is None and step.thought is not None:
+                step = step.model_copy(update={"thought": f"{pending.thought} Thought: {step.thought}"})
+                pending = None
+            elif pending is not None:
+                out.append(pending)
+                pending = None
+            if i in self.reflection_steps:
+                pending = step
+                continue
+            out.append(step)
+        if pending is not None:
+            out.append(pending)
+        return out
+
+    def _trajectory(self, status: str, wall_s: float) -> Trajectory:
+        cfg, q = self.cfg, self.q
+        tin = sum(c[0] for c in self.usage.calls)
+        tout = sum(c[1] for c in self.usage.calls)
+        cost = cost_usd(self.ctx.prices, self.ctx.model_name, tin, tout) if cfg.backend == "openai" else 0.0
+        score = self.score
+        zero = 0.0 if q.answer is not None else None  # an unanswered question with a gold answer scores 0
+        prompt = prompt_messages(self.ctx.spec) if cfg.store_prompt else None
+        meta = {"temperature": cfg.temperature, "search": cfg.search, "perturb": cfg.perturb, "mode": cfg.mode,
+                "backend": cfg.backend, "prompt_version": self.ctx.spec.version, "max_steps": cfg.max_steps,
+                "calls": [list(c) for c in self.usage.calls], "retries": self.usage.retries, "reasks": self.reasks,
+                "reflections": self.reflections, "model_latency_s": round(sum(c[2] for c in self.usage.calls), 4)}
+        if cfg.mode == "finetuned":
+            meta["finetuned_format"] = cfg.finetuned_format
+        return Trajectory(
+            id=stable_id(cfg.run, q.qid), source=cfg.run, task=q.task, split=q.split, qid=q.qid, question=q.question,
+            gold=q.answer, method=cfg.method, model=self.ctx.model_name, steps=self._merged_steps(),
+            final_answer=self.final if status == "finished" else None,
+            reward=score.reward if score else (None if zero is None else False), em=score.em if score else zero,
+            f1=score.f1 if score else zero, status=status,
+            error=self.error if status != "finished" else None, tokens_in=tin, tokens_out=tout,
+            latency_s=round(wall_s, 4), cost_usd=cost,
+            prompt=[Message(**m) for m in prompt] if prompt else None, meta=meta,
+        )

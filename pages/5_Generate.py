@@ -1,0 +1,138 @@
+"""Generate: run an agent (IO, CoT, ReAct, Reflexion) over a task's questions with a model and a search tool;
+watch the progress of any run (started here or from the CLI), cancel it, open its trajectories in Browse."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fireact_core import engine
+from fireact_core.errors import FireactError
+from fireact_core.models.pricing import price_table
+from fireact_core.prompts import METHODS, examples_for, save_examples
+from fireact_core.tasks import list_tasks
+from ui import annotator, page_setup
+
+store = page_setup("Generate")
+who = annotator()
+ss = st.session_state
+params = st.query_params.to_dict()
+st.title("⚡ Generate")
+
+registered = {m.name: m for m in engine.registered_models(store)}
+wanted = params.get("model", "")
+preset = engine.model_settings(registered[wanted]) if wanted in registered else {}
+BACKENDS = ["endpoint", "local folder"] + (["registered model"] if registered else [])
+
+with st.form("generate"):
+    c1, c2, c3 = st.columns(3)
+    tasks_dir = c1.text_input("Tasks folder", engine.default_tasks_dir())
+    task = c1.selectbox("Task", list_tasks(), index=list_tasks().index(params.get("task", "hotpotqa"))
+                        if params.get("task") in list_tasks() else list_tasks().index("hotpotqa"))
+    split = c1.text_input("Split", params.get("split", "dev"))
+    questions_path = c1.text_input("Questions file (custom task)", "")
+    pick = c1.radio("Questions", ["range", "sample"], horizontal=True)
+    r1, r2 = c1.columns(2)
+    start = r1.number_input("Start / sample size", 0, value=0)
+    end = r2.number_input("End (0: to the end) / seed", 0, value=10)
+    method = c2.selectbox("Method", METHODS, index=METHODS.index("react"))
+    modes = ["few-shot", "fine-tuned (chat)", "fine-tuned (alpaca)"]
+    mode = c2.selectbox("Prompt", modes, index=1 if params.get("mode") == "finetuned" or preset else 0)
+    backend = c2.selectbox("Backend", BACKENDS, index=2 if preset and len(BACKENDS) > 2 else 0)
+    reg_name = c2.selectbox("Registered model", list(registered) or ["(none)"],
+                            index=list(registered).index(wanted) if wanted in registered else 0)
+    model = c2.text_input("Model name", preset.get("model", wanted or "gpt-4o-mini"))
+    base_url = c2.text_input("Base URL (empty: $OPENAI_BASE_URL)", "")
+    api_key = c2.text_input("API key (empty: $OPENAI_API_KEY; never stored)", "", type="password")
+    local_model = c2.text_input("Local model folder", preset.get("local_model") or "")
+    adapter = c2.text_input("Adapter folder (optional)", preset.get("adapter") or "")
+    search = c3.selectbox("Search", ["serpapi", "local", "none"])
+    corpus = c3.text_input("Corpus JSONL (local search; empty: shipped corpus)", "")
+    perturb = c3.selectbox("Perturb observations", ["off", "none", "random"])
+    perturb_p = c3.slider("Perturbation probability", 0.0, 1.0, 0.5)
+    temperature = c3.number_input("Temperature", 0.0, 2.0, 0.0, step=0.1)
+    concurrency = c3.number_input("Concurrency", 1, 256, 8)
+    max_steps = c3.number_input("Max steps", 1, 50, 8)
+    run_name = c3.text_input("Run name (empty: made from the settings)", "")
+    submitted = st.form_submit_button("Start", type="primary")
+
+if submitted:
+    fields = {"backend": "openai" if backend == "endpoint" else "local", "model": model,
+              "local_model": local_model or None, "adapter": adapter or None}
+    if backend == "registered model" and reg_name in registered:
+        fields.update(engine.model_settings(registered[reg_name]))
+    fields["mode"] = "fewshot" if mode == "few-shot" else "finetuned"
+    name = run_name.strip() or engine.default_run_name(task, split, method, fields["model"])
+    try:
+        cfg = engine.RunConfig(
+            run=name, task=task, split=split, tasks_dir=tasks_dir or None, questions_path=questions_path or None,
+            start=int(start) if pick == "range" else 0, end=(int(end) or None) if pick == "range" else None,
+            sample=int(start) if pick == "sample" else None, seed=int(end) if pick == "sample" else 0,
+            method=method, finetuned_format="alpaca" if "alpaca" in mode else "chat", base_url=base_url or None,
+            api_key=api_key or None, search=search, corpus=corpus or None,
+            perturb=None if perturb == "off" else f"{perturb}:{perturb_p}", temperature=float(temperature),
+            concurrency=int(concurrency), max_steps=int(max_steps), **fields)
+        ss["gen_run"] = engine.start_run(store, cfg)
+        st.success(f"Started run '{ss['gen_run']}'.")
+    except FireactError as exc:
+        st.error(str(exc))
+    except ValueError as exc:
+        st.error(f"Check the settings: {exc}")
+
+
+
+@st.fragment(run_every=2)
+def progress(name: str) -> None:
+    with store.session():
+        run = engine.run_view(store, name)
+        events = store.run_events(name, limit=20)
+    status = "stalled (no sign of life)" if run["stalled"] else run["status"]
+    st.progress(run["fraction"], text=f"{run['attempted']}/{run['total']} questions · {status}")
+    m = st.columns(6)
+    m[0].metric("EM so far", f"{run['em']:.3f}" if run["em"] is not None else "-")
+    m[1].metric("Finished", run["finished"])
+    m[2].metric("Failed", run["failed"])
+    m[3].metric("Tokens", f"{run['tokens']:,}")
+    m[4].metric("Cost", f"${run['cost_usd']:.4f}")
+    m[5].metric("ETA", f"{int(run['eta_s'] // 60)}:{int(run['eta_s'] % 60):02d}" if run["eta_s"] is not None else "-")
+    b1, b2 = st.columns(2)
+    if run["status"] == "running" and b1.button("Cancel run", key=f"cancel:{name}"):
+        engine.cancel_run(store, name)
+        st.toast(f"Asked run '{name}' to stop.")
+    if b2.button("Open in Browse", key=f"browse:{name}"):
+        st.switch_page("pages/1_Browse.py", query_params={"source": name})
+    if run["error"]:
+        st.error(run["error"])
+    st.dataframe([{"at": e["at"], "kind": e["kind"], "message": e["message"]} for e in events],
+                 hide_index=True, width="stretch")
+
+
+runs = [r["name"] for r in store.list_runs()]
+if runs:
+    current = ss.get("gen_run") if ss.get("gen_run") in runs else runs[-1]
+    progress(st.selectbox("Run", runs, index=runs.index(current), key="gen_watch"))
+else:
+    st.info("No runs yet: fill in the form and press Start, or run `fireact generate ...`.")
+
+with st.expander("Few-shot examples (versioned)"):
+    e1, e2 = st.columns(2)
+    ex_task = e1.selectbox("Task", [t for t in list_tasks() if t != "custom"], key="ex_task")
+    ex_method = e2.selectbox("Method", METHODS, key="ex_method")
+    examples, version = examples_for(store, ex_task, ex_method)
+    st.caption(f"Version {version}" + (" (shipped)" if version == 0 else "") + "; examples are separated by a line "
+               "reading ---")
+    text = st.text_area("Examples", "\n---\n".join(examples), height=300, key=f"ex:{ex_task}:{ex_method}:{version}")
+    note = st.text_input("What changed", key="ex_note")
+    if st.button("Save as a new version"):
+        try:
+            saved = save_examples(store, ex_task, ex_method, text.split("\n---\n"), who, note or None)
+            st.success(f"Saved version {saved}.")
+        except FireactError as exc:
+            st.error(str(exc))
+
+with st.expander("Price table (USD per million tokens)"):
+    prices = price_table(store)
+    rows = [{"model": m, "input": p[0], "output": p[1]} for m, p in prices.items()]
+    edited = st.data_editor(rows, num_rows="dynamic", key="prices", width="stretch")
+    if st.button("Save prices"):
+        store.save_model_prices({r["model"]: (r["input"] or 0.0, r["output"] or 0.0) for r in edited if r.get("model")})
+        st.success("Prices saved; new runs use them.")

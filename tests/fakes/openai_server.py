@@ -1,0 +1,149 @@
+"""An OpenAI-compatible chat-completions server on 127.0.0.1, in a thread, scripted per question.
+
+    server = FakeOpenAI(script={"Who ...?": ["Thought: ...\\nAction: search[...]", "Thought: ...\\nAction: finish[X]"]})
+    base_url = server.start()          # http://127.0.0.1:PORT/v1
+    ...
+    server.stop()
+
+The reply to a request is picked by the question (the first user message) and by how many model turns the
+conversation already holds, so a retried request gets the same reply. A reflection request (its last user
+message asks to reflect) gets `reflections[question]`. Questions without a script go to `policy`.
+Questions in `broken` are always answered 500. Faults: with probability `fault_rate` a request is answered
+429, 500, with a body that is not JSON ("garbage"), or only after `slow_s` seconds ("slow"); `latency` adds
+a random delay to every answer.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+Policy = Callable[[str, list[dict], bool], str]
+REFLECT_MARK = "reflect on what went wrong"
+
+
+def default_policy(question: str, messages: list[dict], reflect: bool) -> str:
+    """Search once, then answer "unknown"."""
+    if reflect:
+        return "I should search for the key entity first."
+    turns = sum(1 for m in messages if m["role"] == "assistant")
+    if turns == 0:
+        return f"Thought: I need to search for this.\nAction: search[{question[:40]}]"
+    return "Thought: I have what I need.\nAction: finish[unknown]"
+
+
+def approx_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+class FakeOpenAI:
+    def __init__(self, script: dict[str, list[str]] | None = None, reflections: dict[str, str] | None = None,
+                 policy: Policy = default_policy, fault_rate: float = 0.0,
+                 faults: tuple[str, ...] = ("429", "500", "garbage", "slow"), slow_s: float = 2.0,
+                 latency: tuple[float, float] = (0.0, 0.0), seed: int = 0, broken: set[str] | None = None):
+        self.broken = set(broken or ())
+        self.script, self.reflections, self.policy = script or {}, reflections or {}, policy
+        self.fault_rate, self.faults, self.slow_s, self.latency = fault_rate, faults, slow_s, latency
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []
+        self.faults_sent: dict[str, int] = {}
+        self.auth: set[str] = set()
+        self.server: ThreadingHTTPServer | None = None
+
+    # public -----------------------------------------------------------------------------------------------
+    def start(self) -> str:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                fake.auth.add(self.headers.get("Authorization", ""))
+                status, payload, delay = fake.answer(self.path, body)
+                time.sleep(delay)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    @property
+    def calls(self) -> int:
+        return len(self.requests)
+
+    # replies ----------------------------------------------------------------------------------------------
+    def reply_text(self, messages: list[dict]) -> str:
+        question = next(m["content"] for m in messages if m["role"] == "user")
+        reflect = REFLECT_MARK in messages[-1]["content"] and messages[-1]["role"] == "user"
+        if reflect and question in self.reflections:
+            return self.reflections[question]
+        if question in self.script and not reflect:
+            turns = [m for m in messages if m["role"] == "assistant" and "let me do a reflection" not in m["content"]]
+            replies = self.script[question]
+            return replies[min(len(turns), len(replies) - 1)]
+        return self.policy(question, messages, reflect)
+
+    def answer(self, path: str, body: bytes) -> tuple[int, bytes, float]:
+        with self.lock:
+            fault = self.rng.choice(self.faults) if self.rng.random() < self.fault_rate else None
+            delay = self.rng.uniform(*self.latency)
+            if fault:
+                self.faults_sent[fault] = self.faults_sent.get(fault, 0) + 1
+        if not path.endswith("/chat/completions"):
+            return 404, b'{"error": {"message": "not found"}}', 0.0
+        request = json.loads(body)
+        with self.lock:
+            self.requests.append(request)
+        if next(m["content"] for m in request["messages"] if m["role"] == "user") in self.broken:
+            fault = "500"
+        if fault == "429":
+            return 429, b'{"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}', delay
+        if fault == "500":
+            return 500, b'{"error": {"message": "The server had an error", "type": "server_error"}}', delay
+        if fault == "garbage":
+            return 200, b"<html>upstream returned garbage \x00\x01", delay
+        if fault == "slow":
+            delay = self.slow_s
+        return 200, self._completion(request), delay
+
+    def _completion(self, request: dict) -> bytes:
+        text = self.reply_text(request["messages"])
+        for stop in request.get("stop") or []:
+            if stop in text:
+                text = text[:text.index(stop)]
+        prompt = sum(approx_tokens(m["content"]) for m in request["messages"])
+        out = {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": request["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": approx_tokens(text),
+                      "total_tokens": prompt + approx_tokens(text)},
+        }
+        return json.dumps(out).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many clients connect at once; the default backlog of 5 resets them
+    daemon_threads = True

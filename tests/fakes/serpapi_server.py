@@ -1,0 +1,76 @@
+"""A SerpAPI stand-in on 127.0.0.1 answering /search.json (and /search, where the client library asks).
+
+    server = FakeSerpAPI({"grace darling birthplace": {"answer_box": {"answer": "Bamburgh"}}})
+    os.environ["FIREACT_SERPAPI_URL"] = server.start()
+
+A query without an entry gets an organic result whose snippet names the query; `delay_s` slows every answer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+
+class FakeSerpAPI:
+    def __init__(self, results: dict[str, dict] | None = None, delay_s: float = 0.0):
+        self.results = {k.lower(): v for k, v in (results or {}).items()}
+        self.delay_s = delay_s
+        self.queries: list[str] = []
+        self.keys: set[str] = set()
+        self.lock = threading.Lock()
+        self.server: ThreadingHTTPServer | None = None
+
+    def respond(self, query: str) -> dict:
+        found = self.results.get(query.lower())
+        if found is not None:
+            return found
+        return {"search_metadata": {"status": "Success"},
+                "organic_results": [{"position": 1, "title": query, "snippet": f"A page about {query}."}]}
+
+    def start(self) -> str:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                url = urlparse(self.path)
+                params = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if url.path not in ("/search.json", "/search"):
+                    status, payload = 404, {"error": "not found"}
+                else:
+                    query = params.get("q", "")
+                    with fake.lock:
+                        fake.queries.append(query)
+                        fake.keys.add(params.get("api_key", ""))
+                    status, payload = 200, fake.respond(query)
+                time.sleep(fake.delay_s)
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many clients connect at once; the default backlog of 5 resets them
+    daemon_threads = True

@@ -1,0 +1,133 @@
+"""The Generate page under AppTest: the form, a background run against the fake model server, progress, cancel,
+the few-shot examples editor, and prefilling from the Train page's link."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fireact_core.store import Store
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.serpapi_server import FakeSerpAPI
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "5_Generate.py")
+TASKS = ROOT.parent / "shared" / "fireact" / "tasks"
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    llm, serp = FakeOpenAI(latency=(0.05, 0.1)), FakeSerpAPI()
+    monkeypatch.setenv("OPENAI_BASE_URL", llm.start())
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-page-env-key")
+    monkeypatch.setenv("FIREACT_SERPAPI_URL", serp.start())
+    monkeypatch.setenv("FIREACT_TASKS_DIR", str(TASKS))
+    db = tmp_path / "page.duckdb"
+    monkeypatch.setenv("FIREACT_DB", str(db))
+    yield llm, db
+    llm.stop()
+    serp.stop()
+
+
+def page(**params) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def widget(items, label):
+    return next(w for w in items if w.label == label)
+
+
+def wait_status(db: Path, name: str, done: callable, timeout: float = 60.0) -> dict:
+    store = Store(db)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = store.get_run(name)
+        if done(run):
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {name} did not get there: {store.get_run(name)}")
+
+
+def start(at: AppTest, name: str, end: int, concurrency: int = 4) -> AppTest:
+    widget(at.text_input, "Run name (empty: made from the settings)").input(name)
+    widget(at.number_input, "End (0: to the end) / seed").set_value(end)
+    widget(at.number_input, "Concurrency").set_value(concurrency)
+    widget(at.text_input, "API key (empty: $OPENAI_API_KEY; never stored)").input("sk-typed-into-the-page")
+    return widget(at.button, "Start").click().run()
+
+
+def test_form_renders_and_says_there_are_no_runs(env):
+    at = page()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "⚡ Generate"
+    assert widget(at.selectbox, "Task").value == "hotpotqa"
+    assert widget(at.selectbox, "Method").value == "react"
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_start_runs_in_the_background_and_shows_progress(env):
+    llm, db = env
+    at = start(page(), "page-run", end=3)
+    assert not at.exception, at.exception
+    assert any("Started run 'page-run'" in s.value for s in at.success)
+    run = wait_status(db, "page-run", lambda r: r["status"] != "running")
+    assert run["status"] == "finished" and run["attempted"] == 3 and llm.calls >= 6
+    at = page()
+    assert widget(at.selectbox, "Run").value == "page-run"
+    assert "3/3 questions" in at.get("progress")[0].proto.text
+    assert {m.label for m in at.metric} >= {"EM so far", "Tokens", "Cost", "ETA"}
+    assert b"sk-typed-into-the-page" not in db.read_bytes()
+
+
+def test_cancel_stops_the_run(env):
+    llm, db = env
+    llm.latency = (0.3, 0.4)
+    at = start(page(), "to-cancel", end=200, concurrency=1)
+    wait_status(db, "to-cancel", lambda r: r["attempted"] >= 1)
+    at = page()
+    widget(at.button, "Cancel run").click().run()
+    assert not at.exception, at.exception
+    run = wait_status(db, "to-cancel", lambda r: r["status"] != "running")
+    assert run["status"] == "cancelled" and run["attempted"] < 200
+
+
+def test_examples_editor_saves_a_version(env):
+    _, db = env
+    at = page()
+    area = next(t for t in at.text_area if t.label == "Examples")
+    area.input("Question: a?\nThought: b\nAction: search[c]\nObservation: d\nThought: e\nAction: finish[f]").run()
+    widget(at.button, "Save as a new version").click().run()
+    assert any("Saved version 1" in s.value for s in at.success)
+    assert Store(db).prompt_versions("bamboogle", "io")[0]["examples"][0].startswith("Question: a?")
+
+
+def test_prefilled_from_query_params(env):
+    at = page(model="ft:gpt-4o-mini:org::abc", mode="finetuned", task="strategyqa")
+    assert widget(at.text_input, "Model name").value == "ft:gpt-4o-mini:org::abc"
+    assert widget(at.selectbox, "Prompt").value == "fine-tuned (chat)"
+    assert widget(at.selectbox, "Task").value == "strategyqa"
+
+
+def test_registered_model_from_the_train_page(env):
+    from fireact_core.engine import model_settings
+    from fireact_core.training.records import RegisteredModel
+
+    _, db = env
+    lora = RegisteredModel(name="llama-lora-1", kind="lora", path_or_id="/models/adapter1", base_model="/models/base")
+    Store(db).register_model(lora)
+    assert model_settings(lora) == {"backend": "local", "local_model": "/models/base", "adapter": "/models/adapter1",
+                                    "model": "llama-lora-1", "mode": "finetuned"}
+    remote = RegisteredModel(name="ft", kind="openai", path_or_id="ft:gpt-4o-mini:o::x", base_model="gpt-4o-mini")
+    assert model_settings(remote) == {"backend": "openai", "model": "ft:gpt-4o-mini:o::x", "mode": "finetuned"}
+    at = page(model="llama-lora-1", mode="finetuned")
+    assert not at.exception, at.exception
+    assert widget(at.selectbox, "Backend").value == "registered model"
+    assert widget(at.selectbox, "Registered model").value == "llama-lora-1"
+    assert widget(at.text_input, "Local model folder").value == "/models/base"
+    assert widget(at.text_input, "Adapter folder (optional)").value == "/models/adapter1"
