@@ -99,7 +99,7 @@ def run_rows(store) -> list[dict]:
     rows = []
     for r in store.list_runs():
         rows.append({"run": r["name"], "task": r["task"], "split": r["split"], "method": r["method"],
-                     "model": r["model"], "attempted": r["attempted"], "finished": r["finished"],
+                     "model": r["model"], "attempted": max(r["total"] or 0, r["attempted"] or 0), "finished": r["finished"],
                      "failed": r["failed"], "em": r["em"], "f1": r["f1"]})
     return rows
 
@@ -112,7 +112,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     for r, full in zip(rows, store.list_runs()):
         em = f"{r['em']:.3f}" if r["em"] is not None else "-"
-        print(f"{r['run']:40} {r['task']:10} {r['method']:9} {r['model'] or '':24} {r['attempted']:>5}/{full['total']:<5} "
+        print(f"{r['run']:40} {r['task']:10} {r['method']:9} {r['model'] or '':24} {full['attempted'] or 0:>5}/{full['total']:<5} "
               f"EM {em} failed {r['failed']} {full['status']}")
     return 0
 

@@ -55,9 +55,9 @@ def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
     row["settings"] = json.loads(row["settings"]) if row["settings"] else {}
     for key in ("started_at", "heartbeat", "ended_at"):
         row[key] = utc(row[key])
-    attempted = row["attempted"] or 0
-    row["em"] = row["em_sum"] / attempted if attempted else None
-    row["f1"] = row["f1_sum"] / attempted if attempted else None
+    planned = max(row["total"] or 0, row["attempted"] or 0)
+    row["em"] = row["em_sum"] / planned if planned else None
+    row["f1"] = row["f1_sum"] / planned if planned else None
     return row
 
 
