@@ -1,0 +1,134 @@
+"""Curation journeys in real Chromium against `streamlit run app.py` on 127.0.0.1: filter to wrong answers, open
+one, edit a thought and the final answer, save, reload and see the edit and its revision, restore the original,
+compare two runs with aligned steps, and model text that holds a script, HTML or a markdown image shown as text."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from fireact_core.filters import TrajectoryFilter
+from fireact_core.store import Store
+from tests.conftest import screenshot, wait_for_app
+from tests.test_curation import RUN_A, RUN_B, XSS, XSS_QUESTION, build_two_runs
+
+XSS_ID = "xss0000000000001"
+expect.set_options(timeout=30_000)
+
+
+@pytest.fixture(scope="module")
+def runs_db(tmp_path_factory, shared):
+    """The real FireAct run imported as run A, and a second run over the same questions, built once."""
+    path = tmp_path_factory.mktemp("browser") / "runs.duckdb"
+    build_two_runs(Store(path))
+    return path
+
+
+@pytest.fixture
+def app(runs_db, tmp_path, streamlit_app):
+    path = tmp_path / "browser.duckdb"
+    path.write_bytes(runs_db.read_bytes())
+    return streamlit_app(path), Store(path, lock_timeout=120)
+
+
+def settle(page) -> None:
+    page.wait_for_timeout(300)
+    wait_for_app(page)
+
+
+def commit(locator, text: str) -> None:
+    """Type into a Streamlit text field and commit it (Enter for inputs, a click elsewhere for text areas)."""
+    locator.fill(text)
+    locator.press("Control+Enter" if locator.evaluate("e => e.tagName") == "TEXTAREA" else "Enter")
+
+
+def test_filter_open_edit_save_reload_restore(app, page):
+    base, store = app
+    page.goto(f"{base}/Browse?source={RUN_A}")
+    wait_for_app(page)
+    main = page.get_by_test_id("stMain")
+    total = store.count_filtered(TrajectoryFilter(source=[RUN_A]))
+    main.get_by_text(f"{total} trajectories match").wait_for()
+    page.get_by_test_id("stSidebar").get_by_text("wrong", exact=True).click()
+    wrong = store.count_filtered(TrajectoryFilter(source=[RUN_A], em="wrong"))
+    main.get_by_text(f"{wrong} trajectories match").wait_for()
+    assert "em=wrong" in page.url
+    screenshot(page, "curation-browse")
+
+    first = store.filter_ids(TrajectoryFilter(source=[RUN_A], em="wrong"), limit=1)[0]
+    original = store.get_trajectory(first)
+    main.get_by_test_id("stSelectbox").filter(has_text="Open a trajectory of this page").locator("input").click()
+    page.get_by_role("option").first.click()
+    page.wait_for_url(re.compile(r".*/Trajectory\?.*id=" + first))
+    settle(page)
+    main.get_by_text(original.question, exact=True).first.wait_for()
+    commit(page.get_by_test_id("stSidebar").get_by_label("Annotator"), "playwright")
+    settle(page)
+    commit(main.locator("textarea").first, "Edited in the browser: check the film's director first.")
+    settle(page)
+    commit(main.get_by_label("Final answer (the argument of the finish action)"), original.gold)
+    settle(page)
+    main.get_by_role("button", name="Save").first.click()
+    main.get_by_text("Saved revision 1").wait_for()
+    saved = store.get_trajectory(first)
+    assert saved.steps[0].thought.startswith("Edited in the browser") and saved.final_answer == original.gold
+    assert saved.em == 1.0 and saved.updated_by == "playwright"
+
+    page.reload()
+    wait_for_app(page)
+    main.get_by_text("revision 1 by playwright").first.wait_for()
+    expect(main.locator("textarea").first).to_have_value(re.compile("^Edited in the browser"))
+    main.get_by_test_id("stExpander").get_by_text("History").click()
+    main.get_by_text(re.compile(r"Revision 1 · playwright")).wait_for()
+    screenshot(page, "curation-trajectory")
+    main.get_by_role("button", name="Restore revision 0").click()
+    main.get_by_text("Restored revision 0 as a new revision.").wait_for()
+    settle(page)
+    expect(main.locator("textarea").first).to_have_value(original.steps[0].thought or "")
+    restored = store.get_trajectory(first)
+    assert restored.revision == 2 and restored.steps == original.steps and restored.final_answer == original.final_answer
+
+
+def test_compare_aligned_steps_and_model_text_shown_as_text(app, page):
+    base, store = app
+    counts = store.compare_counts(RUN_A, RUN_B)
+    page.goto(f"{base}/Compare?a={RUN_A}&b={RUN_B}")
+    wait_for_app(page)
+    main = page.get_by_test_id("stMain")
+    main.get_by_role("button", name=f"only B right: {counts['only_b']}").click()
+    page.wait_for_url(re.compile(r".*cell=only_b"))
+    main.get_by_text(f"{counts['only_b']} questions (only B right)").wait_for()
+    settle(page)
+    rows = main.locator('table.fireact-compare tr[data-testid="aligned-step"]')
+    expect(rows.nth(1)).to_be_attached()
+    expect(main.locator("table.fireact-compare mark").first).to_be_attached()
+    main.locator("table.fireact-compare").scroll_into_view_if_needed()
+    screenshot(page, "curation-compare")
+    script_html_and_markdown_image_render_as_text(base, page)
+
+
+def script_html_and_markdown_image_render_as_text(base: str, page) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    for path, name in ((f"Trajectory?id={XSS_ID}", "curation-xss-trajectory"), (f"Review?ids={XSS_ID}", "curation-review"),
+                       (f"Compare?a={RUN_A}&b={RUN_B}&cell=only_in_b", "curation-xss-compare")):
+        page.goto(f"{base}/{path}")
+        wait_for_app(page)
+        page.get_by_test_id("stMain").get_by_test_id("stText").filter(has_text=XSS_QUESTION).first.wait_for()
+        if path.startswith("Trajectory"):
+            page.wait_for_function("v => [...document.querySelectorAll('textarea')].some(t => t.value === v)", arg=XSS)
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')")
+        if path.startswith("Compare"):
+            page.locator("table.fireact-compare").scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        screenshot(page, name)
+        assert page.evaluate("() => window.__xss") is None
+        assert page.locator('img[src*="127.0.0.1:9"]').count() == 0
+        assert page.locator("b", has_text="bold").count() == 0
+    assert dialogs == []
+    page.goto(f"{base}/Review?ids={XSS_ID}")
+    wait_for_app(page)
+    expect(page.get_by_test_id("stMain").get_by_text(XSS).first).to_be_visible()
+    assert page.locator("script", has_text="__xss").count() == 0

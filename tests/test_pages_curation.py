@@ -1,0 +1,266 @@
+"""Browse, Trajectory, Review and Compare under AppTest against a temporary database built from the real
+FireAct run (two runs over the same questions); every action goes through the widgets and is checked in the store."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fireact_core.compare import CELL_LABELS
+from fireact_core.filters import TrajectoryFilter
+from fireact_core.store import Store
+from tests.conftest import ROOT
+from tests.test_curation import RUN_A, RUN_B, XSS_QUESTION, build_two_runs
+
+
+@pytest.fixture(scope="module")
+def runs_db(tmp_path_factory, shared):
+    path = tmp_path_factory.mktemp("pages") / "runs.duckdb"
+    build_two_runs(Store(path))
+    return path
+
+
+@pytest.fixture
+def db(runs_db, tmp_path, monkeypatch):
+    target = tmp_path / "runs.duckdb"
+    target.write_bytes(runs_db.read_bytes())
+    monkeypatch.setenv("FIREACT_DB", str(target))
+    return Store(target)
+
+
+def open_page(name: str, who: str = "alice", **params: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page(f"pages/{name}")
+    at.session_state["annotator"] = who
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def button(at: AppTest, label: str):
+    matches = [b for b in at.button if b.label == label]
+    assert matches, f"no button {label!r} in {[b.label for b in at.button]}"
+    return matches[0]
+
+
+def texts(at: AppTest) -> list[str]:
+    return [t.value for t in at.text]
+
+
+def test_pages_say_what_is_missing_on_an_empty_database(tmp_path, monkeypatch):
+    monkeypatch.setenv("FIREACT_DB", str(tmp_path / "empty.duckdb"))
+    for name in ("1_Browse.py", "2_Trajectory.py", "3_Review.py", "4_Compare.py"):
+        at = ok(open_page(name))
+        assert at.info, name
+
+
+def test_browse_filters_from_the_address_and_the_widgets(db):
+    at = ok(open_page("1_Browse.py", em="wrong", source=RUN_A))
+    expected = db.count_filtered(TrajectoryFilter(em="wrong", source=[RUN_A]))
+    assert at.subheader[0].value == f"{expected} trajectories match"
+    assert at.radio(key="f_em").value == "wrong" and at.multiselect(key="f_source").value == [RUN_A]
+    at.text_input(key="f_q").input("Super Bowl").run()
+    ok(at)
+    f = TrajectoryFilter(em="wrong", source=[RUN_A], q="Super Bowl")
+    assert at.subheader[0].value == f"{db.count_filtered(f)} trajectories match"
+    assert at.query_params["q"] == "Super Bowl" and at.query_params["em"] == "wrong"
+    at.radio(key="f_em").set_value("any").run()
+    assert "em" not in at.query_params
+    at.number_input(key="f_smin").set_value(4).run()
+    assert at.subheader[0].value == f"{db.count_filtered(TrajectoryFilter(source=[RUN_A], q='Super Bowl', steps_min=4))} trajectories match"
+
+
+def test_browse_bulk_label_accept_reject_are_stored(db):
+    at = ok(open_page("1_Browse.py", source=RUN_B, em="wrong", steps_max="2"))
+    f = TrajectoryFilter(source=[RUN_B], em="wrong", steps_max=2)
+    ids = db.filter_ids(f)
+    assert ids
+    at.radio(key="bulk_scope").set_value("every trajectory matching the filter")
+    at.text_input(key="bulk_tag").input("short and wrong").run()
+    button(at, "Add label").click().run()
+    ok(at)
+    assert all(db.review_state(i).labels == ["short and wrong"] for i in ids)
+    button(at, "Reject").click().run()
+    assert db.count_filtered(f.model_copy(update={"review": "rejected"})) == len(ids)
+    assert any("rejected" in s.value for s in at.success)
+    at.radio(key="f_review").set_value("rejected").run()
+    assert at.subheader[0].value == f"{len(ids)} trajectories match"
+
+
+def test_browse_opens_a_trajectory_keeping_the_filter(db):
+    at = ok(open_page("1_Browse.py", em="wrong", source=RUN_A))
+    first = db.filter_ids(TrajectoryFilter(em="wrong", source=[RUN_A]), limit=1)[0]
+    at.selectbox(key="browse_open").set_value(first).run()
+    ok(at)
+    assert at.query_params["id"] == first and at.query_params["em"] == "wrong"
+    assert at.title[0].value.endswith("Trajectory")
+    assert at.text[0].value == db.get_trajectory(first).question
+
+
+def edit_keys(at: AppTest, tid: str) -> str:
+    """The key prefix of the editor's widgets (it changes when steps are inserted, deleted or moved)."""
+    return f"e:{tid}:{at.session_state[f'draft:{tid}']['gen']}:"
+
+
+def test_trajectory_edit_save_history_restore(db):
+    f = TrajectoryFilter(source=[RUN_A], em="wrong")
+    tid = db.filter_ids(f, limit=1)[0]
+    before = db.get_trajectory(tid)
+    at = ok(open_page("2_Trajectory.py", id=tid, source=RUN_A, em="wrong"))
+    assert before.question in texts(at)
+    assert any(c.value == f"1 of {db.count_filtered(f)} in this filter" for c in at.caption)
+    prefix = edit_keys(at, tid)
+    at.text_area(key=f"{prefix}0:thought").input("An edited first thought")
+    at.text_input(key=f"{prefix}final").input(before.gold)
+    at.toggle(key=f"{prefix}0:train").set_value(False)
+    at.text_input(key=f"reason:{tid}").input("gold answer")
+    at.run()
+    button(at, "💾 Save").click().run()
+    ok(at)
+    saved = db.get_trajectory(tid)
+    assert saved.revision == 1 and saved.steps[0].thought == "An edited first thought"
+    assert saved.final_answer == before.gold and saved.em == 1.0 and saved.steps[0].flags.train is False
+    assert db.list_revisions(tid)[-1].author == "alice" and db.list_revisions(tid)[-1].reason == "gold answer"
+    assert any("Saved revision 1" in s.value for s in at.success)
+    assert any("+Thought: An edited first thought" in c.value for c in at.code)
+    button(at, "Restore revision 0").click().run()
+    ok(at)
+    restored = db.get_trajectory(tid)
+    assert restored.revision == 2 and restored.steps == before.steps and restored.final_answer == before.final_answer
+    assert [r.reason for r in db.list_revisions(tid)][-1] == "restored revision 0"
+
+
+def test_trajectory_structure_buttons_and_next(db):
+    f = TrajectoryFilter(source=[RUN_A], em="wrong")
+    ids = db.filter_ids(f, limit=2)
+    before = db.get_trajectory(ids[0])
+    at = ok(open_page("2_Trajectory.py", id=ids[0], source=RUN_A, em="wrong"))
+    prefix = edit_keys(at, ids[0])
+    at.text_area(key=f"{prefix}0:thought").input("typed before the insert").run()
+    at.button(key=f"{prefix}0:ins").click().run()
+    ok(at)
+    prefix = edit_keys(at, ids[0])
+    assert at.text_area(key=f"{prefix}0:thought").value == "typed before the insert"
+    at.text_input(key=f"{prefix}1:action").input("search[inserted query]").run()
+    at.button(key=f"{prefix}{len(before.steps)}:del").click().run()
+    button(at, "💾 Save").click().run()
+    saved = db.get_trajectory(ids[0])
+    assert len(saved.steps) == len(before.steps)
+    assert saved.steps[1].action.arg == "inserted query" and saved.steps[0].thought == "typed before the insert"
+    button(at, "Next ▶").click().run()
+    ok(at)
+    assert at.query_params["id"] == ids[1] and db.get_trajectory(ids[1]).question in texts(at)
+    at.text_area(key=f"{edit_keys(at, ids[1])}0:thought").input("typed, not saved").run()
+    button(at, "◀ Previous").click().run()
+    button(at, "Next ▶").click().run()
+    assert at.text_area(key=f"{edit_keys(at, ids[1])}0:thought").value == "typed, not saved"
+    assert any(c.value == "Unsaved changes" for c in at.caption) and db.get_trajectory(ids[1]).revision == 0
+
+
+def test_trajectory_review_widgets_store_an_annotation(db):
+    tid = db.filter_ids(TrajectoryFilter(source=[RUN_B]), limit=1)[0]
+    at = ok(open_page("2_Trajectory.py", who="carol", id=tid))
+    at.radio(key=f"ann:{tid}:0:status").set_value("rejected")
+    at.multiselect(key=f"ann:{tid}:0:labels").set_value(["wrong entity"])
+    at.radio(key=f"ann:{tid}:0:rating").set_value(2)
+    at.text_area(key=f"ann:{tid}:0:comment").input("searched the wrong film").run()
+    button(at, "Save review").click().run()
+    ok(at)
+    state = db.review_state(tid)
+    assert (state.status, state.labels, state.rating, state.comment, state.author) == (
+        "rejected", ["wrong entity"], 2, "searched the wrong film", "carol")
+    assert at.radio(key=f"ann:{tid}:1:status").value == "rejected"
+
+
+def test_two_sessions_editing_the_same_trajectory(db):
+    tid = db.filter_ids(TrajectoryFilter(source=[RUN_A], em="wrong"), limit=1)[0]
+    alice = ok(open_page("2_Trajectory.py", who="alice", id=tid))
+    bob = ok(open_page("2_Trajectory.py", who="bob", id=tid))
+    pa, pb = edit_keys(alice, tid), edit_keys(bob, tid)
+    alice.text_area(key=f"{pa}0:thought").input("Alice was here").run()
+    bob.text_input(key=f"{pb}final").input("Bob's answer").run()
+    button(alice, "💾 Save").click().run()
+    button(bob, "💾 Save").click().run()
+    ok(bob)
+    assert any("alice" in e.value for e in bob.error)
+    assert bob.text_input(key=f"{pb}final").value == "Bob's answer"
+    assert db.get_trajectory(tid).steps[0].thought == "Alice was here"
+    button(bob, "Save mine on top of revision 1").click().run()
+    ok(bob)
+    now = db.get_trajectory(tid)
+    assert now.revision == 2 and now.final_answer == "Bob's answer"
+    assert [r.author for r in db.list_revisions(tid)][-2:] == ["alice", "bob"]
+
+
+def test_review_queue_accept_skip_reject(db):
+    f = TrajectoryFilter(source=[RUN_A], em="wrong")
+    ids = db.filter_ids(f, limit=3)
+    at = ok(open_page("3_Review.py", who="dave", source=RUN_A, em="wrong"))
+    total = db.count_filtered(f)
+    assert at.text[0].value == db.get_trajectory(ids[0]).question
+    at.multiselect(key="review_labels").set_value(["needs fix"]).run()
+    button(at, "✅ Accept (a)").click().run()
+    ok(at)
+    assert db.review_state(ids[0]).status == "accepted" and db.review_state(ids[0]).labels == ["needs fix"]
+    assert at.text[0].value == db.get_trajectory(ids[1]).question
+    button(at, "⏭ Skip (s)").click().run()
+    assert at.text[0].value == db.get_trajectory(ids[2]).question and db.review_state(ids[1]) is None
+    button(at, "❌ Reject (x)").click().run()
+    assert db.review_state(ids[2]).status == "rejected"
+    assert db.review_progress(f) == (2, total)
+    assert f"2 of {total} reviewed" in str(at.get("progress")[0].proto)
+
+
+def test_compare_counts_cells_and_aligned_steps(db):
+    at = ok(open_page("4_Compare.py", a=RUN_A, b=RUN_B))
+    counts = db.compare_counts(RUN_A, RUN_B)
+    labels = [b.label for b in at.button]
+    for cell, label in CELL_LABELS.items():
+        assert f"{label}: {counts[cell]}" in labels
+    button(at, f"{CELL_LABELS['only_b']}: {counts['only_b']}").click().run()
+    ok(at)
+    assert at.query_params["cell"] == "only_b"
+    assert at.subheader[1].value.startswith(f"{counts['only_b']} questions")
+    body = at.get("html")[0].proto.body
+    assert body.count('data-testid="aligned-step"') >= 2 and "<mark" in body
+    button(at, f"Open {counts['only_b']} trajectories of run A in Browse").click().run()
+    ok(at)
+    assert at.subheader[0].value == f"{counts['only_b']} trajectories match"
+
+
+def test_model_text_is_shown_as_text_on_every_page(db):
+    tid = "xss0000000000001"
+    from tests.test_curation import XSS
+
+    at = ok(open_page("2_Trajectory.py", id=tid))
+    assert at.text_area(key=f"{edit_keys(at, tid)}0:observation").value == XSS
+    assert not any("<script" in m.value for m in at.markdown)
+    at = ok(open_page("3_Review.py", ids=tid))
+    assert XSS in texts(at) and not any("<script" in m.value or "![x]" in m.value for m in at.markdown)
+    at = ok(open_page("4_Compare.py", a=RUN_A, b=RUN_B, cell="only_in_b"))
+    body = at.get("html")[0].proto.body
+    assert XSS_QUESTION in texts(at) and "<script" not in body and "&lt;script&gt;" in body and "<img" not in body
+
+
+def test_markdown_from_the_address_is_shown_literally(db):
+    crafted = "![x](http://127.0.0.1:9/p.png) <img src=x>"
+    at = ok(open_page("3_Review.py", q=crafted))
+    caption = next(c.value for c in at.caption if c.value.startswith("Filter"))
+    assert "\\!\\[x\\]" in caption and "<img" not in caption.replace("\\<img", "")
+    at = ok(open_page("2_Trajectory.py", id=crafted))
+    assert at.info and "\\!\\[x\\]" in at.info[0].value
+
+
+def test_browse_keeps_the_address_filter_when_coming_back(db):
+    at = ok(open_page("1_Browse.py", em="wrong", source=RUN_A))
+    first = db.filter_ids(TrajectoryFilter(em="wrong", source=[RUN_A]), limit=1)[0]
+    at.selectbox(key="browse_open").set_value(first).run()
+    button(at, "Back to Browse").click().run()
+    ok(at)
+    assert at.radio(key="f_em").value == "wrong" and at.query_params["em"] == "wrong"
+    assert at.subheader[0].value == f"{db.count_filtered(TrajectoryFilter(em='wrong', source=[RUN_A]))} trajectories match"
