@@ -13,6 +13,7 @@ duplicates nothing. A cancel flag in the store stops a run from the page or anot
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import random
 import threading
@@ -339,6 +340,17 @@ class _Runner:
                 await self._write(self.store.heartbeat_run, self.cfg.run)
 
 
+def _run_to_end(coro: Any) -> Any:
+    """`asyncio.run`, also from a thread whose event loop is already running (a notebook, a sync
+    Playwright session): then the run gets a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None) -> dict[str, Any]:
     """Run a prepared plan to its end (or until cancelled); returns the run's row."""
     store, name = plan.store, plan.config.run
@@ -346,7 +358,7 @@ def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None) -
     _ACTIVE.add(name)
     try:
         runner = _Runner(plan, progress)
-        status = asyncio.run(runner.run())
+        status = _run_to_end(runner.run())
     except BaseException as exc:
         message = _scrubbed(f"{type(exc).__name__}: {exc}", plan.config.secrets())
         if runner is not None:
