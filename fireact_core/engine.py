@@ -399,9 +399,13 @@ def start_run(store: Any, cfg: RunConfig) -> str:
     return cfg.run
 
 
-def cancel_run(store: Any, name: str) -> None:
-    """Ask a running run to stop (the engine polls the flag); what ended stays, the rest can be taken up again."""
+def cancel_run(store: Any, name: str) -> bool:
+    """Ask a running run to stop (the engine polls the flag); what ended stays, the rest can be taken up again.
+    Returns False, asking nothing, when the run is not running."""
+    if store.get_run(name)["status"] != "running":
+        return False
     store.request_cancel(name)
+    return True
 
 
 def default_tasks_dir() -> str:

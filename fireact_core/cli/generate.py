@@ -120,6 +120,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ..engine import cancel_run
 
-    cancel_run(open_store(args), args.run)
+    store = open_store(args)
+    if not cancel_run(store, args.run):
+        print(f"run '{args.run}' is not running (it is {store.get_run(args.run)['status']}): nothing to stop")
+        return 0
     print(f"asked run '{args.run}' to stop")
     return 0
