@@ -4,20 +4,29 @@ as it was."""
 from __future__ import annotations
 
 import gc
+import multiprocessing as mp
+import os
+import threading
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-from .errors import FireactError
-from .formats import BATCH, ReadResult, iter_batches
-from .lint import QuestionKey, contamination_lints, duplicate_lints, lint_trajectory, load_eval_questions, question_keys
-from .parsing import infer_method, infer_task
+from .errors import FireactError, FormatError
+from .formats import BATCH, STREAMED, LineRange, ReadResult, detect_format, iter_batches, iter_span_batches, line_ranges
+from .formats.common import first_line
+from .lint import (QuestionKey, contamination_lints, duplicate_lints, lint_fields, lint_trajectory, load_eval_questions,
+                   question_keys, record_question_keys)
+from .parsing import infer_method, infer_method_fields, infer_task
 from .records import Lint, Source, Trajectory
 from .store import Store
+from .store.trajectories import record_tables, trajectory_tables
 from .tasks import get_task, list_tasks
 
 METHODS = ("react", "cot", "io", "reflexion")
+POOL_STRETCH = 2500  # lines a pool process reads at a time
 
 
 @dataclass
@@ -50,6 +59,36 @@ def _score(t: Trajectory, tasks: frozenset[str] = frozenset()) -> Trajectory:
     return t
 
 
+def _classify_record(t: dict, task: str | None, method: str | None) -> dict:
+    """`_classify` of a trajectory as plain data."""
+    if method or t["method"] == "unknown":
+        t["method"] = method or infer_method_fields(t["steps"])
+    if task or t["task"] in (None, "unknown"):
+        t["task"] = task or infer_task(t["question"], t["final_answer"], t["gold"])
+    return t
+
+
+def _score_record(t: dict, tasks: frozenset[str]) -> dict:
+    """`_score` of a trajectory as plain data."""
+    if t["gold"] is None or t["em"] is not None or t["task"] not in tasks:
+        return t
+    s = get_task(t["task"]).score(t["final_answer"] or "", t["gold"])
+    t["em"], t["f1"] = s.em, s.f1
+    if t["reward"] is None:
+        t["reward"] = s.reward
+    return t
+
+
+def _prepare_records(records: list[dict], fmt: str, task: str | None, method: str | None) -> None:
+    if fmt != "native":
+        tasks = frozenset(list_tasks())
+        for t in records:
+            _score_record(_classify_record(t, task, method), tasks)
+    elif task or method:
+        for t in records:
+            _classify_record(t, task, method)
+
+
 def _prepare_trajectories(result: ReadResult, task: str | None, method: str | None) -> None:
     if result.format != "native":
         tasks = frozenset(list_tasks())
@@ -77,17 +116,48 @@ def prepare(result: ReadResult, task: str | None = None, method: str | None = No
 
 def import_files(store: Store, paths: Iterable[str | Path], fmt: str = "auto", source: str | None = None,
                  task: str | None = None, method: str | None = None,
-                 eval_splits: Iterable[str | Path] = (), batch: int = BATCH) -> list[ImportReport]:
+                 eval_splits: Iterable[str | Path] = (), batch: int = BATCH,
+                 parallel: bool | None = None) -> list[ImportReport]:
     """Read, check and write every file in one transaction: bad input anywhere leaves the database as it was.
-    Files stream through in batches of `batch` trajectories, so memory stays flat however large they are."""
+    Files stream through in batches of `batch` trajectories, so memory stays flat however large they are.
+    Large JSONL files are read by forked processes when `parallel` is True, or when it is None and this
+    process runs one thread only (forking a threaded process such as the app's server is not safe)."""
     if task and task not in list_tasks():
         raise FireactError(f"unknown task '{task}': choose one of {', '.join(list_tasks())}")
     if method and method not in METHODS:
         raise FireactError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
     eval_keys = load_eval_questions(eval_splits)
     paths = [str(p) for p in paths]
-    with _without_cycle_collector(), store.db.transaction():
-        return [_import_file(store, p, fmt, source, task, method, eval_keys, batch) for p in paths]
+    if parallel is None:
+        parallel = threading.active_count() == 1
+    with _without_cycle_collector(), _pool_for(paths, fmt, parallel) as pool, store.db.transaction():
+        return [_import_file(store, p, fmt, source, task, method, eval_keys, batch, pool) for p in paths]
+
+
+def _workers() -> int:
+    return min(os.cpu_count() or 1, 4)
+
+
+def pool_lines() -> int:
+    """Files of more lines than this are read by a pool of processes (FIREACT_IMPORT_POOL_LINES)."""
+    return int(os.environ.get("FIREACT_IMPORT_POOL_LINES", "20000"))
+
+
+@contextmanager
+def _pool_for(paths: list[str], fmt: str, parallel: bool) -> Iterator[Any]:
+    """A pool of reader processes when a JSONL file may be large enough to need one (a line is at least 32
+    bytes), made before the database is opened; None otherwise, or on a single core."""
+    workers = _workers()
+    big = any(os.path.isfile(p) and os.path.getsize(p) > 32 * pool_lines() for p in paths)
+    if not parallel or workers < 2 or not big or (fmt != "auto" and fmt not in STREAMED) or "fork" not in mp.get_all_start_methods():
+        yield None
+        return
+    pool = mp.get_context("fork").Pool(workers)
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 @contextmanager
@@ -121,12 +191,46 @@ class _FileImport:
             self.flagged.setdefault(x.kind, set()).add(x.trajectory_id)
 
 
-def _import_file(store: Store, path: str, fmt: str, source: str | None, task: str | None, method: str | None,
-                 eval_keys: dict[str, str], batch: int) -> ImportReport:
-    acc = _FileImport(path=path)
-    for part in iter_batches(path, fmt, source, batch):
+@dataclass
+class _Batch:
+    """One batch of trajectories ready to write: Arrow tables, and what the file's report and lints need."""
+
+    format: str
+    rows: int
+    trajs: Any
+    steps: Any
+    ids: list[str]
+    keys: list[QuestionKey]
+    lints: list[Lint]
+    sources: list[Source]
+    revisions: list[Any]
+    annotations: list[Any]
+
+
+def _build_batch(part: ReadResult, task: str | None, method: str | None) -> _Batch:
+    """Classify, score and lint what a reader found (as plain data, or as models), and build its Arrow tables."""
+    native = part.format == "native"
+    if part.records or not part.trajectories:
+        records = part.records
+        _prepare_records(records, part.format, task, method)
+        lints = list(part.lints) if native else [x for t in records for x in lint_fields(t)]
+        trajs, steps = record_tables(records)
+        ids, keys = [t["id"] for t in records], record_question_keys(records)
+    else:
         _prepare_trajectories(part, task, method)
+        lints = list(part.lints) if native else [x for t in part.trajectories for x in lint_trajectory(t)]
+        trajs, steps = trajectory_tables(part.trajectories)
+        ids, keys = [t.id for t in part.trajectories], question_keys(part.trajectories)
+    return _Batch(part.format, part.rows, trajs, steps, ids, keys, lints, part.sources, part.revisions, part.annotations)
+
+
+def _import_file(store: Store, path: str, fmt: str, source: str | None, task: str | None, method: str | None,
+                 eval_keys: dict[str, str], batch: int, pool: Any = None) -> ImportReport:
+    acc = _FileImport(path=path)
+    for part in _batches(path, fmt, source, task, method, batch, pool):
         _write_batch(store, acc, part)
+    if acc.format == "native" and source is not None:
+        acc.sources = acc.sources[:1]  # the pool's readers each rename their first source record
     name = acc.keys[0][1] if acc.keys else source or Path(path).stem
     fallback = ReadResult(path=path, format=acc.format, sources=acc.sources)
     sources = _default_sources(fallback, name, acc.rows, task, method)
@@ -138,17 +242,56 @@ def _import_file(store: Store, path: str, fmt: str, source: str | None, task: st
                         rows=acc.rows, added=acc.added, lints=counts)
 
 
-def _write_batch(store: Store, acc: _FileImport, part: ReadResult) -> None:
-    trajs = part.trajectories
+def _batches(path: str, fmt: str, source: str | None, task: str | None, method: str | None, batch: int,
+             pool: Any) -> Iterator[_Batch]:
+    """The file's batches in order: read here, or, for a JSONL file of more than `pool_lines()` lines, by the
+    pool, stretch by stretch, a few stretches ahead of the writer (so memory stays flat)."""
+    spans = _spans(path, fmt, batch) if pool is not None else None
+    if not spans:
+        for part in iter_batches(path, fmt, source, batch, plain=True):
+            yield _build_batch(part, task, method)
+        return
+    resolved = detect_format(path, first_line(path)) if fmt == "auto" else fmt
+    jobs = iter([(path, resolved, source, span, task, method, batch) for span in spans])
+    pending = deque(pool.apply_async(_build_span, (job,)) for job in islice(jobs, _workers() + 1))
+    while pending:
+        built = pending.popleft().get()
+        job = next(jobs, None)
+        if job is not None:
+            pending.append(pool.apply_async(_build_span, (job,)))
+        if isinstance(built, tuple):
+            raise FormatError(*built)
+        yield from built
+
+
+def _spans(path: str, fmt: str, batch: int) -> list[LineRange] | None:
+    """Stretches of a JSONL file for the pool, or None when it is small (or not JSONL)."""
+    resolved = detect_format(path, first_line(path)) if fmt == "auto" else fmt
+    if resolved not in STREAMED:
+        return None
+    spans = line_ranges(path, max(1, min(batch, POOL_STRETCH)))
+    return spans if len(spans) > 1 and spans[-1].index >= pool_lines() else None
+
+
+def _build_span(job: tuple) -> list[_Batch] | tuple[str, int, str]:
+    """One stretch's batches (in a pool process); a FormatError comes back as (path, line, message)."""
+    path, fmt, source, span, task, method, batch = job
+    gc.disable()
+    try:
+        return [_build_batch(part, task, method) for part in iter_span_batches(path, fmt, source, span, batch)]
+    except FormatError as exc:
+        return (exc.path, exc.line, exc.message)
+
+
+def _write_batch(store: Store, acc: _FileImport, part: _Batch) -> None:
     acc.format = part.format
     acc.rows += part.rows
     acc.sources.extend(part.sources)
-    lints = list(part.lints) if part.format == "native" else [x for t in trajs for x in lint_trajectory(t)]
-    existing = store.existing_ids([t.id for t in trajs])
-    acc.fresh.update(t.id for t in trajs if t.id not in existing)
-    acc.keys.extend(question_keys(trajs))
-    acc.count(lints)
-    acc.added += store.save_trajectories(trajs, lints, (), part.revisions, part.annotations)
+    existing = store.existing_ids(part.ids)
+    acc.fresh.update(i for i in part.ids if i not in existing)
+    acc.keys.extend(part.keys)
+    acc.count(part.lints)
+    acc.added += store.save_record_tables(part.trajs, part.steps, part.lints, part.revisions, part.annotations, existing)
 
 
 def _cross_lints(store: Store, acc: _FileImport, eval_keys: dict[str, str]) -> list[Lint]:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from .errors import FormatError
+from .parsing import UNPARSED
 from .records import Lint, Trajectory
 from .store.trajectories import question_key
 
@@ -32,31 +33,38 @@ CROSS_KINDS = {"duplicate_question", "eval_contamination"}
 
 def lint_trajectory(t: Trajectory) -> list[Lint]:
     """The checks that look at one trajectory alone."""
+    return lint_fields(t.model_dump())
+
+
+def lint_fields(t: dict[str, Any]) -> list[Lint]:
+    """`lint_trajectory` on a trajectory as plain data (a step's absent keys read as the `Step` defaults)."""
     found: list[Lint] = []
+    traj_id, steps = t["id"], t["steps"]
 
     def add(kind: str, step: int | None, detail: str = "") -> None:
-        found.append(Lint(trajectory_id=t.id, kind=kind, step=step, detail=detail))
+        found.append(Lint(trajectory_id=traj_id, kind=kind, step=step, detail=detail))
 
-    for i, step in enumerate(t.steps):
-        problem = step.flags.parse_error
-        if problem == "text outside Thought/Action/Observation":
-            add("unparsed_text", i, (step.raw or "")[:200])
+    last = len(steps) - 1
+    for i, step in enumerate(steps):
+        problem = (step.get("flags") or {}).get("parse_error")
+        action, observation = step.get("action"), step.get("observation")
+        if problem == UNPARSED:
+            add("unparsed_text", i, (step.get("raw") or "")[:200])
         elif problem:
             add("malformed_action", i, problem)
-        if step.observation is not None and step.observation.strip() == "None":
+        if observation is not None and observation.strip() == "None":
             add("observation_none", i)
-        if step.action and (step.action.name or "").lower() == "finish" and not (step.action.arg or "").strip():
+        if action and (action.get("name") or "").lower() == "finish" and not (action.get("arg") or "").strip():
             add("empty_finish", i)
-        has_turn = step.thought is not None or step.action is not None or step.raw is not None
-        if (has_turn and problem != "text outside Thought/Action/Observation" and step.observation is None
-                and i + 1 < len(t.steps)):
+        has_turn = step.get("thought") is not None or action is not None or step.get("raw") is not None
+        if has_turn and problem != UNPARSED and observation is None and i < last:
             add("consecutive_assistant", i)
-    observations = [s.observation for s in t.steps if s.observation is not None]
+    observations = [s["observation"] for s in steps if s.get("observation") is not None]
     if len(observations) >= 2 and observations[-1] == observations[-2]:
-        add("duplicated_final_observation", len(t.steps) - 1, observations[-1][:200])
-    if t.final_answer is None:
+        add("duplicated_final_observation", last, observations[-1][:200])
+    if t.get("final_answer") is None:
         add("no_finish", None)
-    if t.reward is False:
+    if t.get("reward") is False:
         add("failed", None)
     return found
 
@@ -66,6 +74,11 @@ QuestionKey = tuple[str, str, str]  # (trajectory id, source, question key)
 
 def question_keys(trajs: Iterable[Trajectory]) -> list[QuestionKey]:
     return [(t.id, t.source, question_key(t.question)) for t in trajs]
+
+
+def record_question_keys(records: Iterable[dict[str, Any]]) -> list[QuestionKey]:
+    """`question_keys` of trajectories as plain data."""
+    return [(t["id"], t["source"], question_key(t["question"])) for t in records]
 
 
 def duplicate_lints(keys: Iterable[QuestionKey], seen: Iterable[tuple[str, str]] = ()) -> list[Lint]:

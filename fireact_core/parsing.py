@@ -162,8 +162,15 @@ def model_turn_fields(content: str) -> dict:
     if content.startswith("Thought: "):
         nl = content.find("\n")
         if nl > 0 and content.startswith("Action: ", nl + 1) and content.find("\n", nl + 1) < 0:
-            action = action_fields(content[nl + 9:])
-            problem = _problem(action["raw"], action.get("name"))
+            raw = content[nl + 9:]
+            match = ACTION_RE.match(raw.strip())
+            if match is None:
+                action, problem = {"raw": raw}, _problem(raw, None)
+            else:
+                name, arg = match.groups()
+                action = {"raw": raw, "name": name, "arg": arg}
+                # one call of a known tool is fine (what `_problem` finds, without its work)
+                problem = None if raw.count("[") == 1 and name.lower() in KNOWN_TOOLS else _problem(raw, name)
             return {"thought": content[9:nl], "action": action, "flags": {"parse_error": problem} if problem else {}}
     return parse_model_turn(content).model_dump()
 
@@ -194,13 +201,24 @@ def parse_observation_turn(content: str) -> tuple[str, str | None]:
 
 def infer_method(steps: list[Step]) -> str:
     """reflexion (a reflection thought), react (tool calls), cot (thought then finish), io (finish alone)."""
-    thoughts = [s.thought or s.raw or "" for s in steps]
-    if any("reflection" in t.lower() and REFLECTION_RE.search(t) for t in thoughts):
+    return _method_of([s.thought for s in steps], [s.raw for s in steps],
+                      [s.action.name for s in steps if s.action is not None])
+
+
+def infer_method_fields(steps: list[dict]) -> str:
+    """`infer_method` on steps as plain data (absent keys read as None)."""
+    return _method_of([s.get("thought") for s in steps], [s.get("raw") for s in steps],
+                      [s["action"].get("name") for s in steps if s.get("action") is not None])
+
+
+def _method_of(thoughts: list[str | None], raws: list[str | None], action_names: list[str | None]) -> str:
+    texts = [t or r or "" for t, r in zip(thoughts, raws)]
+    if any("reflection" in t.lower() and REFLECTION_RE.search(t) for t in texts):
         return "reflexion"
-    names = [(s.action.name or "").lower() for s in steps if s.action is not None]
+    names = [(n or "").lower() for n in action_names]
     if any(n and n != "finish" for n in names):
         return "react"
-    if any(s.thought for s in steps):
+    if any(thoughts):
         return "cot"
     if names:
         return "io"

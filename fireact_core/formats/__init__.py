@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import FireactError, FormatError
-from .common import ReadResult, first_line, iter_jsonl_file, read_text
+from .common import LineRange, ReadResult, first_line, iter_jsonl_file, iter_jsonl_range, line_ranges, read_text
 from .fireact import openai_batches, read_alpaca, read_fireact_run, read_openai, write_alpaca, write_messages, write_openai
 from .native import native_batches, read_native, write_native
 
@@ -46,9 +46,11 @@ def detect_format(path: str, text: str) -> str:
     raise FormatError(path, 1, "unrecognised JSON lines: expected 'messages' (OpenAI chat) or 'record' (native)")
 
 
-def iter_batches(path: str | Path, fmt: str = "auto", source: str | None = None, batch: int = BATCH) -> Iterator[ReadResult]:
+def iter_batches(path: str | Path, fmt: str = "auto", source: str | None = None, batch: int = BATCH,
+                 plain: bool = False) -> Iterator[ReadResult]:
     """Read one file a batch of trajectories at a time (JSONL formats stream line by line; one JSON document
-    comes as one batch). Nothing is written anywhere. Sources are given with the batch they are found in."""
+    comes as one batch). Nothing is written anywhere. Sources are given with the batch they are found in.
+    With `plain`, readers that can give their trajectories as plain data (`ReadResult.records`) do so."""
     path = str(path)
     if fmt == "auto":
         fmt = detect_format(path, first_line(path))
@@ -56,9 +58,20 @@ def iter_batches(path: str | Path, fmt: str = "auto", source: str | None = None,
         raise FireactError(f"unknown format '{fmt}': choose one of {', '.join(IMPORT_FORMATS)}")
     if fmt in STREAMED:
         name = source if fmt == "native" else source or Path(path).stem
-        yield from STREAMED[fmt](path, iter_jsonl_file(path), name, batch)
+        yield from STREAMED[fmt](path, iter_jsonl_file(path), name, batch, plain=plain)
         return
     yield READERS[fmt](path, read_text(path), source or Path(path).stem)
+
+
+def iter_span_batches(path: str, fmt: str, source: str | None, span: LineRange, batch: int = BATCH) -> Iterator[ReadResult]:
+    """`iter_batches(..., plain=True)` over one stretch of a streamed (JSONL) file, cut by `line_ranges`;
+    `fmt` is resolved already. Line numbers, ids and errors are those the whole file would give."""
+    name = source if fmt == "native" else source or Path(path).stem
+    rows = iter_jsonl_range(path, span)
+    if fmt == "openai-jsonl":
+        yield from openai_batches(path, rows, name, batch, plain=True, start=span.index)
+    else:
+        yield from STREAMED[fmt](path, rows, name, batch, plain=True)
 
 
 def read_file(path: str | Path, fmt: str = "auto", source: str | None = None) -> ReadResult:
@@ -72,4 +85,4 @@ def read_file(path: str | Path, fmt: str = "auto", source: str | None = None) ->
     return result
 
 
-__all__ = ["ReadResult", "read_file", "iter_batches", "BATCH", "detect_format", "READERS", "WRITERS", "IMPORT_FORMATS", "EXPORT_FORMATS"]
+__all__ = ["ReadResult", "LineRange", "line_ranges", "iter_span_batches", "STREAMED", "read_file", "iter_batches", "BATCH", "detect_format", "READERS", "WRITERS", "IMPORT_FORMATS", "EXPORT_FORMATS"]

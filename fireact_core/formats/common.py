@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from pydantic_core import from_json
 
 from ..errors import FormatError
-from ..records import Annotation, Lint, Revision, Source, Trajectory
+from ..records import SCHEMA_VERSION, Annotation, Lint, Revision, Source, Trajectory, now
 
 MAX_RECORD_BYTES = int(float(os.environ.get("FIREACT_MAX_RECORD_MB", "16")) * 1024 * 1024)
 REWARD_RE = re.compile(r"Episode finished, reward = (\w+)")
@@ -31,6 +31,26 @@ class ReadResult:
     revisions: list[Revision] = field(default_factory=list)
     annotations: list[Annotation] = field(default_factory=list)
     lints: list[Lint] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)  # trajectories as plain data (the import path)
+
+
+TRAJECTORY_DEFAULTS: dict[str, Any] = {
+    "schema_version": SCHEMA_VERSION, "task": "unknown", "split": None, "qid": None, "gold": None, "method": "unknown",
+    "model": None, "final_answer": None, "reward": None, "em": None, "f1": None, "status": "finished", "error": None,
+    "tokens_in": None, "tokens_out": None, "latency_s": None, "cost_usd": None, "prompt": None, "revision": 0,
+    "updated_at": None, "updated_by": None,
+}
+
+
+def trajectory_record(data: dict[str, Any]) -> dict[str, Any]:
+    """A trajectory as plain data with every field `Trajectory` would default filled in (the caller has checked
+    the types). Steps stay as the parser gives them: absent keys read as the `Step` defaults."""
+    record = {**TRAJECTORY_DEFAULTS, **data}
+    if "meta" not in data:
+        record["meta"] = {}
+    if "created_at" not in data:
+        record["created_at"] = now()
+    return record
 
 
 def check_file(path: str | Path) -> Path:
@@ -93,12 +113,32 @@ def _file_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """(line number, text) of each non-blank line, read one line at a time; FormatError when the file is
     missing, a directory, empty or not UTF-8, or a line is over the size limit."""
     p = check_file(path)
-    offset = 0
     blank = True
+    for number, line in _range_lines(p, path, LineRange()):
+        blank = False
+        yield number, line
+    if blank:
+        raise FormatError(path, 1, "the file is empty")
+
+
+@dataclass(frozen=True)
+class LineRange:
+    """A stretch of a file, whole lines: bytes [start, end) (None: to the end), whose first line has number
+    `line` and whose first non-blank line is the file's `index`-th (from 0)."""
+
+    start: int = 0
+    end: int | None = None
+    line: int = 1
+    index: int = 0
+
+
+def _range_lines(p: Path, path: str | Path, span: LineRange) -> Iterator[tuple[int, str]]:
+    offset = span.start
     try:
         with open(p, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                if number == 1 and raw.startswith(BOM_UTF8):
+            fh.seek(span.start)
+            for number, raw in enumerate(fh, start=span.line):
+                if offset == 0 and raw.startswith(BOM_UTF8):
                     raw, offset = raw[3:], 3
                 _check_size(str(path), number, len(raw))
                 try:
@@ -107,12 +147,39 @@ def _file_lines(path: str | Path) -> Iterator[tuple[int, str]]:
                     raise FormatError(path, number, f"not valid UTF-8 (byte {offset + exc.start}): save the file as UTF-8") from exc
                 offset += len(raw)
                 if line.strip():
-                    blank = False
                     yield number, line
+                if span.end is not None and offset >= span.end:
+                    return
     except OSError as exc:
         raise FormatError(path, 1, f"cannot be read: {exc.strerror}") from exc
-    if blank:
-        raise FormatError(path, 1, "the file is empty")
+
+
+def iter_jsonl_range(path: str | Path, span: LineRange) -> Iterator[tuple[int, Any]]:
+    """`iter_jsonl_file` over one stretch of the file (see `line_ranges`)."""
+    for number, line in _range_lines(Path(path), path, span):
+        yield number, loads(str(path), number, line)
+
+
+def line_ranges(path: str | Path, rows: int) -> list[LineRange]:
+    """The file cut into stretches of `rows` non-blank lines each (one quick pass over its bytes)."""
+    spans: list[LineRange] = []
+    offset = count = 0
+    with open(check_file(path), "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            filled = _filled(raw[3:] if number == 1 and raw.startswith(BOM_UTF8) else raw)
+            if filled and count % rows == 0:
+                if spans:
+                    spans[-1] = LineRange(spans[-1].start, offset, spans[-1].line, spans[-1].index)
+                spans.append(LineRange(0 if not spans else offset, None, 1 if not spans else number, count))
+            offset += len(raw)
+            count += filled
+    return spans or [LineRange()]
+
+
+def _filled(raw: bytes) -> bool:
+    """Whether a line is not blank, as `str.strip` sees it (which also strips Unicode spaces)."""
+    stripped = raw.strip()
+    return bool(stripped) and (stripped[0] < 0x80 or bool(raw.decode("utf-8", "replace").strip()))
 
 
 def iter_jsonl_file(path: str | Path) -> Iterator[tuple[int, Any]]:

@@ -12,14 +12,13 @@ from pydantic import ValidationError
 from ..errors import FormatError
 from ..parsing import (
     model_turn_fields,
-    parse_observation_turn,
     parse_text_fields,
     render_model_turn,
     render_observation,
     render_text,
 )
 from ..records import Source, Step, Trajectory, stable_id
-from .common import ReadResult, expect, iter_json_array, iter_jsonl, load_json, reward_of
+from .common import ReadResult, expect, iter_json_array, iter_jsonl, load_json, reward_of, trajectory_record
 
 ALPACA_TEMPLATE = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request."
@@ -35,6 +34,7 @@ RUN_NAME_RE = re.compile(
     r"(?P<temperature>\d+(?:\.\d+)?)_(?P<ts>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)\.json$"
 )
 QUESTION_PREFIX = "Question: "
+OBSERVATION = "Observation: "
 
 
 def _final_answer(steps: list[dict]) -> str | None:
@@ -45,19 +45,35 @@ def _final_answer(steps: list[dict]) -> str | None:
     return None
 
 
-def _finish(traj: dict[str, Any], steps: list[dict], path: str = "", line: int = 0) -> Trajectory:
-    """Validate the trajectory once, steps and all (the steps arrive as plain dicts from the parser)."""
+PLAIN_FIELDS = frozenset({"id", "source", "question", "prompt", "meta", "steps", "final_answer", "reward", "status"})
+
+
+def _checked(traj: dict[str, Any]) -> bool:
+    """Whether a chat trajectory is known valid without pydantic: the fields the chat reader sets, strings where
+    strings belong, and prompt messages of exactly a string role and content (the reader checked their types)."""
+    prompt = traj.get("prompt")
+    return (traj.keys() <= PLAIN_FIELDS and type(traj["id"]) is str and type(traj["source"]) is str
+            and type(traj["question"]) is str and type(traj.get("meta", {})) is dict
+            and (prompt is None or all(len(m) == 2 for m in prompt)))
+
+
+def _finish(traj: dict[str, Any], steps: list[dict], path: str = "", line: int = 0, plain: bool = False) -> Any:
+    """Validate the trajectory once, steps and all (the steps arrive as plain dicts from the parser). With
+    `plain`, the trajectory comes back as plain data (`trajectory_record`), checked without pydantic when it can."""
     traj["steps"] = steps
     traj.setdefault("final_answer", _final_answer(steps))
     if traj.get("reward") is None and steps:
         traj["reward"] = reward_of(steps[-1].get("observation"))
     traj.setdefault("status", "finished" if traj["final_answer"] is not None else "unfinished")
+    if plain and _checked(traj):
+        return trajectory_record(traj)
     try:
-        return Trajectory.model_validate(traj)
+        t = Trajectory.model_validate(traj)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise FormatError(path or traj.get("source", "?"), line, f"{where}: {err['msg']}") from exc
+    return t.model_dump() if plain else t
 
 
 def trajectory_from_text(source: str, index: int, question: str, output: str, **extra: Any) -> Trajectory:
@@ -67,8 +83,10 @@ def trajectory_from_text(source: str, index: int, question: str, output: str, **
     return _finish(data, steps)
 
 
-def trajectory_from_messages(source: str, index: int, messages: list[dict], path: str, line: int, **extra: Any) -> Trajectory:
-    """Messages up to the first assistant turn are the prompt; the last of them is the question."""
+def trajectory_from_messages(source: str, index: int, messages: list[dict], path: str, line: int, *, plain: bool = False,
+                             **extra: Any) -> Any:
+    """Messages up to the first assistant turn are the prompt; the last of them is the question. A `Trajectory`,
+    or with `plain` the same as plain data."""
     first = -1
     for i, m in enumerate(messages):
         if type(m) is not dict or type(m.get("role")) is not str or type(m.get("content")) is not str:
@@ -86,7 +104,7 @@ def trajectory_from_messages(source: str, index: int, messages: list[dict], path
     prompt = messages[: first - 1] or None
     steps = step_fields_from_turns(messages[first:])
     data = {"id": stable_id(source, index), "source": source, "question": question, "prompt": prompt, "meta": meta, **extra}
-    return _finish(data, steps, path, line)
+    return _finish(data, steps, path, line, plain)
 
 
 def step_fields_from_turns(turns: list[dict]) -> list[dict]:
@@ -94,8 +112,9 @@ def step_fields_from_turns(turns: list[dict]) -> list[dict]:
     steps: list[dict] = []
     observed = True  # whether the last step has its observation already (then an observation opens a step)
     for m in turns:
+        content = m["content"]
         if m["role"] == "assistant":
-            step = model_turn_fields(m["content"])
+            step = model_turn_fields(content)
             if m.get("weight") == 0:
                 step["flags"]["train"] = False
             steps.append(step)
@@ -103,7 +122,11 @@ def step_fields_from_turns(turns: list[dict]) -> list[dict]:
             continue
         if observed:
             steps.append({"flags": {}})
-        steps[-1]["observation"], steps[-1]["obs_raw"] = parse_observation_turn(m["content"])
+        step = steps[-1]
+        if content.startswith(OBSERVATION):  # `parse_observation_turn`, inline: this runs for every turn
+            step["observation"], step["obs_raw"] = content[len(OBSERVATION):], None
+        else:
+            step["observation"] = step["obs_raw"] = content
         observed = True
     return steps
 
@@ -128,15 +151,17 @@ def read_alpaca(path: str, text: str, source: str) -> ReadResult:
     return result
 
 
-def openai_batches(path: str, rows: Iterable[tuple[int, Any]], source: str, batch: int) -> Iterator[ReadResult]:
-    """OpenAI chat JSONL rows, `batch` trajectories at a time."""
+def openai_batches(path: str, rows: Iterable[tuple[int, Any]], source: str, batch: int, plain: bool = False,
+                   start: int = 0) -> Iterator[ReadResult]:
+    """OpenAI chat JSONL rows, `batch` trajectories at a time (with `plain`, in `records` as plain data;
+    `start`: the index of the first row in the file, which the ids derive from)."""
     result = ReadResult(path=path, format="openai-jsonl")
-    for index, (line, row) in enumerate(rows):
+    for index, (line, row) in enumerate(rows, start):
         expect(isinstance(row, dict) and isinstance(row.get("messages"), list), path, line,
                "each line must be an object with a 'messages' list")
-        result.trajectories.append(
-            trajectory_from_messages(source, index, row["messages"], path, line, meta={"format": "openai-jsonl"})
-        )
+        traj = trajectory_from_messages(source, index, row["messages"], path, line, plain=plain,
+                                        meta={"format": "openai-jsonl"})
+        (result.records if plain else result.trajectories).append(traj)
         result.rows += 1
         if result.rows >= batch:
             yield result

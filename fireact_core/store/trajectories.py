@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import NotFoundError
 from ..records import Action, Lint, Message, Source, Step, StepFlags, Trajectory
@@ -71,6 +72,57 @@ def trajectory_columns(trajs: list[Trajectory]) -> tuple[dict[str, list], dict[s
     return t, s
 
 
+def _record_n_search(steps: list[dict]) -> int:
+    return sum(1 for st in steps if st.get("action") is not None and (st["action"].get("name") or "").lower() == "search")
+
+
+def _dumps_all(values: list[dict[str, Any]]) -> list[str | None]:
+    """`_dumps` of each value; values of a file mostly repeat (a reader's meta), so each distinct flat one is
+    dumped once."""
+    done: dict[tuple, str | None] = {}
+    out: list[str | None] = []
+    for value in values:
+        try:
+            key = tuple((k, type(v), v) for k, v in value.items())  # typed: True and 1 are equal keys
+            text = done.get(key)
+            if text is None:
+                text = done[key] = _dumps(value)
+        except TypeError:  # a nested (unhashable) value
+            text = _dumps(value)
+        out.append(text)
+    return out
+
+
+def record_columns(records: list[dict[str, Any]]) -> tuple[dict[str, list], dict[str, list]]:
+    """`trajectory_columns` of trajectories as plain data (`formats.common.trajectory_record`: every trajectory
+    field present; a step's absent keys read as the `Step` defaults)."""
+    t: dict[str, list] = {c: [tr[c] for tr in records] for c in PLAIN_TRAJ_COLUMNS}
+    t["qnorm"] = [question_key(q) for q in t["question"]]
+    t["n_steps"] = [len(tr["steps"]) for tr in records]
+    t["n_search"] = [_record_n_search(tr["steps"]) for tr in records]
+    t["prompt"] = [_dumps([{"role": m["role"], "content": m["content"]} for m in tr["prompt"]])
+                   if tr["prompt"] is not None else None for tr in records]
+    t["meta"] = _dumps_all([tr["meta"] for tr in records])
+    t["created_at"] = [naive(tr["created_at"]) for tr in records]
+    t["updated_at"] = [naive(tr["updated_at"]) for tr in records]
+    steps = [st for tr in records for st in tr["steps"]]
+    actions = [st.get("action") or {} for st in steps]
+    flags = [st.get("flags") or {} for st in steps]
+    s: dict[str, list] = {
+        "trajectory_id": [tr["id"] for tr in records for _ in tr["steps"]],
+        "idx": [idx for tr in records for idx in range(len(tr["steps"]))],
+        "thought": [st.get("thought") for st in steps],
+        "action_raw": [a.get("raw") for a in actions], "action_name": [a.get("name") for a in actions],
+        "action_arg": [a.get("arg") for a in actions],
+        "observation": [st.get("observation") for st in steps], "raw": [st.get("raw") for st in steps],
+        "obs_raw": [st.get("obs_raw") for st in steps], "train": [f.get("train", True) for f in flags],
+        "perturbed": [f.get("perturbed") for f in flags],
+        "original_observation": [f.get("original_observation") for f in flags],
+        "parse_error": [f.get("parse_error") for f in flags],
+    }
+    return t, s
+
+
 TRAJ_SCHEMA = pa.schema([
     ("id", pa.string()), ("source", pa.string()), ("task", pa.string()), ("split", pa.string()),
     ("qid", pa.string()), ("question", pa.string()), ("qnorm", pa.string()), ("gold", pa.string()),
@@ -98,13 +150,29 @@ def register(con: Any, name: str, table: pa.Table) -> None:
 
 def insert_arrow(con: Any, table: str, columns: dict[str, list], schema: pa.Schema) -> None:
     """One INSERT of many rows: the rows travel as an Arrow table, never one statement per row."""
-    data = pa.Table.from_pydict(columns, schema=schema)
+    insert_table(con, table, pa.Table.from_pydict(columns, schema=schema))
+
+
+def insert_table(con: Any, table: str, data: pa.Table) -> None:
+    """`insert_arrow` of a built Arrow table (its column names are the table's)."""
     register(con, "_incoming", data)
     try:
-        names = ", ".join(schema.names)
+        names = ", ".join(data.schema.names)
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
     finally:
         con.unregister("_incoming")
+
+
+def trajectory_tables(trajs: list[Trajectory]) -> tuple[pa.Table, pa.Table]:
+    """`trajectory_columns` as Arrow tables for the trajectories and steps tables."""
+    t_cols, s_cols = trajectory_columns(trajs)
+    return pa.Table.from_pydict(t_cols, schema=TRAJ_SCHEMA), pa.Table.from_pydict(s_cols, schema=STEP_SCHEMA)
+
+
+def record_tables(records: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
+    """`record_columns` as Arrow tables for the trajectories and steps tables."""
+    t_cols, s_cols = record_columns(records)
+    return pa.Table.from_pydict(t_cols, schema=TRAJ_SCHEMA), pa.Table.from_pydict(s_cols, schema=STEP_SCHEMA)
 
 
 def step_from_row(row: dict[str, Any]) -> Step:
@@ -156,6 +224,31 @@ class TrajectoryStore:
             self._insert_revisions(con, [r for r in revisions if r.trajectory_id not in existing])
             self._insert_annotations(con, [a for a in annotations if a.trajectory_id not in existing])
             return len(fresh)
+
+    def save_records(self, records: list[dict[str, Any]], lints: Iterable[Lint] = (), revisions: Iterable[Any] = (),
+                     annotations: Iterable[Any] = ()) -> int:
+        """`save_trajectories` for trajectories as plain data (`record_columns`): the import path."""
+        return self.save_record_tables(*record_tables(records), lints, revisions, annotations)
+
+    def save_record_tables(self, trajs: pa.Table, steps: pa.Table, lints: Iterable[Lint] = (),
+                           revisions: Iterable[Any] = (), annotations: Iterable[Any] = (),
+                           existing: set[str] | None = None) -> int:
+        """`save_records` of trajectories already built into Arrow tables (`record_tables`); `existing`: which
+        of their ids are stored already, when the caller has just asked (`existing_ids`) in this transaction."""
+        with self.db.transaction() as con:
+            if existing is None:
+                existing = self._existing_ids(con, trajs.column("id").to_pylist())
+            if existing:
+                keep = pa.array(sorted(existing), pa.string())
+                trajs = trajs.filter(pc.invert(pc.is_in(trajs.column("id"), value_set=keep)))
+                steps = steps.filter(pc.invert(pc.is_in(steps.column("trajectory_id"), value_set=keep)))
+            if trajs.num_rows:
+                insert_table(con, "trajectories", trajs)
+                insert_table(con, "steps", steps)
+            self._insert_lints(con, [lint for lint in lints if lint.trajectory_id not in existing])
+            self._insert_revisions(con, [r for r in revisions if r.trajectory_id not in existing])
+            self._insert_annotations(con, [a for a in annotations if a.trajectory_id not in existing])
+            return trajs.num_rows
 
     def existing_ids(self, ids: list[str]) -> set[str]:
         """Which of `ids` are stored already."""

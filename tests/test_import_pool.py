@@ -1,0 +1,84 @@
+"""Large JSONL files are read by a pool of processes: the database must come out exactly as the serial read
+leaves it, and a bad line anywhere still fails the whole import with its FILE:LINE."""
+
+from __future__ import annotations
+
+import pytest
+
+from fireact_core.errors import FormatError
+from fireact_core.exporter import export
+from fireact_core.importer import _spans, import_files
+from fireact_core.store import Store
+
+TABLES = {
+    "trajectories": "SELECT * EXCLUDE (created_at) FROM trajectories ORDER BY rowid",
+    "steps": "SELECT * FROM steps ORDER BY rowid",
+    "lints": "SELECT * FROM lints ORDER BY trajectory_id, kind, step, detail",
+    "sources": "SELECT * EXCLUDE (created_at) FROM sources ORDER BY name",
+}
+
+
+def snapshot(store: Store) -> dict[str, list[tuple]]:
+    with store.db.connect() as con:
+        return {name: con.execute(sql).fetchall() for name, sql in TABLES.items()}
+
+
+@pytest.fixture
+def chat_file(shared, tmp_path):
+    """FireAct's multitask chat file behind a byte-order mark, with blank lines among the rows (one of Unicode
+    spaces): they shift line numbers, not ids."""
+    lines = (shared / "finetune" / "gpt_multitask.jsonl").read_text().splitlines()
+    lines.insert(700, "\u00a0\u2003")
+    out = tmp_path / "multitask.jsonl"
+    body = "\n".join(line + ("\n" if i % 97 == 5 else "") for i, line in enumerate(lines))
+    out.write_text("\ufeff" + body + "\n", encoding="utf-8")
+    return out
+
+
+def import_both(monkeypatch, tmp_path, path, name, **kwargs):
+    monkeypatch.setenv("FIREACT_IMPORT_POOL_LINES", "10000000")
+    serial = Store(tmp_path / f"{name}_serial.duckdb")
+    serial_reports = import_files(serial, [path], batch=150, parallel=False, **kwargs)
+    monkeypatch.setenv("FIREACT_IMPORT_POOL_LINES", "300")
+    pooled = Store(tmp_path / f"{name}_pooled.duckdb")
+    pooled_reports = import_files(pooled, [path], batch=150, parallel=True, **kwargs)
+    return serial, serial_reports, pooled, pooled_reports
+
+
+def test_pool_gives_the_serial_database(monkeypatch, tmp_path, chat_file):
+    serial, serial_reports, pooled, pooled_reports = import_both(monkeypatch, tmp_path, chat_file, "chat")
+    assert len(_spans(str(chat_file), "auto", 150)) == 9  # the pool did read it, 150 rows at a time
+    assert pooled_reports == serial_reports
+    assert serial_reports[0].rows == 1344
+    assert snapshot(pooled) == snapshot(serial)
+    native = tmp_path / "native.jsonl"
+    export(serial, "native", native)
+    n_serial, n_reports, n_pooled, n_pooled_reports = import_both(monkeypatch, tmp_path, native, "native", source="again")
+    assert n_pooled_reports == n_reports
+    assert n_reports[0].added == 1344
+    assert snapshot(n_pooled) == snapshot(n_serial)
+    assert [s.name for s in n_pooled.list_sources()] == ["again"]
+
+
+def test_pool_with_task_and_method_given(monkeypatch, tmp_path, chat_file):
+    serial, serial_reports, pooled, pooled_reports = import_both(
+        monkeypatch, tmp_path, chat_file, "given", task="hotpotqa", method="react")
+    assert pooled_reports == serial_reports
+    assert snapshot(pooled) == snapshot(serial)
+
+
+def test_pool_bad_late_line_fails_with_its_line_and_changes_nothing(monkeypatch, tmp_path, chat_file):
+    lines = chat_file.read_text().split("\n")
+    lines[1200] = '{"messages": "not a list"}'
+    lines[1300] = "{not json"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines))
+    store = Store(tmp_path / "bad.duckdb")
+    import_files(store, [chat_file], source="earlier")
+    before = snapshot(store)
+    monkeypatch.setenv("FIREACT_IMPORT_POOL_LINES", "300")
+    with pytest.raises(FormatError) as err:
+        import_files(store, [bad], batch=150, parallel=True)
+    assert (err.value.path, err.value.line) == (str(bad), 1201)
+    assert "'messages' list" in str(err.value)
+    assert snapshot(store) == before
