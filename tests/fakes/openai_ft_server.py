@@ -20,6 +20,8 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.fakes.http import send_json
+
 
 class FakeFineTuning:
     def __init__(self, progress: list[str] | None = None, fail_job_with: str | None = None, steps: int = 4):
@@ -67,12 +69,7 @@ class FakeFineTuning:
         return f"{prefix}-{self._n:04d}"
 
     def _send(self, h: BaseHTTPRequestHandler, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+        send_json(h, status, body)
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         path = h.path.split("?", 1)[0]

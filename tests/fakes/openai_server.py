@@ -19,8 +19,10 @@ import json
 import random
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Callable
+
+from tests.fakes.http import QuietHandler, send_json, serve
 
 Policy = Callable[[str, list[dict], bool], str]
 REFLECT_MARK = "reflect on what went wrong"
@@ -59,30 +61,15 @@ class FakeOpenAI:
     def start(self) -> str:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
-
-            def log_message(self, *args: object) -> None:
-                return None
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 fake.auth.add(self.headers.get("Authorization", ""))
                 status, payload, delay = fake.answer(self.path, body)
                 time.sleep(delay)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                send_json(self, status, payload)
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def stop(self) -> None:
@@ -143,7 +130,3 @@ class FakeOpenAI:
         }
         return json.dumps(out).encode()
 
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 256  # many clients connect at once; the default backlog of 5 resets them
-    daemon_threads = True

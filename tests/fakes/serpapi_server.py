@@ -8,11 +8,12 @@ A query without an entry gets an organic result whose snippet names the query; `
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.http import QuietHandler, send_json, serve
 
 
 class FakeSerpAPI:
@@ -34,13 +35,7 @@ class FakeSerpAPI:
     def start(self) -> str:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
-
-            def log_message(self, *args: object) -> None:
-                return None
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 url = urlparse(self.path)
                 params = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -53,16 +48,9 @@ class FakeSerpAPI:
                         fake.keys.add(params.get("api_key", ""))
                     status, payload = 200, fake.respond(query)
                 time.sleep(fake.delay_s)
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, status, payload)
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def stop(self) -> None:
@@ -70,7 +58,3 @@ class FakeSerpAPI:
             self.server.shutdown()
             self.server.server_close()
 
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 256  # many clients connect at once; the default backlog of 5 resets them
-    daemon_threads = True
