@@ -14,15 +14,19 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import pyarrow as pa
+
 from .errors import FireactError, FormatError
 from .formats import BATCH, STREAMED, LineRange, ReadResult, detect_format, iter_batches, iter_span_batches, line_ranges
-from .formats.common import first_line
+from .formats.common import MAX_RECORD_BYTES, first_line, iter_lines, loads, may_have_long_line
+from .formats.fireact import openai_indexed_batches
 from .lint import (QuestionKey, contamination_lints, duplicate_lints, lint_fields, lint_trajectory, load_eval_questions,
                    question_keys, record_question_keys)
 from .parsing import infer_method, infer_method_fields, infer_task
-from .records import Lint, Source, Trajectory
-from .store import Store
-from .store.trajectories import record_tables, trajectory_tables
+from .records import SCHEMA_VERSION, Lint, Source, Trajectory, now, stable_id
+from .store import Store, question_key
+from .store.connection import naive
+from .store.trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _dumps, record_tables, trajectory_tables
 from .tasks import get_task, list_tasks
 
 METHODS = ("react", "cot", "io", "reflexion")
@@ -117,11 +121,13 @@ def prepare(result: ReadResult, task: str | None = None, method: str | None = No
 def import_files(store: Store, paths: Iterable[str | Path], fmt: str = "auto", source: str | None = None,
                  task: str | None = None, method: str | None = None,
                  eval_splits: Iterable[str | Path] = (), batch: int = BATCH,
-                 parallel: bool | None = None) -> list[ImportReport]:
+                 parallel: bool | None = None, sql: bool | None = None) -> list[ImportReport]:
     """Read, check and write every file in one transaction: bad input anywhere leaves the database as it was.
-    Files stream through in batches of `batch` trajectories, so memory stays flat however large they are.
-    Large JSONL files are read by forked processes when `parallel` is True, or when it is None and this
-    process runs one thread only (forking a threaded process such as the app's server is not safe)."""
+    OpenAI chat JSONL is read by DuckDB and its regular rows parsed in SQL (`sql`; None: unless
+    FIREACT_IMPORT_SQL=0), the rest by the Python readers. Those stream files through in batches of `batch`
+    trajectories, so memory stays flat however large they are. Large JSONL files are read by forked processes
+    when `parallel` is True, or when it is None and this process runs one thread only (forking a threaded
+    process such as the app's server is not safe)."""
     if task and task not in list_tasks():
         raise FireactError(f"unknown task '{task}': choose one of {', '.join(list_tasks())}")
     if method and method not in METHODS:
@@ -130,8 +136,22 @@ def import_files(store: Store, paths: Iterable[str | Path], fmt: str = "auto", s
     paths = [str(p) for p in paths]
     if parallel is None:
         parallel = threading.active_count() == 1
-    with _without_cycle_collector(), _pool_for(paths, fmt, parallel) as pool, store.db.transaction():
-        return [_import_file(store, p, fmt, source, task, method, eval_keys, batch, pool) for p in paths]
+    if sql is None:
+        sql = os.environ.get("FIREACT_IMPORT_SQL", "1") != "0"
+    in_sql = {p for p in paths if sql and _is_chat(p, fmt)}
+    with _without_cycle_collector(), _pool_for([p for p in paths if p not in in_sql], fmt, parallel) as pool, \
+            store.db.transaction():
+        return [_import_file(store, p, fmt, source, task, method, eval_keys, batch, pool, p in in_sql) for p in paths]
+
+
+def _is_chat(path: str, fmt: str) -> bool:
+    """Whether the file is OpenAI chat JSONL (given, or told from its first line)."""
+    if fmt != "auto":
+        return fmt == "openai-jsonl"
+    try:
+        return os.path.isfile(path) and detect_format(path, first_line(path)) == "openai-jsonl"
+    except FireactError:
+        return False
 
 
 def _workers() -> int:
@@ -225,10 +245,11 @@ def _build_batch(part: ReadResult, task: str | None, method: str | None) -> _Bat
 
 
 def _import_file(store: Store, path: str, fmt: str, source: str | None, task: str | None, method: str | None,
-                 eval_keys: dict[str, str], batch: int, pool: Any = None) -> ImportReport:
+                 eval_keys: dict[str, str], batch: int, pool: Any = None, in_sql: bool = False) -> ImportReport:
     acc = _FileImport(path=path)
-    for part in _batches(path, fmt, source, task, method, batch, pool):
-        _write_batch(store, acc, part)
+    if not (in_sql and _import_chat_in_sql(store, acc, path, source, task, method, batch)):
+        for part in _batches(path, fmt, source, task, method, batch, pool):
+            _write_batch(store, acc, part)
     if acc.format == "native" and source is not None:
         acc.sources = acc.sources[:1]  # the pool's readers each rename their first source record
     name = acc.keys[0][1] if acc.keys else source or Path(path).stem
@@ -240,6 +261,73 @@ def _import_file(store: Store, path: str, fmt: str, source: str | None, task: st
     counts = {kind: len(acc.flagged[kind]) for kind in sorted(acc.flagged)}
     return ImportReport(path=path, format=acc.format, source=", ".join(s.name for s in sources),
                         rows=acc.rows, added=acc.added, lints=counts)
+
+
+def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str | None, task: str | None,
+                        method: str | None, batch: int) -> bool:
+    """Import an OpenAI chat JSONL file through DuckDB (`store.chat_import`): its regular rows are parsed in
+    SQL, the rest by the Python reader, and both are written in file order. False, with nothing written,
+    when DuckDB could not read every line (the line-by-line reader then says what is wrong)."""
+    name = source or Path(path).stem
+    if may_have_long_line(path):  # DuckDB would stop the transaction; the line-by-line reader says which line
+        return False
+    try:
+        rows, readable = store.stage_chat(path, MAX_RECORD_BYTES)
+        if not rows or not readable:
+            return False
+        parsed, rest = store.parse_staged_chat()
+        index = parsed.column("i").to_pylist()
+        questions = parsed.column("question").to_pylist()
+        ids = [stable_id(name, i) for i in index]
+        tasks = [task] * len(index) if task else [
+            infer_task(q, a) for q, a in zip(questions, parsed.column("final_answer").to_pylist())]
+        qnorms = [question_key(q) if k is None else k for q, k in zip(questions, parsed.column("qnorm").to_pylist())]
+        built = [_build_batch(part, task, method)
+                 for part in openai_indexed_batches(path, _rows_at(path, rest), name, batch, plain=True)]
+        py_ids = [x for b in built for x in b.ids]
+        existing = store.existing_ids(ids + py_ids)
+        keys = pa.table({"i": pa.array(index, pa.int64()), "id": pa.array(ids, pa.string()),
+                         "qnorm": pa.array(qnorms, pa.string()), "task": pa.array(tasks, pa.string()),
+                         "fresh": pa.array([i not in existing for i in ids], pa.bool_())})
+        py_trajs = pa.concat_tables([b.trajs for b in built]) if built else TRAJ_SCHEMA.empty_table()
+        py_trajs = py_trajs.append_column("i", pa.array(rest, pa.int64())).append_column(
+            "fresh", pa.array([i not in existing for i in py_ids], pa.bool_()))
+        py_steps = pa.concat_tables([b.steps for b in built]) if built else STEP_SCHEMA.empty_table()
+        meta = {"format": "openai-jsonl"}
+        params = {"source": name, "method": method, "meta": _dumps(meta),
+                  "meta_prefixed": _dumps({**meta, "question_prefix": "Question: "}),
+                  "created_at": naive(now()), "schema_version": SCHEMA_VERSION}
+        acc.added += store.insert_staged_chat(keys, py_trajs, py_steps, params)
+        py_lints = [x for b in built for x in b.lints]
+        store.save_trajectories([], [x for x in py_lints if x.trajectory_id not in existing])
+        id_of = dict(zip(index, ids))
+        for kind, i in store.staged_chat_lints():
+            acc.flagged.setdefault(kind, set()).add(id_of[i])
+        acc.count(py_lints)
+    finally:
+        store.drop_chat_stage()
+    acc.format = "openai-jsonl"
+    acc.rows += rows
+    keys_in_order = [(t, name, q) for t, q in zip(ids, qnorms)]
+    if rest:  # merge the Python reader's rows back into file order
+        keyed = sorted(list(zip(index, keys_in_order)) + list(zip(rest, (k for b in built for k in b.keys))))
+        keys_in_order = [k for _, k in keyed]
+    acc.keys.extend(keys_in_order)
+    acc.fresh.update(i for i in ids + py_ids if i not in existing)
+    return True
+
+
+def _rows_at(path: str, indices: list[int]) -> Iterator[tuple[int, int, Any]]:
+    """(index, line number, parsed row) of the file's records (non-blank lines) at `indices`, in order."""
+    wanted = set(indices)
+    if not wanted:
+        return
+    for index, (line, text) in enumerate(iter_lines(path)):
+        if index in wanted:
+            yield index, line, loads(path, line, text)
+            wanted.discard(index)
+            if not wanted:
+                return
 
 
 def _batches(path: str, fmt: str, source: str | None, task: str | None, method: str | None, batch: int,

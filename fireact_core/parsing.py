@@ -237,12 +237,16 @@ LISTED_PAIR_RE = re.compile(r"^[A-Z][^?]*\s(and|or)\s[A-Z][^?]*,")
 def infer_task(question: str, answer: str | None = None, gold: str | None = None) -> str:
     """mmlu (A./B./C./D. options), strategyqa (a yes/no answer to a question comparing no two named things),
     else hotpotqa. Bamboogle questions look like HotpotQA's: name the task when importing them."""
-    if MMLU_RE.search(question):
+    if "A. " in question and MMLU_RE.search(question):
         return "mmlu"
-    yes_no = any((v or "").strip().lower().rstrip(".") in YES_NO for v in (answer, gold))
+    yes_no = _yes_no(answer) or _yes_no(gold)
     if yes_no and not _compares(question.removeprefix("Question: ").strip()):
         return "strategyqa"
     return "hotpotqa"
+
+
+def _yes_no(value: str | None) -> bool:
+    return bool(value) and value.strip().lower().rstrip(".") in YES_NO
 
 
 def _compares(question: str) -> bool:

@@ -38,10 +38,10 @@ def chat_file(shared, tmp_path):
 def import_both(monkeypatch, tmp_path, path, name, **kwargs):
     monkeypatch.setenv("FIREACT_IMPORT_POOL_LINES", "10000000")
     serial = Store(tmp_path / f"{name}_serial.duckdb")
-    serial_reports = import_files(serial, [path], batch=150, parallel=False, **kwargs)
+    serial_reports = import_files(serial, [path], batch=150, parallel=False, sql=False, **kwargs)
     monkeypatch.setenv("FIREACT_IMPORT_POOL_LINES", "300")
     pooled = Store(tmp_path / f"{name}_pooled.duckdb")
-    pooled_reports = import_files(pooled, [path], batch=150, parallel=True, **kwargs)
+    pooled_reports = import_files(pooled, [path], batch=150, parallel=True, sql=False, **kwargs)
     return serial, serial_reports, pooled, pooled_reports
 
 
@@ -78,7 +78,7 @@ def test_pool_bad_late_line_fails_with_its_line_and_changes_nothing(monkeypatch,
     before = snapshot(store)
     monkeypatch.setenv("FIREACT_IMPORT_POOL_LINES", "300")
     with pytest.raises(FormatError) as err:
-        import_files(store, [bad], batch=150, parallel=True)
+        import_files(store, [bad], batch=150, parallel=True, sql=False)
     assert (err.value.path, err.value.line) == (str(bad), 1201)
     assert "'messages' list" in str(err.value)
     assert snapshot(store) == before

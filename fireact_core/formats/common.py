@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import re
 from codecs import BOM_UTF8
@@ -109,7 +110,7 @@ def iter_jsonl(path: str, text: str) -> Iterator[tuple[int, Any]]:
         yield number, loads(path, number, line)
 
 
-def _file_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """(line number, text) of each non-blank line, read one line at a time; FormatError when the file is
     missing, a directory, empty or not UTF-8, or a line is over the size limit."""
     p = check_file(path)
@@ -182,15 +183,26 @@ def _filled(raw: bytes) -> bool:
     return bool(stripped) and (stripped[0] < 0x80 or bool(raw.decode("utf-8", "replace").strip()))
 
 
+def may_have_long_line(path: str | Path, limit: int = MAX_RECORD_BYTES) -> bool:
+    """Whether a line of the file may be over `limit` bytes, found without reading it all: a longer line holds
+    a whole stretch of limit/2 bytes with no newline, and each stretch is searched only up to its first one."""
+    size = os.path.getsize(path)
+    if size <= limit:
+        return False
+    step = max(1, limit // 2)
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return any(mm.find(b"\n", start, min(start + step, size)) < 0 for start in range(0, size, step))
+
+
 def iter_jsonl_file(path: str | Path) -> Iterator[tuple[int, Any]]:
     """`iter_jsonl` straight from the file, one line in memory at a time."""
-    for number, line in _file_lines(path):
+    for number, line in iter_lines(path):
         yield number, loads(str(path), number, line)
 
 
 def first_line(path: str | Path) -> str:
-    """The first non-blank line (to tell the format), or a FormatError as `_file_lines` gives."""
-    for _, line in _file_lines(path):
+    """The first non-blank line (to tell the format), or a FormatError as `iter_lines` gives."""
+    for _, line in iter_lines(path):
         return line
     raise FormatError(path, 1, "the file is empty")
 

@@ -155,8 +155,15 @@ def openai_batches(path: str, rows: Iterable[tuple[int, Any]], source: str, batc
                    start: int = 0) -> Iterator[ReadResult]:
     """OpenAI chat JSONL rows, `batch` trajectories at a time (with `plain`, in `records` as plain data;
     `start`: the index of the first row in the file, which the ids derive from)."""
+    numbered = ((index, line, row) for index, (line, row) in enumerate(rows, start))
+    yield from openai_indexed_batches(path, numbered, source, batch, plain)
+
+
+def openai_indexed_batches(path: str, rows: Iterable[tuple[int, int, Any]], source: str, batch: int,
+                           plain: bool = False) -> Iterator[ReadResult]:
+    """`openai_batches` of (index in the file, line number, row) triples: some rows of a file, not all."""
     result = ReadResult(path=path, format="openai-jsonl")
-    for index, (line, row) in enumerate(rows, start):
+    for index, line, row in rows:
         expect(isinstance(row, dict) and isinstance(row.get("messages"), list), path, line,
                "each line must be an object with a 'messages' list")
         traj = trajectory_from_messages(source, index, row["messages"], path, line, plain=plain,

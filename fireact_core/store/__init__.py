@@ -6,6 +6,7 @@ import os
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
 from .curation import BrowseStore
 from .datasets import DatasetStore
@@ -16,7 +17,8 @@ from .runs import RunStore
 from .trajectories import TrajectoryStore, question_key
 
 
-class Store(TrajectoryStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore, ReportStore):
+class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore,
+            ReportStore):
     """All reads and writes of one database. Safe to share between threads and with other processes."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0):

@@ -1,0 +1,235 @@
+"""OpenAI chat JSONL read and parsed inside DuckDB, for large imports.
+
+DuckDB's `read_json` reads the file on every core. A row is parsed here, in SQL, when it is regular: its
+messages are exactly {"role", "content"} strings, the question comes first, user and assistant turns
+alternate, and every assistant turn reads "Thought: ...\\nAction: tool[argument]" on two lines with one known
+tool. Such a row gives exactly what the Python reader would (`formats.fireact.trajectory_from_messages`,
+`parsing.model_turn_fields`, `lint.lint_fields`). Every other row comes back for the Python reader, so the
+rules that decide anything unusual live in one place. The caller adds what needs Python (ids, the question
+key, the task) and the importer writes both kinds in file order, inside its transaction.
+
+The staging tables are temporary tables of the import's connection, dropped when it ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+from .connection import Error
+from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, insert_table, register
+
+# a message's content stays JSON here, so that only a JSON string counts as text (DuckDB would turn 5 into "5")
+MESSAGES = "STRUCT(role VARCHAR, content JSON, weight JSON)[]"
+# what Python's str.strip() removes, as an RE2 class
+SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]"
+REFLECTION = r"(?i)let me do a reflection|^reflection:"
+REWARD = r"Episode finished, reward = ([\p{L}\p{N}_]+)"
+STAGE = ["_chat_s", "_chat_i", "_chat_t", "_chat_lints", "_chat_k"]
+
+def _text(m: str) -> str:
+    """A message's content as text, NULL unless it is a JSON string."""
+    return f"CASE WHEN starts_with({m}.content, '\"') THEN {m}.content ->> '$' END"
+
+
+def _ascii_key(q: str) -> str:
+    """`store.question_key` of an ASCII question: drop a "Question: " prefix, lower-case, drop punctuation, then
+    the articles a/an/the, fold white space (exactly what Python does to ASCII text)."""
+    text = f"lower(CASE WHEN starts_with({q}, 'Question: ') THEN {q}[11:] ELSE {q} END)"
+    text = f"regexp_replace({text}, '[!-/:-@\\[-`{{-~]', '', 'g')"
+    text = f"regexp_replace({text}, '\\b(a|an|the)\\b', ' ', 'g')"
+    return f"trim(regexp_replace({text}, '[ \\t\\n\\r\\x0b\\x0c\\x1c-\\x1f]+', ' ', 'g'))"
+
+
+# One step per assistant turn (message k, from 2 in twos), its observation the user turn after it, straight from
+# the file in file order, on every core (a record with fewer than two messages, or that DuckDB could not read,
+# gives one placeholder). `ok`: the turn reads "Thought: ...\nAction: tool[argument]" with one known tool and one
+# '[', and the turns around it are a string question (k = 2) and a string observation or nothing. `f`: the step
+# with the last observation. `start`: the first row of a record; NUMBER_SQL then gives each row its record's
+# index i (record i is the file's i-th non-blank line). Numbering records while reading would take one core.
+STAGE_SQL = f"""
+    CREATE OR REPLACE TEMP TABLE _chat_s AS
+    SELECT idx <= 0 AS start, idx, f, last, readable, question, thought, raw AS action_raw, name AS action_name,
+           CASE WHEN b > 0 THEN raw[b + 1:-2] END AS action_arg,
+           CASE WHEN starts_with(o, 'Observation: ') THEN o[14:] ELSE o END AS observation,
+           CASE WHEN starts_with(o, 'Observation: ') THEN NULL ELSE o END AS obs_raw,
+           coalesce(turn_ok AND c[nl + 1:nl + 8] = 'Action: ' AND strpos(raw, chr(10)) = 0 AND ends_with(raw, ']')
+                    AND lower(name) IN ('search', 'finish') AND strpos(raw[b + 1:], '[') = 0, false) AS ok
+    FROM (SELECT *, c[10:nl - 1] AS thought, raw[1:b - 1] AS name
+    FROM (SELECT *, strpos(raw, '[') AS b
+    FROM (SELECT *, c[nl + 9:] AS raw
+    FROM (SELECT *, strpos(c, chr(10)) AS nl
+    FROM (SELECT k // 2 - 1 AS idx, n // 2 - 1 AS last, n // 2 - 1 - (n + 1) % 2 AS f, readable,
+                 {_text("q")} AS question, {_text("a")} AS c, {_text("u")} AS o,
+                 a.role = 'assistant' AND a.weight IS NULL AND starts_with(a.content, '"Thought: ')
+                 AND (k > 2 OR q.role = 'user' AND starts_with(q.content, '"'))
+                 AND (k = n OR u.role = 'user' AND u.weight IS NULL AND starts_with(u.content, '"')) AS turn_ok
+    FROM (SELECT k, n, l[k] AS a, l[k + 1] AS u, CASE WHEN k = 2 THEN l[1] END AS q, l IS NOT NULL AS readable
+    FROM (SELECT l, len(l) AS n, unnest(CASE WHEN len(l) >= 2 THEN generate_series(2, len(l), 2) ELSE [0] END) AS k
+    FROM (SELECT messages AS l
+          FROM read_json($path, format = 'newline_delimited', records = 'true', columns = {{'messages': '{MESSAGES}'}},
+                         ignore_errors = true, maximum_object_size = $max_bytes)))))))))
+"""
+NUMBER_SQL = [
+    """CREATE OR REPLACE TEMP TABLE _chat_i AS
+       SELECT rowid AS r, sum(start::INTEGER) OVER (ORDER BY rowid ROWS UNBOUNDED PRECEDING) - 1 AS i FROM _chat_s""",
+    "ALTER TABLE _chat_s ADD COLUMN i BIGINT",
+    "UPDATE _chat_s SET i = x.i FROM _chat_i x WHERE _chat_s.rowid = x.r",
+    "DROP TABLE _chat_i",
+]
+
+PARSE_SQL = [
+    # a trajectory is parsed here only when every turn is regular
+    "DELETE FROM _chat_s WHERE i IN (SELECT i FROM _chat_s WHERE NOT ok)",
+    f"""
+    CREATE OR REPLACE TEMP TABLE _chat_t AS
+    SELECT *, CASE WHEN strlen(question) = length(question) THEN {_ascii_key("question")} END AS qnorm
+    FROM (
+    SELECT i, CASE WHEN starts_with(q, 'Question: ') THEN q[11:] ELSE q END AS question,
+           starts_with(q, 'Question: ') AS prefixed, n_steps, n_search, final_answer,
+           CASE WHEN reflect THEN 'reflexion' WHEN tool THEN 'react' WHEN thought THEN 'cot' ELSE 'io' END AS method,
+           CASE WHEN reward IS NULL OR reward = '' THEN NULL ELSE reward IN ('true', '1') END AS reward,
+           CASE WHEN final_obs = previous_obs THEN final_obs END AS repeated
+    FROM (SELECT i, max(question) AS q, count(*) AS n_steps,
+                 count(*) FILTER (WHERE lower(action_name) = 'search') AS n_search,
+                 arg_max(action_arg, idx) FILTER (WHERE action_name = 'finish') AS final_answer,
+                 lower(regexp_extract(max(observation) FILTER (WHERE idx = last), '{REWARD}', 1)) AS reward,
+                 max(observation) FILTER (WHERE idx = f) AS final_obs,
+                 max(observation) FILTER (WHERE idx = f - 1) AS previous_obs,
+                 bool_or(thought ILIKE '%reflection%' AND regexp_matches(thought, '{REFLECTION}')) AS reflect,
+                 bool_or(lower(action_name) <> 'finish') AS tool, bool_or(thought <> '') AS thought
+          FROM _chat_s GROUP BY i))
+    ORDER BY i
+    """,
+    f"""
+    CREATE OR REPLACE TEMP TABLE _chat_lints AS
+    SELECT i, kind, step, detail FROM (
+        SELECT i, 'observation_none' AS kind, idx AS step, '' AS detail, 0 AS o FROM _chat_s
+        WHERE regexp_full_match(observation, '{SPACE}*None{SPACE}*')
+        UNION ALL
+        SELECT i, 'empty_finish', idx, '', 1 FROM _chat_s
+        WHERE lower(action_name) = 'finish' AND regexp_full_match(action_arg, '{SPACE}*')
+        UNION ALL
+        SELECT i, 'duplicated_final_observation', n_steps - 1, left(repeated, 200), 2 FROM _chat_t
+        WHERE repeated IS NOT NULL
+        UNION ALL
+        SELECT i, 'no_finish', NULL, '', 3 FROM _chat_t WHERE final_answer IS NULL
+        UNION ALL
+        SELECT i, 'failed', NULL, '', 4 FROM _chat_t WHERE reward = false)
+    ORDER BY i, o, step
+    """,
+]
+
+_TRAJ_FROM_STAGE = {
+    "id": "k.id", "source": "$source", "task": "k.task", "question": "t.question",
+    "qnorm": "coalesce(t.qnorm, k.qnorm)", "method": "coalesce($method, t.method)", "final_answer": "t.final_answer",
+    "reward": "t.reward", "status": "CASE WHEN t.final_answer IS NULL THEN 'unfinished' ELSE 'finished' END",
+    "n_steps": "t.n_steps", "n_search": "t.n_search",
+    "meta": "CASE WHEN t.prefixed THEN $meta_prefixed ELSE $meta END", "revision": "0",
+    "created_at": "$created_at", "schema_version": "$schema_version",
+}
+_STEP_FROM_STAGE = {"trajectory_id": "k.id", "train": "true",
+                    **{c: f"s.{c}" for c in ("idx", "thought", "action_raw", "action_name", "action_arg",
+                                             "observation", "obs_raw")}}
+
+
+def _select(exprs: dict[str, str], columns: list[str]) -> str:
+    """A SELECT list in `columns` order: the given expressions, NULL for the rest."""
+    return ", ".join(f"{exprs.get(c, 'NULL')} AS {c}" for c in columns)
+
+
+_TRAJ_COLS = ", ".join(TRAJ_COLUMNS)
+_STEP_COLS = ", ".join(STEP_COLUMNS)
+# Trajectories go in file order: exports follow it.
+INSERT_TRAJ_SQL = f"""
+INSERT INTO trajectories ({_TRAJ_COLS})
+SELECT {_TRAJ_COLS} FROM (
+    SELECT t.i, {_select(_TRAJ_FROM_STAGE, TRAJ_COLUMNS)} FROM _chat_t t JOIN _chat_k k USING (i) WHERE k.fresh
+    UNION ALL
+    SELECT i, {_TRAJ_COLS} FROM _chat_py_t WHERE fresh)
+ORDER BY i
+"""
+# Steps are built here, in file order, and written from Arrow in one stream: DuckDB then writes them once,
+# compressed and final (written by several threads straight from the staging table, or out of order, they are
+# rewritten at the next checkpoint, which costs more than the sort).
+STEPS_SQL = f"""
+SELECT {_STEP_COLS} FROM (
+    SELECT s.i, {_select(_STEP_FROM_STAGE, STEP_COLUMNS)} FROM _chat_s s JOIN _chat_k k USING (i) WHERE k.fresh
+    UNION ALL
+    SELECT t.i, {", ".join("p." + c for c in STEP_COLUMNS)} FROM _chat_py_s p JOIN _chat_py_t t ON t.id = p.trajectory_id
+    WHERE t.fresh)
+ORDER BY i, idx
+"""
+INSERT_LINTS_SQL = """
+INSERT INTO lints (trajectory_id, kind, step, detail)
+SELECT k.id, x.kind, x.step, x.detail FROM _chat_lints x JOIN _chat_k k USING (i) WHERE k.fresh ORDER BY x.i
+"""
+
+
+class ChatImportStore:
+    """Mixin of `Store`: the DuckDB side of importing OpenAI chat JSONL. Call inside one connection
+    (`Store.session()` or a transaction): the staging tables belong to it."""
+
+    def stage_chat(self, path: str, max_bytes: int) -> tuple[int, bool]:
+        """Read the file into the staging table: (records read, whether DuckDB could read each as an object with
+        a 'messages' list). Nothing is refused here: an unreadable line is a record without messages. Lines must
+        be at most `max_bytes` long (`formats.common.may_have_long_line`): DuckDB fails on longer ones."""
+        with self.db.connect() as con:
+            con.execute(STAGE_SQL, {"path": path, "max_bytes": 2 * max_bytes + 1024})
+            for sql in NUMBER_SQL:
+                con.execute(sql)
+            rows, readable = con.execute("SELECT coalesce(max(i) + 1, 0), bool_and(readable) FROM _chat_s").fetchone()
+            return rows, bool(readable)
+
+    def parse_staged_chat(self) -> tuple[pa.Table, list[int]]:
+        """Parse the regular rows in SQL. Returns their (i, question, final_answer, qnorm), in file order, for
+        the caller to key and classify (qnorm is given for ASCII questions), and the index of every other row,
+        for the Python reader."""
+        with self.db.connect() as con:
+            rest = con.execute("SELECT DISTINCT i FROM _chat_s WHERE NOT ok ORDER BY i").fetchall()
+            for sql in PARSE_SQL:
+                con.execute(sql)
+            parsed = con.sql("SELECT i, question, final_answer, qnorm FROM _chat_t").to_arrow_table()
+        return parsed, [r[0] for r in rest]
+
+    def staged_chat_lints(self) -> list[tuple[str, int]]:
+        """(kind, row index) of each lint found on the rows parsed in SQL."""
+        with self.db.connect() as con:
+            return con.execute("SELECT kind, i FROM _chat_lints").fetchall()
+
+    def insert_staged_chat(self, keys: pa.Table, py_trajs: pa.Table, py_steps: pa.Table, params: dict[str, Any]) -> int:
+        """Write the staged file, fresh trajectories only: the rows parsed in SQL with `keys` (i, id, qnorm where
+        SQL has none, task, fresh), and the rows the Python reader built (`py_trajs`, with i and fresh, and
+        `py_steps`). `params`: source, method (None: as inferred), meta, meta_prefixed, created_at and
+        schema_version. Returns how many trajectories were added."""
+        with self.db.transaction() as con:
+            register(con, "_chat_keys", keys)
+            try:
+                con.execute("CREATE OR REPLACE TEMP TABLE _chat_k AS SELECT * FROM _chat_keys")
+            finally:
+                con.unregister("_chat_keys")
+            register(con, "_chat_py_t", py_trajs)
+            register(con, "_chat_py_s", py_steps)
+            try:
+                con.execute(INSERT_TRAJ_SQL, params)
+                steps = con.sql(STEPS_SQL).to_arrow_table()
+                con.execute(INSERT_LINTS_SQL)
+            finally:
+                con.unregister("_chat_py_t")
+                con.unregister("_chat_py_s")
+            con.execute("DROP TABLE IF EXISTS _chat_s")  # its memory, before the steps are copied
+            insert_table(con, "steps", steps)
+        fresh = pc.sum(keys.column("fresh")).as_py() or 0
+        return fresh + (pc.sum(py_trajs.column("fresh")).as_py() or 0)
+
+    def drop_chat_stage(self) -> None:
+        """Drop the staging tables (after a failed statement the transaction's rollback drops them)."""
+        with self.db.connect() as con:
+            try:
+                for name in STAGE:
+                    con.execute(f"DROP TABLE IF EXISTS {name}")
+            except Error:
+                pass

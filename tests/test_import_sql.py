@@ -1,0 +1,247 @@
+"""OpenAI chat JSONL is read by DuckDB and its regular rows parsed in SQL; the rest go through the Python reader.
+Whatever the mix, the database must come out exactly as the Python reader alone leaves it, and bad input must
+fail as it does there: FILE:LINE, nothing written."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from fireact_core.errors import FormatError
+from fireact_core.importer import import_files
+from fireact_core.store import Store
+
+TABLES = {
+    "trajectories": "SELECT * EXCLUDE (created_at) FROM trajectories ORDER BY rowid",
+    "steps": "SELECT * FROM steps ORDER BY trajectory_id, idx",
+    "lints": "SELECT * FROM lints ORDER BY trajectory_id, kind, step, detail",
+    "sources": "SELECT * EXCLUDE (created_at) FROM sources ORDER BY name",
+}
+
+
+def snapshot(store: Store) -> dict[str, list[tuple]]:
+    with store.db.connect() as con:
+        return {name: con.execute(sql).fetchall() for name, sql in TABLES.items()}
+
+
+def u(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def a(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+def react(question: str, *turns: tuple[str, str | None]) -> list[dict]:
+    """A question, then (assistant turn, observation turn or None) pairs."""
+    messages = [u(question)]
+    for turn, observation in turns:
+        messages.append(a(turn))
+        if observation is not None:
+            messages.append(u(observation))
+    return messages
+
+
+WON = "Observation: Episode finished, reward = True"
+# (messages, whether the row is regular enough to be parsed in SQL)
+ROWS = [
+    (react("Question: Who wrote it?", ("Thought: I search.\nAction: search[author of it]", "Observation: Jane wrote it."),
+           ("Thought: Jane.\nAction: finish[Jane]", WON)), True),
+    (react("Is the sky blue?", ("Thought: it is\nAction: finish[yes]", "Observation: Episode finished, reward = 0")), True),
+    (react("Question: Capital of France?", ("Thought: \nAction: finish[Paris]", None)), True),
+    (react("Question: Year?", ("Thought: Wrong before, let me do a reflection: check again.\nAction: search[year]",
+                               "Observation: 1999"), ("Thought: So 1999.\nAction: finish[1999]", WON)), True),
+    (react("Question: Case?", ("Thought: x\nAction: Search[case]", "Observation: found"),
+           ("Thought: y\nAction: Finish[Case]", "Observation: Episode finished, reward = TRUE")), True),
+    (react("Question: Empty?", ("Thought: nothing\nAction: finish[\u00a0]", "Observation: done")), True),
+    (react("Question: Empty again?", ("Thought: nothing\nAction: finish[]", None)), True),
+    (react("Question: Nothing found?", ("Thought: s\nAction: search[a]", "Observation: \u00a0None "),
+           ("Thought: s\nAction: search[b]", "Observation: None"), ("Thought: f\nAction: finish[x]", None)), True),
+    (react("Question: Repeat?", ("Thought: s\nAction: search[a]", "Observation: same text"),
+           ("Thought: s\nAction: search[a]", "Observation: same text"), ("Thought: f\nAction: finish[x]", None)), True),
+    (react("Question: Raw observation?", ("Thought: s\nAction: search[a]b]", "no prefix here"),
+           ("Thought: f\nAction: finish[a]b]", WON)), True),
+    (react("Question: Two actions?", ("Thought: s\nAction: search[a] search[b]", "Observation: x")), False),
+    (react("Question: Missing bracket?", ("Thought: s\nAction: search[abc", "Observation: x")), False),
+    (react("Question: Long thought?", ("Thought: a\nb\nAction: search[x]", "Observation: x")), False),
+    ([{"role": "system", "content": "You are an agent."}, u("Question: With a prompt?"),
+      a("Thought: f\nAction: finish[p]")], False),
+    ([u("Question: Weight 0?"), {"role": "assistant", "content": "Thought: f\nAction: finish[w]", "weight": 0}], False),
+    ([u("Question: Weight null?"), {"role": "assistant", "content": "Thought: f\nAction: finish[w]", "weight": None}], True),
+    ([u("Question: Weight 1?"), {"role": "assistant", "content": "Thought: f\nAction: finish[w]", "weight": 1}], False),
+    (react("Question: Qué é «esto»?", ("Thought: é\u2003ü 😀\tx\nAction: finish[Ça]", WON)), True),
+    (react("Question: The  quick,\x0bbrown fox\x1cis an  animal\u0085?", ("Thought: a\nAction: finish[A fox!]", WON)), True),
+    (react("Question: Who wrote it?", ("Thought: again\nAction: finish[Jane]", WON)), True),
+    (react("Question: Unknown tool?", ("Thought: l\nAction: lookup[x]", "Observation: x")), False),
+    (react("Question: Trailing newline?", ("Thought: f\nAction: finish[x]\n", None)), False),
+    (react("Question: Carriage return?", ("Thought: a\r\nAction: finish[x]", None)), True),
+    (react("Question: No thought?", ("Action: finish[x]", None)), False),
+    ([u("Question: Two turns?"), a("Thought: a\nAction: search[x]"), a("Thought: b\nAction: finish[y]")], False),
+    (react("Question: Which one?\nA. red\nB. blue\nC. green\nD. pink", ("Thought: b\nAction: finish[B]", WON)), True),
+    (react("Question: Question: twice?", ("Thought: t\nAction: finish[no]", WON)), True),
+    (react("Question: Reflection word only?", ("Thought: a reflection of light\nAction: finish[no]", WON)), True),
+    ([u("Question: Only a question?")], False),
+]
+
+
+@pytest.fixture
+def edge_file(tmp_path):
+    """Every kind of row, with blank lines among them (ASCII ones, which DuckDB skips as the reader does) and
+    keys the reader ignores."""
+    out = tmp_path / "edge.jsonl"
+    lines = []
+    for n, (messages, _) in enumerate(ROWS):
+        row = {"messages": messages, "id": n} if n % 5 == 0 else {"messages": messages}
+        lines.append(json.dumps(row, ensure_ascii=n % 2 == 0))
+        if n % 7 == 3:
+            lines.append("   " if n % 2 else "")
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+def import_both(tmp_path, path, name, in_sql=True, **kwargs):
+    """The file imported by the Python reader alone, and through DuckDB (which must have parsed rows in SQL)."""
+    python = Store(tmp_path / f"{name}_python.duckdb")
+    python_reports = import_files(python, [path], parallel=False, sql=False, **kwargs)
+    sql = Store(tmp_path / f"{name}_sql.duckdb")
+    parsed = []
+    original = sql.parse_staged_chat
+
+    def parse():
+        table, rest = original()
+        parsed.append(table.num_rows)
+        return table, rest
+
+    sql.parse_staged_chat = parse
+    sql_reports = import_files(sql, [path], parallel=False, sql=True, **kwargs)
+    assert not in_sql or parsed and parsed[0] >= 0.6 * python_reports[0].rows
+    return python, python_reports, sql, sql_reports
+
+
+def test_regular_rows_are_parsed_in_sql_and_the_rest_in_python(edge_file, tmp_path):
+    store = Store(tmp_path / "stage.duckdb")
+    with store.session():
+        rows, readable = store.stage_chat(str(edge_file), 1 << 24)
+        parsed, rest = store.parse_staged_chat()
+        store.drop_chat_stage()
+    assert (rows, readable) == (len(ROWS), True)
+    assert rest == [n for n, (_, regular) in enumerate(ROWS) if not regular]
+    assert parsed.column("i").to_pylist() == [n for n, (_, regular) in enumerate(ROWS) if regular]
+    questions = dict(zip(parsed.column("i").to_pylist(), parsed.column("question").to_pylist()))
+    assert questions[0] == "Who wrote it?" and questions[1] == "Is the sky blue?"
+    assert questions[17] == "Qué é «esto»?"
+    keys = dict(zip(parsed.column("i").to_pylist(), parsed.column("qnorm").to_pylist()))
+    assert keys[18] is None  # not ASCII (U+0085): the Python reader keys it
+    assert keys[0] == "who wrote it" and keys[26] == "twice"
+
+
+def test_sql_path_gives_the_python_database(edge_file, tmp_path):
+    python, python_reports, sql, sql_reports = import_both(tmp_path, edge_file, "edge")
+    assert sql_reports == python_reports
+    assert python_reports[0].rows == len(ROWS)
+    assert python_reports[0].lints == {
+        "consecutive_assistant": 1, "duplicate_question": 1, "duplicated_final_observation": 1, "empty_finish": 2,
+        "failed": 1, "malformed_action": 4, "no_finish": 6, "observation_none": 1}
+    assert snapshot(sql) == snapshot(python)
+    methods = dict(sql.stats()["by_method"])
+    assert methods == dict(python.stats()["by_method"]) and methods["reflexion"] == 1 and methods["io"] >= 1
+    again = import_files(sql, [edge_file], parallel=False, sql=True)
+    assert again[0].added == 0 and again[0].rows == len(ROWS)
+    assert snapshot(sql) == snapshot(python)
+
+
+@pytest.mark.parametrize("name", ["gpt_multitask.jsonl", "gpt_hotpotqa.jsonl"])
+def test_sql_path_on_fireact_files(shared, tmp_path, name):
+    python, python_reports, sql, sql_reports = import_both(tmp_path, shared / "finetune" / name, "fireact",
+                                                           eval_splits=[shared / "tasks" / "strategyqa" / "dev.json"])
+    assert sql_reports == python_reports
+    assert snapshot(sql) == snapshot(python)
+
+
+def test_byte_order_mark_and_unicode_blank_lines(shared, tmp_path):
+    """The Python reader skips a line of Unicode spaces and a byte-order mark; the import comes out the same
+    whichever reader takes the file."""
+    lines = (shared / "finetune" / "gpt_multitask.jsonl").read_text().splitlines()
+    lines.insert(700, "\u00a0\u2003")
+    path = tmp_path / "multitask.jsonl"
+    path.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")
+    python, python_reports, sql, sql_reports = import_both(tmp_path, path, "bom", in_sql=False)
+    assert sql_reports == python_reports and python_reports[0].rows == 1344
+    assert snapshot(sql) == snapshot(python)
+
+
+def test_sql_path_with_task_method_and_source_given(edge_file, tmp_path):
+    python, python_reports, sql, sql_reports = import_both(tmp_path, edge_file, "given", task="bamboogle",
+                                                           method="cot", source="mine")
+    assert sql_reports == python_reports and sql_reports[0].source == "mine"
+    assert snapshot(sql) == snapshot(python)
+    assert dict(sql.stats()["by_task"]) == {"bamboogle": len(ROWS)}
+
+
+def test_many_rows_keep_their_order_and_ids(tmp_path):
+    """Enough rows for DuckDB to read the file on several threads: every row keeps its index (its id)."""
+    rng = random.Random(7)
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
+    path = tmp_path / "many.jsonl"
+    with open(path, "w") as fh:
+        for n in range(30_000):
+            turns = [(f"Thought: {' '.join(rng.choices(words, k=20))}\nAction: search[{rng.choice(words)}]",
+                      f"Observation: {' '.join(rng.choices(words, k=60))}") for _ in range(rng.randint(0, 3))]
+            turns.append((f"Thought: done {n}\nAction: finish[{rng.choice(words)}]", WON))
+            messages = react(f"Question: number {n} {rng.choice(words)}?", *turns)
+            if n % 1000 == 999:
+                messages[1]["content"] += "\nAction: search[again]"  # a few rows for the Python reader
+            fh.write(json.dumps({"messages": messages}) + "\n")
+    python, python_reports, sql, sql_reports = import_both(tmp_path, path, "many")
+    assert sql_reports == python_reports and sql_reports[0].added == 30_000
+    assert snapshot(sql) == snapshot(python)
+
+
+def test_bad_row_fails_with_its_line_and_writes_nothing(edge_file, tmp_path):
+    store = Store(tmp_path / "bad.duckdb")
+    import_files(store, [edge_file], sql=True)
+    before = snapshot(store)
+    lines = edge_file.read_text().splitlines()
+    row = {"messages": [u("Question: fine"), a("Thought: x\nAction: search[y]"), u(5)]}
+    lines.insert(20, json.dumps(row))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FormatError) as err:
+        import_files(store, [edge_file, bad], sql=True)
+    assert err.value.path == str(bad) and err.value.line == 21
+    assert "string 'role' and a string 'content'" in err.value.message
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("line, problem", [
+    ('{"messages": [{"role": "user", "content": "x"}', "invalid JSON"),
+    ('{"messages": "not a list"}', "'messages' list"),
+    ('[1, 2]', "'messages' list"),
+    (b'{"messages": [{"role": "user", "content": "\xff"}]}', "UTF-8"),
+])
+def test_unreadable_lines_fail_as_in_the_python_reader(edge_file, tmp_path, line, problem):
+    store = Store(tmp_path / "unreadable.duckdb")
+    data = edge_file.read_bytes().splitlines()
+    data.insert(9, line if isinstance(line, bytes) else line.encode())
+    bad = tmp_path / "unreadable.jsonl"
+    bad.write_bytes(b"\n".join(data) + b"\n")
+    with pytest.raises(FormatError) as err:
+        import_files(store, [bad], sql=True)
+    assert err.value.line == 10 and problem in err.value.message
+    assert snapshot(store) == {name: [] for name in TABLES}
+
+
+def test_switched_off_by_the_environment(edge_file, tmp_path, monkeypatch):
+    store = Store(tmp_path / "off.duckdb")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("DuckDB staging used")
+
+    monkeypatch.setattr(Store, "stage_chat", refuse)
+    monkeypatch.setenv("FIREACT_IMPORT_SQL", "0")
+    assert import_files(store, [edge_file])[0].added == len(ROWS)
+    monkeypatch.delenv("FIREACT_IMPORT_SQL")
+    with pytest.raises(AssertionError, match="staging used"):
+        import_files(store, [edge_file])
