@@ -8,6 +8,7 @@ import multiprocessing as mp
 import os
 import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
@@ -275,10 +276,13 @@ def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str |
         rows, readable = store.stage_chat(path, MAX_RECORD_BYTES)
         if not rows or not readable:
             return False
-        parsed, rest = store.parse_staged_chat()
+        with ThreadPoolExecutor(1) as pool:  # the ids are made while DuckDB parses (it lets go of the GIL)
+            all_ids = pool.submit(lambda: [stable_id(name, i) for i in range(rows)])
+            parsed, rest = store.parse_staged_chat()
+            all_ids = all_ids.result()
         index = parsed.column("i").to_pylist()
         questions = parsed.column("question").to_pylist()
-        ids = [stable_id(name, i) for i in index]
+        ids = [all_ids[i] for i in index]
         tasks = [task] * len(index) if task else [
             infer_task(q, a) for q, a in zip(questions, parsed.column("final_answer").to_pylist())]
         qnorms = [question_key(q) if k is None else k for q, k in zip(questions, parsed.column("qnorm").to_pylist())]

@@ -10,17 +10,7 @@ from fireact_core.exporter import export
 from fireact_core.importer import _spans, import_files
 from fireact_core.store import Store
 
-TABLES = {
-    "trajectories": "SELECT * EXCLUDE (created_at) FROM trajectories ORDER BY rowid",
-    "steps": "SELECT * FROM steps ORDER BY rowid",
-    "lints": "SELECT * FROM lints ORDER BY trajectory_id, kind, step, detail",
-    "sources": "SELECT * EXCLUDE (created_at) FROM sources ORDER BY name",
-}
-
-
-def snapshot(store: Store) -> dict[str, list[tuple]]:
-    with store.db.connect() as con:
-        return {name: con.execute(sql).fetchall() for name, sql in TABLES.items()}
+from .tables import snapshot
 
 
 @pytest.fixture

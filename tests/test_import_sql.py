@@ -13,17 +13,7 @@ from fireact_core.errors import FormatError
 from fireact_core.importer import import_files
 from fireact_core.store import Store
 
-TABLES = {
-    "trajectories": "SELECT * EXCLUDE (created_at) FROM trajectories ORDER BY rowid",
-    "steps": "SELECT * FROM steps ORDER BY trajectory_id, idx",
-    "lints": "SELECT * FROM lints ORDER BY trajectory_id, kind, step, detail",
-    "sources": "SELECT * EXCLUDE (created_at) FROM sources ORDER BY name",
-}
-
-
-def snapshot(store: Store) -> dict[str, list[tuple]]:
-    with store.db.connect() as con:
-        return {name: con.execute(sql).fetchall() for name, sql in TABLES.items()}
+from .tables import TABLES, snapshot
 
 
 def u(text: str) -> dict:

@@ -157,16 +157,34 @@ ORDER BY i
 # rewritten at the next checkpoint, which costs more than the sort).
 STEPS_SQL = f"""
 SELECT {_STEP_COLS} FROM (
-    SELECT s.i, {_select(_STEP_FROM_STAGE, STEP_COLUMNS)} FROM _chat_s s JOIN _chat_k k USING (i) WHERE k.fresh
+    SELECT s.i, {_select(_STEP_FROM_STAGE, STEP_COLUMNS)} FROM _chat_s s JOIN _chat_k k USING (i)
+    WHERE k.fresh AND s.i >= $lo AND s.i < $hi
     UNION ALL
     SELECT t.i, {", ".join("p." + c for c in STEP_COLUMNS)} FROM _chat_py_s p JOIN _chat_py_t t ON t.id = p.trajectory_id
-    WHERE t.fresh)
+    WHERE t.fresh AND t.i >= $lo AND t.i < $hi)
 ORDER BY i, idx
 """
+STEP_CHUNK = 8 * 122_880  # steps copied through Arrow at a time (eight of DuckDB's row groups, about 0.5 GB)
 INSERT_LINTS_SQL = """
 INSERT INTO lints (trajectory_id, kind, step, detail)
 SELECT k.id, x.kind, x.step, x.detail FROM _chat_lints x JOIN _chat_k k USING (i) WHERE k.fresh ORDER BY x.i
 """
+
+
+def _chunks(con: Any, size: int) -> list[tuple[int, int]]:
+    """Row index ranges [lo, hi) of about `size` steps each, to copy the steps a stretch at a time."""
+    counts = con.execute(
+        "SELECT i, count(*) FROM (SELECT i FROM _chat_s UNION ALL SELECT t.i FROM _chat_py_s p "
+        "JOIN _chat_py_t t ON t.id = p.trajectory_id) GROUP BY i ORDER BY i").fetchall()
+    bounds, total = [], 0
+    lo = counts[0][0] if counts else 0
+    for i, n in counts:
+        if total and total + n > size:
+            bounds.append((lo, i))
+            lo, total = i, 0
+        total += n
+    bounds.append((lo, (counts[-1][0] + 1) if counts else 0))
+    return bounds
 
 
 class ChatImportStore:
@@ -215,13 +233,12 @@ class ChatImportStore:
             register(con, "_chat_py_s", py_steps)
             try:
                 con.execute(INSERT_TRAJ_SQL, params)
-                steps = con.sql(STEPS_SQL).to_arrow_table()
                 con.execute(INSERT_LINTS_SQL)
+                for lo, hi in _chunks(con, STEP_CHUNK):
+                    insert_table(con, "steps", con.sql(STEPS_SQL, params={"lo": lo, "hi": hi}).to_arrow_table())
             finally:
                 con.unregister("_chat_py_t")
                 con.unregister("_chat_py_s")
-            con.execute("DROP TABLE IF EXISTS _chat_s")  # its memory, before the steps are copied
-            insert_table(con, "steps", steps)
         fresh = pc.sum(keys.column("fresh")).as_py() or 0
         return fresh + (pc.sum(py_trajs.column("fresh")).as_py() or 0)
 
