@@ -26,8 +26,9 @@ from .lint import (QuestionKey, contamination_lints, duplicate_lints, lint_field
 from .parsing import infer_method, infer_method_fields, infer_task
 from .records import SCHEMA_VERSION, Lint, Source, Trajectory, now, stable_id
 from .store import Store, question_key
+from .store.chat_import import STEP_CHUNK
 from .store.connection import naive
-from .store.trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _dumps, record_tables, trajectory_tables
+from .store.trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _dumps, record_tables, trajectory_tables, without_ids
 from .tasks import get_task, list_tasks
 
 METHODS = ("react", "cot", "io", "reflexion")
@@ -206,6 +207,7 @@ class _FileImport:
     fresh: set[str] = field(default_factory=set)
     sources: list[Source] = field(default_factory=list)
     flagged: dict[str, set[str]] = field(default_factory=dict)
+    held: list[tuple[Any, Any]] = field(default_factory=list)  # new (trajectories, steps) tables not written yet
 
     def count(self, lints: Iterable[Lint]) -> None:
         for x in lints:
@@ -251,6 +253,7 @@ def _import_file(store: Store, path: str, fmt: str, source: str | None, task: st
     if not (in_sql and _import_chat_in_sql(store, acc, path, source, task, method, batch)):
         for part in _batches(path, fmt, source, task, method, batch, pool):
             _write_batch(store, acc, part)
+        _write_held(store, acc)
     if acc.format == "native" and source is not None:
         acc.sources = acc.sources[:1]  # the pool's readers each rename their first source record
     name = acc.keys[0][1] if acc.keys else source or Path(path).stem
@@ -376,14 +379,28 @@ def _build_span(job: tuple) -> list[_Batch] | tuple[str, int, str]:
 
 
 def _write_batch(store: Store, acc: _FileImport, part: _Batch) -> None:
+    """Check a batch against what is stored and what this file gave already, and hold its new trajectories
+    until about STEP_CHUNK steps are waiting: DuckDB writes large appends once, compressed and final, while
+    small ones are written again at the next checkpoint."""
     acc.format = part.format
     acc.rows += part.rows
     acc.sources.extend(part.sources)
-    existing = store.existing_ids(part.ids)
+    existing = store.existing_ids(part.ids) | acc.fresh.intersection(part.ids)
     acc.fresh.update(i for i in part.ids if i not in existing)
     acc.keys.extend(part.keys)
     acc.count(part.lints)
-    acc.added += store.save_record_tables(part.trajs, part.steps, part.lints, part.revisions, part.annotations, existing)
+    trajs, steps = without_ids(part.trajs, part.steps, existing)
+    acc.held.append((trajs, steps))
+    acc.added += trajs.num_rows
+    store.save_record_tables(trajs.slice(0, 0), steps.slice(0, 0), part.lints, part.revisions, part.annotations, existing)
+    if sum(s.num_rows for _, s in acc.held) >= STEP_CHUNK:
+        _write_held(store, acc)
+
+
+def _write_held(store: Store, acc: _FileImport) -> None:
+    if acc.held:
+        store.insert_tables(pa.concat_tables([t for t, _ in acc.held]), pa.concat_tables([s for _, s in acc.held]))
+        acc.held.clear()
 
 
 def _cross_lints(store: Store, acc: _FileImport, eval_keys: dict[str, str]) -> list[Lint]:

@@ -163,6 +163,15 @@ def insert_table(con: Any, table: str, data: pa.Table) -> None:
         con.unregister("_incoming")
 
 
+def without_ids(trajs: pa.Table, steps: pa.Table, ids: set[str]) -> tuple[pa.Table, pa.Table]:
+    """The trajectories and steps tables without the trajectories whose id is in `ids`."""
+    if not ids:
+        return trajs, steps
+    drop = pa.array(sorted(ids), pa.string())
+    return (trajs.filter(pc.invert(pc.is_in(trajs.column("id"), value_set=drop))),
+            steps.filter(pc.invert(pc.is_in(steps.column("trajectory_id"), value_set=drop))))
+
+
 def trajectory_tables(trajs: list[Trajectory]) -> tuple[pa.Table, pa.Table]:
     """`trajectory_columns` as Arrow tables for the trajectories and steps tables."""
     t_cols, s_cols = trajectory_columns(trajs)
@@ -238,10 +247,7 @@ class TrajectoryStore:
         with self.db.transaction() as con:
             if existing is None:
                 existing = self._existing_ids(con, trajs.column("id").to_pylist())
-            if existing:
-                keep = pa.array(sorted(existing), pa.string())
-                trajs = trajs.filter(pc.invert(pc.is_in(trajs.column("id"), value_set=keep)))
-                steps = steps.filter(pc.invert(pc.is_in(steps.column("trajectory_id"), value_set=keep)))
+            trajs, steps = without_ids(trajs, steps, existing)
             if trajs.num_rows:
                 insert_table(con, "trajectories", trajs)
                 insert_table(con, "steps", steps)
@@ -249,6 +255,12 @@ class TrajectoryStore:
             self._insert_revisions(con, [r for r in revisions if r.trajectory_id not in existing])
             self._insert_annotations(con, [a for a in annotations if a.trajectory_id not in existing])
             return trajs.num_rows
+
+    def insert_tables(self, trajs: pa.Table, steps: pa.Table) -> None:
+        """Append built trajectories and steps tables as they are (the caller has left out stored ids)."""
+        with self.db.transaction() as con:
+            insert_table(con, "trajectories", trajs)
+            insert_table(con, "steps", steps)
 
     def existing_ids(self, ids: list[str]) -> set[str]:
         """Which of `ids` are stored already."""
