@@ -26,13 +26,13 @@ from .lint import (QuestionKey, contamination_lints, duplicate_lints, lint_field
 from .parsing import infer_method, infer_method_fields, infer_task
 from .records import SCHEMA_VERSION, Lint, Source, Trajectory, now, stable_id
 from .store import Store, question_key
-from .store.chat_import import STEP_CHUNK
 from .store.connection import naive
 from .store.trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _dumps, record_tables, trajectory_tables, without_ids
 from .tasks import get_task, list_tasks
 
 METHODS = ("react", "cot", "io", "reflexion")
 POOL_STRETCH = 2500  # lines a pool process reads at a time
+HELD_STEPS = 8 * 122_880  # new steps held back to write at once (eight of DuckDB's row groups, about 0.5 GB)
 
 
 @dataclass
@@ -284,27 +284,26 @@ def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str |
             parsed, rest = store.parse_staged_chat()
             all_ids = all_ids.result()
         index = parsed.column("i").to_pylist()
-        questions = parsed.column("question").to_pylist()
         ids = [all_ids[i] for i in index]
-        tasks = [task] * len(index) if task else [
-            infer_task(q, a) for q, a in zip(questions, parsed.column("final_answer").to_pylist())]
-        qnorms = [question_key(q) if k is None else k for q, k in zip(questions, parsed.column("qnorm").to_pylist())]
         built = [_build_batch(part, task, method)
                  for part in openai_indexed_batches(path, _rows_at(path, rest), name, batch, plain=True)]
         py_ids = [x for b in built for x in b.ids]
         existing = store.existing_ids(ids + py_ids)
-        keys = pa.table({"i": pa.array(index, pa.int64()), "id": pa.array(ids, pa.string()),
-                         "qnorm": pa.array(qnorms, pa.string()), "task": pa.array(tasks, pa.string()),
+        keys = pa.table({"i": parsed.column("i"), "id": pa.array(ids, pa.string()),
                          "fresh": pa.array([i not in existing for i in ids], pa.bool_())})
         py_trajs = pa.concat_tables([b.trajs for b in built]) if built else TRAJ_SCHEMA.empty_table()
         py_trajs = py_trajs.append_column("i", pa.array(rest, pa.int64())).append_column(
             "fresh", pa.array([i not in existing for i in py_ids], pa.bool_()))
         py_steps = pa.concat_tables([b.steps for b in built]) if built else STEP_SCHEMA.empty_table()
+        with ThreadPoolExecutor(1) as pool:  # questions keyed and classified while DuckDB writes the steps
+            classified = pool.submit(_classify_parsed, parsed, task)
+            store.insert_staged_chat_steps(keys, py_trajs, py_steps)
+            qnorms, classes = classified.result()
         meta = {"format": "openai-jsonl"}
         params = {"source": name, "method": method, "meta": _dumps(meta),
                   "meta_prefixed": _dumps({**meta, "question_prefix": "Question: "}),
                   "created_at": naive(now()), "schema_version": SCHEMA_VERSION}
-        acc.added += store.insert_staged_chat(keys, py_trajs, py_steps, params)
+        acc.added += store.insert_staged_chat_trajectories(classes, py_trajs, params)
         py_lints = [x for b in built for x in b.lints]
         store.save_trajectories([], [x for x in py_lints if x.trajectory_id not in existing])
         id_of = dict(zip(index, ids))
@@ -322,6 +321,16 @@ def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str |
     acc.keys.extend(keys_in_order)
     acc.fresh.update(i for i in ids + py_ids if i not in existing)
     return True
+
+
+def _classify_parsed(parsed: pa.Table, task: str | None) -> tuple[list[str], pa.Table]:
+    """The question keys of the rows parsed in SQL, and a table of (i, qnorm, task) for them."""
+    questions = parsed.column("question").to_pylist()
+    qnorms = [question_key(q) for q in questions]
+    tasks = [task] * len(questions) if task else [
+        infer_task(q, a) for q, a in zip(questions, parsed.column("final_answer").to_pylist())]
+    return qnorms, pa.table({"i": parsed.column("i"), "qnorm": pa.array(qnorms, pa.string()),
+                             "task": pa.array(tasks, pa.string())})
 
 
 def _rows_at(path: str, indices: list[int]) -> Iterator[tuple[int, int, Any]]:
@@ -380,7 +389,7 @@ def _build_span(job: tuple) -> list[_Batch] | tuple[str, int, str]:
 
 def _write_batch(store: Store, acc: _FileImport, part: _Batch) -> None:
     """Check a batch against what is stored and what this file gave already, and hold its new trajectories
-    until about STEP_CHUNK steps are waiting: DuckDB writes large appends once, compressed and final, while
+    until about HELD_STEPS steps are waiting: DuckDB writes large appends once, compressed and final, while
     small ones are written again at the next checkpoint."""
     acc.format = part.format
     acc.rows += part.rows
@@ -393,7 +402,7 @@ def _write_batch(store: Store, acc: _FileImport, part: _Batch) -> None:
     acc.held.append((trajs, steps))
     acc.added += trajs.num_rows
     store.save_record_tables(trajs.slice(0, 0), steps.slice(0, 0), part.lints, part.revisions, part.annotations, existing)
-    if sum(s.num_rows for _, s in acc.held) >= STEP_CHUNK:
+    if sum(s.num_rows for _, s in acc.held) >= HELD_STEPS:
         _write_held(store, acc)
 
 

@@ -16,32 +16,24 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 
 from .connection import Error
-from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, insert_table, register
+from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, register
 
-# a message's content stays JSON here, so that only a JSON string counts as text (DuckDB would turn 5 into "5")
-MESSAGES = "STRUCT(role VARCHAR, content JSON, weight JSON)[]"
+# DuckDB reads a content that is not a JSON string as its JSON text (5 as "5"); `_plain` tells such a text apart
+MESSAGES = "STRUCT(role VARCHAR, content VARCHAR, weight JSON)[]"
 # what Python's str.strip() removes, as an RE2 class
 SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]"
 REFLECTION = r"(?i)let me do a reflection|^reflection:"
 REWARD = r"Episode finished, reward = ([\p{L}\p{N}_]+)"
 STAGE = ["_chat_s", "_chat_i", "_chat_t", "_chat_lints", "_chat_k"]
 
-def _text(m: str) -> str:
-    """A message's content as text, NULL unless it is a JSON string."""
-    return f"CASE WHEN starts_with({m}.content, '\"') THEN {m}.content ->> '$' END"
-
-
-def _ascii_key(q: str) -> str:
-    """`store.question_key` of an ASCII question: drop a "Question: " prefix, lower-case, drop punctuation, then
-    the articles a/an/the, fold white space (exactly what Python does to ASCII text)."""
-    text = f"lower(CASE WHEN starts_with({q}, 'Question: ') THEN {q}[11:] ELSE {q} END)"
-    text = f"regexp_replace({text}, '[!-/:-@\\[-`{{-~]', '', 'g')"
-    text = f"regexp_replace({text}, '\\b(a|an|the)\\b', ' ', 'g')"
-    return f"trim(regexp_replace({text}, '[ \\t\\n\\r\\x0b\\x0c\\x1c-\\x1f]+', ' ', 'g'))"
+def _plain(text: str) -> str:
+    """Whether a content read as text was a JSON string in the file: not NULL, and not a JSON value other than a
+    string (what a number, object, ... reads as). A string that happens to read as one is sent to the Python
+    reader too; a text starting with a letter, as every regular turn does, is told at its first character."""
+    return f"({text} IS NOT NULL AND CASE WHEN json_valid({text}) THEN json_type({text}) = 'VARCHAR' ELSE true END)"
 
 
 # One step per assistant turn (message k, from 2 in twos), its observation the user turn after it, straight from
@@ -63,10 +55,10 @@ STAGE_SQL = f"""
     FROM (SELECT *, c[nl + 9:] AS raw
     FROM (SELECT *, strpos(c, chr(10)) AS nl
     FROM (SELECT k // 2 - 1 AS idx, n // 2 - 1 AS last, n // 2 - 1 - (n + 1) % 2 AS f, readable,
-                 {_text("q")} AS question, {_text("a")} AS c, {_text("u")} AS o,
-                 a.role = 'assistant' AND a.weight IS NULL AND starts_with(a.content, '"Thought: ')
-                 AND (k > 2 OR q.role = 'user' AND starts_with(q.content, '"'))
-                 AND (k = n OR u.role = 'user' AND u.weight IS NULL AND starts_with(u.content, '"')) AS turn_ok
+                 q.content AS question, a.content AS c, u.content AS o,
+                 a.role = 'assistant' AND a.weight IS NULL AND starts_with(a.content, 'Thought: ')
+                 AND (k > 2 OR q.role = 'user' AND {_plain("q.content")})
+                 AND (k = n OR u.role = 'user' AND u.weight IS NULL AND {_plain("u.content")}) AS turn_ok
     FROM (SELECT k, n, l[k] AS a, l[k + 1] AS u, CASE WHEN k = 2 THEN l[1] END AS q, l IS NOT NULL AS readable
     FROM (SELECT l, len(l) AS n, unnest(CASE WHEN len(l) >= 2 THEN generate_series(2, len(l), 2) ELSE [0] END) AS k
     FROM (SELECT messages AS l
@@ -86,8 +78,6 @@ PARSE_SQL = [
     "DELETE FROM _chat_s WHERE i IN (SELECT i FROM _chat_s WHERE NOT ok)",
     f"""
     CREATE OR REPLACE TEMP TABLE _chat_t AS
-    SELECT *, CASE WHEN strlen(question) = length(question) THEN {_ascii_key("question")} END AS qnorm
-    FROM (
     SELECT i, CASE WHEN starts_with(q, 'Question: ') THEN q[11:] ELSE q END AS question,
            starts_with(q, 'Question: ') AS prefixed, n_steps, n_search, final_answer,
            CASE WHEN reflect THEN 'reflexion' WHEN tool THEN 'react' WHEN thought THEN 'cot' ELSE 'io' END AS method,
@@ -99,10 +89,9 @@ PARSE_SQL = [
                  lower(regexp_extract(max(observation) FILTER (WHERE idx = last), '{REWARD}', 1)) AS reward,
                  max(observation) FILTER (WHERE idx = f) AS final_obs,
                  max(observation) FILTER (WHERE idx = f - 1) AS previous_obs,
-                 bool_or(thought ILIKE '%reflection%' AND regexp_matches(thought, '{REFLECTION}')) AS reflect,
+                 bool_or(regexp_matches(thought, '{REFLECTION}')) AS reflect,
                  bool_or(lower(action_name) <> 'finish') AS tool, bool_or(thought <> '') AS thought
-          FROM _chat_s GROUP BY i))
-    ORDER BY i
+          FROM _chat_s GROUP BY i)
     """,
     f"""
     CREATE OR REPLACE TEMP TABLE _chat_lints AS
@@ -124,8 +113,8 @@ PARSE_SQL = [
 ]
 
 _TRAJ_FROM_STAGE = {
-    "id": "k.id", "source": "$source", "task": "k.task", "question": "t.question",
-    "qnorm": "coalesce(t.qnorm, k.qnorm)", "method": "coalesce($method, t.method)", "final_answer": "t.final_answer",
+    "id": "k.id", "source": "$source", "task": "c.task", "question": "t.question",
+    "qnorm": "c.qnorm", "method": "coalesce($method, t.method)", "final_answer": "t.final_answer",
     "reward": "t.reward", "status": "CASE WHEN t.final_answer IS NULL THEN 'unfinished' ELSE 'finished' END",
     "n_steps": "t.n_steps", "n_search": "t.n_search",
     "meta": "CASE WHEN t.prefixed THEN $meta_prefixed ELSE $meta END", "revision": "0",
@@ -147,44 +136,27 @@ _STEP_COLS = ", ".join(STEP_COLUMNS)
 INSERT_TRAJ_SQL = f"""
 INSERT INTO trajectories ({_TRAJ_COLS})
 SELECT {_TRAJ_COLS} FROM (
-    SELECT t.i, {_select(_TRAJ_FROM_STAGE, TRAJ_COLUMNS)} FROM _chat_t t JOIN _chat_k k USING (i) WHERE k.fresh
+    SELECT t.i, {_select(_TRAJ_FROM_STAGE, TRAJ_COLUMNS)}
+    FROM _chat_t t JOIN _chat_k k USING (i) JOIN _chat_c c USING (i) WHERE k.fresh
     UNION ALL
     SELECT i, {_TRAJ_COLS} FROM _chat_py_t WHERE fresh)
 ORDER BY i
 """
-# Steps are built here, in file order, and written from Arrow in one stream: DuckDB then writes them once,
-# compressed and final (written by several threads straight from the staging table, or out of order, they are
-# rewritten at the next checkpoint, which costs more than the sort).
-STEPS_SQL = f"""
+# Steps are written in file order by one ordered INSERT: DuckDB then writes them once, compressed and final
+# (written by several threads in any order, they are rewritten at the next checkpoint, which costs more).
+INSERT_STEPS_SQL = f"""
+INSERT INTO steps ({_STEP_COLS})
 SELECT {_STEP_COLS} FROM (
-    SELECT s.i, {_select(_STEP_FROM_STAGE, STEP_COLUMNS)} FROM _chat_s s JOIN _chat_k k USING (i)
-    WHERE k.fresh AND s.i >= $lo AND s.i < $hi
+    SELECT s.i, {_select(_STEP_FROM_STAGE, STEP_COLUMNS)} FROM _chat_s s JOIN _chat_k k USING (i) WHERE k.fresh
     UNION ALL
     SELECT t.i, {", ".join("p." + c for c in STEP_COLUMNS)} FROM _chat_py_s p JOIN _chat_py_t t ON t.id = p.trajectory_id
-    WHERE t.fresh AND t.i >= $lo AND t.i < $hi)
+    WHERE t.fresh)
 ORDER BY i, idx
 """
-STEP_CHUNK = 8 * 122_880  # steps copied through Arrow at a time (eight of DuckDB's row groups, about 0.5 GB)
 INSERT_LINTS_SQL = """
 INSERT INTO lints (trajectory_id, kind, step, detail)
 SELECT k.id, x.kind, x.step, x.detail FROM _chat_lints x JOIN _chat_k k USING (i) WHERE k.fresh ORDER BY x.i
 """
-
-
-def _chunks(con: Any, size: int) -> list[tuple[int, int]]:
-    """Row index ranges [lo, hi) of about `size` steps each, to copy the steps a stretch at a time."""
-    counts = con.execute(
-        "SELECT i, count(*) FROM (SELECT i FROM _chat_s UNION ALL SELECT t.i FROM _chat_py_s p "
-        "JOIN _chat_py_t t ON t.id = p.trajectory_id) GROUP BY i ORDER BY i").fetchall()
-    bounds, total = [], 0
-    lo = counts[0][0] if counts else 0
-    for i, n in counts:
-        if total and total + n > size:
-            bounds.append((lo, i))
-            lo, total = i, 0
-        total += n
-    bounds.append((lo, (counts[-1][0] + 1) if counts else 0))
-    return bounds
 
 
 class ChatImportStore:
@@ -203,14 +175,13 @@ class ChatImportStore:
             return rows, bool(readable)
 
     def parse_staged_chat(self) -> tuple[pa.Table, list[int]]:
-        """Parse the regular rows in SQL. Returns their (i, question, final_answer, qnorm), in file order, for
-        the caller to key and classify (qnorm is given for ASCII questions), and the index of every other row,
-        for the Python reader."""
+        """Parse the regular rows in SQL. Returns their (i, question, final_answer), in file order, for the
+        caller to key and classify, and the index of every other row, for the Python reader."""
         with self.db.connect() as con:
             rest = con.execute("SELECT DISTINCT i FROM _chat_s WHERE NOT ok ORDER BY i").fetchall()
             for sql in PARSE_SQL:
                 con.execute(sql)
-            parsed = con.sql("SELECT i, question, final_answer, qnorm FROM _chat_t").to_arrow_table()
+            parsed = con.sql("SELECT i, question, final_answer FROM _chat_t ORDER BY i").to_arrow_table()
         return parsed, [r[0] for r in rest]
 
     def staged_chat_lints(self) -> list[tuple[str, int]]:
@@ -218,11 +189,10 @@ class ChatImportStore:
         with self.db.connect() as con:
             return con.execute("SELECT kind, i FROM _chat_lints").fetchall()
 
-    def insert_staged_chat(self, keys: pa.Table, py_trajs: pa.Table, py_steps: pa.Table, params: dict[str, Any]) -> int:
-        """Write the staged file, fresh trajectories only: the rows parsed in SQL with `keys` (i, id, qnorm where
-        SQL has none, task, fresh), and the rows the Python reader built (`py_trajs`, with i and fresh, and
-        `py_steps`). `params`: source, method (None: as inferred), meta, meta_prefixed, created_at and
-        schema_version. Returns how many trajectories were added."""
+    def insert_staged_chat_steps(self, keys: pa.Table, py_trajs: pa.Table, py_steps: pa.Table) -> None:
+        """Write the steps of the staged file's fresh trajectories, in file order: those of the rows parsed in SQL,
+        with `keys` (i, id, fresh: one row for each parsed row), and `py_steps` of the rows the Python reader
+        built (`py_trajs`, with i and fresh). Nothing here holds the GIL for long: the caller may work meanwhile."""
         with self.db.transaction() as con:
             register(con, "_chat_keys", keys)
             try:
@@ -232,15 +202,27 @@ class ChatImportStore:
             register(con, "_chat_py_t", py_trajs)
             register(con, "_chat_py_s", py_steps)
             try:
-                con.execute(INSERT_TRAJ_SQL, params)
-                con.execute(INSERT_LINTS_SQL)
-                for lo, hi in _chunks(con, STEP_CHUNK):
-                    insert_table(con, "steps", con.sql(STEPS_SQL, params={"lo": lo, "hi": hi}).to_arrow_table())
+                con.execute(INSERT_STEPS_SQL)
             finally:
                 con.unregister("_chat_py_t")
                 con.unregister("_chat_py_s")
-        fresh = pc.sum(keys.column("fresh")).as_py() or 0
-        return fresh + (pc.sum(py_trajs.column("fresh")).as_py() or 0)
+
+    def insert_staged_chat_trajectories(self, classes: pa.Table, py_trajs: pa.Table, params: dict[str, Any]) -> int:
+        """Write the staged file's fresh trajectories, in file order, and the lints found in SQL: the rows parsed
+        in SQL with `classes` (i, qnorm, task: one row for each parsed row) and the keys given to
+        `insert_staged_chat_steps`, and the rows the Python reader built (`py_trajs`). `params`: source, method
+        (None: as inferred), meta, meta_prefixed, created_at and schema_version. Returns how many were added."""
+        with self.db.transaction() as con:
+            register(con, "_chat_c", classes)
+            register(con, "_chat_py_t", py_trajs)
+            try:
+                con.execute(INSERT_TRAJ_SQL, params)
+                con.execute(INSERT_LINTS_SQL)
+                return con.execute("SELECT (SELECT count(*) FROM _chat_k WHERE fresh) + "
+                                   "(SELECT count(*) FROM _chat_py_t WHERE fresh)").fetchone()[0]
+            finally:
+                con.unregister("_chat_c")
+                con.unregister("_chat_py_t")
 
     def drop_chat_stage(self) -> None:
         """Drop the staging tables (after a failed statement the transaction's rollback drops them)."""
