@@ -1,11 +1,11 @@
-"""OpenAI chat JSONL read and parsed inside DuckDB, for large imports.
+"""OpenAI chat JSONL read and parsed inside DuckDB, for imports.
 
 DuckDB's `read_json` reads the file on every core. A row is parsed here, in SQL, when it is regular: its
-messages are exactly {"role", "content"} strings, the question comes first, user and assistant turns
-alternate, and every assistant turn reads "Thought: ...\\nAction: tool[argument]" on two lines with one known
-tool. Such a row gives exactly what the Python reader would (`formats.fireact.trajectory_from_messages`,
-`parsing.model_turn_fields`, `lint.lint_fields`). Every other row comes back for the Python reader, so the
-rules that decide anything unusual live in one place. The caller adds what needs Python (ids, the question
+messages have a string "role" and "content" (and no "weight" but null), the question comes first, user and
+assistant turns alternate, and every assistant turn reads "Thought: ...\\nAction: tool[argument]" on two lines
+with one known tool. Such a row gives exactly what the Python reader would
+(`formats.fireact.trajectory_from_messages`, `parsing.model_turn_fields`, `lint.lint_fields`). Every other row
+comes back for the Python reader, so the rules that decide anything unusual live in one place. The caller adds what needs Python (ids, the question
 key, the task) and the importer writes both kinds in file order, inside its transaction.
 
 The staging tables are temporary tables of the import's connection, dropped when it ends.
@@ -17,7 +17,6 @@ from typing import Any
 
 import pyarrow as pa
 
-
 from .connection import Error
 from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, register
 
@@ -28,6 +27,7 @@ SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]"
 REFLECTION = r"(?i)let me do a reflection|^reflection:"
 REWARD = r"Episode finished, reward = ([\p{L}\p{N}_]+)"
 STAGE = ["_chat_s", "_chat_i", "_chat_t", "_chat_lints", "_chat_k"]
+
 
 def _plain(text: str) -> str:
     """Whether a content read as text was a JSON string in the file: not NULL, and not a JSON value other than a
