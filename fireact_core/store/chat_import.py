@@ -5,8 +5,9 @@ messages have a string "role" and "content" (and no "weight" but null), the ques
 assistant turns alternate, and every assistant turn reads "Thought: ...\\nAction: tool[argument]" on two lines
 with one known tool. Such a row gives exactly what the Python reader would
 (`formats.fireact.trajectory_from_messages`, `parsing.model_turn_fields`, `lint.lint_fields`). Every other row
-comes back for the Python reader, so the rules that decide anything unusual live in one place. The caller adds what needs Python (ids, the question
-key, the task) and the importer writes both kinds in file order, inside its transaction.
+comes back for the Python reader, so the rules that decide anything unusual live in one place. The caller
+adds what needs Python (ids, the question key, the task) and the importer writes both kinds in file order,
+inside its transaction.
 
 The staging tables are temporary tables of the import's connection, dropped when it ends.
 """
