@@ -305,7 +305,7 @@ def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str |
                   "created_at": naive(now()), "schema_version": SCHEMA_VERSION}
         acc.added += store.insert_staged_chat_trajectories(classes, py_trajs, params)
         py_lints = [x for b in built for x in b.lints]
-        store.save_trajectories([], [x for x in py_lints if x.trajectory_id not in existing])
+        store.save_attached(py_lints, existing=existing)
         id_of = dict(zip(index, ids))
         for kind, i in store.staged_chat_lints():
             acc.flagged.setdefault(kind, set()).add(id_of[i])
@@ -401,7 +401,7 @@ def _write_batch(store: Store, acc: _FileImport, part: _Batch) -> None:
     trajs, steps = without_ids(part.trajs, part.steps, existing)
     acc.held.append((trajs, steps))
     acc.added += trajs.num_rows
-    store.save_record_tables(trajs.slice(0, 0), steps.slice(0, 0), part.lints, part.revisions, part.annotations, existing)
+    store.save_attached(part.lints, part.revisions, part.annotations, existing)
     if sum(s.num_rows for _, s in acc.held) >= HELD_STEPS:
         _write_held(store, acc)
 

@@ -249,11 +249,8 @@ class TrajectoryStore:
                 existing = self._existing_ids(con, trajs.column("id").to_pylist())
             trajs, steps = without_ids(trajs, steps, existing)
             if trajs.num_rows:
-                insert_table(con, "trajectories", trajs)
-                insert_table(con, "steps", steps)
-            self._insert_lints(con, [lint for lint in lints if lint.trajectory_id not in existing])
-            self._insert_revisions(con, [r for r in revisions if r.trajectory_id not in existing])
-            self._insert_annotations(con, [a for a in annotations if a.trajectory_id not in existing])
+                self.insert_tables(trajs, steps)
+            self.save_attached(lints, revisions, annotations, existing)
             return trajs.num_rows
 
     def insert_tables(self, trajs: pa.Table, steps: pa.Table) -> None:
@@ -261,6 +258,14 @@ class TrajectoryStore:
         with self.db.transaction() as con:
             insert_table(con, "trajectories", trajs)
             insert_table(con, "steps", steps)
+
+    def save_attached(self, lints: Iterable[Lint] = (), revisions: Iterable[Any] = (), annotations: Iterable[Any] = (),
+                      existing: set[str] = frozenset()) -> None:
+        """The lints, revisions and annotations that came with new trajectories (not those of `existing` ids)."""
+        with self.db.transaction() as con:
+            self._insert_lints(con, [lint for lint in lints if lint.trajectory_id not in existing])
+            self._insert_revisions(con, [r for r in revisions if r.trajectory_id not in existing])
+            self._insert_annotations(con, [a for a in annotations if a.trajectory_id not in existing])
 
     def existing_ids(self, ids: list[str]) -> set[str]:
         """Which of `ids` are stored already."""
