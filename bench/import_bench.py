@@ -1,12 +1,12 @@
 """Import speed: N synthetic trajectories as OpenAI chat JSONL and as native JSONL, imported into fresh databases.
 
-Prints, per format: trajectories per second, the ratio to DuckDB's own `read_json` of the same file, and the
-peak memory of the import (its process and the reader processes it starts); then how long `fireact stats --json`
+Prints, per format (the median of `--repeat` runs, 3 by default, with their spread): trajectories per second,
+the ratio to DuckDB's own `read_json` of the same file, and the peak memory of the import (its process and the reader processes it starts); then how long `fireact stats --json`
 and `fireact lint --json` take on the resulting database. Targets: >= 10,000 trajectories/s, within 3x of read_json, peak memory < 2 GB, stats and
 lint < 1 s each.
 
     .venv/bin/python bench/import_bench.py            # 100,000 trajectories
-    .venv/bin/python bench/import_bench.py --n 5000   # a quick look
+    .venv/bin/python bench/import_bench.py --n 5000 --repeat 1   # a quick look
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,25 +145,33 @@ def mark(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
-def bench_format(folder: Path, label: str, path: Path, n: int) -> Path:
+def bench_format(folder: Path, label: str, path: Path, n: int, repeat: int) -> Path:
+    """Import the file and read it with DuckDB's `read_json`, `repeat` times each in turn, into fresh databases;
+    the figures are the median run's (this machine's timings vary from run to run by a fifth)."""
     db, raw = folder / f"{label}.duckdb", folder / f"{label}_raw.duckdb"
-    for old in (db, raw, db.with_suffix(".duckdb.wal"), raw.with_suffix(".duckdb.wal")):
-        old.unlink(missing_ok=True)
-    os.sync()  # no writeback of the files just written (or of the last database) runs under a measurement
-    run = fireact(db, "import", str(path))
+    runs, refs = [], []
+    for _ in range(repeat):
+        for old in (db, raw, db.with_suffix(".duckdb.wal"), raw.with_suffix(".duckdb.wal")):
+            old.unlink(missing_ok=True)
+        os.sync()  # no writeback of the files just written (or of the last database) runs under a measurement
+        runs.append(fireact(db, "import", str(path)))
+        os.sync()
+        refs.append(duckdb_read_json(path, raw))
+    run = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+    ref = statistics.median(refs)
     rate = n / run["seconds"]
-    os.sync()
-    ref = duckdb_read_json(path, raw)
     ratio = run["seconds"] / ref
     size_mb = path.stat().st_size / 1e6
     cpu = run["cpu"] + run["pool_cpu"]
-    peak = run["rss_mb"] + POOL_WORKERS * run["pool_rss_mb"]  # at worst every reader at its peak at once
+    peak = max(r["rss_mb"] + POOL_WORKERS * r["pool_rss_mb"] for r in runs)  # at worst every reader at its peak
+    spread = (f"; of {repeat}: import {min(r['seconds'] for r in runs):.2f}-{max(r['seconds'] for r in runs):.2f} s, "
+              f"read_json {min(refs):.2f}-{max(refs):.2f} s" if repeat > 1 else "")
     print(f"{label:7} {size_mb:6.1f} MB  import {run['seconds']:6.2f} s wall, {cpu:6.2f} s CPU "
           f"({run['cpu']:.2f} s writer + {run['pool_cpu']:.2f} s readers; {run['wall']:.2f} s with start-up)  "
           f"{rate:7,.0f} traj/s [{mark(rate >= TARGETS['rate'])}] ({n / cpu:,.0f} per CPU second)  "
           f"read_json {ref:5.2f} s  ratio {ratio:4.2f}x [{mark(ratio <= TARGETS['ratio'])}]  "
           f"peak {peak:5.0f} MB [{mark(peak < TARGETS['rss_mb'])}] (writer {run['rss_mb']:.0f} MB, "
-          f"each reader up to {run['pool_rss_mb']:.0f} MB)")
+          f"each reader up to {run['pool_rss_mb']:.0f} MB){spread}")
     return db
 
 
@@ -177,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="trajectories to write and import (default 100000)")
     parser.add_argument("--keep", help="folder to write into and keep (default: a temporary folder)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the median is shown")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fireact-bench-") as tmp:
         folder = Path(args.keep or tmp)
@@ -185,8 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         chat, native = write_files(folder, args.n)
         print(f"{args.n:,} synthetic trajectories (6 steps) written in {time.perf_counter() - t0:.1f} s to {folder}; "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-        db = bench_format(folder, "openai", chat, args.n)
-        bench_format(folder, "native", native, args.n)
+        db = bench_format(folder, "openai", chat, args.n, args.repeat)
+        bench_format(folder, "native", native, args.n, args.repeat)
         bench_queries(db)
 
 
