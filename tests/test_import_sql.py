@@ -170,8 +170,10 @@ def test_sql_path_with_task_method_and_source_given(edge_file, tmp_path):
     assert dict(sql.stats()["by_task"]) == {"bamboogle": len(ROWS)}
 
 
-def test_many_rows_keep_their_order_and_ids(tmp_path):
-    """Enough rows for DuckDB to read the file on several threads: every row keeps its index (its id)."""
+def test_many_rows_keep_their_order_and_ids(tmp_path, monkeypatch):
+    """DuckDB reads the file in many pieces on several threads (small pieces: records are at most 64 KB here):
+    every row keeps its index, so its id."""
+    monkeypatch.setattr("fireact_core.importer.MAX_RECORD_BYTES", 1 << 16)
     rng = random.Random(7)
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
     path = tmp_path / "many.jsonl"
@@ -184,6 +186,14 @@ def test_many_rows_keep_their_order_and_ids(tmp_path):
             if n % 1000 == 999:
                 messages[1]["content"] += "\nAction: search[again]"  # a few rows for the Python reader
             fh.write(json.dumps({"messages": messages}) + "\n")
+    staged = Store(tmp_path / "many_staged.duckdb")
+    with staged.session():
+        assert staged.stage_chat(str(path), 1 << 16) == (30_000, True)
+        parsed, rest = staged.parse_staged_chat()
+        staged.drop_chat_stage()
+    assert rest == list(range(999, 30_000, 1000))
+    assert all(q.startswith(f"number {i} ") for i, q in zip(parsed.column("i").to_pylist(),
+                                                             parsed.column("question").to_pylist()))
     python, python_reports, sql, sql_reports = import_both(tmp_path, path, "many")
     assert sql_reports == python_reports and sql_reports[0].added == 30_000
     assert snapshot(sql) == snapshot(python)
