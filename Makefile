@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# FireAct's own generator (openai==0.28) for side-by-side tests and benches: a venv of its own.
+REF_VENV := .venv-ref
+REF_STAMP := $(REF_VENV)/.installed
+REF_SETUP := ../shared/fireact/reference/setup_venv.sh
 DB ?= fireact.duckdb
 PORT ?= 8501
 
@@ -20,7 +24,11 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[train]'
 	touch $@
 
-$(TEST_STAMP): $(STAMP)
+$(REF_STAMP):
+	bash $(REF_SETUP) $(REF_VENV)
+	touch $@
+
+$(TEST_STAMP): $(STAMP) $(REF_STAMP)
 	$(PIP) install -q -e '.[train,test]'
 	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
 	  echo "installing Debian chromium for the browser tests"; \
@@ -44,4 +52,4 @@ bench: $(STAMP)
 	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) *.egg-info test-artifacts .pytest_cache
+	rm -rf $(VENV) $(REF_VENV) *.egg-info test-artifacts .pytest_cache

@@ -135,3 +135,13 @@ def tiny_model_dir(tmp_path_factory, shared) -> Path:
     from tests.fakes.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), shared)
+
+
+@pytest.fixture(scope="session")
+def fireact_reference(shared) -> tuple[Path, Path]:
+    """FireAct's own generator: (python of its venv, run_fireact.py). `make test` builds the venv (.venv-ref)."""
+    python = Path(os.environ.get("FIREACT_REF_PYTHON", ROOT / ".venv-ref" / "bin" / "python"))
+    runner = shared / "reference" / "run_fireact.py"
+    assert python.exists(), f"FireAct's venv not found at {python}: `make install-test` builds it"
+    assert runner.exists(), f"FireAct's generator not found at {runner}"
+    return python, runner
