@@ -15,6 +15,10 @@ from .jobs import JobStore
 from .reports import ReportStore
 from .runs import RunStore
 from .trajectories import TrajectoryStore, question_key
+from . import schema
+from .keys import KEYS
+
+schema.register("keys", KEYS)  # after every feature's tables: it declares their keys
 
 
 class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore,

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import duckdb
 
-from ..errors import StoreError
+from ..errors import ConflictError, StoreError
 from .schema import BOOKKEEPING, MIGRATIONS
 
 DEFAULT_DB = "fireact.duckdb"
@@ -27,6 +27,17 @@ Error = duckdb.Error
 # DuckDB shares one database instance between the connections of a process; opening or closing connections
 # from several threads at once can hand out an instance before its Arrow scan is registered. One lock fixes it.
 _OPEN_LOCK = threading.Lock()
+# Transactions of one process on one file take turns: DuckDB lets two threads' transactions run at once and
+# fails the later one on any row both touched (or lets both read `max(seq)` and write the same number).
+# Other processes are kept out by the file lock itself.
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_lock(path: str) -> threading.RLock:
+    key = path if path == ":memory:" else os.path.realpath(os.path.expanduser(path))
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(key, threading.RLock())
 
 
 def resolve_db_path(path: str | os.PathLike | None = None) -> str:
@@ -74,12 +85,13 @@ class Connections:
         self.lock_timeout = lock_timeout
         self._local = threading.local()
         self._memory = duckdb.connect(":memory:") if self.path == ":memory:" else None
+        self._writer = threading.RLock() if self._memory is not None else _writer_lock(self.path)
         if self.path != ":memory:":
             parent = Path(self.path).expanduser().resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"{self.path}: folder {parent} does not exist")
-        with self.connect() as con:
-            migrate(con)
+        with self._writer, self.connect() as con:
+            migrate(con, self.path)
 
     def _open(self) -> Any:
         if self._memory is not None:
@@ -118,25 +130,53 @@ class Connections:
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
+        """One write transaction; the process's other threads wait for it (see `_WRITERS`). A clash with a
+        concurrent writer is a ConflictError, any other database failure (a full disk) a StoreError; either
+        way nothing of the transaction is kept."""
         with self.connect() as con:
             if getattr(self._local, "in_tx", False):
                 yield con
                 return
-            con.execute("BEGIN TRANSACTION")
-            self._local.in_tx = True
-            try:
-                yield con
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                self._local.in_tx = False
+            with self._writer:
+                con.execute("BEGIN TRANSACTION")
+                self._local.in_tx = True
+                try:
+                    yield con
+                    con.execute("COMMIT")
+                except BaseException as exc:
+                    _rollback(con)
+                    if isinstance(exc, duckdb.Error):
+                        raise database_error(self.path, exc) from exc
+                    raise
+                finally:
+                    self._local.in_tx = False
 
 
-def migrate(con: Any) -> None:
+def _rollback(con: Any) -> None:
+    """Roll back what is left of a transaction (a failed COMMIT has ended it already)."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def database_error(path: str, exc: Exception) -> Exception:
+    """The error to show for a DuckDB failure inside a unit of work."""
+    if isinstance(exc, (duckdb.TransactionException, duckdb.ConstraintException)):
+        return ConflictError(f"{path}: another session changed the same rows at the same time; nothing of this "
+                             "change was saved: reload and try again")
+    text = str(exc)
+    if "No space left" in text or "disk is full" in text.lower():
+        return StoreError(f"{path}: the disk is full; nothing of this change was saved: free some space and try again")
+    if isinstance(exc, duckdb.IOException):
+        return StoreError(f"{path}: cannot write the database: {text.splitlines()[0] if text else exc}")
+    return exc
+
+
+def migrate(con: Any, path: str = "") -> None:
     con.execute(BOOKKEEPING)
     done = dict(con.execute("SELECT component, max(version) FROM schema_migrations GROUP BY component").fetchall())
+    refuse_newer(path, done)
     for component, scripts in MIGRATIONS.items():
         for version, script in enumerate(scripts, start=1):
             if version <= done.get(component, 0):
@@ -150,5 +190,15 @@ def migrate(con: Any) -> None:
                 )
                 con.execute("COMMIT")
             except duckdb.Error as exc:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise StoreError(f"migration {component} {version} failed: {exc}") from exc
+
+
+def refuse_newer(path: str, done: dict[str, int]) -> None:
+    """A StoreError when the database was written by a newer FireAct Studio (a migration this one does not
+    know has run): reading or writing it could lose what the newer version keeps."""
+    for component, version in sorted(done.items()):
+        known = len(MIGRATIONS.get(component, ()))
+        if component in MIGRATIONS and version > known:
+            raise StoreError(f"{path}: written by a newer FireAct Studio (schema '{component}' version {version}, this "
+                             f"one knows up to {known}); open it with that version, or upgrade this one")

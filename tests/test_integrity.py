@@ -1,0 +1,135 @@
+"""Integrity under concurrent use: keys, serialised writers, conflicts, migrations of older databases and the
+refusal of newer ones. Races run as threads on one `Store`, as the app's sessions do."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from fireact_core.cli import main
+from fireact_core.errors import ConflictError, StoreError
+from fireact_core.importer import import_files
+from fireact_core.records import Annotation, now
+from fireact_core.store import Store
+from fireact_core.store.schema import MIGRATIONS
+from tests.conftest import FINETUNE
+
+
+@pytest.fixture(scope="module")
+def chat_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("integrity") / "chat.jsonl"
+    path.write_text("\n".join((FINETUNE / "gpt_hotpotqa.jsonl").read_text().splitlines()[:60]) + "\n")
+    return path
+
+
+def _race(n: int, work) -> list:
+    """Run `work(i)` in n threads started together; the result or the exception of each."""
+    barrier = threading.Barrier(n)
+    out: list = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            out[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 - the test looks at what each thread got
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _count(store: Store, sql: str) -> int:
+    with store.db.connect() as con:
+        return con.execute(sql).fetchone()[0]
+
+
+def test_two_sessions_importing_one_file_store_one_set(tmp_path, chat_file):
+    store = Store(tmp_path / "db.duckdb")
+    results = _race(2, lambda i: import_files(store, [chat_file], parallel=False)[0].added)
+    assert sorted(results) == [0, 60]
+    assert _count(store, "SELECT count(*) FROM trajectories") == 60
+    assert _count(store, "SELECT count(DISTINCT id) FROM trajectories") == 60
+    assert _count(store, "SELECT count(*) FROM sources") == 1
+    assert _count(store, "SELECT count(*) FROM (SELECT trajectory_id, idx FROM steps GROUP BY ALL HAVING count(*) > 1)") == 0
+
+
+def test_concurrent_reviews_all_survive(tmp_path, chat_file):
+    store = Store(tmp_path / "db.duckdb")
+    import_files(store, [chat_file], parallel=False)
+    tid = store.iter_trajectories().__next__().id
+    saved = _race(6, lambda i: store.annotate(Annotation(trajectory_id=tid, seq=0, author=f"u{i}", at=now(),
+                                                          labels=[f"l{i}"])))
+    assert all(isinstance(a, Annotation) for a in saved)
+    events = store.list_annotations(tid)
+    assert [a.seq for a in events] == [1, 2, 3, 4, 5, 6]
+    assert sorted(a.author for a in events) == [f"u{i}" for i in range(6)]
+
+
+def test_concurrent_edits_one_winner_the_rest_conflict(tmp_path, chat_file):
+    store = Store(tmp_path / "db.duckdb")
+    import_files(store, [chat_file], parallel=False)
+    traj = store.iter_trajectories().__next__()
+
+    def edit(i: int):
+        changed = traj.model_copy(update={"final_answer": f"answer {i}"})
+        return store.save_edit(changed, base_revision=traj.revision, author=f"u{i}")
+
+    results = _race(8, edit)
+    winners = [r for r in results if not isinstance(r, Exception)]
+    assert len(winners) == 1
+    assert all(isinstance(r, ConflictError) and "saved revision 1" in str(r) for r in results if r not in winners)
+    assert store.get_trajectory(traj.id).final_answer == winners[0].final_answer
+    assert [r.rev for r in store.list_revisions(traj.id)] == [0, 1]
+
+
+def test_a_key_clash_is_a_conflict_error_and_nothing_is_kept(tmp_path):
+    store = Store(tmp_path / "db.duckdb")
+    with pytest.raises(ConflictError, match="another session changed the same rows"):
+        with store.db.transaction() as con:
+            con.execute("INSERT INTO trajectories (id, source) VALUES ('y', 's')")
+            con.execute("INSERT INTO trajectories (id, source) VALUES ('x', 's'), ('x', 's')")
+    assert _count(store, "SELECT count(*) FROM trajectories") == 0
+
+
+def test_older_database_gets_keys_without_losing_events(tmp_path, monkeypatch):
+    path = tmp_path / "old.duckdb"
+    keys = MIGRATIONS.pop("keys")
+    try:
+        old = Store(path)
+        with old.db.transaction() as con:
+            for _ in range(2):
+                con.execute("INSERT INTO trajectories (id, source, question, revision) VALUES ('t1', 's', 'q', 0)")
+                con.execute("INSERT INTO steps (trajectory_id, idx, thought) VALUES ('t1', 0, 'x')")
+                con.execute("INSERT INTO sources (name, kind) VALUES ('s', 'file')")
+            for author in ("a", "b", "c"):
+                con.execute("INSERT INTO annotations (trajectory_id, seq, author, made_at, status) "
+                            "VALUES ('t1', 1, ?, now()::TIMESTAMP, 'accepted')", [author])
+    finally:
+        MIGRATIONS["keys"] = keys
+    new = Store(path)
+    assert _count(new, "SELECT count(*) FROM trajectories") == 1
+    assert _count(new, "SELECT count(*) FROM steps") == 1
+    assert _count(new, "SELECT count(*) FROM sources") == 1
+    assert [a.seq for a in new.list_annotations("t1")] == [1, 2, 3]
+    with pytest.raises(ConflictError):
+        with new.db.transaction() as con:
+            con.execute("INSERT INTO trajectories (id, source) VALUES ('t1', 's')")
+
+
+def test_newer_database_is_refused(tmp_path, capsys):
+    path = tmp_path / "newer.duckdb"
+    store = Store(path)
+    with store.db.transaction() as con:
+        con.execute("INSERT INTO schema_migrations VALUES ('core', ?, now()::TIMESTAMP)", [len(MIGRATIONS["core"]) + 1])
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="newer FireAct Studio"):
+        Store(path)
+    assert main(["--db", str(path), "stats"]) == 2
+    assert "newer FireAct Studio" in capsys.readouterr().err
+    assert path.read_bytes() == before
