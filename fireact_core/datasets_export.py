@@ -8,12 +8,12 @@ flagged messages). The same version always exports to the same bytes, whatever i
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from .errors import FireactError
+from .files import written_path
 from .formats import WRITERS
 from .formats.fireact import alpaca_record
 from .masks import flagged_messages
@@ -54,7 +54,7 @@ def _write(store, version: dict, fmt: str, tmp: Path, split: str | None) -> int:
     if fmt == "parquet":
         return _write_parquet(rows, tmp, version["loss_mask"])
     trajs = (t for _, t in rows)
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:  # the caller's exclusive temporary file
         if fmt == "messages":
             n = 0
             for row in messages_rows(store, version["name"], split):
@@ -66,25 +66,16 @@ def _write(store, version: dict, fmt: str, tmp: Path, split: str | None) -> int:
         return WRITERS[fmt](trajs, fh)
 
 
-def export_dataset(store, name: str, fmt: str, out: str | Path, split: str | None = None) -> int:
-    """Write version `name` (or one of its splits) to `out` through a temporary file; returns how many
-    trajectories were written."""
+def export_dataset(store, name: str, fmt: str, out: str | Path, split: str | None = None, force: bool = False) -> int:
+    """Write version `name` (or one of its splits) to `out` through a temporary file (`files.written_path`;
+    an existing `out` is replaced only with `force`); returns how many trajectories were written."""
     if fmt not in DATASET_FORMATS:
         raise FireactError(f"unknown dataset export format '{fmt}': choose one of {', '.join(DATASET_FORMATS)}")
     if split is not None and split not in SPLITS:
         raise FireactError(f"unknown split '{split}': choose train or val")
     version = store.get_dataset_version(name)
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise FireactError(f"{out}: folder {out.parent} does not exist")
-    tmp = out.with_name(out.name + ".part")
-    try:
-        n = _write(store, version, fmt, tmp, split)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
-    return n
+    with written_path(out, force=force) as tmp:
+        return _write(store, version, fmt, tmp, split)
 
 
 def export_dataset_bytes(store, name: str, fmt: str, split: str | None = None) -> tuple[str, bytes]:

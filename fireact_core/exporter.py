@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
 from .errors import FireactError
+from .files import write_file
 from .formats import EXPORT_FORMATS, WRITERS
 from .records import Trajectory
 from .store import Store
@@ -30,26 +30,23 @@ def _attach(store: Store, chunk: list[Trajectory]):
         yield t, revs.get(t.id, []), anns.get(t.id, []), lints.get(t.id, [])
 
 
-def write_trajectories(store: Store, fmt: str, out: str | Path, trajs: Iterator[Trajectory], sources=()) -> int:
-    """Write to `out` through a temporary file, so a failed export never leaves half a file behind."""
+def write_trajectories(store: Store, fmt: str, out: str | Path, trajs: Iterator[Trajectory], sources=(),
+                       force: bool = False) -> int:
+    """Write to `out` through a temporary file (`files.write_file`), so a failed export never leaves half a
+    file behind; an existing `out` is replaced only with `force`."""
     if fmt not in WRITERS:
         raise FireactError(f"unknown export format '{fmt}': choose one of {', '.join(EXPORT_FORMATS)}")
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise FireactError(f"{out}: folder {out.parent} does not exist")
-    tmp = out.with_name(out.name + ".part")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+    with write_file(out, force=force) as fh:
         if fmt == "native":
             n = WRITERS[fmt](_with_history(store, trajs), fh, sources=sources)
         else:
             n = WRITERS[fmt](trajs, fh)
-    os.replace(tmp, out)
     return n
 
 
-def export(store: Store, fmt: str, out: str | Path, source: str | None = None) -> int:
+def export(store: Store, fmt: str, out: str | Path, source: str | None = None, force: bool = False) -> int:
     """Export every trajectory (or one source's) in import order; returns how many were written."""
     if source is not None and store.get_source(source) is None and not store.count_trajectories(source):
         raise FireactError(f"no source named '{source}': see `fireact stats` for the sources there are")
     sources = [s for s in store.list_sources() if source is None or s.name == source]
-    return write_trajectories(store, fmt, out, store.iter_trajectories(source=source), sources)
+    return write_trajectories(store, fmt, out, store.iter_trajectories(source=source), sources, force=force)

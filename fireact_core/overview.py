@@ -10,6 +10,7 @@ from typing import Iterable
 
 from . import lint
 from .errors import FormatError
+from .files import write_file
 from .importer import ImportReport, import_files
 from .store import Store
 
@@ -84,7 +85,8 @@ def import_uploads(store: Store, uploads: Iterable[Upload], source: str | None =
         for group, target in ((uploads, paths), (eval_splits, split_paths)):
             for name, data in group:
                 path = folder / _safe_name(name, taken)
-                path.write_bytes(data)
+                with write_file(path, binary=True) as fh:
+                    fh.write(data)
                 names[str(path)] = name
                 target.append(path)
         try:

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source")
     p.add_argument("--dataset", help="export this saved dataset version instead")
     p.add_argument("--split", choices=["train", "val"], help="with --dataset: only this split")
+    p.add_argument("--force", action="store_true", help="replace OUT when it exists (its mode is kept)")
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("stats", help="what is in the database")
@@ -57,10 +58,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         if not args.dataset:
             raise FireactError("parquet and --split export a dataset version: add --dataset NAME")
-        n = export_dataset(open_store(args), args.dataset, args.format, args.out, split=args.split)
+        n = export_dataset(open_store(args), args.dataset, args.format, args.out, split=args.split, force=args.force)
         print(f"{n} trajectories of dataset '{args.dataset}' written to {args.out} ({args.format})")
         return 0
-    n = export(open_store(args), args.format, args.out, source=args.source)
+    n = export(open_store(args), args.format, args.out, source=args.source, force=args.force)
     print(f"{n} trajectories written to {args.out} ({args.format})")
     return 0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import FireactError, NotFoundError
+from ..files import write_file
 from ..masks import IGNORE, flagged_messages, tokenize_example
 from ..records import Trajectory
 
@@ -52,7 +53,7 @@ def write_examples(trajs: Iterable[Trajectory], path: str | Path, loss_mask: str
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    with path.open("w", encoding="utf-8") as out:
+    with write_file(path, force=True) as out:
         for t in trajs:
             row = {"id": t.id, "loss_mask": loss_mask, "messages": flagged_messages(t, loss_mask)}
             out.write(json.dumps(row, ensure_ascii=False) + "\n")

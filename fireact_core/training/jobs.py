@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import FireactError
+from ..files import write_text
 from .config import LocalTrainConfig
 from .data import export_dataset
 from .local import METRICS_FILE, REPORT_FILE, STATUS_FILE, result_folder
@@ -107,7 +108,7 @@ def resume_job(store: Any, job_id: str) -> TrainJob:
     config = LocalTrainConfig.load(Path(job.out) / CONFIG_FILE)
     config.resume = True
     config.save(Path(job.out) / CONFIG_FILE)
-    (Path(job.out) / STATUS_FILE).write_text(json.dumps({"state": "starting", "step": job.steps}))
+    write_text(Path(job.out) / STATUS_FILE, json.dumps({"state": "starting", "step": job.steps}))
     store.update_job(job_id, config=config.to_dict())
     return _launch(store, store.get_job(job_id), config)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FireactError
+from ..files import write_text
 from .config import LocalTrainConfig
 from .data import LengthReport, TokenCounter, make_collator, prepare_examples, read_examples
 
@@ -42,9 +43,7 @@ def world_size() -> int:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write atomically, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, default=str))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, default=str))
 
 
 def write_status(run: Path, state: str, **fields: Any) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import FireactError, PrerequisiteError, missing_package
+from ..files import write_file, write_text
 from ..formats.fireact import write_openai
 from .config import OpenAITrainConfig
 from .jobs import default_run_folder
@@ -70,7 +71,7 @@ def export_chat_files(store: Any, dataset: str, folder: Path) -> dict[str, Any]:
     files = {}
     for split in ("train", "val"):
         if splits[split]:
-            with (folder / f"{split}.jsonl").open("w", encoding="utf-8") as out:
+            with write_file(folder / f"{split}.jsonl", force=True) as out:
                 write_openai(splits[split], out)
             files[split] = folder / f"{split}.jsonl"
     return files
@@ -111,13 +112,13 @@ def start_openai_job(store: Any, config: OpenAITrainConfig, api_key: str | None 
 def _write_run_files(run: Path, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """events.jsonl (oldest first) and metrics.jsonl from the "Step N/M: training loss=X" events."""
     run.mkdir(parents=True, exist_ok=True)
-    (run / EVENTS_FILE).write_text("".join(json.dumps(e) + "\n" for e in events))
+    write_text(run / EVENTS_FILE, "".join(json.dumps(e) + "\n" for e in events))
     rows = []
     for e in events:
         m = STEP_RE.search(e.get("message", ""))
         if m:
             rows.append({"step": int(m.group(1)), "max_steps": int(m.group(2)), "loss": float(m.group(3))})
-    (run / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_text(run / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
 

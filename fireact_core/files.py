@@ -1,0 +1,108 @@
+"""Writing a user's file safely: every file the project writes goes through `write_file` or `written_path`.
+
+The content goes to a temporary file created exclusively (random name, `O_EXCL`) in the target's own folder,
+is flushed to disk, then moved onto the target with `os.replace`, so a reader sees the old file or the new one,
+never half of one. The target must be absent, or a regular file that `force` allows to replace (its mode is
+kept); a folder, a device, a pipe or a symbolic link is refused before anything is written. On any failure
+(the disk full included) the temporary file is removed and a `FireactError` says what happened.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+from .errors import FireactError
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _target_mode(target: Path, force: bool) -> int | None:
+    """The mode of the regular file to replace, None when the target is absent; else a FireactError."""
+    if not target.parent.is_dir():
+        raise FireactError(f"{target}: folder {target.parent} does not exist")
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise FireactError(f"{target}: cannot be written: {exc.strerror}") from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise FireactError(f"{target}: is a symbolic link; give the path of a regular file to write")
+    if stat.S_ISDIR(st.st_mode):
+        raise FireactError(f"{target}: is a folder; give a file name inside it")
+    if not stat.S_ISREG(st.st_mode):
+        raise FireactError(f"{target}: is not a regular file (a device, pipe or socket); give another path")
+    if not force:
+        raise FireactError(f"{target}: exists already; add --force to replace it")
+    return stat.S_IMODE(st.st_mode)
+
+
+def _failure(target: Path, exc: OSError) -> FireactError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return FireactError(f"{target}: the disk is full; nothing was written (free some space and try again)")
+    return FireactError(f"{target}: cannot be written: {exc.strerror or exc}")
+
+
+@contextmanager
+def written_path(target: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """A fresh, empty temporary file beside `target` for a writer that takes a path (Parquet); it becomes
+    `target` when the block ends without error, and is removed otherwise."""
+    target = Path(target)
+    mode = _target_mode(target, force)
+    try:
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _failure(target, exc) from exc
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        _sync(tmp)
+        _target_mode(target, True)  # still absent or a regular file: nothing was planted meanwhile
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_UMASK)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _failure(target, exc) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def write_file(target: str | os.PathLike, force: bool = False, binary: bool = False) -> Iterator[IO]:
+    """An open file (text, UTF-8 with "\\n" line ends, or `binary`) whose content replaces `target` when the
+    block ends without error (see the module's rules)."""
+    with written_path(target, force) as tmp:
+        fh = open(tmp, "r+b" if binary else "r+", opener=_no_follow,
+                  **({} if binary else {"encoding": "utf-8", "newline": "\n"}))
+        try:
+            yield fh
+            fh.flush()
+        finally:
+            fh.close()
+
+
+def write_text(target: str | os.PathLike, text: str, force: bool = True) -> None:
+    """`write_file` of one string (a run folder's status or config: replaced as a matter of course)."""
+    with write_file(target, force=force) as fh:
+        fh.write(text)
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
