@@ -21,6 +21,7 @@ from .errors import FireactError, FormatError
 from .formats import BATCH, STREAMED, LineRange, ReadResult, detect_format, iter_batches, iter_span_batches, line_ranges
 from .formats.common import MAX_RECORD_BYTES, first_line, iter_lines, loads, may_have_long_line
 from .formats.fireact import openai_indexed_batches
+from .formats.limits import file_needs_line_checks
 from .lint import (QuestionKey, contamination_lints, duplicate_lints, lint_fields, lint_trajectory, load_eval_questions,
                    question_keys, record_question_keys)
 from .parsing import infer_method, infer_method_fields, infer_task
@@ -273,7 +274,7 @@ def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str |
     SQL, the rest by the Python reader, and both are written in file order. False, with nothing written,
     when DuckDB could not read every line (the line-by-line reader then says what is wrong)."""
     name = source or Path(path).stem
-    if may_have_long_line(path):  # DuckDB would stop the transaction; the line-by-line reader says which line
+    if may_have_long_line(path) or file_needs_line_checks(path):  # the line-by-line reader says which line
         return False
     try:
         rows, readable = store.stage_chat(path, MAX_RECORD_BYTES)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 import re
@@ -11,10 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from pydantic_core import from_json
-
 from ..errors import FormatError
 from ..records import SCHEMA_VERSION, Annotation, Lint, Revision, Source, Trajectory, now
+from .limits import bounded_lines, decode_at, load_document, parse_json, regular_file
 
 MAX_RECORD_BYTES = int(float(os.environ.get("FIREACT_MAX_RECORD_MB", "16")) * 1024 * 1024)
 REWARD_RE = re.compile(r"Episode finished, reward = (\w+)")
@@ -56,12 +54,8 @@ def trajectory_record(data: dict[str, Any]) -> dict[str, Any]:
 
 def check_file(path: str | Path) -> Path:
     """The path, when it names a file; else a FormatError (missing, a directory)."""
-    p = Path(path)
-    if not p.exists():
-        raise FormatError(path, 1, "no such file: check the path")
-    if p.is_dir():
-        raise FormatError(path, 1, "is a directory: give the file to import, not its folder")
-    return p
+    regular_file(path)
+    return Path(path)
 
 
 def read_text(path: str | Path) -> str:
@@ -90,15 +84,9 @@ def _check_size(path: str, line: int, size: int) -> None:
 
 
 def loads(path: str, line: int, text: str) -> Any:
-    """One JSON value (pydantic-core's parser, the standard one for the message when it fails)."""
-    try:
-        return from_json(text)
-    except ValueError:
-        pass
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(path, line, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+    """One JSON value (pydantic-core's parser, the standard one for the message when it fails), within the
+    bounds of `limits`."""
+    return parse_json(path, line, text)
 
 
 def iter_jsonl(path: str, text: str) -> Iterator[tuple[int, Any]]:
@@ -138,7 +126,7 @@ def _range_lines(p: Path, path: str | Path, span: LineRange) -> Iterator[tuple[i
     try:
         with open(p, "rb") as fh:
             fh.seek(span.start)
-            for number, raw in enumerate(fh, start=span.line):
+            for number, raw in bounded_lines(fh, path, span.line, MAX_RECORD_BYTES):
                 if offset == 0 and raw.startswith(BOM_UTF8):
                     raw, offset = raw[3:], 3
                 _check_size(str(path), number, len(raw))
@@ -166,7 +154,7 @@ def line_ranges(path: str | Path, rows: int) -> list[LineRange]:
     spans: list[LineRange] = []
     offset = count = 0
     with open(check_file(path), "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
+        for number, raw in bounded_lines(fh, path, 1, MAX_RECORD_BYTES):
             filled = _filled(raw[3:] if number == 1 and raw.startswith(BOM_UTF8) else raw)
             if filled and count % rows == 0:
                 if spans:
@@ -209,7 +197,6 @@ def first_line(path: str | Path) -> str:
 
 def iter_json_array(path: str, text: str) -> Iterator[tuple[int, Any]]:
     """(line number, element) for each element of a top-level JSON array, without loading it twice."""
-    decoder = json.JSONDecoder()
     ws = re.compile(r"[ \t\n\r]*")
     pos = ws.match(text, 0).end()
     line = 1 + text.count("\n", 0, pos)
@@ -222,10 +209,7 @@ def iter_json_array(path: str, text: str) -> Iterator[tuple[int, Any]]:
     while True:
         line += text.count("\n", counted, pos)
         counted = pos
-        try:
-            obj, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise FormatError(path, exc.lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        obj, end = decode_at(path, text, pos, line)
         _check_size(path, line, end - pos)
         yield line, obj
         pos = ws.match(text, end).end()
@@ -238,10 +222,7 @@ def iter_json_array(path: str, text: str) -> Iterator[tuple[int, Any]]:
 
 def load_json(path: str, text: str) -> Any:
     _check_size(path, 1, len(text)) if "\n" not in text.strip() else None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(path, exc.lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+    return load_document(path, text)
 
 
 def expect(cond: bool, path: str, line: int, message: str) -> None:

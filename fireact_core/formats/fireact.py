@@ -19,6 +19,7 @@ from ..parsing import (
 )
 from ..records import Source, Step, Trajectory, stable_id
 from .common import ReadResult, expect, iter_json_array, iter_jsonl, load_json, reward_of, trajectory_record
+from .limits import trajectory_problem, weight_problem
 
 ALPACA_TEMPLATE = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request."
@@ -65,6 +66,7 @@ def _finish(traj: dict[str, Any], steps: list[dict], path: str = "", line: int =
     if traj.get("reward") is None and steps:
         traj["reward"] = reward_of(steps[-1].get("observation"))
     traj.setdefault("status", "finished" if traj["final_answer"] is not None else "unfinished")
+    expect(trajectory_problem(traj) is None, path or traj.get("source", "?"), line, trajectory_problem(traj) or "")
     if plain and _checked(traj):
         return trajectory_record(traj)
     try:
@@ -91,6 +93,8 @@ def trajectory_from_messages(source: str, index: int, messages: list[dict], path
     for i, m in enumerate(messages):
         if type(m) is not dict or type(m.get("role")) is not str or type(m.get("content")) is not str:
             raise FormatError(path, line, "each message needs a string 'role' and a string 'content'")
+        if "weight" in m and weight_problem(m):
+            raise FormatError(path, line, weight_problem(m))
         if first < 0 and m["role"] == "assistant":
             first = i
     first = len(messages) if first < 0 else first

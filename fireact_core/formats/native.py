@@ -16,6 +16,7 @@ from typing_extensions import Required, TypedDict
 
 from ..records import SCHEMA_VERSION, Annotation, Lint, Method, Revision, Source, Status, Trajectory, new_id
 from .common import ReadResult, expect, iter_jsonl, trajectory_record
+from .limits import native_problem
 
 FORMAT = "fireact-native"
 FORBID = ConfigDict(extra="forbid")
@@ -161,6 +162,8 @@ def _read_source(result: ReadResult, row: dict[str, Any], source: str | None, na
 
 
 def _read_trajectory(result: ReadResult, row: dict[str, Any], source: str | None, plain: bool = False) -> None:
+    if native_problem(row):
+        raise ValueError(native_problem(row))
     if plain:
         record = trajectory_record_of(row["trajectory"])
         if source is not None:
