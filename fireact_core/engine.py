@@ -32,6 +32,7 @@ from .models.limits import CallLimits
 from .models.pricing import price_table
 from .prompts import make_spec
 from .records import stable_id
+from .redact import remember, url_password
 from .store.runs import SessionWriter
 from .tasks import Question, get_task
 from .tools import SearchCache, Toolbox, make_search
@@ -156,6 +157,7 @@ def prepare_run(store: Any, cfg: RunConfig) -> Plan:
     if cfg.backend == "local" and not cfg.local_model:
         raise FireactError("the local backend needs a model folder (--local-model DIR)")
     parse_perturb(cfg.perturb)
+    remember(*cfg.secrets(), url_password(cfg.base_url))
     questions = select_questions(cfg)
     with store.session():
         _check_same_run(store, cfg)

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import FireactError, NotFoundError
 from ..records import now
+from ..redact import redact_text, redact_value
 from ..training.records import RegisteredModel, TrainJob
 from . import schema
 from .connection import naive, utc
@@ -33,7 +34,8 @@ UPDATABLE = {"status", "out", "config", "steps", "loss_first", "loss_last", "err
 
 def _job_row(job: TrainJob) -> list[Any]:
     data = job.model_dump()
-    data["config"] = json.dumps(job.config, sort_keys=True, default=str)
+    data["config"] = json.dumps(redact_value(job.config), sort_keys=True, default=str)
+    data["error"] = redact_text(data["error"])
     data["created_at"], data["updated_at"] = naive(job.created_at), naive(job.updated_at)
     return [data[c] for c in JOB_COLUMNS]
 
@@ -70,7 +72,9 @@ class JobStore:
         if unknown:
             raise FireactError(f"job fields {sorted(unknown)} cannot be updated; allowed: {sorted(UPDATABLE)}")
         if "config" in fields:
-            fields["config"] = json.dumps(fields["config"], sort_keys=True, default=str)
+            fields["config"] = json.dumps(redact_value(fields["config"]), sort_keys=True, default=str)
+        if "error" in fields:
+            fields["error"] = redact_text(fields["error"])
         sets = ", ".join(f"{k} = ?" for k in fields)
         with self.db.transaction() as con:
             con.execute(f"UPDATE train_jobs SET {sets}, updated_at = ? WHERE id = ?",
@@ -101,7 +105,7 @@ class JobStore:
                                    "choose another name")
             con.execute("DELETE FROM models WHERE name = ?", [model.name])
             data = model.model_dump()
-            data["config"] = json.dumps(model.config, sort_keys=True, default=str)
+            data["config"] = json.dumps(redact_value(model.config), sort_keys=True, default=str)
             data["created_at"] = naive(model.created_at)
             con.execute(f"INSERT INTO models ({', '.join(MODEL_COLUMNS)}) VALUES ({', '.join('?' * len(MODEL_COLUMNS))})",
                         [data[c] for c in MODEL_COLUMNS])

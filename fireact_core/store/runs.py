@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..errors import NotFoundError
 from ..records import Lint, Source, Trajectory
+from ..redact import redact_text, redact_trajectory, redact_value
 from . import schema
 from .connection import naive, utc
 from .trajectories import _rows
@@ -68,6 +69,7 @@ class RunStore:
                   settings: dict[str, Any], total: int, pid: int | None = None, source_meta: dict | None = None) -> dict:
         """Create the run, or take it up again under the same name (its counters are recounted from what is
         stored, its cancel flag cleared). The run is also a Source of kind "run"."""
+        settings, source_meta = redact_value(settings), redact_value(source_meta)
         with self.db.transaction() as con:
             exists = con.execute("SELECT 1 FROM runs WHERE name = ?", [name]).fetchone()
             if exists:
@@ -94,6 +96,7 @@ class RunStore:
         stored already replaces it only when the stored one had failed; returns the ids stored."""
         if not trajs:
             return []
+        trajs = [redact_trajectory(t) for t in trajs]
         with self.db.transaction() as con:
             ids = [t.id for t in trajs]
             stored = dict(con.execute(f"SELECT id, status FROM trajectories WHERE id IN ({', '.join('?' * len(ids))})",
@@ -119,7 +122,7 @@ class RunStore:
     def end_run(self, name: str, status: str, error: str | None = None) -> None:
         with self.db.transaction() as con:
             con.execute("UPDATE runs SET status = ?, error = ?, ended_at = ?, heartbeat = ? WHERE name = ?",
-                        [status, error, _utcnow(), _utcnow(), name])
+                        [status, redact_text(error), _utcnow(), _utcnow(), name])
 
     def heartbeat_run(self, name: str) -> None:
         with self.db.transaction() as con:
@@ -151,7 +154,7 @@ class RunStore:
     def log_run_event(self, name: str, kind: str, message: str) -> None:
         with self.db.transaction() as con:
             seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run = ?", [name]).fetchone()[0]
-            con.execute("INSERT INTO run_events VALUES (?, ?, ?, ?, ?)", [name, seq, _utcnow(), kind, message])
+            con.execute("INSERT INTO run_events VALUES (?, ?, ?, ?, ?)", [name, seq, _utcnow(), kind, redact_text(message)])
 
     def run_events(self, name: str, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
         with self.db.connect() as con:
@@ -175,7 +178,8 @@ class RunStore:
 
     def cache_search(self, backend: str, query: str, result: str | None) -> None:
         with self.db.transaction() as con:
-            con.execute("INSERT OR REPLACE INTO search_cache VALUES (?, ?, ?, ?)", [backend, query, result, _utcnow()])
+            con.execute("INSERT OR REPLACE INTO search_cache VALUES (?, ?, ?, ?)",
+                        [backend, query, redact_text(result), _utcnow()])
 
     # prompt versions --------------------------------------------------------------------------------------
     def save_prompt_version(self, task: str, method: str, examples: list[str], author: str,

@@ -14,6 +14,7 @@ from typing import Any, get_type_hints
 
 from ..errors import FireactError
 from ..files import write_text
+from ..redact import redact_value
 
 
 class ConfigError(FireactError):
@@ -43,7 +44,7 @@ class ConfigMixin:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps(self.to_dict(), indent=2))
+        write_text(path, json.dumps(redact_value(self.to_dict()), indent=2))
         return path
 
     @classmethod

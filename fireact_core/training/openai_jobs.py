@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from ..errors import FireactError, PrerequisiteError, missing_package
 from ..files import write_file, write_text
+from ..redact import redact_value, remember, url_password
 from ..formats.fireact import write_openai
 from .config import OpenAITrainConfig
 from .jobs import default_run_folder
@@ -38,6 +39,7 @@ def make_client(base_url: str = "", api_key: str | None = None):
     except ImportError as exc:
         raise missing_package("openai") from exc
     key = api_key or os.environ.get("OPENAI_API_KEY")
+    remember(key, url_password(base_url))
     if not key:
         raise PrerequisiteError("no OpenAI API key: set OPENAI_API_KEY or type the key on the Train page")
     return OpenAI(api_key=key, base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None, max_retries=2,
@@ -112,7 +114,7 @@ def start_openai_job(store: Any, config: OpenAITrainConfig, api_key: str | None 
 def _write_run_files(run: Path, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """events.jsonl (oldest first) and metrics.jsonl from the "Step N/M: training loss=X" events."""
     run.mkdir(parents=True, exist_ok=True)
-    write_text(run / EVENTS_FILE, "".join(json.dumps(e) + "\n" for e in events))
+    write_text(run / EVENTS_FILE, "".join(json.dumps(redact_value(e)) + "\n" for e in events))
     rows = []
     for e in events:
         m = STEP_RE.search(e.get("message", ""))
