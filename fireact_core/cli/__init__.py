@@ -36,10 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int | None] = args.handler
+    from .terminal import SafeOutput, escape
+
+    stdout, sys.stdout = sys.stdout, SafeOutput(sys.stdout)
     try:
         return handler(args) or 0
     except FireactError as exc:
-        print(f"fireact: error: {exc}", file=sys.stderr)
+        print(f"fireact: error: {escape(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fireact: interrupted", file=sys.stderr)
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stderr.close()
         return 0
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

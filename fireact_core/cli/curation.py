@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 
 from ..filters import TrajectoryFilter
 from ..store.curation import SORTABLE
@@ -32,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_filter(p)
     p.add_argument("--sort", default="imported", choices=list(SORTABLE))
     p.add_argument("--desc", action="store_true")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--limit", type=_count, default=20, help="at most this many rows")
+    p.add_argument("--offset", type=_count, default=0, help="skip this many rows first")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_browse)
 
@@ -49,16 +50,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_review)
 
 
+MAX_COUNT = 2**62
+
+
+def _count(text: str) -> int:
+    """A row count or offset: a whole number from 0 to 2^62."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give a number from 0 to {MAX_COUNT}")
+    return value
+
+
 def cmd_browse(args: argparse.Namespace) -> int:
+    """Rows are printed as they are read, a batch at a time, so memory stays flat for any --limit."""
     store = open_store(args)
     f = _filter(args)
     if f.q:
         store.refresh_search_index()
-    with store.session():
-        total = store.count_filtered(f)
-        rows = store.list_summaries(f, args.sort, args.desc, args.limit, args.offset)
+    total = store.count_filtered(f)
+    rows = store.iter_summaries(f, args.sort, args.desc, args.limit, args.offset)
     if args.json:
-        print_json({"total": total, "filter": f.to_query(), "rows": [r.model_dump() for r in rows]})
+        print(f'{{"total": {total}, "filter": {json.dumps(f.to_query(), ensure_ascii=False)}, "rows": [', end="")
+        for i, r in enumerate(rows):
+            print(("," if i else "") + "\n  " + json.dumps(r.model_dump(), ensure_ascii=False, default=str), end="")
+        print("\n]}")
         return 0
     print(f"{total} trajectories match")
     for r in rows:

@@ -134,6 +134,8 @@ class Connections:
         concurrent writer is a ConflictError, any other database failure (a full disk) a StoreError; either
         way nothing of the transaction is kept."""
         with self.connect() as con:
+            if getattr(self._local, "in_tx", False) == "read":
+                raise RuntimeError("a write inside a read-only snapshot would be rolled back")
             if getattr(self._local, "in_tx", False):
                 yield con
                 return
@@ -150,6 +152,23 @@ class Connections:
                     raise
                 finally:
                     self._local.in_tx = False
+
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        """A read-only transaction: several reads that see one state of the database, without waiting for
+        this process's writers."""
+        with self.connect() as con:
+            if getattr(self._local, "in_tx", False):
+                yield con
+                return
+            con.execute("BEGIN TRANSACTION")
+            self._local.in_tx = "read"
+            try:
+                yield con
+            finally:
+                self._local.in_tx = False
+                _rollback(con)
 
 
 def _rollback(con: Any) -> None:

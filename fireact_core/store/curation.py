@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -28,6 +28,15 @@ WORD_SQL = "regexp_replace(lower({}), '[^a-z0-9]+', ' ', 'g')"
 MAX_WORD = 40
 SYNC_LIMIT = 5000  # trajectories missing from the index that a search waits for; more are indexed in the background
 _INDEX_LOCK = threading.Lock()
+
+def _after_row(column: str, descending: bool, value: Any, traj_id: str) -> tuple[str, list[Any]]:
+    """The condition for rows after (value, id) in `order_sql`'s order (NULLs last, then by id)."""
+    if value is None:
+        return f" AND {column} IS NULL AND t.id > ?", [traj_id]
+    beyond = "<" if descending else ">"
+    return (f" AND ({column} {beyond} ? OR ({column} = ? AND t.id > ?) OR {column} IS NULL)",
+            [value, value, traj_id])
+
 
 SORTABLE = {
     "imported": "t.created_at", "question": "t.question", "source": "t.source", "task": "t.task",
@@ -190,10 +199,43 @@ class BrowseStore:
         """One page of summaries (no steps) matching `f`, in the given order."""
         where, params = self._where(f)
         page_sql = f"SELECT t.rowid FROM trajectories t WHERE {where} ORDER BY {order_sql(sort, descending)} LIMIT ? OFFSET ?"
-        with self.db.transaction() as con:
+        with self.db.snapshot() as con:
             rowids = [r[0] for r in con.execute(page_sql, [*params, int(limit), int(offset)]).fetchall()]
-            if not rowids:
-                return []
+            return self._summaries_at(rowids)
+
+    def iter_summaries(self, f: TrajectoryFilter, sort: str = "imported", descending: bool = False,
+                       limit: int | None = None, offset: int = 0, batch: int = 1000) -> Iterator[Summary]:
+        """Summaries matching `f` in the given order, `batch` at a time: each batch is one short read that
+        starts after the last row of the one before (by sort value and id), so memory and locks stay small
+        however many rows there are."""
+        where, params = self._where(f)
+        column = SORTABLE.get(sort, SORTABLE["imported"])
+        order = order_sql(sort, descending)
+        after: tuple | None = None
+        left = limit
+        while left is None or left > 0:
+            size = batch if left is None else min(batch, left)
+            more, more_params = "", []
+            if after is not None:
+                more, more_params = _after_row(column, descending, *after)
+            sql = (f"SELECT t.rowid, {column}, t.id FROM trajectories t WHERE {where}{more} ORDER BY {order} "
+                   f"LIMIT ? OFFSET ?")
+            with self.db.snapshot() as con:
+                rows = con.execute(sql, [*params, *more_params, size, offset if after is None else 0]).fetchall()
+                page = self._summaries_at([r[0] for r in rows])
+            if not rows:
+                return
+            yield from page
+            after = rows[-1][1:]
+            left = None if left is None else left - len(rows)
+            if len(rows) < size:
+                return
+
+    def _summaries_at(self, rowids: list[int]) -> list[Summary]:
+        """Summaries of the trajectories at `rowids`, in that order."""
+        if not rowids:
+            return []
+        with self.db.snapshot() as con:
             found = {r["rowid"]: r for r in _rows(con.execute(
                 "SELECT rowid, id, source, task, method, model, question, gold, final_answer, em, f1, n_steps, status "
                 "FROM trajectories WHERE rowid = ANY(?)", [rowids]))}
@@ -341,7 +383,7 @@ class BrowseStore:
                       offset: int = 0) -> list[dict[str, Any]]:
         """Questions of two runs paired by normalised question: the two trajectory ids, answers, EM and cell."""
         where, params = ("WHERE cell = ?", [cell]) if cell else ("", [])
-        with self.db.transaction() as con:
+        with self.db.snapshot() as con:
             pairs = _rows(con.execute(
                 f"SELECT * FROM ({_PAIRS}) {where} ORDER BY coalesce(pos_a, pos_b), qnorm LIMIT ? OFFSET ?",
                 [source_a, source_b, *params, int(limit), int(offset)]))
