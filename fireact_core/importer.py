@@ -26,7 +26,7 @@ from .lint import (QuestionKey, contamination_lints, duplicate_lints, lint_field
                    question_keys, record_question_keys)
 from .parsing import infer_method, infer_method_fields, infer_task
 from .records import SCHEMA_VERSION, Lint, Source, Trajectory, now, stable_id
-from .store import Store, question_key
+from .store import Store, question_key, staged_import
 from .store.connection import naive
 from .store.trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _dumps, record_tables, trajectory_tables, without_ids
 from .tasks import get_task, list_tasks
@@ -143,8 +143,10 @@ def import_files(store: Store, paths: Iterable[str | Path], fmt: str = "auto", s
         sql = os.environ.get("FIREACT_IMPORT_SQL", "1") != "0"
     in_sql = {p for p in paths if sql and _is_chat(p, fmt)}
     with _without_cycle_collector(), _pool_for([p for p in paths if p not in in_sql], fmt, parallel) as pool, \
-            store.db.transaction():
-        return [_import_file(store, p, fmt, source, task, method, eval_keys, batch, pool, p in in_sql) for p in paths]
+            staged_import(store, paths) as stage, stage.target.db.transaction():
+        stage.reports = [_import_file(stage.target, p, fmt, source, task, method, eval_keys, batch, pool, p in in_sql)
+                         for p in paths]
+    return stage.reports
 
 
 def _is_chat(path: str, fmt: str) -> bool:

@@ -100,15 +100,18 @@ def import_both(tmp_path, path, name, in_sql=True, **kwargs):
     python_reports = import_files(python, [path], parallel=False, sql=False, **kwargs)
     sql = Store(tmp_path / f"{name}_sql.duckdb")
     parsed = []
-    original = sql.parse_staged_chat
+    original = Store.parse_staged_chat
 
-    def parse():
-        table, rest = original()
+    def parse(self):  # on the class: a large file is parsed in the import's scratch database
+        table, rest = original(self)
         parsed.append(table.num_rows)
         return table, rest
 
-    sql.parse_staged_chat = parse
-    sql_reports = import_files(sql, [path], parallel=False, sql=True, **kwargs)
+    Store.parse_staged_chat = parse
+    try:
+        sql_reports = import_files(sql, [path], parallel=False, sql=True, **kwargs)
+    finally:
+        Store.parse_staged_chat = original
     assert not in_sql or parsed and parsed[0] >= 0.5 * python_reports[0].rows
     return python, python_reports, sql, sql_reports
 

@@ -14,6 +14,7 @@ from .history import BulkHistory, HistoryStore
 from .jobs import JobStore
 from .reports import ReportStore
 from .runs import RunStore
+from .staging import StagedImportStore, scratch_path, share_added, should_stage
 from .trajectories import TrajectoryStore, question_key
 from . import schema
 from .keys import KEYS
@@ -22,7 +23,7 @@ schema.register("keys", KEYS)  # after every feature's tables: it declares their
 
 
 class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore,
-            ReportStore):
+            ReportStore, StagedImportStore):
     """All reads and writes of one database. Safe to share between threads and with other processes."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0):
@@ -36,4 +37,40 @@ class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseS
             yield con
 
 
-__all__ = ["Store", "resolve_db_path", "question_key"]
+class ScratchStore(Store):
+    """The scratch database of a staged import (`staging`): its duplicate checks count the main database's rows."""
+
+    def __init__(self, path: str, main: Store):
+        super().__init__(path)
+        self.main = main
+
+    def source_question_keys(self, sources: set[str], exclude_ids: set[str]) -> dict[tuple[str, str], int]:
+        counts = super().source_question_keys(sources, exclude_ids)
+        for key, n in self.main.source_question_keys(sources, exclude_ids).items():
+            counts[key] = counts.get(key, 0) + n
+        return counts
+
+
+class StagedImport:
+    """Where an import writes (`target`) and what it reported (`reports`, set by the importer)."""
+
+    def __init__(self, target: Store):
+        self.target = target
+        self.reports: list[Any] = []
+
+
+@contextmanager
+def staged_import(store: Store, inputs: list[str]) -> Iterator[StagedImport]:
+    """An import into `store`: large inputs go to a scratch database, copied in when the block ends without
+    error (`Store.merge_staged`), each report's `added` then set to what the copy added; small ones straight
+    into `store`."""
+    if not should_stage(store.path, inputs):
+        yield StagedImport(store)
+        return
+    with scratch_path(store.path) as scratch:
+        stage = StagedImport(ScratchStore(scratch, store))
+        yield stage
+        share_added(stage.reports, store.merge_staged(scratch))
+
+
+__all__ = ["Store", "resolve_db_path", "question_key", "staged_import"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
@@ -28,6 +29,8 @@ WORD_SQL = "regexp_replace(lower({}), '[^a-z0-9]+', ' ', 'g')"
 MAX_WORD = 40
 SYNC_LIMIT = 5000  # trajectories missing from the index that a search waits for; more are indexed in the background
 _INDEX_LOCK = threading.Lock()
+INDEX_CHUNK = 20000  # trajectories indexed per transaction: the file is let go between chunks
+INDEX_GAP_S = 0.2  # the pause between chunks, in which another process can open the file
 
 def _after_row(column: str, descending: bool, value: Any, traj_id: str) -> tuple[str, list[Any]]:
     """The condition for rows after (value, id) in `order_sql`'s order (NULLs last, then by id)."""
@@ -123,12 +126,15 @@ def order_sql(sort: str = "imported", descending: bool = False) -> str:
 _STEP_WORDS = WORD_SQL.format("concat_ws(' ', s.thought, s.action_raw, s.observation, s.raw, s.obs_raw)")
 _TRAJ_WORDS = WORD_SQL.format("concat_ws(' ', t.question, t.final_answer)")
 INDEX_SQL = [
-    """CREATE OR REPLACE TEMP TABLE _gone AS SELECT d.trajectory_id FROM search_docs d
-       ANTI JOIN trajectories t ON t.id = d.trajectory_id AND t.revision = d.revision""",
-    """CREATE OR REPLACE TEMP TABLE _stale AS SELECT t.id, t.revision FROM trajectories t
-       ANTI JOIN search_docs d ON d.trajectory_id = t.id AND d.revision = t.revision""",
-    "DELETE FROM search_terms WHERE trajectory_id IN (SELECT trajectory_id FROM _gone)",
-    "DELETE FROM search_docs WHERE trajectory_id IN (SELECT trajectory_id FROM _gone)",
+    f"""CREATE OR REPLACE TEMP TABLE _gone AS SELECT d.trajectory_id FROM search_docs d
+       ANTI JOIN trajectories t ON t.id = d.trajectory_id AND t.revision = d.revision LIMIT {INDEX_CHUNK}""",
+    f"""CREATE OR REPLACE TEMP TABLE _stale AS SELECT t.id, t.revision FROM trajectories t
+       ANTI JOIN search_docs d ON d.trajectory_id = t.id AND d.revision = t.revision LIMIT {INDEX_CHUNK}""",
+    # what is re-read or removed loses its old words first (only run when there is any: it scans the index)
+    """CREATE OR REPLACE TEMP TABLE _drop AS SELECT trajectory_id FROM _gone
+       UNION SELECT d.trajectory_id FROM search_docs d JOIN _stale s ON s.id = d.trajectory_id""",
+    "DELETE FROM search_terms WHERE trajectory_id IN (SELECT trajectory_id FROM _drop)",
+    "DELETE FROM search_docs WHERE trajectory_id IN (SELECT trajectory_id FROM _drop)",
     f"""INSERT INTO search_terms SELECT DISTINCT word, id FROM (
         SELECT s.trajectory_id AS id, unnest(string_split({_STEP_WORDS}, ' ')) AS word
         FROM steps s WHERE s.trajectory_id IN (SELECT id FROM _stale)
@@ -144,20 +150,31 @@ class BrowseStore:
 
     def refresh_search_index(self) -> int:
         """Bring the word index up to date with the trajectories (imported, edited, removed since the last
-        search); returns how many trajectories were read. Cheap when nothing changed."""
+        search); returns how many trajectories were read. Cheap when nothing changed. Many are indexed
+        `INDEX_CHUNK` at a time, each chunk its own short transaction."""
         with self.db.connect() as con:
             sig = self._search_signature(con)
         if sig == getattr(self, "_search_sig", None):
             return 0
-        with _INDEX_LOCK, self.db.transaction() as con:
-            for sql in INDEX_SQL[:2]:
-                con.execute(sql)
-            stale = con.execute("SELECT count(*) FROM _stale").fetchone()[0]
-            for sql in INDEX_SQL[2:]:
-                con.execute(sql)
-            con.execute("DROP TABLE _gone; DROP TABLE _stale")
+        total = 0
+        with _INDEX_LOCK:
+            while True:
+                with self.db.transaction() as con:
+                    for sql in INDEX_SQL[:3]:
+                        con.execute(sql)
+                    stale, gone, drop = con.execute("SELECT (SELECT count(*) FROM _stale), (SELECT count(*) FROM _gone), "
+                                                    "(SELECT count(*) FROM _drop)").fetchone()
+                    for sql in INDEX_SQL[3:5] if drop else ():
+                        con.execute(sql)
+                    for sql in INDEX_SQL[5:]:
+                        con.execute(sql)
+                    con.execute("DROP TABLE _gone; DROP TABLE _stale; DROP TABLE _drop")
+                total += stale
+                if stale < INDEX_CHUNK and gone < INDEX_CHUNK:
+                    break
+                time.sleep(INDEX_GAP_S)
         self._search_sig = sig
-        return stale
+        return total
 
     def _where(self, f: TrajectoryFilter) -> tuple[str, list[Any]]:
         return filter_sql(f, indexed=bool(query_words(f.q or "")) and self._search_ready())
