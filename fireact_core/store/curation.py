@@ -29,8 +29,9 @@ WORD_SQL = "regexp_replace(lower({}), '[^a-z0-9]+', ' ', 'g')"
 MAX_WORD = 40
 SYNC_LIMIT = 5000  # trajectories missing from the index that a search waits for; more are indexed in the background
 _INDEX_LOCK = threading.Lock()
-INDEX_CHUNK = 20000  # trajectories indexed per transaction: the file is let go between chunks
-INDEX_GAP_S = 0.2  # the pause between chunks, in which another process can open the file
+INDEX_CHUNK = 2000  # trajectories indexed per transaction at first; then as many as take about INDEX_HOLD_S
+INDEX_HOLD_S = 1.0
+INDEX_GAP_S = 0.3  # the pause between chunks, in which another process can open the file
 
 def _after_row(column: str, descending: bool, value: Any, traj_id: str) -> tuple[str, list[Any]]:
     """The condition for rows after (value, id) in `order_sql`'s order (NULLs last, then by id)."""
@@ -126,10 +127,10 @@ def order_sql(sort: str = "imported", descending: bool = False) -> str:
 _STEP_WORDS = WORD_SQL.format("concat_ws(' ', s.thought, s.action_raw, s.observation, s.raw, s.obs_raw)")
 _TRAJ_WORDS = WORD_SQL.format("concat_ws(' ', t.question, t.final_answer)")
 INDEX_SQL = [
-    f"""CREATE OR REPLACE TEMP TABLE _gone AS SELECT d.trajectory_id FROM search_docs d
-       ANTI JOIN trajectories t ON t.id = d.trajectory_id AND t.revision = d.revision LIMIT {INDEX_CHUNK}""",
-    f"""CREATE OR REPLACE TEMP TABLE _stale AS SELECT t.id, t.revision FROM trajectories t
-       ANTI JOIN search_docs d ON d.trajectory_id = t.id AND d.revision = t.revision LIMIT {INDEX_CHUNK}""",
+    """CREATE OR REPLACE TEMP TABLE _gone AS SELECT d.trajectory_id FROM search_docs d
+       ANTI JOIN trajectories t ON t.id = d.trajectory_id AND t.revision = d.revision LIMIT {chunk}""",
+    """CREATE OR REPLACE TEMP TABLE _stale AS SELECT t.id, t.revision FROM trajectories t
+       ANTI JOIN search_docs d ON d.trajectory_id = t.id AND d.revision = t.revision LIMIT {chunk}""",
     # what is re-read or removed loses its old words first (only run when there is any: it scans the index)
     """CREATE OR REPLACE TEMP TABLE _drop AS SELECT trajectory_id FROM _gone
        UNION SELECT d.trajectory_id FROM search_docs d JOIN _stale s ON s.id = d.trajectory_id""",
@@ -156,12 +157,13 @@ class BrowseStore:
             sig = self._search_signature(con)
         if sig == getattr(self, "_search_sig", None):
             return 0
-        total = 0
+        total, chunk = 0, INDEX_CHUNK
         with _INDEX_LOCK:
             while True:
+                started = time.monotonic()
                 with self.db.transaction() as con:
                     for sql in INDEX_SQL[:3]:
-                        con.execute(sql)
+                        con.execute(sql.format(chunk=chunk))
                     stale, gone, drop = con.execute("SELECT (SELECT count(*) FROM _stale), (SELECT count(*) FROM _gone), "
                                                     "(SELECT count(*) FROM _drop)").fetchone()
                     for sql in INDEX_SQL[3:5] if drop else ():
@@ -170,8 +172,10 @@ class BrowseStore:
                         con.execute(sql)
                     con.execute("DROP TABLE _gone; DROP TABLE _stale; DROP TABLE _drop")
                 total += stale
-                if stale < INDEX_CHUNK and gone < INDEX_CHUNK:
+                if stale < chunk and gone < chunk:
                     break
+                took = time.monotonic() - started
+                chunk = max(200, min(chunk * 2, int(chunk * INDEX_HOLD_S / max(took, 1e-3))))
                 time.sleep(INDEX_GAP_S)
         self._search_sig = sig
         return total

@@ -105,9 +105,10 @@ def share_added(reports: list[Any], added: dict[str, int]) -> None:
 def _copy(con: Any, stage: str, tables: list[tuple[str, bool]]) -> dict[str, int]:
     con.execute(f"CREATE OR REPLACE TEMP TABLE _fresh AS SELECT id FROM {stage}.trajectories "
                 "ANTI JOIN trajectories USING (id)")
+    fresh, staged = con.execute(f"SELECT (SELECT count(*) FROM _fresh), (SELECT count(*) FROM {stage}.trajectories)").fetchone()
     for table, key in BY_TRAJECTORY.items():
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {stage}.{table} "
-                    f"WHERE {key} IN (SELECT id FROM _fresh) ORDER BY rowid")
+        only = "" if fresh == staged else f"WHERE {key} IN (SELECT id FROM _fresh)"  # all new: a plain copy
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {stage}.{table} {only} ORDER BY rowid")
     con.execute(f"DELETE FROM sources WHERE name IN (SELECT name FROM {stage}.sources)")
     con.execute(f"INSERT INTO sources BY NAME SELECT * FROM {stage}.sources")
     for table, keyed in tables:

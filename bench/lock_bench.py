@@ -1,0 +1,190 @@
+"""Short write locks at scale: a large OpenAI chat JSONL import (1 GB by default) and the word index built after
+it, while another process asks `stats` and the Browse page's first page in a loop.
+
+Prints, for the import as it is now (staged in a scratch database, copied in by one short transaction; the word
+index built in chunks) and, side by side, for the same import in one transaction over the main file (the way
+imports ran before, FIREACT_IMPORT_STAGE_MB set beyond the file's size): the import's seconds, the longest time
+its process held the database file at a stretch (import and index separately), the reader's longest wait for an
+answer, how many answers it got and how many calls failed. Targets: every reader call answers; the longest wait
+under 5 s; no hold longer than about 2 s (the final copy of a very large import takes longer on a slow disk:
+the figure says how much).
+
+    .venv/bin/python bench/lock_bench.py                  # 1 GB
+    .venv/bin/python bench/lock_bench.py --size-mb 200    # a quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from import_bench import openai_row, synthetic  # noqa: E402 - the import bench's synthetic trajectories
+
+# The importer process: `fireact import FILE`, then the word index (what the first search does), with every
+# stretch in which this process holds the main database file recorded (from opening it to letting it go).
+IMPORTER = """
+import json, sys, threading, time
+from contextlib import contextmanager
+from fireact_core.store.connection import Connections
+from fireact_core.cli import main
+
+db, path = sys.argv[1], sys.argv[2]
+lock, state = threading.Lock(), {"open": 0, "since": 0.0, "holds": []}
+original = Connections.connect
+
+def enter():
+    with lock:
+        state["open"] += 1
+        if state["open"] == 1:
+            state["since"] = time.perf_counter()
+
+def leave():
+    with lock:
+        state["open"] -= 1
+        if state["open"] == 0:
+            state["holds"].append(time.perf_counter() - state["since"])
+
+@contextmanager
+def connect(self):
+    outer = self.path == db and getattr(self._local, "con", None) is None
+    entered = False
+    try:
+        with original(self) as con:
+            if outer:
+                enter()
+                entered = True
+            yield con
+    finally:
+        if entered:
+            leave()
+
+Connections.connect = connect
+t0 = time.perf_counter()
+code = main(["--db", db, "import", path])
+import_s = time.perf_counter() - t0
+import_holds = list(state["holds"])
+state["holds"].clear()
+from fireact_core.store import Store
+t1 = time.perf_counter()
+indexed = Store(db).refresh_search_index()
+print(json.dumps({"code": code, "import_s": import_s, "import_holds": import_holds, "index_s": time.perf_counter() - t1,
+                  "index_holds": list(state["holds"]), "indexed": indexed}))
+"""
+
+# The reader process: `stats` and the Browse page's first page (count and 50 summaries), in turn, until told to stop.
+READER = """
+import json, os, sys, time
+from fireact_core.errors import FireactError
+from fireact_core.filters import TrajectoryFilter
+from fireact_core.store import Store
+
+db, stop = sys.argv[1], sys.argv[2]
+waits, failures, answers = [], [], 0
+while not os.path.exists(stop):
+    for op in ("stats", "page"):
+        t0 = time.perf_counter()
+        try:
+            store = Store(db, lock_timeout=120)
+            if op == "stats":
+                store.stats()
+            else:
+                f = TrajectoryFilter()
+                store.count_filtered(f)
+                store.list_summaries(f, limit=50)
+            answers += 1
+        except FireactError as exc:
+            failures.append(f"{op}: {exc}"[:200])
+        waits.append(time.perf_counter() - t0)
+        time.sleep(0.05)
+print(json.dumps({"answers": answers, "failures": failures, "max_wait": max(waits or [0.0]), "calls": len(waits)}))
+"""
+
+
+def write_file(path: Path, size_mb: int) -> int:
+    """A chat JSONL file of about `size_mb` MB: synthetic trajectories, each question made unique."""
+    marker = path.with_suffix(".mb")
+    if path.exists() and marker.exists() and marker.read_text() == str(size_mb):
+        return sum(1 for _ in open(path, "rb"))
+    rng = random.Random(0)
+    rows = [openai_row(synthetic(rng, i)) for i in range(500)]
+    target, written, n = size_mb * 2**20, 0, 0
+    with open(path, "w") as fh:
+        while written < target:
+            row = rows[n % len(rows)]
+            first = row["messages"][0]
+            line = json.dumps({"messages": [{**first, "content": f"{first['content']} [{n}]"}, *row["messages"][1:]]})
+            fh.write(line + "\n")
+            written += len(line) + 1
+            n += 1
+    marker.write_text(str(size_mb))
+    return n
+
+
+def run(mode: str, folder: Path, data: Path, seed: Path, env: dict[str, str]) -> dict:
+    db = folder / f"lock_{mode}.duckdb"
+    for old in (db, Path(f"{db}.wal")):
+        old.unlink(missing_ok=True)
+    subprocess.run([sys.executable, "-m", "fireact_core.cli", "--db", str(db), "import", str(seed)], cwd=ROOT,
+                   env=env, check=True, capture_output=True)
+    stop = folder / f"stop_{mode}"
+    stop.unlink(missing_ok=True)
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, text=True)
+    time.sleep(2)
+    importer = subprocess.run([sys.executable, "-c", IMPORTER, str(db), str(data)], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+    stop.write_text("")
+    read = json.loads(reader.communicate()[0].strip().splitlines()[-1])
+    if importer.returncode != 0:
+        sys.exit(f"the import failed:\n{importer.stderr[-3000:]}")
+    done = json.loads(importer.stdout.strip().splitlines()[-1])
+    return {"mode": mode, **done, **read}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=1024, help="size of the imported file (default 1024: 1 GB)")
+    parser.add_argument("--keep", help="folder for the file and databases (kept; default a temporary one)")
+    parser.add_argument("--no-peer", action="store_true", help="skip the one-transaction import")
+    args = parser.parse_args()
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="fireact-lock-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "lock_chat.jsonl"
+    n = write_file(data, args.size_mb)
+    seed = ROOT.parent / "shared" / "fireact" / "finetune" / "gpt_hotpotqa.jsonl"
+    base = {**os.environ, "PYTHONPATH": str(ROOT)}
+    print(f"{data.stat().st_size / 2**20:.0f} MB, {n:,} trajectories, imported while another process reads")
+    modes = [("staged", base)]
+    if not args.no_peer:
+        modes.append(("one transaction", {**base, "FIREACT_IMPORT_STAGE_MB": str(10 * args.size_mb + 1024)}))
+    results = [run(mode.replace(" ", "_"), folder, data, seed, env) for mode, env in modes]
+    print(f"{'import':16} {'import s':>9} {'longest hold':>13} {'index hold':>11} {'reader wait':>12} "
+          f"{'answers':>8} {'failed':>7}")
+    for mode, r in zip([m for m, _ in modes], results):
+        print(f"{mode:16} {r['import_s']:9.1f} {max(r['import_holds']):12.2f}s {max(r['index_holds'] or [0]):10.2f}s "
+              f"{r['max_wait']:11.2f}s {r['answers']:8d} {len(r['failures']):7d}")
+        for failure in r["failures"][:3]:
+            print(f"    {failure}")
+    if len(results) == 2:
+        a, b = results
+        print(f"longest hold: {max(b['import_holds']) / max(max(a['import_holds']), 1e-9):.1f}x shorter staged; "
+              f"longest reader wait: {b['max_wait'] / max(a['max_wait'], 1e-9):.1f}x shorter staged")
+    ok = all(not r["failures"] for r in results[:1]) and results[0]["max_wait"] < 5
+    print("target (every reader answers, longest wait < 5 s):", "met" if ok else "NOT met")
+    if not args.keep:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+
+
+if __name__ == "__main__":
+    main()
