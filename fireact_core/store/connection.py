@@ -181,10 +181,11 @@ def _rollback(con: Any) -> None:
 
 def database_error(path: str, exc: Exception) -> Exception:
     """The error to show for a DuckDB failure inside a unit of work."""
-    if isinstance(exc, (duckdb.TransactionException, duckdb.ConstraintException)):
+    text = str(exc)
+    clash = isinstance(exc, duckdb.ConstraintException) and ("Duplicate key" in text or "PRIMARY KEY" in text.upper())
+    if isinstance(exc, duckdb.TransactionException) or clash:
         return ConflictError(f"{path}: another session changed the same rows at the same time; nothing of this "
                              "change was saved: reload and try again")
-    text = str(exc)
     if "No space left" in text or "disk is full" in text.lower():
         return StoreError(f"{path}: the disk is full; nothing of this change was saved: free some space and try again")
     if isinstance(exc, duckdb.IOException):
