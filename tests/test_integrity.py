@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fireact_core.cli import main
-from fireact_core.errors import ConflictError, StoreError
+from fireact_core.errors import ConflictError, FormatError, StoreError
 from fireact_core.importer import import_files
 from fireact_core.records import Annotation, now
 from fireact_core.store import Store
@@ -133,3 +133,44 @@ def test_newer_database_is_refused(tmp_path, capsys):
     assert main(["--db", str(path), "stats"]) == 2
     assert "newer FireAct Studio" in capsys.readouterr().err
     assert path.read_bytes() == before
+
+
+def test_staged_import_is_all_or_nothing_and_leaves_no_scratch(tmp_path, chat_file, monkeypatch):
+    monkeypatch.setenv("FIREACT_IMPORT_STAGE_MB", "0")
+    store = Store(tmp_path / "db.duckdb")
+    assert import_files(store, [chat_file], parallel=False)[0].added == 60
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(chat_file.read_text().splitlines()[:30] + ['{"messages": [}']) + "\n")
+    before = _count(store, "SELECT count(*) FROM trajectories")
+    with pytest.raises(FormatError, match=r"bad.jsonl:31: invalid JSON"):
+        import_files(store, [bad], parallel=False)
+    assert _count(store, "SELECT count(*) FROM trajectories") == before
+    assert _count(store, "SELECT count(*) FROM sources") == 1
+    again = import_files(store, [chat_file], parallel=False)[0]
+    assert (again.rows, again.added) == (60, 0)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".fireact-import-")) == []
+
+
+def test_word_index_is_built_in_short_chunks(tmp_path, chat_file, monkeypatch):
+    from fireact_core.filters import TrajectoryFilter
+    from fireact_core.store import curation
+
+    store = Store(tmp_path / "db.duckdb")
+    import_files(store, [chat_file], parallel=False)
+    monkeypatch.setattr(curation, "INDEX_CHUNK", 7)
+    monkeypatch.setattr(curation, "INDEX_HOLD_S", 0.0)  # chunks stay at their smallest
+    monkeypatch.setattr(curation, "INDEX_GAP_S", 0.0)
+    transactions = []
+    original = store.db.transaction
+    monkeypatch.setattr(store.db, "transaction", lambda: (transactions.append(1), original())[1])
+    assert store.refresh_search_index() == 60
+    assert len(transactions) >= 60 // 7
+    word = next(store.iter_trajectories()).question.split()[1]
+    f = TrajectoryFilter(q=word)
+    assert store._search_ready()
+    indexed = [s.id for s in store.list_summaries(f, limit=1000)]
+    with store.db.connect() as con:
+        where, params = curation.filter_sql(f, indexed=False)
+        scanned = [r[0] for r in con.execute(f"SELECT t.id FROM trajectories t WHERE {where} ORDER BY t.created_at, t.id",
+                                             params).fetchall()]
+    assert indexed and sorted(indexed) == sorted(scanned)

@@ -175,7 +175,7 @@ class BrowseStore:
                 if stale < chunk and gone < chunk:
                     break
                 took = time.monotonic() - started
-                chunk = max(200, min(chunk * 2, int(chunk * INDEX_HOLD_S / max(took, 1e-3))))
+                chunk = max(min(200, INDEX_CHUNK), min(chunk * 2, int(chunk * INDEX_HOLD_S / max(took, 1e-3))))
                 time.sleep(INDEX_GAP_S)
         self._search_sig = sig
         return total
