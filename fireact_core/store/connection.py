@@ -108,7 +108,7 @@ class Connections:
             except duckdb.Error as exc:
                 raise StoreError(f"{self.path}: not a FireAct Studio database or damaged: {exc}") from exc
             time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 1.6, 0.5)
+            delay = min(delay * 1.6, 0.2)  # short pauses: a writer lets go for INDEX_GAP_S and more
 
     @contextmanager
     def connect(self) -> Iterator[Any]:

@@ -31,7 +31,7 @@ SYNC_LIMIT = 5000  # trajectories missing from the index that a search waits for
 _INDEX_LOCK = threading.Lock()
 INDEX_CHUNK = 2000  # trajectories indexed per transaction at first; then as many as take about INDEX_HOLD_S
 INDEX_HOLD_S = 1.0
-INDEX_GAP_S = 0.3  # the pause between chunks, in which another process can open the file
+INDEX_GAP_S = 0.5  # the pause between chunks, longer than a waiting process sleeps between tries
 
 def _after_row(column: str, descending: bool, value: Any, traj_id: str) -> tuple[str, list[Any]]:
     """The condition for rows after (value, id) in `order_sql`'s order (NULLs last, then by id)."""
