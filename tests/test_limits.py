@@ -48,6 +48,7 @@ def test_pipes_and_folders_are_refused_before_opening(tmp_path):
     done = _cli(tmp_path / "db.duckdb", "import", str(fifo), timeout=60)  # opening the pipe would wait forever
     assert done.returncode == 2 and f"{fifo}:1: is not a regular file" in done.stderr
     assert main(["--db", str(tmp_path / "db.duckdb"), "import", str(tmp_path)]) == 2
+    assert main(["--db", str(tmp_path / "db.duckdb"), "import", "/dev/zero"]) == 2  # a device never ends
 
 
 def _chat_row(**extra) -> dict:
