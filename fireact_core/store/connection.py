@@ -153,7 +153,6 @@ class Connections:
                 finally:
                     self._local.in_tx = False
 
-
     @contextmanager
     def snapshot(self) -> Iterator[Any]:
         """A read-only transaction: several reads that see one state of the database, without waiting for

@@ -33,6 +33,7 @@ INDEX_CHUNK = 2000  # trajectories indexed per transaction at first; then as man
 INDEX_HOLD_S = 1.0
 INDEX_GAP_S = 0.5  # the pause between chunks, longer than a waiting process sleeps between tries
 
+
 def _after_row(column: str, descending: bool, value: Any, traj_id: str) -> tuple[str, list[Any]]:
     """The condition for rows after (value, id) in `order_sql`'s order (NULLs last, then by id)."""
     if value is None:
