@@ -5,10 +5,7 @@ command's output or any export."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-
-import pytest
 
 from fireact_core.cli import main
 from fireact_core.datasets_export import DATASET_FORMATS

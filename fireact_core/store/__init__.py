@@ -6,18 +6,18 @@ import os
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from . import schema
 from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
 from .curation import BrowseStore
 from .datasets import DatasetStore
 from .history import BulkHistory, HistoryStore
 from .jobs import JobStore
+from .keys import KEYS
 from .reports import ReportStore
 from .runs import RunStore
 from .staging import StagedImportStore, scratch_path, share_added, should_stage
 from .trajectories import TrajectoryStore, question_key
-from . import schema
-from .keys import KEYS
 
 schema.register("keys", KEYS)  # after every feature's tables: it declares their keys
 
