@@ -43,6 +43,8 @@ def detect_format(path: str, text: str) -> str:
             return "openai-jsonl"
     if first is None or not isinstance(first, dict):
         return "fireact-run"
+    if any(isinstance(v, dict) and "traj" in v for v in first.values()):
+        return "fireact-run"  # a run written on one line
     raise FormatError(path, 1, "unrecognised JSON lines: expected 'messages' (OpenAI chat) or 'record' (native)")
 
 

@@ -1,0 +1,134 @@
+"""FireAct's real files, exactly: every release file round-trips byte for byte, rows that break a convention are
+imported as they are with a lint (never refused), and MMLU items are told apart in every format."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from fireact_core.cli import main
+from fireact_core.exporter import export
+from fireact_core.importer import import_files
+from fireact_core.records import stable_id
+from fireact_core.store import Store
+
+from .tables import snapshot
+
+ROUND_TRIPS = [("gpt_multitask.jsonl", "openai-jsonl"), ("gpt_hotpotqa.jsonl", "openai-jsonl"),
+               ("alpaca_multitask.json", "alpaca"), ("alpaca_hotpotqa_multimethod.json", "alpaca"),
+               ("alpaca_hotpotqa.json", "alpaca")]
+
+
+@pytest.mark.parametrize("name, fmt", ROUND_TRIPS)
+def test_release_files_round_trip_byte_for_byte(shared, tmp_path, name, fmt):
+    store = Store(tmp_path / "rt.duckdb")
+    source = shared / "finetune" / name
+    import_files(store, [source], parallel=False)
+    out = tmp_path / name
+    export(store, fmt, out)
+    assert out.read_bytes() == source.read_bytes()
+
+
+def test_mmlu_options_in_alpaca_output_belong_to_the_question(shared, tmp_path):
+    store = Store(tmp_path / "mmlu.duckdb")
+    [report] = import_files(store, [shared / "finetune" / "alpaca_multitask.json"], parallel=False)
+    assert report.lints["options_in_output"] == 456
+    [t] = [t for t in store.iter_trajectories() if t.question.startswith("Question: A person is able to tell")]
+    assert t.task == "mmlu" and t.final_answer == "D"
+    assert t.question.endswith("and also\nA. making\nB. eating\nC. crying\nD. noting")
+    assert t.steps[0].thought.startswith("The question is about") and t.steps[0].raw is None
+    assert not any(s.raw for s in t.steps)
+    # the chat exports give the options with the question, never as a turn of their own
+    out = tmp_path / "chat.jsonl"
+    export(store, "openai-jsonl", out)
+    chat = {json.loads(line)["messages"][0]["content"]: json.loads(line)["messages"]
+            for line in out.read_text().splitlines()}
+    original = [json.loads(line)["messages"] for line in (shared / "finetune" / "gpt_multitask.jsonl").open()]
+    messages = chat["Question: A person is able to tell what shape a toy is by holding it in their hands and also"
+                    "\nA. making\nB. eating\nC. crying\nD. noting"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert all(m[0]["role"] == "user" and m[1]["content"].startswith("Thought: ") for m in chat.values())
+    assert messages == next(m for m in original if m[0]["content"] == messages[0]["content"])
+
+
+def test_task_counts_agree_between_alpaca_and_chat_files(shared, tmp_path):
+    store = Store(tmp_path / "tasks.duckdb")
+    import_files(store, [shared / "finetune" / "alpaca_multitask.json", shared / "finetune" / "gpt_multitask.jsonl"],
+                 parallel=False)
+    counts = {s: Counter() for s in ("alpaca_multitask", "gpt_multitask")}
+    for t in store.iter_trajectories():
+        counts[t.source][t.task] += 1
+    assert counts["alpaca_multitask"] == counts["gpt_multitask"]
+    assert counts["gpt_multitask"]["mmlu"] == 456
+
+
+def u(text):
+    return {"role": "user", "content": text}
+
+
+def a(text):
+    return {"role": "assistant", "content": text}
+
+
+IRREGULAR = [
+    # (messages, the lints its layout gets)
+    ([a("Which river is longer, the Nile or the Amazon?"), a("Thought: The Nile.\nAction: finish[Nile]"),
+      u("Observation: Episode finished, reward = True")], {"role_order"}),
+    ([u("Question: Two observations?"), a("Thought: s\nAction: search[x]"), u("Observation: one"),
+      u("Observation: two"), a("Thought: f\nAction: finish[x]")], {"consecutive_observation"}),
+    ([u("Question: "), a("Thought: t\nAction: finish[x]")], {"no_question"}),
+    ([], {"no_question", "empty_trajectory", "no_finish"}),
+    ([u("Question: Only asked?")], {"empty_trajectory", "no_finish"}),
+    ([u("Question: Unparsed?"), a("I think it is x."), u("Observation: ok")], {"malformed_action", "no_finish"}),
+]
+
+
+@pytest.fixture
+def irregular_file(shared, tmp_path):
+    """FireAct's chat file with rows that break its conventions put among its own."""
+    lines = (shared / "finetune" / "gpt_hotpotqa.jsonl").read_text().splitlines()[:40]
+    for n, (messages, _) in enumerate(IRREGULAR):
+        lines.insert(5 + 6 * n, json.dumps({"messages": messages}))
+    path = tmp_path / "irregular.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("sql", [True, False])
+def test_rows_breaking_a_convention_are_imported_verbatim_with_a_lint(irregular_file, tmp_path, sql):
+    store = Store(tmp_path / "lenient.duckdb")
+    [report] = import_files(store, [irregular_file], parallel=False, sql=sql)
+    assert report.rows == report.added == 46
+    assert report.lints["role_order"] == 1 and report.lints["consecutive_observation"] == 1
+    assert report.lints["no_question"] == 2 and report.lints["empty_trajectory"] == 2
+    ids = [stable_id("irregular", 5 + 6 * n) for n in range(len(IRREGULAR))]
+    lints = store.history_of(ids)[2]
+    for tid, (_, kinds) in zip(ids, IRREGULAR):
+        assert {x.kind for x in lints.get(tid, [])} == kinds, tid
+    assert store.get_trajectory(ids[0]).question == "Which river is longer, the Nile or the Amazon?"
+    assert store.get_trajectory(ids[0]).final_answer == "Nile"
+    out = tmp_path / "out.jsonl"
+    export(store, "openai-jsonl", out)
+    assert out.read_bytes() == irregular_file.read_bytes()
+
+
+def test_sql_and_python_readers_agree_on_irregular_rows(irregular_file, tmp_path):
+    python, sql = Store(tmp_path / "py.duckdb"), Store(tmp_path / "sql.duckdb")
+    assert import_files(python, [irregular_file], sql=False) == import_files(sql, [irregular_file], sql=True)
+    assert snapshot(python) == snapshot(sql)
+
+
+def test_unreadable_rows_are_still_refused(irregular_file, tmp_path, capsys):
+    db = tmp_path / "refused.duckdb"
+    assert main(["--db", str(db), "import", str(irregular_file)]) == 0
+    before = snapshot(Store(db))
+    lines = irregular_file.read_text().splitlines()
+    lines.insert(3, json.dumps({"messages": [u("Question: fine"), {"role": "assistant", "content": 7}]}))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(["--db", str(db), "import", str(bad)]) == 2
+    assert f"{bad}:4:" in capsys.readouterr().err
+    assert snapshot(Store(db)) == before
