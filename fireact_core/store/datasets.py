@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from ..errors import ConflictError, NotFoundError
 from . import schema
+from .answers import correct_sql
 from .connection import naive, utc
 from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, _rows, insert_arrow, register, step_from_row, trajectory_from_row
 
@@ -40,7 +41,7 @@ WITH b AS (
     SELECT t.id, t.task, t.method, t.qnorm, t.em, t.f1, t.n_steps, t.revision,
            coalesce(t.updated_at, t.created_at) AS changed_at, r.review,
            CASE r.review WHEN 'accepted' THEN 2 WHEN 'rejected' THEN 0 ELSE 1 END AS review_order,
-           CASE WHEN t.em IS NOT NULL THEN t.em >= 1 ELSE coalesce(t.reward, false) END AS correct,
+           coalesce({correct}, false) AS correct,
            md5_number_upper(t.id || ':' || ?) AS rank, md5_number_upper(coalesce(t.qnorm, t.id) || ':val:' || ?) AS vkey,
            t.id IN (SELECT trajectory_id FROM lints WHERE kind IN ({kinds})) AS linted
     FROM trajectories t
@@ -122,7 +123,7 @@ class DatasetStore:
         """
         conds = _filter_conditions(filters)
         params: list[Any] = [str(seed), str(seed), *(filters.get("exclude_lints") or [""]), *sources]
-        base = _POOL_BASE.format(kinds=", ".join("?" * len(filters.get("exclude_lints") or [""])),
+        base = _POOL_BASE.format(correct=correct_sql("t"), kinds=", ".join("?" * len(filters.get("exclude_lints") or [""])),
                                  where=f"WHERE t.source IN ({', '.join('?' * len(sources))})" if sources else "")
         keep = " AND ".join(c for _, c, _ in conds) or "TRUE"
         counts = ["count(*)"] + [

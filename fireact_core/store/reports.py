@@ -8,6 +8,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from .answers import first_per_question_sql
+
 RUN_METRICS_SQL = """
 WITH agg AS (
     SELECT source,
@@ -109,16 +111,13 @@ FROM trajectories {where}
 GROUP BY ALL ORDER BY ALL
 """
 
-PAIRS_SQL = """
-WITH a AS (
-    SELECT qnorm, arg_min(id, rowid) AS id, arg_min(coalesce(em, 0), rowid) AS em,
-           arg_min(coalesce(f1, 0), rowid) AS f1, arg_min(status, rowid) AS status
-    FROM trajectories WHERE source = ? GROUP BY qnorm
-), b AS (
-    SELECT qnorm, arg_min(id, rowid) AS id, arg_min(coalesce(em, 0), rowid) AS em,
-           arg_min(coalesce(f1, 0), rowid) AS f1, arg_min(status, rowid) AS status
-    FROM trajectories WHERE source = ? GROUP BY qnorm
-)
+# per run, the trajectory standing for each question (`answers`), whether its answer is right as 1.0 / 0.0;
+# questions a run left unscored are left out of its pairs
+_FIRSTS = first_per_question_sql("t.source, t.qnorm, t.id, t.rowid AS rid, {correct}::DOUBLE AS em, t.f1, t.status",
+                                 "{where}")
+_SIDE = f"SELECT qnorm, id, em, coalesce(f1, 0) AS f1, status FROM ({_FIRSTS}) WHERE em IS NOT NULL"
+PAIRS_SQL = f"""
+WITH a AS ({_SIDE.format(where="t.source = ?")}), b AS ({_SIDE.format(where="t.source = ?")})
 SELECT coalesce(a.qnorm, b.qnorm) AS qnorm,
        a.id AS id_a, a.em AS em_a, a.f1 AS f1_a, a.status AS status_a,
        b.id AS id_b, b.em AS em_b, b.f1 AS f1_b, b.status AS status_b
@@ -129,9 +128,9 @@ ORDER BY qnorm
 PAIR_COUNTS_SQL = """
 WITH pairs(pair, run_a, run_b) AS (VALUES {values}),
 firsts AS (
-    SELECT source, qnorm, arg_min(coalesce(em, 0), rowid) AS em
-    FROM trajectories WHERE source IN (SELECT run_a FROM pairs UNION SELECT run_b FROM pairs)
-    GROUP BY source, qnorm
+    SELECT source, qnorm, em FROM (""" + _FIRSTS.format(
+        where="t.source IN (SELECT run_a FROM pairs UNION SELECT run_b FROM pairs)").replace("{", "{{").replace("}", "}}") + """)
+    WHERE em IS NOT NULL
 ),
 a AS (SELECT p.pair, f.qnorm, f.em FROM pairs p JOIN firsts f ON f.source = p.run_a),
 b AS (SELECT p.pair, f.qnorm, f.em FROM pairs p JOIN firsts f ON f.source = p.run_b)
