@@ -132,3 +132,51 @@ def test_unreadable_rows_are_still_refused(irregular_file, tmp_path, capsys):
     assert main(["--db", str(db), "import", str(bad)]) == 2
     assert f"{bad}:4:" in capsys.readouterr().err
     assert snapshot(Store(db)) == before
+
+
+def test_same_file_again_adds_nothing_and_another_file_under_its_name_loses_no_row(shared, tmp_path, capsys):
+    rows = (shared / "finetune" / "gpt_hotpotqa.jsonl").read_text().splitlines()
+    first, second = tmp_path / "a" / "run.jsonl", tmp_path / "b" / "run.jsonl"
+    for path, chosen in ((first, rows[:5]), (second, rows[:2] + rows[10:15])):
+        path.parent.mkdir()
+        path.write_text("\n".join(chosen) + "\n")
+    db = str(tmp_path / "identity.duckdb")
+    assert main(["--db", db, "import", str(first)]) == 0
+    assert main(["--db", db, "import", str(first)]) == 0
+    assert "5 rows read (openai-jsonl), 0 trajectories added to 'run';" in capsys.readouterr().out
+    assert main(["--db", db, "import", str(second)]) == 0
+    out = capsys.readouterr().out
+    assert "7 rows read (openai-jsonl), 7 trajectories added to 'run-2' (another file holds 'run')" in out
+    assert main(["--db", db, "import", str(second), str(first)]) == 0
+    assert capsys.readouterr().out.count(" 0 trajectories added") == 2
+    store = Store(db)
+    assert store.count_trajectories("run") == 5 and store.count_trajectories("run-2") == 7
+    assert store.get_source("run").meta["sha256"] != store.get_source("run-2").meta["sha256"]
+    for source, path in (("run", first), ("run-2", second)):
+        out = tmp_path / f"{source}.jsonl"
+        export(store, "openai-jsonl", out, source=source)
+        assert out.read_bytes() == path.read_bytes()
+    [report] = import_files(store, [second], source="run", parallel=False)
+    assert (report.source, report.added, report.renamed_from) == ("run-2", 0, "run")
+
+
+@pytest.mark.parametrize("sql", [True, False])
+def test_messages_export_round_trips_its_train_flags(shared, tmp_path, sql):
+    store = Store(tmp_path / "flags.duckdb")
+    import_files(store, [shared / "finetune" / "gpt_hotpotqa.jsonl"], parallel=False)
+    trajs = list(store.iter_trajectories())
+    for t in trajs[:50]:
+        t.steps[0].flags.train = False
+    flagged = Store(tmp_path / "flagged.duckdb")
+    flagged.save_trajectories(trajs)
+    out = tmp_path / "messages.jsonl"
+    export(flagged, "messages", out)
+    again = Store(tmp_path / "again.duckdb")
+    import_files(again, [out], parallel=False, sql=sql)
+    read = list(again.iter_trajectories())
+    assert [[s.flags.train for s in t.steps] for t in read] == [[s.flags.train for s in t.steps] for t in trajs]
+    assert [t.question for t in read] == [t.question for t in trajs]
+    out2 = tmp_path / "messages2.jsonl"
+    export(again, "messages", out2)
+    strip = [{k: v for k, v in json.loads(line).items() if k != "id"} for line in out.read_text().splitlines()]
+    assert [{k: v for k, v in json.loads(line).items() if k != "id"} for line in out2.read_text().splitlines()] == strip

@@ -45,7 +45,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     reports = import_files(store, args.files, args.format, args.source, args.task, args.method, args.eval_split)
     for r in reports:
         lints = ", ".join(f"{k} {n}" for k, n in r.lints.items()) or "none"
-        print(f"{r.path}: {r.rows} rows read ({r.format}), {r.added} trajectories added to '{r.source}'; lints: {lints}")
+        moved = f" (another file holds '{r.renamed_from}')" if r.renamed_from else ""
+        print(f"{r.path}: {r.rows} rows read ({r.format}), {r.added} trajectories added to '{r.source}'{moved}; "
+              f"lints: {lints}")
     return 0
 
 
