@@ -50,6 +50,8 @@ class MixFilters(BaseModel):
     max_steps: int | None = Field(None, ge=1, description="drop trajectories with more steps")
     exclude_lints: list[str] = Field(default_factory=list, description="drop trajectories any of these lints flag; "
                                      "'eval_contamination' drops questions found in evaluation splits")
+    keep_irregular: bool = Field(False, description="keep rows imported although they break a conversation's layout "
+                                 "(lints role_order, no_question, empty_trajectory, consecutive_observation)")
 
     @field_validator("exclude_lints")
     @classmethod

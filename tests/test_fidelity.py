@@ -11,6 +11,7 @@ import pytest
 from fireact_core.cli import main
 from fireact_core.exporter import export
 from fireact_core.importer import import_files
+from fireact_core.mixing import MixSpec, plan_mix
 from fireact_core.records import stable_id
 from fireact_core.store import Store
 
@@ -180,3 +181,13 @@ def test_messages_export_round_trips_its_train_flags(shared, tmp_path, sql):
     export(again, "messages", out2)
     strip = [{k: v for k, v in json.loads(line).items() if k != "id"} for line in out.read_text().splitlines()]
     assert [{k: v for k, v in json.loads(line).items() if k != "id"} for line in out2.read_text().splitlines()] == strip
+
+
+def test_mixer_leaves_irregular_rows_out_unless_asked(irregular_file, tmp_path):
+    store = Store(tmp_path / "mix.duckdb")
+    import_files(store, [irregular_file], parallel=False)
+    spec = {"sources": ["irregular"], "size": 1000, "val_fraction": 0, "filters": {"dedupe": False}}
+    plan = plan_mix(store, MixSpec.parse(spec))
+    assert plan.funnel["irregular layout"] == 5 and plan.size == 41
+    spec["filters"]["keep_irregular"] = True
+    assert plan_mix(store, MixSpec.parse(spec)).size == 46
