@@ -71,6 +71,10 @@ def show_result(key: str) -> None:
     st.success(f"{'Demo data loaded' if key == 'demo' else 'Imported'}: {sum(r.added for r in reports)} "
                f"trajectories added from {len(reports)} file(s).")
     st.dataframe(rows, hide_index=True, width="stretch")
+    for r in reports:
+        if r.renamed_from:
+            st.info(f"{Path(r.path).name}: another file holds the source '{r.renamed_from}', so it was added as "
+                    f"'{r.source}'.")
 
 
 def show_overview() -> None:

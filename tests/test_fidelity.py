@@ -191,3 +191,20 @@ def test_mixer_leaves_irregular_rows_out_unless_asked(irregular_file, tmp_path):
     assert plan.funnel["irregular layout"] == 5 and plan.size == 41
     spec["filters"]["keep_irregular"] = True
     assert plan_mix(store, MixSpec.parse(spec)).size == 46
+
+
+def test_alpaca_rows_breaking_a_convention_round_trip_with_their_lints(shared, tmp_path):
+    rows = json.loads((shared / "finetune" / "alpaca_hotpotqa.json").read_text())[:6]
+    rows[1]["output"] = ""
+    rows[2]["instruction"] = ""
+    rows[3]["output"] = rows[3]["output"].replace("\nThought: ", "\nObservation: twice\nThought: ", 1)
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(rows, indent=4))
+    store = Store(tmp_path / "odd.duckdb")
+    [report] = import_files(store, [path], parallel=False)
+    assert report.added == 6
+    assert {k: report.lints.get(k) for k in ("empty_trajectory", "no_question", "consecutive_observation")} == {
+        "empty_trajectory": 1, "no_question": 1, "consecutive_observation": 1}
+    out = tmp_path / "out.json"
+    export(store, "alpaca", out)
+    assert json.loads(out.read_text()) == rows
