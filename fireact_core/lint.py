@@ -11,7 +11,8 @@ Kinds:
     duplicated_final_observation  the last observation repeats the one before it
     no_finish              the trajectory never calls finish
     failed                 the trajectory's reward is false
-    role_order             the conversation opens with the model's turn, or has no user turn holding the question
+    role_order             the conversation opens with the model's turn, or has no user turn holding the question,
+                           or an observation comes in a turn of another role than "user"
     no_question            the question is empty
     empty_trajectory       no steps at all
     consecutive_observation  an observation with no model turn before it (two in a row, or right after the question)
@@ -87,6 +88,8 @@ def _add_layout_lints(t: dict[str, Any], add: Any) -> None:
     role = meta.get("question_role")
     if role == "assistant" or (role == "none" and (t["steps"] or t.get("prompt"))):
         add("role_order", None, "the question is the model's turn" if role == "assistant" else "no user turn before the model's turns")
+    for step, other in (meta.get("observation_roles") or {}).items():
+        add("role_order", int(step), f"an observation in a '{other}' turn")
     if not t["question"].strip():
         add("no_question", None)
     if not t["steps"]:

@@ -83,6 +83,8 @@ IRREGULAR = [
     ([], {"no_question", "empty_trajectory", "no_finish"}),
     ([u("Question: Only asked?")], {"empty_trajectory", "no_finish"}),
     ([u("Question: Unparsed?"), a("I think it is x."), u("Observation: ok")], {"malformed_action", "no_finish"}),
+    ([u("Question: A tool answers?"), a("Thought: s\nAction: search[x]"), {"role": "tool", "content": "Observation: y"},
+      a("Thought: f\nAction: finish[y]")], {"role_order"}),
 ]
 
 
@@ -101,8 +103,8 @@ def irregular_file(shared, tmp_path):
 def test_rows_breaking_a_convention_are_imported_verbatim_with_a_lint(irregular_file, tmp_path, sql):
     store = Store(tmp_path / "lenient.duckdb")
     [report] = import_files(store, [irregular_file], parallel=False, sql=sql)
-    assert report.rows == report.added == 46
-    assert report.lints["role_order"] == 1 and report.lints["consecutive_observation"] == 1
+    assert report.rows == report.added == 47
+    assert report.lints["role_order"] == 2 and report.lints["consecutive_observation"] == 1
     assert report.lints["no_question"] == 2 and report.lints["empty_trajectory"] == 2
     ids = [stable_id("irregular", 5 + 6 * n) for n in range(len(IRREGULAR))]
     lints = store.history_of(ids)[2]
@@ -188,9 +190,9 @@ def test_mixer_leaves_irregular_rows_out_unless_asked(irregular_file, tmp_path):
     import_files(store, [irregular_file], parallel=False)
     spec = {"sources": ["irregular"], "size": 1000, "val_fraction": 0, "filters": {"dedupe": False}}
     plan = plan_mix(store, MixSpec.parse(spec))
-    assert plan.funnel["irregular layout"] == 5 and plan.size == 41
+    assert plan.funnel["irregular layout"] == 6 and plan.size == 41
     spec["filters"]["keep_irregular"] = True
-    assert plan_mix(store, MixSpec.parse(spec)).size == 46
+    assert plan_mix(store, MixSpec.parse(spec)).size == 47
 
 
 def test_alpaca_rows_breaking_a_convention_round_trip_with_their_lints(shared, tmp_path):

@@ -113,8 +113,28 @@ def trajectory_from_messages(source: str, index: int, messages: list[dict], path
         question = question[len(QUESTION_PREFIX):]
         meta["question_prefix"] = QUESTION_PREFIX
     steps = step_fields_from_turns(turns)
+    roles = _observation_roles(turns)
+    if roles:
+        meta["observation_roles"] = roles
     data = {"id": stable_id(source, index), "source": source, "question": question, "prompt": prompt, "meta": meta, **extra}
     return _finish(data, steps, path, line, plain)
+
+
+def _observation_roles(turns: list[dict]) -> dict[str, str]:
+    """{step index: role} of the observation turns whose role is not "user" (a "tool" or "system" turn), so
+    that the conversation is written back with its own roles."""
+    roles: dict[str, str] = {}
+    step, observed = -1, True
+    for m in turns:
+        if m["role"] == "assistant":
+            step, observed = step + 1, False
+            continue
+        if observed:
+            step += 1
+        if m["role"] != "user":
+            roles[str(step)] = m["role"]
+        observed = True
+    return roles
 
 
 def step_fields_from_turns(turns: list[dict]) -> list[dict]:
@@ -294,7 +314,8 @@ def chat_messages(t: Trajectory, train_flags: bool = False, mask_observations: b
     if role != "none" or t.question:
         messages.append({"role": "user" if role == "none" else role, "content": t.meta.get("question_prefix", "") + t.question})
     weights = not train_flags and any(not s.flags.train for s in t.steps)
-    for step in t.steps:
+    roles = t.meta.get("observation_roles", {})
+    for i, step in enumerate(t.steps):
         if step.raw is not None or step.thought is not None or step.action is not None:
             turn: dict[str, Any] = {"role": "assistant", "content": render_model_turn(step)}
             if train_flags:
@@ -304,7 +325,7 @@ def chat_messages(t: Trajectory, train_flags: bool = False, mask_observations: b
             messages.append(turn)
         obs = render_observation(step)
         if obs is not None:
-            turn = {"role": "user", "content": obs}
+            turn = {"role": roles.get(str(i), "user"), "content": obs}
             if train_flags:
                 turn["train"] = False if mask_observations else step.flags.train
             messages.append(turn)
