@@ -79,13 +79,22 @@ def apply_step_edits(traj: Trajectory, edits: list[StepEdit]) -> Trajectory:
     return traj
 
 
-def apply_form(traj: Trajectory, steps: list[dict], final: str | None = None) -> Trajectory:
+def apply_form(traj: Trajectory, steps: list[dict], final: str | None = None, question: str | None = None) -> Trajectory:
     """The editor's fields applied to `traj`: per step a dict of thought / action / observation / train (a
-    missing or None value leaves the field as it is), then the final answer field when it was changed."""
+    missing or None value leaves the field as it is), then the final answer field when it was changed, and the
+    question field (shown for a trajectory imported without a question) when it holds one."""
     edited = apply_step_edits(traj, [StepEdit(**{k: v for k, v in d.items() if k in FORM_FIELDS}) for d in steps])
     if final is not None and final != (traj.final_answer or "") and final != (edited.final_answer or ""):
         edited = set_final_answer(edited, final)
+    if question and question != edited.question:
+        edited = set_question(edited, question)
     return edited
+
+
+def set_question(traj: Trajectory, question: str) -> Trajectory:
+    """The trajectory asking `question`, as a user turn (fixes a row imported without one, `no_question`)."""
+    meta = {k: v for k, v in traj.meta.items() if k != "question_role"}
+    return traj.model_copy(update={"question": question, "meta": meta})
 
 
 def insert_step(traj: Trajectory, idx: int, step: Step | None = None) -> Trajectory:

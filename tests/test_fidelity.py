@@ -210,3 +210,21 @@ def test_alpaca_rows_breaking_a_convention_round_trip_with_their_lints(shared, t
     out = tmp_path / "out.json"
     export(store, "alpaca", out)
     assert json.loads(out.read_text()) == rows
+
+
+def test_a_row_without_a_question_is_fixed_in_the_editor(irregular_file, tmp_path, monkeypatch):
+    from tests.test_pages_curation import button, ok, open_page
+
+    db = tmp_path / "editor.duckdb"
+    import_files(Store(db), [irregular_file], parallel=False)
+    monkeypatch.setenv("FIREACT_DB", str(db))
+    tid = stable_id("irregular", 5 + 6 * 2)  # `Question: ` and a finish
+    assert {x.kind for x in Store(db).lints_of(tid)} == {"no_question"}
+    at = ok(open_page("2_Trajectory.py", id=tid))
+    prefix = next(w.key for w in at.text_input if w.key and w.key.endswith(":question")).removesuffix("question")
+    at.text_input(key=f"{prefix}question").input("Which letter comes first?").run()
+    button(ok(at), "💾 Save").click().run()
+    ok(at)
+    saved = Store(db).get_trajectory(tid)
+    assert saved.question == "Which letter comes first?" and saved.revision == 1
+    assert not Store(db).lints_of(tid)
