@@ -11,13 +11,11 @@ Kinds:
     duplicated_final_observation  the last observation repeats the one before it
     no_finish              the trajectory never calls finish
     failed                 the trajectory's reward is false
-    role_order             the conversation opens with the model's turn, or has no user turn holding the question,
-                           or an observation comes in a turn of another role than "user"
+    role_order             the model's turn comes first, no user turn holds the question, or a non-user observation
     no_question            the question is empty
     empty_trajectory       no steps at all
     consecutive_observation  an observation with no model turn before it (two in a row, or right after the question)
-    options_in_output      answer options written at the head of the output (FireAct's Alpaca MMLU rows), read as
-                           part of the question
+    options_in_output      answer options at the head of an Alpaca output (FireAct's MMLU rows), read into the question
 """
 
 from __future__ import annotations
