@@ -122,7 +122,8 @@ def show_compare(data) -> None:
     run_b = c2.selectbox("Run B", scored, index=1, key="cmp_b")
     cmp = reports.compare_runs(store, run_a, run_b)
     m = st.columns(4)
-    m[0].metric("Shared questions", cmp.n, help=f"only in A: {cmp.only_in_a}, only in B: {cmp.only_in_b}")
+    m[0].metric("Shared questions", cmp.n, help=f"only in A: {cmp.only_in_a}, only in B: {cmp.only_in_b}, "
+                                                   f"unscored in one of them: {cmp.unscored}")
     m[1].metric("EM A", "-" if cmp.em_a is None else f"{cmp.em_a:.3f}")
     m[2].metric("EM B", "-" if cmp.em_b is None else f"{cmp.em_b:.3f}")
     m[3].metric("McNemar p", "-" if cmp.p_value is None else f"{cmp.p_value:.3g}")

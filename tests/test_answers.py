@@ -75,12 +75,16 @@ def test_one_answer_everywhere(store, capsys):
     dashboard = compare_runs(store, "run_a", "run_b")
     cells = (dashboard.both_right, dashboard.only_a_right, dashboard.only_b_right, dashboard.both_wrong)
     assert dict(zip(CELLS, cells)) == expected
+    outside = (compare["unscored"], compare["only_in_a"], compare["only_in_b"])
+    assert (dashboard.unscored, dashboard.only_in_a, dashboard.only_in_b) == outside == (1, 1, 1)
     counts = counts_stats(store.report_pair_counts([("run_a", "run_b")]), "run_a", "run_b")
     assert (counts.both_right, counts.only_a_right, counts.only_b_right, counts.both_wrong) == cells
+    assert (counts.unscored, counts.only_in_a, counts.only_in_b) == outside
 
     assert main(["--db", str(store.db.path), "report", "--compare", "run_a", "run_b", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [report[k] for k in ("both_right", "only_a_right", "only_b_right", "both_wrong")] == list(cells)
+    assert (report["unscored"], report["only_in_a"], report["only_in_b"]) == outside
 
 
 def test_right_and_wrong_trajectories_agree_between_browse_and_the_mixer(store):
