@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="write trajectories (or a dataset version) to a file")
     p.add_argument("--format", required=True, choices=[*EXPORT_FORMATS, "parquet"])
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="file to write (with fireact-run, a folder: the file is named as "
+                   "FireAct's generation.py names its runs)")
     p.add_argument("--source")
     p.add_argument("--dataset", help="export this saved dataset version instead")
     p.add_argument("--split", choices=["train", "val"], help="with --dataset: only this split")
