@@ -1,0 +1,124 @@
+"""Team curation in the app: who is signed in, the review queue's assignment, progress per annotator and
+agreement. Pages call these functions; the rules live in fireact_core.team."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fireact_core import team
+from fireact_core.curation import md_escape
+from fireact_core.errors import FireactError
+from fireact_core.filters import TrajectoryFilter
+from fireact_core.team import agreement as agr
+from fireact_core.team import assign as asg
+
+
+def current_user(store) -> str:
+    """The signed-in user of this request, per $FIREACT_AUTH; a request with no identity sees why and stops
+    (in oidc mode, with a sign-in button)."""
+    try:
+        mode = team.auth_mode()
+        user = None
+        if mode.kind == "oidc":
+            user = st.user.to_dict()
+        who = team.identify(mode, headers=st.context.headers.to_dict() if mode.kind == "header" else None, user=user)
+        if mode.team and store.count_users() == 0:
+            raise team.SignInRequired("this server has no users yet: on the server, register the first admin with "
+                                      "`fireact users add NAME --role admin`")
+    except team.SignInRequired as exc:
+        st.error(md_escape(exc), icon=":material/lock:")
+        if mode.kind == "oidc" and not (user or {}).get("is_logged_in"):
+            st.button("Sign in", icon=":material/login:", on_click=st.login, type="primary")
+        st.stop()
+    except FireactError as exc:
+        st.error(md_escape(exc))
+        st.stop()
+    return who
+
+
+def sidebar_identity(store, who: str) -> None:
+    role = team.role_of(store, who)
+    st.sidebar.caption(f":material/person: {md_escape(who)} · {role}")
+    if team.auth_mode().kind == "oidc":
+        st.sidebar.button("Sign out", icon=":material/logout:", on_click=st.logout, key="team_logout")
+
+
+def next_for(store, who: str, flt: TrajectoryFilter, skipped: list[str], sort: str, desc: bool) -> str | None:
+    """The Review page's next trajectory for `who`: their assignment first; says so above the trajectory."""
+    tid, mine = asg.next_in_queue(store, who, flt, exclude=skipped, sort=sort, descending=desc)
+    if tid and mine:
+        st.caption(":material/assignment_ind: Assigned to you")
+    return tid
+
+
+def _assign_form(store, who: str, flt: TrajectoryFilter) -> None:
+    names = [u["name"] for u in store.list_users() if u["role"] != "viewer"]
+    with st.form("team_assign", border=False):
+        chosen = st.multiselect("Annotators", names, key="team_assign_to", placeholder="choose annotators")
+        overlap = st.number_input("Annotators per trajectory", 1, max(1, len(names)), 1, key="team_overlap")
+        submitted = st.form_submit_button("Assign every trajectory of this filter", icon=":material/group_add:")
+    if submitted:
+        try:
+            out = asg.assign(store, who, store.filter_ids(flt), chosen, int(overlap))
+            st.success(f"{out['added']} assignments added over {out['trajectories']} trajectories: " +
+                       ", ".join(f"{md_escape(a)} {n}" for a, n in out["per_annotator"].items()))
+        except FireactError as exc:
+            st.error(md_escape(exc))
+
+
+def assignment_panel(store, who: str, flt: TrajectoryFilter) -> None:
+    """Progress per annotator in this filter; for admins, assigning the filter's trajectories."""
+    with st.expander("Assignment and progress per annotator", icon=":material/groups:"):
+        if team.allowed(store, who, "assign"):
+            _assign_form(store, who, flt)
+        rows = asg.progress(store, flt)
+        if rows:
+            st.dataframe(rows, hide_index=True, width="stretch", column_config={
+                "share_done": st.column_config.ProgressColumn("done", min_value=0.0, max_value=1.0, format="percent")})
+        else:
+            st.caption("Nobody is assigned or has reviewed anything in this filter yet.")
+
+
+def _adjudicate(store, who: str, tid: str, status: str) -> None:
+    try:
+        agr.adjudicate(store, who, tid, status, note=st.session_state.get(f"team_note:{tid}"))
+        st.session_state["team_done"] = f"{tid}: {status} (adjudicated)"
+    except FireactError as exc:
+        st.session_state["team_error"] = str(exc)
+
+
+def agreement_section(store, who: str) -> None:
+    """The Dashboard's agreement figures and the disagreements waiting for an admin."""
+    st.subheader("Agreement between annotators")
+    report = agr.agreement(store)
+    overall = report["overall"]
+    if not report["pairs"]:
+        st.caption("No trajectory has decisions from two annotators yet: assign with an overlap of 2 or more.")
+        return
+    c = st.columns(3)
+    c[0].metric("Items rated by 2+", overall["items"])
+    c[1].metric("Agreement (accept/reject)", "—" if overall["agreement"] is None else f"{overall['agreement']:.0%}")
+    c[2].metric("Fleiss' kappa", "—" if overall["kappa"] is None else f"{overall['kappa']:.2f}")
+    left, right = st.columns(2)
+    left.caption("Pairs: percent agreement and Cohen's kappa on accept/reject")
+    left.dataframe(report["pairs"], hide_index=True, width="stretch")
+    right.caption("Each label: Fleiss' kappa")
+    right.dataframe([{"label": k, **v} for k, v in overall["labels"].items()], hide_index=True, width="stretch")
+    disputed = agr.disagreements(store)
+    st.caption(f"Disagreements waiting for adjudication: {len(disputed)}")
+    if st.session_state.get("team_done"):
+        st.success(md_escape(st.session_state.pop("team_done")))
+    if st.session_state.get("team_error"):
+        st.error(md_escape(st.session_state.pop("team_error")))
+    admin = team.allowed(store, who, "adjudicate")
+    for d in disputed[:20]:
+        with st.container(border=True):
+            st.text(d["question"] or d["trajectory_id"])
+            st.caption(md_escape("; ".join(f"{a}: {s or 'no decision'} {'/'.join(d['labels'][a])}".strip()
+                                           for a, s in d["votes"].items())))
+            if admin:
+                tid = d["trajectory_id"]
+                a, b, note = st.columns([1, 1, 3])
+                a.button("Accept", key=f"team_acc:{tid}", on_click=_adjudicate, args=(store, who, tid, "accepted"))
+                b.button("Reject", key=f"team_rej:{tid}", on_click=_adjudicate, args=(store, who, tid, "rejected"))
+                note.text_input("Note", key=f"team_note:{tid}", label_visibility="collapsed", placeholder="why (optional)")
