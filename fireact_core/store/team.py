@@ -185,11 +185,11 @@ class TeamStore:
     # decisions and adjudications
 
     def decisions(self, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
-        """Each author's current decision on each trajectory in `f`: status and labels of their latest event
-        (adjudications left out), for agreement."""
+        """Each assigned annotator's current decision on each trajectory in `f`: status and labels of their
+        latest event there (adjudications left out), for agreement."""
         where, params = self._where(f or TrajectoryFilter())
-        sql = (f"SELECT d.trajectory_id, d.author, d.status, d.labels FROM ({DECISIONS}) d "
-               f"WHERE d.trajectory_id IN (SELECT t.id FROM trajectories t WHERE {where}) ORDER BY d.trajectory_id, d.author")
+        sql = (f"SELECT d.trajectory_id, d.author, d.status, d.labels FROM ({DECISIONS}) d JOIN assignments s "
+               f"ON s.trajectory_id = d.trajectory_id AND s.annotator = d.author WHERE d.trajectory_id IN (SELECT t.id FROM trajectories t WHERE {where}) ORDER BY d.trajectory_id, d.author")
         with self.db.connect() as con:
             rows = _rows(con.execute(sql, params))
         return [{**r, "labels": json.loads(r["labels"] or "[]")} for r in rows]

@@ -1,7 +1,8 @@
 """How much annotators agree, and settling where they do not.
 
-Each annotator's current decision on a trajectory is their latest annotation event on it (an adjudication's
-event is not a vote). On accept/reject, the ratings are the statuses of those who accepted or rejected; on a
+The votes are those of the annotators assigned to a trajectory: each one's current decision is their latest
+annotation event on it, and an assigned annotator's events carry over only their own earlier labels, so the
+decisions stay apart. Reviews by anyone not assigned, and an adjudication's event, are not votes. On accept/reject, the ratings are the statuses of those who accepted or rejected; on a
 label, every annotator who annotated the trajectory rates it "has the label" or "has not".
 
 - percent agreement: the share of items two annotators (or, overall, pairs of annotators) rate alike;
