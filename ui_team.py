@@ -37,7 +37,8 @@ def current_user(store) -> str:
 
 
 def sidebar_identity(store, who: str) -> None:
-    role = team.role_of(store, who)
+    with store.session():
+        role = team.role_of(store, who)
     st.sidebar.caption(f":material/person: {md_escape(who)} · {role}")
     if team.auth_mode().kind == "oidc":
         st.sidebar.button("Sign out", icon=":material/logout:", on_click=st.logout, key="team_logout")
@@ -68,7 +69,7 @@ def _assign_form(store, who: str, flt: TrajectoryFilter) -> None:
 
 def assignment_panel(store, who: str, flt: TrajectoryFilter) -> None:
     """Progress per annotator in this filter; for admins, assigning the filter's trajectories."""
-    with st.expander("Assignment and progress per annotator", icon=":material/groups:"):
+    with st.expander("Assignment and progress per annotator", icon=":material/groups:"), store.session():
         if team.allowed(store, who, "assign"):
             _assign_form(store, who, flt)
         rows = asg.progress(store, flt)
