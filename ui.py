@@ -29,13 +29,13 @@ def page_setup(title: str, icon: str = "🔥") -> Store:
     except FireactError as exc:
         st.error(str(exc))
         st.stop()
-    ui_team.sidebar_identity(store, ui_team.current_user(store))
+    ui_team.sign_in(store)
     return store
 
 
 def annotator() -> str:
     """Who is signed in: the OS user, the proxy's header or the sign-in, per $FIREACT_AUTH (docs/deploy.md)."""
-    return ui_team.current_user(get_store())
+    return ui_team.signed_in(get_store())
 
 
 def show_error(exc: FireactError) -> None:

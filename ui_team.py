@@ -12,6 +12,8 @@ from fireact_core.filters import TrajectoryFilter
 from fireact_core.team import agreement as agr
 from fireact_core.team import assign as asg
 
+USER_KEY = "_team_user"
+
 
 def current_user(store) -> str:
     """The signed-in user of this request, per $FIREACT_AUTH; a request with no identity sees why and stops
@@ -36,12 +38,22 @@ def current_user(store) -> str:
     return who
 
 
-def sidebar_identity(store, who: str) -> None:
+def sign_in(store) -> str:
+    """Every page's first step: who is signed in (a request with no identity stops here), shown in the sidebar.
+    Read afresh on every run, and kept for the rest of the run (`signed_in`)."""
     with store.session():
+        who = current_user(store)
         role = team.role_of(store, who)
+    st.session_state[USER_KEY] = who
     st.sidebar.caption(f":material/person: {md_escape(who)} · {role}")
     if team.auth_mode().kind == "oidc":
         st.sidebar.button("Sign out", icon=":material/logout:", on_click=st.logout, key="team_logout")
+    return who
+
+
+def signed_in(store) -> str:
+    """The user `sign_in` found at the start of this run."""
+    return st.session_state.get(USER_KEY) or current_user(store)
 
 
 def next_for(store, who: str, flt: TrajectoryFilter, skipped: list[str], sort: str, desc: bool) -> str | None:

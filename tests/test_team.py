@@ -198,6 +198,9 @@ def test_assign_queue_and_progress(db, capsys):
     assert db.next_assigned(TrajectoryFilter(ids=[first]), "ann") is None
     rows = {r["annotator"]: r for r in asg.progress(db, f)}
     assert rows["ann"]["assigned"] == len(mine) and rows["ann"]["done"] == 1 and rows["ann"]["reviewed"] == 1
+    assert cli(db, "assign", ids[-1], "--to", "ann,ben,cat", "--remove", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == {"trajectories": 1, "removed": 2}
+    assert db.assignments_of([ids[-1]]) == {}
     # someone not assigned anything gets the unassigned unreviewed trajectories
     tid, is_mine = asg.next_in_queue(db, "dan", TrajectoryFilter())
     assert not is_mine and tid not in ids

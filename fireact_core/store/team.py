@@ -84,12 +84,8 @@ class TeamStore:
         if not ids:
             return {}
         with self.db.connect() as con:
-            register(con, "_assign_ids", pa.table({"id": pa.array(list(ids), pa.string())}))
-            try:
-                rows = con.execute("SELECT trajectory_id, list(annotator ORDER BY annotator) FROM assignments "
-                                   "WHERE trajectory_id IN (SELECT id FROM _assign_ids) GROUP BY trajectory_id").fetchall()
-            finally:
-                con.unregister("_assign_ids")
+            rows = con.execute("SELECT trajectory_id, list(annotator ORDER BY annotator) FROM assignments "
+                               "WHERE trajectory_id = ANY(?) GROUP BY trajectory_id", [list(ids)]).fetchall()
         return dict(rows)
 
     def assignment_load(self) -> dict[str, int]:
@@ -119,15 +115,10 @@ class TeamStore:
         if not ids:
             return 0
         who = "" if annotators is None else f" AND annotator IN ({', '.join('?' * len(annotators))})"
+        params = [list(ids), *(annotators or [])]
         with self.db.transaction() as con:
-            register(con, "_drop_ids", pa.table({"id": pa.array(list(ids), pa.string())}))
-            try:
-                params = list(annotators or [])
-                n = con.execute(f"SELECT count(*) FROM assignments WHERE trajectory_id IN (SELECT id FROM _drop_ids){who}",
-                                params).fetchone()[0]
-                con.execute(f"DELETE FROM assignments WHERE trajectory_id IN (SELECT id FROM _drop_ids){who}", params)
-            finally:
-                con.unregister("_drop_ids")
+            n = con.execute(f"SELECT count(*) FROM assignments WHERE trajectory_id = ANY(?){who}", params).fetchone()[0]
+            con.execute(f"DELETE FROM assignments WHERE trajectory_id = ANY(?){who}", params)
         return n
 
     def is_assigned(self, traj_id: str, annotator: str) -> bool:
