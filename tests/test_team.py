@@ -201,9 +201,10 @@ def test_assign_queue_and_progress(db, capsys):
     assert cli(db, "assign", ids[-1], "--to", "ann,ben,cat", "--remove", "--json") == 0
     assert json.loads(capsys.readouterr().out) == {"trajectories": 1, "removed": 2}
     assert db.assignments_of([ids[-1]]) == {}
-    # someone not assigned anything gets the unassigned unreviewed trajectories
+    # someone not assigned anything gets the unassigned unreviewed trajectories: now the one taken off
     tid, is_mine = asg.next_in_queue(db, "dan", TrajectoryFilter())
-    assert not is_mine and tid not in ids
+    assert not is_mine and tid == ids[-1]
+    assert asg.next_in_queue(db, "dan", TrajectoryFilter(), exclude=[tid])[0] not in ids
 
 
 # agreement
