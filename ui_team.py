@@ -30,12 +30,22 @@ def current_user(store) -> str:
     except team.SignInRequired as exc:
         st.error(md_escape(exc), icon=":material/lock:")
         if mode.kind == "oidc" and not (user or {}).get("is_logged_in"):
-            st.button("Sign in", icon=":material/login:", on_click=st.login, type="primary")
+            if _login_configured():
+                st.button("Sign in", icon=":material/login:", on_click=st.login, type="primary")
+            else:
+                st.error("FIREACT_AUTH=oidc needs an [auth] section in .streamlit/secrets.toml: see docs/deploy.md")
         st.stop()
     except FireactError as exc:
         st.error(md_escape(exc))
         st.stop()
     return who
+
+
+def _login_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file, or one that does not parse: not configured
+        return False
 
 
 def sign_in(store) -> str:

@@ -61,8 +61,15 @@ def button(at: AppTest, label: str):
 
 
 def test_a_request_without_identity_is_refused(db, monkeypatch):
-    at = open_page("3_Review.py", None)
+    at = AppTest.from_file(str(ROOT / "pages" / "3_Review.py"), default_timeout=60)
+    at.user = {"is_logged_in": False}
+    at.secrets["auth"] = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "studio", "client_secret": "s",
+                          "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+    at.run()
     assert "sign in" in error(at) and button(at, "Sign in") and not at.title
+    at = open_page("3_Review.py", None)  # no [auth] in the secrets: says what is missing
+    assert "[auth] section in .streamlit/secrets.toml" in at.error[1].value.replace("\\", "") and not at.button
     monkeypatch.setenv("FIREACT_AUTH", "header:X-Forwarded-User")
     at = open_page("3_Review.py", "ann")  # AppTest sends no headers: as a request that skipped the proxy
     assert "X-Forwarded-User header" in error(at) and not at.button and not at.title
