@@ -6,7 +6,6 @@ import argparse
 
 from ..filters import TrajectoryFilter
 from ..store.curation import SORTABLE
-from ..team import bulk_review
 from . import open_store, print_json, user_of
 
 
@@ -70,6 +69,8 @@ def cmd_browse(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     store = open_store(args)
     f = _filter(args, args.ids)
+    from ..team import bulk_review
+
     status = "accepted" if args.accept else "rejected" if args.reject else None
     n = 0
     if status or args.add_label:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..team import ROLES, add_user, remove_user
-from ..team import agreement as agr
-from ..team import assign as asg
+from ..team.roles import ROLES
 from . import open_store, print_json, user_of
 from .curation import _add_filter, _filter
 
@@ -58,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
+    from ..team import add_user, remove_user
+
     store = open_store(args)
     if args.users_action == "add":
         add_user(store, user_of(args, store), args.name, args.role)
@@ -74,6 +74,8 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
+    from ..team import assign as asg
+
     store = open_store(args)
     who = user_of(args, store)
     ids = store.filter_ids(_filter(args, args.ids))
@@ -93,7 +95,9 @@ def cmd_assign(args: argparse.Namespace) -> int:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    rows = asg.progress(open_store(args), _filter(args))
+    from ..team.assign import progress
+
+    rows = progress(open_store(args), _filter(args))
     if args.json:
         print_json(rows)
         return 0
@@ -103,6 +107,8 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
+    from ..team import agreement as agr
+
     store = open_store(args)
     f = _filter(args)
     if args.disagreements:
@@ -129,8 +135,10 @@ def cmd_agreement(args: argparse.Namespace) -> int:
 
 
 def cmd_adjudicate(args: argparse.Namespace) -> int:
+    from ..team.agreement import adjudicate
+
     store = open_store(args)
-    ann = agr.adjudicate(store, user_of(args, store), args.id, "accepted" if args.accept else "rejected",
+    ann = adjudicate(store, user_of(args, store), args.id, "accepted" if args.accept else "rejected",
                          args.label, args.note)
     if args.json:
         print_json(ann.model_dump(mode="json"))
