@@ -34,9 +34,9 @@ from .prompts import make_spec
 from .records import stable_id
 from .store.runs import SessionWriter
 from .tasks import Question, get_task
+from .team.roles import actor
 from .tools import SearchCache, Toolbox, make_search
 from .tools.perturb import Perturber, parse_perturb
-from .team.roles import actor
 
 SECRET_FIELDS = {"api_key", "serpapi_key"}
 _ACTIVE: set[str] = set()  # runs going on in this process
