@@ -137,3 +137,15 @@ def test_dashboard_agreement_and_adjudication(db):
     ann.session_state["dash_tab"] = "Agreement"
     ann.run()
     assert not ann.exception and not [b for b in ann.button if b.label in ("Accept", "Reject")]
+
+
+def test_an_annotator_whose_assignment_is_done_is_told_so(db):
+    ids = db.filter_ids(TrajectoryFilter(source=[RUN_A]))[:2]
+    asg.assign(db, "boss", ids, ["ann", "ben"], overlap=2)
+    at = open_page("3_Review.py", "ann", ids=",".join(ids))
+    for _ in ids:
+        button(at, "✅ Accept (a)").click().run()
+    assert "Your assignment in this filter is done: 2 of 2 decided" in at.info[0].value
+    assert [s.author for s in db.review_states(ids).values()] == ["ann", "ann"]
+    ben = open_page("3_Review.py", "ben", ids=",".join(ids))  # ann's decisions leave ben's queue as it was
+    assert any("Assigned to you" in c.value for c in ben.caption)
