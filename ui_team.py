@@ -96,7 +96,11 @@ def _assign_form(store, who: str, flt: TrajectoryFilter) -> None:
 
 def assignment_panel(store, who: str, flt: TrajectoryFilter) -> None:
     """Progress per annotator in this filter; for admins, assigning the filter's trajectories."""
-    with st.expander("Assignment and progress per annotator", icon=":material/groups:"), store.session():
+    panel = st.expander("Assignment and progress per annotator", icon=":material/groups:", key="team_panel",
+                        on_change="rerun")
+    if not panel.open:  # its queries run only while it is open
+        return
+    with panel, store.session():
         if team.allowed(store, who, "assign"):
             _assign_form(store, who, flt)
         rows = asg.progress(store, flt)

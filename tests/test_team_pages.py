@@ -88,6 +88,8 @@ def test_admin_assigns_on_review_and_each_queue_serves_its_assignment_first(db):
     ids = db.filter_ids(flt)
     at = open_page("3_Review.py", "boss", source=RUN_A, em="wrong")
     assert "boss · admin" in at.sidebar.caption[0].value
+    at.session_state["team_panel"] = True  # open the assignment panel
+    at.run()
     at.multiselect(key="team_assign_to").set_value(["ann", "ben"])
     at.number_input(key="team_overlap").set_value(1)
     button(at, "Assign every trajectory of this filter").click().run()
@@ -98,6 +100,8 @@ def test_admin_assigns_on_review_and_each_queue_serves_its_assignment_first(db):
 
     ben = open_page("3_Review.py", "ben", source=RUN_A, em="wrong")
     assert any("Assigned to you" in c.value for c in ben.caption)
+    ben.session_state["team_panel"] = True
+    ben.run()
     assert db.get_trajectory(ben_first).question in [t.value for t in ben.text]
     assert not [f for f in ben.get("form")]  # no assignment form for annotators
     button(ben, "✅ Accept (a)").click().run()
