@@ -132,8 +132,11 @@ def agreement_section(store, who: str) -> None:
     c[1].metric("Agreement (accept/reject)", "—" if overall["agreement"] is None else f"{overall['agreement']:.0%}")
     c[2].metric("Fleiss' kappa", "—" if overall["kappa"] is None else f"{overall['kappa']:.2f}")
     left, right = st.columns(2)
-    left.caption("Pairs: percent agreement and Cohen's kappa on accept/reject")
-    left.dataframe(report["pairs"], hide_index=True, width="stretch")
+    on = left.selectbox("Pairs agree on", [agr.REVIEW, *overall["labels"]], key="team_agree_on",
+                        format_func=lambda x: x if x == agr.REVIEW else f"label {x}")
+    pairs = report["pairs"] if on == agr.REVIEW else agr.agreement(store, label=on)["pairs"]
+    left.caption("Percent agreement and Cohen's kappa per pair of annotators")
+    left.dataframe(pairs, hide_index=True, width="stretch")
     right.caption("Each label: Fleiss' kappa")
     right.dataframe([{"label": k, **v} for k, v in overall["labels"].items()], hide_index=True, width="stretch")
     disputed = agr.disagreements(store)

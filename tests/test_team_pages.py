@@ -133,6 +133,7 @@ def test_dashboard_agreement_and_adjudication(db):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Items rated by 2+"] == "4" and metrics["Agreement (accept/reject)"] == "75%"
     assert "Disagreements waiting for adjudication: 1" in [c.value for c in at.caption]
+    assert at.dataframe[0].value.iloc[0][["a", "b", "n", "agreement"]].tolist() == ["ann", "ben", 4, 0.75]
     at.button(key=f"team_rej:{ids[1]}").click().run()
     assert "adjudicated" in at.success[0].value
     assert db.adjudication(ids[1])["decided_by"] == "boss" and db.review_state(ids[1]).status == "rejected"
