@@ -14,6 +14,8 @@ from fireact_core.team import agreement as agr
 from fireact_core.team import assign as asg
 from tests.conftest import ROOT
 from tests.test_curation import RUN_A, build_two_runs
+from tests.test_pages_curation import ok
+from tests.test_pages_curation import open_page as signed_in_page
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +39,8 @@ def db(team_db, tmp_path, monkeypatch):
     return Store(target)
 
 
-def open_page(name: str, who: str | None, **params: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page(f"pages/{name}")
-    at.user = {"is_logged_in": True, "email": who} if who else {"is_logged_in": False}
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def open_page(name: str, who: str, **params: str) -> AppTest:
+    return ok(signed_in_page(name, who, **params))
 
 
 def error(at: AppTest) -> str:
@@ -68,7 +63,9 @@ def test_a_request_without_identity_is_refused(db, monkeypatch):
                           "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
     at.run()
     assert "sign in" in error(at) and button(at, "Sign in") and not at.title
-    at = open_page("3_Review.py", None)  # no [auth] in the secrets: says what is missing
+    at = AppTest.from_file(str(ROOT / "pages" / "3_Review.py"), default_timeout=60)
+    at.user = {"is_logged_in": False}
+    at.run()  # no [auth] in the secrets: says what is missing
     assert "[auth] section in .streamlit/secrets.toml" in at.error[1].value.replace("\\", "") and not at.button
     monkeypatch.setenv("FIREACT_AUTH", "header:X-Forwarded-User")
     at = open_page("3_Review.py", "ann")  # AppTest sends no headers: as a request that skipped the proxy
