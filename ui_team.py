@@ -120,13 +120,22 @@ def _adjudicate(store, who: str, tid: str, status: str) -> None:
 
 
 def agreement_section(store, who: str) -> None:
-    """The Dashboard's agreement figures and the disagreements waiting for an admin."""
+    """The Dashboard's Team tab: agreement figures, the disagreements waiting for an admin, users and roles."""
     st.subheader("Agreement between annotators")
     report = agr.agreement(store)
-    overall = report["overall"]
+    if st.session_state.get("team_done"):
+        st.success(md_escape(st.session_state.pop("team_done")))
+    if st.session_state.get("team_error"):
+        st.error(md_escape(st.session_state.pop("team_error")))
     if not report["pairs"]:
         st.caption("No trajectory has decisions from two annotators yet: assign with an overlap of 2 or more.")
-        return
+    else:
+        _agreement_figures(store, who, report)
+    users_section(store, who)
+
+
+def _agreement_figures(store, who: str, report: dict) -> None:
+    overall = report["overall"]
     c = st.columns(3)
     c[0].metric("Items rated by 2+", overall["items"])
     c[1].metric("Agreement (accept/reject)", "—" if overall["agreement"] is None else f"{overall['agreement']:.0%}")
@@ -141,10 +150,6 @@ def agreement_section(store, who: str) -> None:
     right.dataframe([{"label": k, **v} for k, v in overall["labels"].items()], hide_index=True, width="stretch")
     disputed = agr.disagreements(store)
     st.caption(f"Disagreements waiting for adjudication: {len(disputed)}")
-    if st.session_state.get("team_done"):
-        st.success(md_escape(st.session_state.pop("team_done")))
-    if st.session_state.get("team_error"):
-        st.error(md_escape(st.session_state.pop("team_error")))
     admin = team.allowed(store, who, "adjudicate")
     for d in disputed[:20]:
         with st.container(border=True):
@@ -157,3 +162,29 @@ def agreement_section(store, who: str) -> None:
                 a.button("Accept", key=f"team_acc:{tid}", on_click=_adjudicate, args=(store, who, tid, "accepted"))
                 b.button("Reject", key=f"team_rej:{tid}", on_click=_adjudicate, args=(store, who, tid, "rejected"))
                 note.text_input("Note", key=f"team_note:{tid}", label_visibility="collapsed", placeholder="why (optional)")
+
+
+def _save_user(store, who: str) -> None:
+    ss = st.session_state
+    try:
+        team.add_user(store, who, ss.get("team_user_name", ""), ss.get("team_user_role", "annotator"))
+        ss["team_done"] = f"{ss.get('team_user_name', '').strip()} is now {ss.get('team_user_role')}"
+    except FireactError as exc:
+        ss["team_error"] = str(exc)
+
+
+def users_section(store, who: str) -> None:
+    """Who may do what; admins add users and change roles here as with `fireact users add`."""
+    st.subheader("Users and roles")
+    users = store.list_users()
+    if users:
+        st.dataframe([{k: u[k] for k in ("name", "role", "created_at", "created_by")} for u in users],
+                     hide_index=True, width="stretch")
+    else:
+        st.caption("No users registered: everyone acts as an admin (see docs/deploy.md).")
+    if not team.allowed(store, who, "users"):
+        return
+    name, role, go = st.columns([3, 2, 1], vertical_alignment="bottom")
+    name.text_input("User name", key="team_user_name", placeholder="as the sign-in names them")
+    role.selectbox("Role", team.ROLES, index=1, key="team_user_role")
+    go.button("Add or change", key="team_user_save", on_click=_save_user, args=(store, who))

@@ -178,7 +178,7 @@ def main() -> None:
 
 SECTIONS = {"Runs": show_runs, "Models & methods": show_models, "Robustness": show_robustness,
             "Cost & steps": show_cost, "Compare runs": show_compare, "Lineage": show_lineage,
-            "Agreement": lambda _data: agreement_section(store, annotator())}
+            "Team": lambda _data: agreement_section(store, annotator())}
 
 try:
     with store.session():

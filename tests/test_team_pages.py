@@ -124,7 +124,7 @@ def test_dashboard_agreement_and_adjudication(db):
         cur.review_decision(db, tid, "ann", "accepted" if a == "A" else "rejected")
         cur.review_decision(db, tid, "ben", "accepted" if b == "A" else "rejected")
     at = open_page("8_Dashboard.py", "boss")
-    at.session_state["dash_tab"] = "Agreement"
+    at.session_state["dash_tab"] = "Team"
     at.run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
@@ -136,9 +136,17 @@ def test_dashboard_agreement_and_adjudication(db):
     assert db.adjudication(ids[1])["decided_by"] == "boss" and db.review_state(ids[1]).status == "rejected"
     assert agr.disagreements(db) == []
     ann = open_page("8_Dashboard.py", "ann")
-    ann.session_state["dash_tab"] = "Agreement"
+    ann.session_state["dash_tab"] = "Team"
     ann.run()
-    assert not ann.exception and not [b for b in ann.button if b.label in ("Accept", "Reject")]
+    assert not ann.exception and not [b for b in ann.button if b.label in ("Accept", "Reject", "Add or change")]
+    at.text_input(key="team_user_name").input("cat@lab.org")
+    at.selectbox(key="team_user_role").select("viewer")
+    button(at, "Add or change").click().run()
+    assert db.user_role("cat@lab.org") == "viewer" and "cat@lab.org is now viewer" in at.success[0].value.replace("\\", "")
+    at.text_input(key="team_user_name").input("boss")
+    at.selectbox(key="team_user_role").select("annotator")
+    button(at, "Add or change").click().run()
+    assert "boss is the only admin" in error(at) and db.user_role("boss") == "admin"
 
 
 def test_an_annotator_whose_assignment_is_done_is_told_so(db):
