@@ -79,19 +79,28 @@ def next_for(store, who: str, flt: TrajectoryFilter, skipped: list[str], sort: s
     return tid
 
 
+def _assign(store, who: str, flt: TrajectoryFilter) -> None:
+    ss = st.session_state
+    try:
+        out = asg.assign(store, who, store.filter_ids(flt), ss.get("team_assign_to") or [], int(ss.get("team_overlap", 1)))
+        ss["team_assigned"] = (f"{out['added']} assignments added over {out['trajectories']} trajectories: " +
+                               ", ".join(f"{a} {n}" for a, n in out["per_annotator"].items()), None)
+    except FireactError as exc:
+        ss["team_assigned"] = (None, str(exc))
+
+
 def _assign_form(store, who: str, flt: TrajectoryFilter) -> None:
     names = [u["name"] for u in store.list_users() if u["role"] != "viewer"]
     with st.form("team_assign", border=False):
-        chosen = st.multiselect("Annotators", names, key="team_assign_to", placeholder="choose annotators")
-        overlap = st.number_input("Annotators per trajectory", 1, max(1, len(names)), 1, key="team_overlap")
-        submitted = st.form_submit_button("Assign every trajectory of this filter", icon=":material/group_add:")
-    if submitted:
-        try:
-            out = asg.assign(store, who, store.filter_ids(flt), chosen, int(overlap))
-            st.success(f"{out['added']} assignments added over {out['trajectories']} trajectories: " +
-                       ", ".join(f"{md_escape(a)} {n}" for a, n in out["per_annotator"].items()))
-        except FireactError as exc:
-            st.error(md_escape(exc))
+        st.multiselect("Annotators", names, key="team_assign_to", placeholder="choose annotators")
+        st.number_input("Annotators per trajectory", 1, max(1, len(names)), 1, key="team_overlap")
+        st.form_submit_button("Assign every trajectory of this filter", icon=":material/group_add:", on_click=_assign,
+                              args=(store, who, flt))
+    done, error = st.session_state.pop("team_assigned", (None, None))
+    if done:
+        st.success(md_escape(done))
+    if error:
+        st.error(md_escape(error))
 
 
 def assignment_panel(store, who: str, flt: TrajectoryFilter) -> None:

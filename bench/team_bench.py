@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import html
 import os
 import random
 import socket
@@ -31,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 RUN_FILE = ROOT.parent / "shared" / "fireact" / "trajs" / \
     "hotpotqa_dev_0_500_llama_models_lora_llama-2-7b-d_1000_0.7_2023-09-19-00-49-36.json"
 HEADER = "X-Forwarded-User"
-ACTIONS = {"accept": ("✅ Accept (a)", "accepted", 0.55), "reject": ("❌ Reject (x)", "rejected", 0.30),
-           "skip": ("⏭ Skip (s)", None, 0.15)}
+ACTIONS = {"accept": ("Accept (a)", "accepted", 0.55), "reject": ("Reject (x)", "rejected", 0.30),
+           "skip": ("Skip (s)", None, 0.15)}  # button labels, with or without a leading emoji
 
 
 def build(path: str, n_annotators: int, overlap: int) -> dict[str, str]:
@@ -65,6 +66,7 @@ class Session:
 
     def __init__(self, name: str, questions: dict[str, str], seconds: float, seed: int):
         self.who, self.questions, self.seconds = name, questions, seconds
+        self.escaped = {html.escape(q, quote=quote): tid for q, tid in questions.items() for quote in (False, True)}
         self.rng = random.Random(seed)
         self.times: dict[str, list[float]] = defaultdict(list)
         self.decided: list[tuple[str, str, str]] = []  # (trajectory, author, status) the page showed as done
@@ -88,12 +90,12 @@ class Session:
             deadline = time.perf_counter() + self.seconds
             kinds, weights = list(ACTIONS), [a[2] for a in ACTIONS.values()]
             while time.perf_counter() < deadline:
-                shown = next((self.questions[b] for k, b, _ in page if k == "text" and b in self.questions), None)
+                shown = self.shown(page)
                 if shown is None:
                     return
                 kind = self.rng.choices(kinds, weights)[0]
                 label, status, _ = ACTIONS[kind]
-                button = next(i for k, b, i in page if k == "button" and b == label)
+                button = next(i for k, b, i in page if k == "button" and b.split(" ", 1)[-1] == label)
                 start = time.perf_counter()
                 page = await script_run(ws, button)
                 self.times[kind].append(time.perf_counter() - start)
@@ -104,6 +106,18 @@ class Session:
                     self.refused.append(errors[0])
                 elif status:
                     self.decided.append((shown, self.who, status))
+
+
+    def shown(self, page: list[tuple[str, str, str]]) -> str | None:
+        """The trajectory the page shows: its question as a text element, or inside the header's HTML."""
+        for kind, body, _ in page:
+            if kind == "text" and body in self.questions:
+                return self.questions[body]
+            if kind == "html":
+                found = next((tid for q, tid in self.escaped.items() if q in body), None)
+                if found:
+                    return found
+        return None
 
 
 async def script_run(ws, click: str | None = None) -> list[tuple[str, str, str]]:
@@ -134,6 +148,8 @@ async def script_run(ws, click: str | None = None) -> list[tuple[str, str, str]]
             page.append(("button", el.button.label, el.button.id))
         elif what == "text":
             page.append(("text", el.text.body, ""))
+        elif what == "html":
+            page.append(("html", el.html.body, ""))
         elif what == "alert" and el.alert.format == Alert.ERROR:
             page.append(("error", el.alert.body, ""))
         elif what == "exception":
