@@ -95,7 +95,7 @@ class Session:
                     return
                 kind = self.rng.choices(kinds, weights)[0]
                 label, status, _ = ACTIONS[kind]
-                button = next(i for k, b, i in page if k == "button" and b.split(" ", 1)[-1] == label)
+                button = next(i for k, b, i in page if k == "button" and (b == label or b.endswith(" " + label)))
                 start = time.perf_counter()
                 page = await script_run(ws, button)
                 self.times[kind].append(time.perf_counter() - start)

@@ -50,7 +50,7 @@ def error(at: AppTest) -> str:
 
 
 def button(at: AppTest, label: str):
-    matches = [b for b in at.button if b.label.split(" ", 1)[-1] == label or b.label == label]  # with or without an emoji
+    matches = [b for b in at.button if b.label == label or b.label.endswith(" " + label)]  # with or without an emoji
     assert matches, f"no button {label!r} in {[b.label for b in at.button]}"
     return matches[0]
 
