@@ -72,6 +72,12 @@ class TeamStore:
             row = con.execute("SELECT role FROM users WHERE name = ?", [name]).fetchone()
         return row[0] if row else None
 
+    def user_standing(self, name: str) -> tuple[str | None, int]:
+        """(the role of `name` or None, how many users there are) in one query."""
+        with self.db.connect() as con:
+            return con.execute("SELECT (SELECT role FROM users WHERE name = ?), (SELECT count(*) FROM users)",
+                               [name]).fetchone()
+
     def count_users(self, role: str | None = None) -> int:
         sql, params = ("SELECT count(*) FROM users WHERE role = ?", [role]) if role else ("SELECT count(*) FROM users", [])
         with self.db.connect() as con:

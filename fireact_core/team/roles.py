@@ -42,10 +42,10 @@ def _a(role: str) -> str:
 
 def role_of(store: Any, name: str) -> str:
     """The role of `name`: as registered; an admin while no user is registered; else a viewer."""
-    role = store.user_role(name)
+    role, users = store.user_standing(name)
     if role is not None:
         return role
-    return "admin" if store.count_users() == 0 else "viewer"
+    return "admin" if users == 0 else "viewer"
 
 
 def allowed(store: Any, name: str, action: str) -> bool:
@@ -68,13 +68,13 @@ def require(store: Any, name: str, action: str) -> str:
 
 def check_review(store: Any, name: str, ids: Iterable[str], action: str = "annotate") -> str:
     """`require` for a review decision on `ids`, which also refuses a non-admin on an adjudicated trajectory."""
-    role = require(store, name, action)
-    if role != "admin":
-        final = store.adjudicated_ids(list(ids))
-        if final:
-            first = store.adjudication(sorted(final)[0])
-            raise AccessDenied(f"{len(final)} of these trajectories ({', '.join(sorted(final)[:3])}) were adjudicated "
-                               f"(by {first['decided_by']}): an admin's decision is final")
+    with store.session():
+        role = require(store, name, action)
+        final = store.adjudicated_ids(list(ids)) if role != "admin" else set()
+    if final:
+        first = store.adjudication(sorted(final)[0])
+        raise AccessDenied(f"{len(final)} of these trajectories ({', '.join(sorted(final)[:3])}) were adjudicated "
+                           f"(by {first['decided_by']}): an admin's decision is final")
     return role
 
 
