@@ -29,6 +29,7 @@ PAGES = [
 ]
 
 store = ui.page_setup("Home")
+who = ui.annotator()
 
 
 def _remember(key: str, action) -> None:
@@ -40,7 +41,7 @@ def _remember(key: str, action) -> None:
 
 
 def _load_demo() -> None:
-    _remember("demo", lambda: load_demo(store, force=True))  # the button shows only on an empty database
+    _remember("demo", lambda: load_demo(store, force=True, by=who))  # the button shows only on an empty database
 
 
 def _import() -> None:
@@ -51,7 +52,7 @@ def _import() -> None:
     _remember("import", lambda: import_uploads(
         store, [(f.name, f.getvalue()) for f in files], source=st.session_state.get("home_source", "").strip(),
         task=st.session_state.get("home_task"), method=st.session_state.get("home_method"),
-        eval_splits=[(f.name, f.getvalue()) for f in st.session_state.get("home_eval") or []],
+        eval_splits=[(f.name, f.getvalue()) for f in st.session_state.get("home_eval") or []], by=who,
     ))
 
 

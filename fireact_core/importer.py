@@ -30,6 +30,7 @@ from .store import Store, question_key
 from .store.connection import naive
 from .store.trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _dumps, record_tables, trajectory_tables, without_ids
 from .tasks import get_task, list_tasks
+from .team.roles import actor
 
 METHODS = ("react", "cot", "io", "reflexion")
 POOL_STRETCH = 2500  # lines a pool process reads at a time
@@ -125,13 +126,14 @@ def prepare(result: ReadResult, task: str | None = None, method: str | None = No
 def import_files(store: Store, paths: Iterable[str | Path], fmt: str = "auto", source: str | None = None,
                  task: str | None = None, method: str | None = None,
                  eval_splits: Iterable[str | Path] = (), batch: int = BATCH,
-                 parallel: bool | None = None, sql: bool | None = None) -> list[ImportReport]:
+                 parallel: bool | None = None, sql: bool | None = None, by: str | None = None) -> list[ImportReport]:
     """Read, check and write every file in one transaction: bad input anywhere leaves the database as it was.
     OpenAI chat JSONL is read by DuckDB and its regular rows parsed in SQL (`sql`; None: unless
     FIREACT_IMPORT_SQL=0), the rest by the Python readers. Those stream files through in batches of `batch`
     trajectories, so memory stays flat however large they are. Large JSONL files are read by forked processes
     when `parallel` is True, or when it is None and this process runs one thread only (forking a threaded
     process such as the app's server is not safe)."""
+    actor(store, by, "import")
     if task and task not in list_tasks():
         raise FireactError(f"unknown task '{task}': choose one of {', '.join(list_tasks())}")
     if method and method not in METHODS:

@@ -10,7 +10,8 @@ from streamlit.errors import StreamlitAPIException
 from fireact_core import charts, lineage, reports
 from fireact_core.errors import FireactError
 from fireact_core.filters import TrajectoryFilter
-from ui import page_setup
+from ui import annotator, page_setup
+from ui_team import agreement_section
 
 BROWSE = "pages/1_Browse.py"
 SCORES = ("em_attempted", "em_finished", "f1_attempted", "f1_finished", "em", "f1", "em_clean", "em_perturbed",
@@ -177,7 +178,8 @@ def main() -> None:
 
 
 SECTIONS = {"Runs": show_runs, "Models & methods": show_models, "Robustness": show_robustness,
-            "Cost & steps": show_cost, "Compare runs": show_compare, "Lineage": show_lineage}
+            "Cost & steps": show_cost, "Compare runs": show_compare, "Lineage": show_lineage,
+            "Team": lambda _data: agreement_section(store, annotator())}
 
 try:
     with store.session():

@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import FireactError
 from ..formats import EXPORT_FORMATS, IMPORT_FORMATS
-from . import open_store, print_json
+from . import open_store, print_json, user_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +43,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from ..importer import import_files
 
     store = open_store(args)
-    reports = import_files(store, args.files, args.format, args.source, args.task, args.method, args.eval_split)
+    reports = import_files(store, args.files, args.format, args.source, args.task, args.method, args.eval_split,
+                           by=user_of(args, store))
     for r in reports:
         lints = ", ".join(f"{k} {n}" for k, n in r.lints.items()) or "none"
         moved = f" (another file holds '{r.renamed_from}')" if r.renamed_from else ""
