@@ -17,13 +17,14 @@ from .keys import KEYS
 from .reports import ReportStore
 from .runs import RunStore
 from .staging import StagedImportStore, scratch_path, share_added, should_stage
+from .team import TeamStore
 from .trajectories import TrajectoryStore, question_key
 
 schema.register("keys", KEYS)  # after every feature's tables: it declares their keys
 
 
 class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore,
-            ReportStore, StagedImportStore):
+            ReportStore, StagedImportStore, TeamStore):
     """All reads and writes of one database. Safe to share between threads and with other processes."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0):
@@ -43,6 +44,13 @@ class ScratchStore(Store):
     def __init__(self, path: str, main: Store):
         super().__init__(path)
         self.main = main
+
+    def get_source(self, name: str):
+        """A source named here or in the main database (which file a name holds decides the import's source)."""
+        return super().get_source(name) or self.main.get_source(name)
+
+    def count_trajectories(self, source: str | None = None) -> int:
+        return super().count_trajectories(source) + self.main.count_trajectories(source)
 
     def source_question_keys(self, sources: set[str], exclude_ids: set[str]) -> dict[tuple[str, str], int]:
         counts = super().source_question_keys(sources, exclude_ids)
