@@ -40,10 +40,10 @@ class MMLUTask(Task):
         return questions
 
     def score(self, pred: str | None, gold: str | None) -> Score:
-        """EM when the lower-cased, stripped prediction starts with the gold letter."""
+        """EM when the lower-cased prediction starts with the gold letter (FireAct's rule: nothing stripped)."""
         if is_blank(pred) or is_blank(gold):
             return Score.zero()
-        return Score.from_em(pred.strip().lower().startswith(gold.strip().lower()))
+        return Score.from_em(pred.lower().startswith(gold.strip().lower()))
 
     def _files(self, tasks_dir: str | Path, split: str, path: str | Path | None) -> list[Path]:
         target = Path(path) if path is not None else Path(tasks_dir) / self.name / split
