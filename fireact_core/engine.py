@@ -24,7 +24,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from .episode import Episode, EpisodeContext
+from .episode import EpisodeContext, make_episode
 from .errors import FireactError
 from .lint import lint_trajectory
 from .models import make_backend
@@ -59,6 +59,8 @@ class RunConfig(BaseModel):
     mode: Literal["fewshot", "finetuned"] = "fewshot"
     finetuned_format: Literal["chat", "alpaca"] = "chat"
     prompt_version: int | None = None
+    prompts_dir: str | None = Field(default=None, description="FireAct-layout prompt folder: "
+                                    "{method}_{task}[_google].txt, sent exactly as FireAct's generation.py sends it")
     backend: Literal["openai", "local"] = "openai"
     model: str = "gpt-4o-mini"
     base_url: str | None = None
@@ -71,10 +73,15 @@ class RunConfig(BaseModel):
     serpapi_key: SecretStr | None = None
     perturb: str | None = Field(default=None, description="none:P or random:P")
     temperature: float = 0.0
-    max_tokens: int = 256
+    max_tokens: int = Field(default=1000, ge=1, description="FireAct's 1000")
+    top_p: float = Field(default=1.0, ge=0.0, le=1.0, description="FireAct's 1")
+    stop: list[str] | None = Field(default=None, description="None: as FireAct per mode (\\nObservation: in text "
+                                   "layouts, none in fine-tuned chat); [] sends no stop sequence")
+    action_reading: Literal["fireact", "strict"] = Field(
+        default="fireact", description="fireact: name[arg] read as FireAct reads it; strict: nested brackets kept")
     concurrency: int = Field(default=8, ge=1)
     rpm: float | None = None
-    max_steps: int = Field(default=8, ge=1)
+    max_steps: int | None = Field(default=None, ge=1, description="None: 8 (Studio prompts), 11 rounds (FireAct's)")
     max_retries: int = 4
     backoff_s: float = 1.0
     timeout_s: float = 60.0
@@ -234,7 +241,7 @@ class _Runner:
 
     def _context(self) -> EpisodeContext:
         cfg = self.cfg
-        options = {"model": cfg.model, "base_url": cfg.base_url, "timeout": cfg.timeout_s,
+        options = {"model": cfg.model, "base_url": cfg.base_url, "timeout": cfg.timeout_s, "top_p": cfg.top_p,
                    "api_key": cfg.api_key.get_secret_value() if cfg.api_key else None}
         if cfg.backend == "local":
             options = {"model_dir": cfg.local_model, "adapter": cfg.adapter, "model": _model_name(cfg),
@@ -249,7 +256,8 @@ class _Runner:
                               backoff_s=cfg.backoff_s),
             toolbox=Toolbox(search, self._cache(getattr(search, "cache_key", cfg.search)),
                             Perturber(mode, p, cfg.seed)),
-            spec=make_spec(self.store, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version),
+            spec=make_spec(self.store, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version,
+                           cfg.prompts_dir),
             prices=price_table(self.store), model_name=_model_name(cfg),
         )
 
@@ -289,7 +297,7 @@ class _Runner:
         return "cancelled" if self.cancelled else "finished"
 
     async def _one(self, ctx: EpisodeContext, q: Question) -> None:
-        traj = await Episode(ctx, q).run()
+        traj = await make_episode(ctx, q).run()
         if traj.error:
             traj.error = _scrubbed(traj.error, self.secrets)
         with self.lock:

@@ -17,12 +17,12 @@ class OpenAIChat:
     name = "openai"
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None, timeout: float = 60.0,
-                 **_: object):
+                 top_p: float = 1.0, **_: object):
         try:
             from openai import AsyncOpenAI
         except ImportError:
             raise missing_package("openai") from None
-        self.model = model
+        self.model, self.top_p = model, top_p
         self._secret = api_key or os.environ.get("OPENAI_API_KEY") or ""
         self.client = AsyncOpenAI(base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
                                   api_key=self._secret or "not-needed", timeout=timeout, max_retries=0)
@@ -32,8 +32,10 @@ class OpenAIChat:
 
         from openai.types.chat import ChatCompletion
 
+        # FireAct's request: these keys in this order, "stop" null when there is none
         body = {"model": self.model, "messages": prompt.messages, "temperature": temperature,
-                "max_tokens": max_tokens, "stop": prompt.stop[:4]}
+                "max_tokens": max_tokens, "top_p": self.top_p,
+                "stop": prompt.stop[:4] if prompt.stop else None}
         start = time.perf_counter()
         try:
             # The client's generic `post` (its documented way to send a request as is) rather than

@@ -61,6 +61,13 @@ def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _prompt_payload(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {"examples": [value.get("text", "")], "layout": value.get("layout", "fireact"),
+                "source": value.get("source")}
+    return {"examples": value, "layout": "studio", "source": None}
+
+
 class RunStore:
     """Mixin of `Store`: runs, their events and cancel flag, search cache, prompt versions, prices."""
 
@@ -179,21 +186,26 @@ class RunStore:
 
     # prompt versions --------------------------------------------------------------------------------------
     def save_prompt_version(self, task: str, method: str, examples: list[str], author: str,
-                            note: str | None = None) -> int:
+                            note: str | None = None, layout: str = "studio", source: str | None = None) -> int:
+        """Save the next version. layout "fireact": `examples` is one FireAct prompt file's text (kept with the
+        file's name as {"layout", "source", "text"} in the same column)."""
+        payload: Any = examples if layout == "studio" else {"layout": layout, "source": source,
+                                                             "text": "".join(examples)}
         with self.db.transaction() as con:
             version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM prompt_versions WHERE task = ? AND "
                                   "method = ?", [task, method]).fetchone()[0]
             con.execute("INSERT INTO prompt_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [task, method, version, json.dumps(examples, ensure_ascii=False), author, note, _utcnow()])
+                        [task, method, version, json.dumps(payload, ensure_ascii=False), author, note, _utcnow()])
         return version
 
     def prompt_versions(self, task: str, method: str) -> list[dict[str, Any]]:
-        """Saved versions of a task's few-shot examples for a method, newest first."""
+        """Saved versions of a task's few-shot examples for a method, newest first, each with its `layout`
+        ("studio": a list of examples; "fireact": one FireAct prompt file's text as the only example)."""
         with self.db.connect() as con:
             rows = _rows(con.execute(
                 "SELECT version, examples, author, note, saved_at AS at FROM prompt_versions WHERE task = ? AND "
                 "method = ? ORDER BY version DESC", [task, method]))
-        return [{**r, "examples": json.loads(r["examples"]), "at": utc(r["at"])} for r in rows]
+        return [{**r, **_prompt_payload(json.loads(r["examples"])), "at": utc(r["at"])} for r in rows]
 
     # prices -----------------------------------------------------------------------------------------------
     def model_prices(self) -> dict[str, tuple[float, float]]:
