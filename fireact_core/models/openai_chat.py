@@ -34,7 +34,7 @@ class OpenAIChat:
 
         # FireAct's request: these keys in this order, "stop" null when there is none
         body = {"model": self.model, "messages": prompt.messages, "temperature": temperature,
-                "max_tokens": max_tokens, "top_p": self.top_p,
+                "max_tokens": max_tokens, "top_p": int(self.top_p) if float(self.top_p).is_integer() else self.top_p,
                 "stop": prompt.stop[:4] if prompt.stop else None}
         start = time.perf_counter()
         try:

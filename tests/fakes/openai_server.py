@@ -53,6 +53,7 @@ class FakeOpenAI:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.requests: list[dict] = []
+        self.log: list[tuple[str, dict]] = []  # (path, body) of every request, in arrival order
         self.faults_sent: dict[str, int] = {}
         self.auth: set[str] = set()
         self.server: ThreadingHTTPServer | None = None
@@ -104,6 +105,7 @@ class FakeOpenAI:
         request = json.loads(body)
         with self.lock:
             self.requests.append(request)
+            self.log.append((path, request))
         if next(m["content"] for m in request["messages"] if m["role"] == "user") in self.broken:
             fault = "500"
         if fault == "429":
