@@ -190,7 +190,7 @@ def _check_same_run(store: Any, cfg: RunConfig) -> None:
         old = store.get_run(cfg.run)
     except FireactError:
         return
-    if cfg.run in _ACTIVE or (old["status"] == "running" and _alive(old["pid"]) and old["pid"] != os.getpid()
+    if cfg.run in _ACTIVE or (old["status"] == "running" and old["pid"] != os.getpid()
                               and old["heartbeat"] and time.time() - old["heartbeat"].timestamp() < 30):
         raise FireactError(f"run '{cfg.run}' is running now (process {old['pid']}); wait for it, or stop it with "
                            f"`fireact cancel {cfg.run}` before taking it up again")
@@ -198,18 +198,6 @@ def _check_same_run(store: Any, cfg: RunConfig) -> None:
         if old[key] != getattr(cfg, key):
             raise FireactError(f"run '{cfg.run}' already exists with {key} '{old[key]}'; take it up with the same "
                                f"settings or choose another run name")
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _scrubbed(text: str, secrets: list[str]) -> str:
@@ -373,8 +361,8 @@ def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None) -
             runner.writer.close()
         interrupted = isinstance(exc, KeyboardInterrupt)
         with store.session():
-            store.end_run(name, "cancelled" if interrupted else "failed", None if interrupted else message)
-            store.log_run_event(name, "cancelled" if interrupted else "error", message)
+            store.end_run(name, "interrupted" if interrupted else "failed", None if interrupted else message)
+            store.log_run_event(name, "interrupted" if interrupted else "error", message)
         raise
     finally:
         _ACTIVE.discard(name)

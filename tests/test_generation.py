@@ -283,18 +283,46 @@ def test_cli_killed_mid_run_then_resumed(tmp_path, serp, llm, capsys):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert seen >= 3, "the CLI printed no progress"
+    # the process is gone: every view says interrupted, with the same done/total
+    capsys.readouterr()
+    assert main(["--db", str(db), "runs", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["status"] == "interrupted" and row["attempted"] == row["total"] == 12 and 0 < row["done"] < 12
+    assert main(["--db", str(db), "runs"]) == 0
+    line = capsys.readouterr().out
+    assert f"{row['done']:>5}/12" in line and line.rstrip().endswith("interrupted")
+    from fireact_core.engine import run_view
+    from fireact_core.store import Store
+
+    view = run_view(Store(db), "killed")
+    assert (view["status"], view["attempted"], view["stalled"]) == ("interrupted", row["done"], False)
     done = subprocess.run(cmd, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sk-test-0123456789" not in done.stdout + done.stderr
     assert main(["--db", str(db), "runs", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
-    assert list(row) == ["run", "task", "split", "method", "model", "attempted", "finished", "failed", "em", "f1"]
+    assert list(row) == ["run", "task", "split", "method", "model", "attempted", "finished", "failed", "em", "f1",
+                         "done", "total", "status"]
     assert row["run"] == "killed" and row["attempted"] == 12 and row["finished"] + row["failed"] == 12
+    assert (row["done"], row["status"]) == (12, "finished")
     from fireact_core.store import Store
 
     st = Store(db)
     qids = [t.qid for t in st.iter_trajectories(source="killed")]
     assert sorted(qids, key=int) == [str(i) for i in range(12)]
+
+
+def test_exit_status_says_whether_every_question_ended(tmp_path, serp, llm, capsys):
+    """0 when every question ended, 3 when some failed after their retries, 2 for bad input."""
+    broken = question("hotpotqa", "dev", 1).question
+    llm(broken={broken})
+    db = str(tmp_path / "exit.duckdb")
+    base = ["--db", db, "generate", "--task", "hotpotqa", "--split", "dev", "--tasks-dir", str(TASKS), "--quiet",
+            "--timeout", "5"]
+    assert main([*base, "--end", "1", "--run", "ok"]) == 0
+    assert main([*base, "--end", "2", "--run", "some-failed"]) == 3
+    assert "1 failed" in capsys.readouterr().out
+    assert main([*base, "--end", "2", "--run", "bad", "--perturb", "sometimes"]) == 2
 
 
 def test_local_transformers_backend(store, serp, tiny_model_dir):

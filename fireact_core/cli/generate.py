@@ -101,29 +101,39 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print()
     em = f"{run['em']:.3f}" if run["em"] is not None else "-"
     print(f"run '{run['name']}': {run['attempted']}/{run['total']} questions, {run['finished']} finished, "
-          f"{run['failed']} failed, EM {em}; see `fireact runs`")
-    return 0
+          f"{run['failed']} failed, EM {em}; {run['status']}; see `fireact runs`")
+    return exit_status(run)
+
+
+def exit_status(run: dict) -> int:
+    """0: every question ended (finished or not); 3: some failed after their retries, or the run stopped before
+    every question ended (cancelled); bad input never gets here (2)."""
+    ended = run["status"] == "finished" and (run["attempted"] or 0) >= (run["total"] or 0)
+    return 0 if ended and not run["failed"] else 3
 
 
 def run_rows(store) -> list[dict]:
+    """One row per run, read once: `runs` prints these and `runs --json` writes them. attempted: the questions
+    planned (EM and F1 are over them); done: those ended so far; status: running, finished, cancelled, failed, or
+    interrupted (its process is gone; take it up with the same --run)."""
     rows = []
     for r in store.list_runs():
         rows.append({"run": r["name"], "task": r["task"], "split": r["split"], "method": r["method"],
                      "model": r["model"], "attempted": max(r["total"] or 0, r["attempted"] or 0), "finished": r["finished"],
-                     "failed": r["failed"], "em": r["em"], "f1": r["f1"]})
+                     "failed": r["failed"], "em": r["em"], "f1": r["f1"], "done": r["attempted"] or 0,
+                     "total": r["total"] or 0, "status": r["status"]})
     return rows
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    rows = run_rows(store)
+    rows = run_rows(open_store(args))
     if args.json:
         print_json(rows)
         return 0
-    for r, full in zip(rows, store.list_runs()):
+    for r in rows:
         em = f"{r['em']:.3f}" if r["em"] is not None else "-"
-        print(f"{r['run']:40} {r['task']:10} {r['method']:9} {r['model'] or '':24} {full['attempted'] or 0:>5}/{full['total']:<5} "
-              f"EM {em} failed {r['failed']} {full['status']}")
+        print(f"{r['run']:40} {r['task']:10} {r['method']:9} {r['model'] or '':24} {r['done']:>5}/{r['total']:<5} "
+              f"EM {em} failed {r['failed']} {r['status']}")
     return 0
 
 

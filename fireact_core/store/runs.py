@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import threading
 import time
@@ -51,7 +52,24 @@ def _utcnow() -> datetime:
     return naive(datetime.now(timezone.utc))
 
 
+def process_alive(pid: int | None) -> bool:
+    """Whether a process with this id runs on this machine."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, but another user's
+        return True
+    return True
+
+
 def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """A run's row as every reader sees it: a "running" run whose process is gone is "interrupted" (killed,
+    or its machine went down); it resumes with the same run name."""
+    if row["status"] == "running" and not process_alive(row["pid"]):
+        row["status"] = "interrupted"
     row["settings"] = json.loads(row["settings"]) if row["settings"] else {}
     for key in ("started_at", "heartbeat", "ended_at"):
         row[key] = utc(row[key])
