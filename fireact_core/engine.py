@@ -79,7 +79,9 @@ class RunConfig(BaseModel):
                                    "layouts, none in fine-tuned chat); [] sends no stop sequence")
     action_reading: Literal["fireact", "strict"] = Field(
         default="fireact", description="fireact: name[arg] read as FireAct reads it; strict: nested brackets kept")
-    concurrency: int = Field(default=8, ge=1)
+    concurrency: int | None = Field(default=None, ge=1, description="None: adaptive (rises while answers come back, "
+                                    "halves on 429s and timeouts, at most max_concurrency)")
+    max_concurrency: int = Field(default=256, ge=1)
     rpm: float | None = None
     max_steps: int | None = Field(default=None, ge=1, description="None: 8 (Studio prompts), 11 rounds (FireAct's)")
     max_retries: int = 4
@@ -241,7 +243,7 @@ class _Runner:
         return EpisodeContext(
             config=cfg, task=get_task(cfg.task), backend=make_backend(cfg.backend, **options),
             limits=CallLimits(concurrency=cfg.concurrency, rpm=cfg.rpm, max_retries=cfg.max_retries,
-                              backoff_s=cfg.backoff_s),
+                              backoff_s=cfg.backoff_s, max_concurrency=cfg.max_concurrency),
             toolbox=Toolbox(search, self._cache(getattr(search, "cache_key", cfg.search)),
                             Perturber(mode, p, cfg.seed)),
             spec=make_spec(self.store, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version,
@@ -258,8 +260,9 @@ class _Runner:
     async def run(self) -> str:
         ctx = self.ctx
         # episodes in flight: enough that searches never leave a model slot idle, few enough to finish in order
-        width = self.cfg.concurrency + max(4, self.cfg.concurrency // 2)
-        tools = ThreadPoolExecutor(max(4, min(8, self.cfg.concurrency)), thread_name_prefix="fireact-tool")
+        slots = self.cfg.concurrency or self.cfg.max_concurrency
+        width = slots + max(4, slots // 2)
+        tools = ThreadPoolExecutor(max(4, min(32, slots)), thread_name_prefix="fireact-tool")
         asyncio.get_running_loop().set_default_executor(tools)
         done_before = len(self.plan.questions) - len(self.plan.todo)
         message = f"{len(self.plan.todo)} questions to run" + (f", {done_before} already done" if done_before else "")
@@ -300,7 +303,8 @@ class _Runner:
 
     async def _lockstep(self, ctx: EpisodeContext) -> None:
         """FireAct's schedule, kept for comparison: each round of `concurrency` questions waits for its slowest."""
-        todo, n = self.plan.todo, self.cfg.concurrency
+        todo = self.plan.todo
+        n = self.cfg.concurrency or len(todo)
         for i in range(0, len(todo), n):
             await asyncio.gather(*(self._one(ctx, q) for q in todo[i:i + n]))
 

@@ -50,8 +50,8 @@ with st.form("generate"):
     perturb = c3.selectbox("Perturb observations", ["off", "none", "random"])
     perturb_p = c3.slider("Perturbation probability", 0.0, 1.0, 0.5)
     temperature = c3.number_input("Temperature", 0.0, 2.0, 0.0, step=0.1)
-    concurrency = c3.number_input("Concurrency", 1, 256, 8)
-    max_steps = c3.number_input("Max steps", 1, 50, 8)
+    concurrency = c3.number_input("Concurrency (0: adaptive)", 0, 256, 0)
+    max_steps = c3.number_input("Max steps (0: 8, or FireAct's 11 rounds)", 0, 50, 0)
     run_name = c3.text_input("Run name (empty: made from the settings)", "")
     submitted = st.form_submit_button("Start", type="primary")
 
@@ -70,7 +70,7 @@ if submitted:
             method=method, finetuned_format="alpaca" if "alpaca" in mode else "chat", base_url=base_url or None,
             api_key=api_key or None, search=search, corpus=corpus or None,
             perturb=None if perturb == "off" else f"{perturb}:{perturb_p}", temperature=float(temperature),
-            concurrency=int(concurrency), max_steps=int(max_steps), **fields)
+            concurrency=int(concurrency) or None, max_steps=int(max_steps) or None, **fields)
         ss["gen_run"] = engine.start_run(store, cfg)
         st.success(f"Started run '{ss['gen_run']}'.")
     except FireactError as exc:

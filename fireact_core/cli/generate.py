@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--action-reading", default="fireact", choices=["fireact", "strict"],
                    help="fireact: name and argument as FireAct reads them (split at '[', last character dropped); "
                    "strict: the whole name[argument], nested brackets kept")
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=int, help="model calls at a time (default: adaptive, rising while answers "
+                   "come back and halving on 429s and timeouts, at most --max-concurrency)")
+    p.add_argument("--max-concurrency", type=int, default=256, help="the most adaptive concurrency reaches")
     p.add_argument("--rpm", type=float, help="at most this many model requests per minute")
     p.add_argument("--max-steps", type=int, help="default 8 (Studio prompts), 11 rounds (FireAct's layout)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per model request")
@@ -70,7 +72,7 @@ def config_from_args(args: argparse.Namespace):
         base_url=args.base_url, local_model=args.local_model, adapter=args.adapter, batch_size=args.batch_size,
         search=args.search, corpus=args.corpus, perturb=args.perturb, temperature=args.temperature,
         max_tokens=args.max_tokens, top_p=args.top_p, stop=[] if args.no_stop else args.stop,
-        action_reading=args.action_reading, concurrency=args.concurrency, rpm=args.rpm, max_steps=args.max_steps,
+        action_reading=args.action_reading, concurrency=args.concurrency, max_concurrency=args.max_concurrency, rpm=args.rpm, max_steps=args.max_steps,
         timeout_s=args.timeout,
     )
 
