@@ -4,9 +4,10 @@ Every query answers a pandas DataFrame."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import pandas as pd
+if TYPE_CHECKING:  # imported where a frame is built: a command that makes no report never loads pandas
+    import pandas as pd
 
 RUN_METRICS_SQL = """
 WITH agg AS (
@@ -183,6 +184,8 @@ class ReportStore:
     def report_pair_counts(self, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
         """For several pairs of runs at once: how many shared questions have each (EM of A, EM of B); a null EM
         stands for a question the other run lacks. Questions match by normalised text, first trajectory wins."""
+        import pandas as pd
+
         if not pairs:
             return pd.DataFrame(columns=["run_a", "run_b", "em_a", "em_b", "n"])
         sql = PAIR_COUNTS_SQL.format(values=", ".join("(?, ?, ?)" for _ in pairs))
