@@ -45,10 +45,14 @@ def policy(first, messages, reflect):
 class Timed(FakeOpenAI):
     def answer(self, path, body):
         mark = os.path.join(FIRST, path.strip("/").split("/")[0])
+        now = time.time()
         if not os.path.exists(mark):
             with open(mark, "w") as fh:
-                fh.write(repr(time.time()))
-        return super().answer(path, body)
+                fh.write(repr(now))
+        out = super().answer(path, body)
+        with open(mark + ".last", "w") as fh:
+            fh.write(repr(now + out[2]))
+        return out
 
 llm = Timed(policy=policy, latency={latency!r}, seed=1)
 serp = FakeSerpAPI(delay_s=0.05)
@@ -114,10 +118,13 @@ def main() -> None:
                 start, wall, out = timed(cmd, env, ROOT)
                 rows[label].append(wall)
                 tag = "fa" if label.startswith("FireAct") else "st"
+                begin = float((first / f"{tag}{i}").read_text()) - start
+                last = float((first / f"{tag}{i}.last").read_text()) - start
                 if tag == "st":
-                    first_request.append(float((first / f"st{i}").read_text()) - start)
+                    first_request.append(begin)
                 score = em_of(out, "em " if tag == "fa" else "run ")
-                print(f"  run {i + 1} {label:22} {wall:6.2f} s   {score}")
+                print(f"  run {i + 1} {label:22} {wall:6.2f} s (first request at {begin:5.2f} s, last answer at "
+                      f"{last:5.2f} s)   {score}")
         fa, st = statistics.median(rows["FireAct generation.py"]), statistics.median(rows["fireact generate"])
         print(f"{'':8}{'program':24}{'median s':>9}{'min s':>8}{'max s':>8}")
         for label, values in rows.items():

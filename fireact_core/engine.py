@@ -217,6 +217,7 @@ class _Runner:
         self.writer = SessionWriter(self.store)
         self.saves: list[Future] = []
         self.unsaved: list[Any] = []
+        self.searched: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
         self.cancelled = False
         self.started = time.monotonic()
@@ -252,8 +253,12 @@ class _Runner:
         )
 
     def _cache(self, backend: str) -> SearchCache:
+        """New results wait in `searched` and are written with the next batch of trajectories (one transaction)."""
+        self.search_backend = backend
+
         def persist(query: str, result: str | None) -> None:
-            self.writer.submit(self.store.cache_search, backend, query, result)
+            with self.lock:
+                self.searched.append((query, result))
 
         return SearchCache(self.store.cached_searches(backend), persist)
 
@@ -267,6 +272,8 @@ class _Runner:
         done_before = len(self.plan.questions) - len(self.plan.todo)
         message = f"{len(self.plan.todo)} questions to run" + (f", {done_before} already done" if done_before else "")
         await self._write(self.store.log_run_event, self.cfg.run, "start", message)
+        # the first save's one-time costs (DuckDB's Arrow path loads pandas) paid while the first answers come
+        self.writer.submit(self.store.existing_ids, [stable_id(self.cfg.run, "")])
         pending: asyncio.Queue[Question] = asyncio.Queue()
         for q in self.plan.todo:
             pending.put_nowait(q)
@@ -283,6 +290,7 @@ class _Runner:
         finally:
             watcher.cancel()
             await ctx.backend.aclose()
+        self.saves.append(self.writer.submit(self._flush))  # what is still unsaved: searches of cancelled episodes
         for fut in self.saves:
             await asyncio.wrap_future(fut)
         return "cancelled" if self.cancelled else "finished"
@@ -311,6 +319,8 @@ class _Runner:
     def _flush(self) -> None:
         with self.lock:
             batch, self.unsaved = self.unsaved, []
+            searched, self.searched = self.searched, []
+        self.store.cache_searches(self.search_backend, searched)
         saved = set(self.store.save_run_trajectories(self.cfg.run, batch, [x for t in batch for x in lint_trajectory(t)]))
         for traj in batch:
             if traj.id in saved and traj.status == "failed":

@@ -199,8 +199,18 @@ class RunStore:
             return dict(con.execute("SELECT query, result FROM search_cache WHERE backend = ?", [backend]).fetchall())
 
     def cache_search(self, backend: str, query: str, result: str | None) -> None:
+        self.cache_searches(backend, [(query, result)])
+
+    def cache_searches(self, backend: str, entries: list[tuple[str, str | None]]) -> None:
+        """Cache many (query, result) pairs of a backend in one transaction."""
+        if not entries:
+            return
+        rows = [[backend, q, r, _utcnow()] for q, r in dict(entries).items()]
         with self.db.transaction() as con:
-            con.execute("INSERT OR REPLACE INTO search_cache VALUES (?, ?, ?, ?)", [backend, query, result, _utcnow()])
+            for i in range(0, len(rows), 500):  # one statement per 500 rows (executemany goes row by row)
+                chunk = rows[i:i + 500]
+                con.execute("INSERT OR REPLACE INTO search_cache VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),
+                            [x for row in chunk for x in row])
 
     # prompt versions --------------------------------------------------------------------------------------
     def save_prompt_version(self, task: str, method: str, examples: list[str], author: str,
