@@ -168,6 +168,7 @@ def prepare_run(store: Any, cfg: RunConfig) -> Plan:
     questions = select_questions(cfg)
     with store.session():
         _check_same_run(store, cfg)
+        make_spec(store, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version, cfg.prompts_dir)
         store.begin_run(cfg.run, task=cfg.task, split=cfg.split, method=cfg.method, model=_model_name(cfg),
                         settings=cfg.settings(), total=len(questions), pid=os.getpid(),
                         source_meta={"temperature": cfg.temperature, "search": cfg.search, "perturb": cfg.perturb,
@@ -290,6 +291,12 @@ class _Runner:
         finally:
             watcher.cancel()
             await ctx.backend.aclose()
+        limits = ctx.limits
+        w = limits.window
+        mode = f"adaptive from {limits.start}, reached {int(w.limit)}" if w.adaptive else f"fixed at {int(w.limit)}"
+        self.writer.submit(self.store.log_run_event, self.cfg.run, "concurrency",
+                           f"{limits.stats['calls']} model calls, {limits.stats['retries']} retried; concurrency "
+                           f"{mode}, at most {w.peak} in flight, {w.backoffs} back-offs")
         self.saves.append(self.writer.submit(self._flush))  # what is still unsaved: searches of cancelled episodes
         for fut in self.saves:
             await asyncio.wrap_future(fut)

@@ -390,6 +390,87 @@ def test_requests_per_minute_pace():
     assert stamps[-1] - stamps[0] >= 0.38
 
 
+def test_adaptive_window_rises_per_answer_and_halves_once_per_round_trip():
+    from fireact_core.models.limits import AdaptiveLimit
+
+    async def go():
+        w = AdaptiveLimit(start=4, maximum=10)
+        first = [await w.acquire() for _ in range(4)]
+        assert w.in_flight == 4 and int(w.limit) == 4  # a fifth call would wait
+        for t in first:
+            await w.release(t, "ok")
+        assert w.limit == 8  # slow start: one more per answer
+        a, b = await w.acquire(), await w.acquire()
+        await w.release(a, "backoff")
+        await w.release(b, "backoff")  # started before the cut: no second cut
+        assert (w.limit, w.backoffs) == (4, 1)
+        c = await w.acquire()
+        await w.release(c, "backoff")
+        assert w.limit == 2
+        for _ in range(2):
+            await w.release(await w.acquire(), "ok")
+        assert 2 < w.limit < 3  # past a back-off: one more per round trip
+        for _ in range(200):
+            await w.release(await w.acquire(), "ok")
+        assert w.limit == 10  # never past the maximum
+        fixed = AdaptiveLimit(fixed=3)
+        await fixed.release(await fixed.acquire(), "backoff")
+        assert fixed.limit == 3
+
+    asyncio.run(go())
+
+
+def test_adaptive_concurrency_rises_while_answers_come_back(store, serp, llm):
+    llm(latency=(0.05, 0.1))
+    run = run_generation(store, config("rise", end=60, concurrency=None))
+    assert run["attempted"] == 60 and run["failed"] == 0
+    [event] = [e["message"] for e in store.run_events("rise") if e["kind"] == "concurrency"]
+    reached = int(event.split("reached ")[1].split(",")[0])
+    assert "adaptive from 32" in event and reached >= 32 + 100  # one more per answer: 120 answers
+
+
+def test_adaptive_concurrency_backs_off_on_429(store, serp, llm):
+    server = llm(capacity=6, latency=(0.02, 0.05))
+    run = run_generation(store, config("burst", end=30, concurrency=None, max_retries=8))
+    assert run["attempted"] == 30 and run["failed"] == 0
+    assert server.refused > 0 and server.max_in_flight <= 6
+    assert server.refused < server.calls  # it backed off instead of hammering
+    [event] = [e["message"] for e in store.run_events("burst") if e["kind"] == "concurrency"]
+    assert "0 back-offs" not in event
+
+
+def test_help_and_the_generate_path_import_nothing_heavy():
+    code = ("import sys\nfrom fireact_core.cli import build_parser\nbuild_parser()\n"
+            "heavy = {'pandas', 'pyarrow', 'duckdb', 'pydantic', 'openai', 'numpy', 'httpx', 'torch'}\n"
+            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+            "import fireact_core.engine, fireact_core.models.openai_chat\nprint('openai' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "False"]
+
+
+def test_fireact_prompt_files_and_prompt_versions(store, tmp_path):
+    from fireact_core.errors import FireactError
+    from fireact_core.prompts import fireact_prompt_file, import_fireact_prompt
+
+    prompts = ROOT.parent / "shared" / "fireact" / "reference" / "prompts"
+    assert fireact_prompt_file(prompts, "bamboogle", "react").name == "react_hotpotqa_google.txt"  # as FireAct
+    assert fireact_prompt_file(prompts, "strategyqa", "cot").name == "cot_strategyqa.txt"
+    with pytest.raises(FireactError, match="no prompt file for reflexion on mmlu"):
+        fireact_prompt_file(prompts, "mmlu", "reflexion")
+    version = import_fireact_prompt(store, prompts, "strategyqa", "react", "ann")
+    spec = make_spec(store, "strategyqa", "react")
+    text = (prompts / "react_strategyqa_google.txt").read_text(encoding="utf-8")
+    assert (spec.layout, spec.version, spec.fewshot, spec.source) == ("fireact", version, text,
+                                                                      "react_strategyqa_google.txt")
+    assert make_spec(store, "strategyqa", "react", version=0).layout == "studio"
+    db = tmp_path / "bad.duckdb"
+    args = ["--db", str(db), "generate", "--task", "hotpotqa", "--tasks-dir", str(TASKS), "--run", "r"]
+    assert main([*args, "--prompts-dir", str(tmp_path / "nowhere")]) == 2
+    from fireact_core.store import Store
+
+    assert Store(db).list_runs() == []  # bad input leaves the database as it was
+
+
 def test_prompts_render_text_and_chat(store):
     q = "Which river flows through Vienna?"
     few = make_spec(store, "hotpotqa", "react")
