@@ -208,12 +208,14 @@ def version_row(store: Any, task: str, method: str, version: int | None = None) 
     raise NotFoundError(f"no version {version} of the {task}/{method} examples (versions: 0 (shipped), {known})")
 
 
-def save_examples(store: Any, task: str, method: str, examples: list[str], author: str, note: str | None = None) -> int:
-    """Save an edited set of examples as the next version; blank examples are dropped."""
-    cleaned = [e.strip("\n") for e in examples if e.strip()]
+def save_examples(store: Any, task: str, method: str, examples: list[str], author: str, note: str | None = None,
+                  layout: str = "studio", source: str | None = None) -> int:
+    """Save an edited set of examples as the next version; blank examples are dropped. In FireAct's layout the one
+    text is kept exactly (its blank lines and final newline are part of what is sent)."""
+    cleaned = [e.strip("\n") for e in examples if e.strip()] if layout == "studio" else [e for e in examples if e.strip()]
     if not cleaned:
         raise FireactError("no examples to save: write at least one example")
-    return store.save_prompt_version(task, method, cleaned, author, note)
+    return store.save_prompt_version(task, method, cleaned, author, note, layout=layout, source=source)
 
 
 def make_spec(store: Any, task: str, method: str, mode: str = "fewshot", finetuned_format: str = "chat",
