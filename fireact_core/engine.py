@@ -272,7 +272,7 @@ class _Runner:
         asyncio.get_running_loop().set_default_executor(tools)
         done_before = len(self.plan.questions) - len(self.plan.todo)
         message = f"{len(self.plan.todo)} questions to run" + (f", {done_before} already done" if done_before else "")
-        await self._write(self.store.log_run_event, self.cfg.run, "start", message)
+        self.saves.append(self.writer.submit(self.store.log_run_event, self.cfg.run, "start", message))
         # the first save's one-time costs (DuckDB's Arrow path loads pandas) paid while the first answers come
         self.writer.submit(self.store.existing_ids, [stable_id(self.cfg.run, "")])
         pending: asyncio.Queue[Question] = asyncio.Queue()
