@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fireact"
 REF_PYTHON = Path(os.environ.get("FIREACT_REF_PYTHON", ROOT / ".venv-ref" / "bin" / "python"))
 LATENCY = (0.05, 0.5)
+CPU: dict[str, float] = {}  # CPU seconds of the last command run with each interpreter
 SERVE = """
 import os, sys, time
 sys.path.insert(0, {root!r})
@@ -69,10 +71,16 @@ def start_servers(first: Path) -> tuple[subprocess.Popen, str, str]:
     return proc, llm_url, serp_url
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(cmd: list[str], env: dict, cwd: Path) -> tuple[float, float, str]:
-    start = time.time()
+    start, cpu = time.time(), cpu_seconds()
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     wall = time.time() - start
+    CPU[cmd[0]] = cpu_seconds() - cpu
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} ... exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return start, wall, done.stdout
@@ -124,7 +132,7 @@ def main() -> None:
                     first_request.append(begin)
                 score = em_of(out, "em " if tag == "fa" else "run ")
                 print(f"  run {i + 1} {label:22} {wall:6.2f} s (first request at {begin:5.2f} s, last answer at "
-                      f"{last:5.2f} s)   {score}")
+                      f"{last:5.2f} s, {CPU[cmd[0]]:5.2f} s of CPU)   {score}")
         fa, st = statistics.median(rows["FireAct generation.py"]), statistics.median(rows["fireact generate"])
         print(f"{'':8}{'program':24}{'median s':>9}{'min s':>8}{'max s':>8}")
         for label, values in rows.items():

@@ -387,13 +387,17 @@ def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None) -
         raise
     finally:
         _ACTIVE.discard(name)
-    runner.writer.close()
-    with store.session():
+    def close() -> dict[str, Any]:
         run = store.get_run(name)
         store.end_run(name, status)
         store.log_run_event(name, status, f"{run['attempted']}/{run['total']} questions done, {run['failed']} "
                             f"failed, EM {run['em'] or 0:.3f}")
         return store.get_run(name)
+
+    try:
+        return runner.writer.submit(close).result()  # on the writer's open connection, if it still holds one
+    finally:
+        runner.writer.close()
 
 
 def run_generation(store: Any, cfg: RunConfig, progress: Callable[[RunProgress], None] | None = None) -> dict:

@@ -278,11 +278,11 @@ def test_cli_killed_mid_run_then_resumed(tmp_path, serp, llm, capsys):
     seen = 0
     for line in proc.stdout:
         seen += line.startswith("[")
-        if seen >= 3:
+        if seen >= 1:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    assert seen >= 3, "the CLI printed no progress"
+    assert seen >= 1, "the CLI printed no progress"
     # the process is gone: every view says interrupted, with the same done/total
     capsys.readouterr()
     assert main(["--db", str(db), "runs", "--json"]) == 0

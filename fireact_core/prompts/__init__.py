@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import FireactError, FormatError, NotFoundError
-from ..formats.fireact import ALPACA_TEMPLATE
 from ..parsing import render_model_turn, render_observation
 from ..records import Step
 
@@ -102,6 +101,8 @@ def build_prompt(spec: PromptSpec, question: str, steps: list[Step], reflect: bo
     messages.append({"role": "user", "content": question})
     messages += [{"role": r, "content": c} for r, c in turns]
     if spec.mode == "finetuned" and spec.finetuned_format == "alpaca":
+        from ..formats.fireact import ALPACA_TEMPLATE  # the formats package is not needed before this
+
         text = ALPACA_TEMPLATE.format(instruction=question)
     else:
         text = (system + "\n\n" if system else "") + question_line(question) + "\n"
@@ -130,6 +131,8 @@ def fireact_start(spec: PromptSpec, question: str) -> str | list[dict[str, str]]
     if spec.mode == "finetuned" and spec.finetuned_format == "chat":
         return [{"role": "user", "content": question}]
     if spec.mode == "finetuned":
+        from ..formats.fireact import ALPACA_TEMPLATE
+
         return ALPACA_TEMPLATE.format(instruction=question.rstrip())
     return spec.fewshot + question + "\n"
 
