@@ -273,8 +273,9 @@ class _Runner:
         done_before = len(self.plan.questions) - len(self.plan.todo)
         message = f"{len(self.plan.todo)} questions to run" + (f", {done_before} already done" if done_before else "")
         self.saves.append(self.writer.submit(self.store.log_run_event, self.cfg.run, "start", message))
-        # the first save's one-time costs (DuckDB's Arrow path loads pandas) paid while the first answers come
-        self.writer.submit(self.store.existing_ids, [stable_id(self.cfg.run, "")])
+        # the first save's one-time costs (DuckDB's Arrow path loads pandas), paid once the first requests are out
+        asyncio.get_running_loop().call_later(0.1, self.writer.submit, self.store.existing_ids,
+                                              [stable_id(self.cfg.run, "")])
         pending: asyncio.Queue[Question] = asyncio.Queue()
         for q in self.plan.todo:
             pending.put_nowait(q)
