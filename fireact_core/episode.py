@@ -17,7 +17,7 @@ from typing import Any
 from .models import Backend, Completion, ModelError
 from .models.limits import CallLimits
 from .models.pricing import cost_usd
-from .parsing import action_problem, parse_action, parse_model_turn, render_model_turn
+from .parsing import action_problem, fireact_split, parse_action, parse_model_turn, render_model_turn
 from .prompts import (STALLED_CUE, WRONG_CUE, Prompt, PromptSpec, build_prompt, fireact_prompt, fireact_start,
                       prompt_messages)
 from .records import Message, Step, StepFlags, Trajectory, stable_id
@@ -274,15 +274,16 @@ class FireActEpisode(Episode):
                 action = (await self._send(fireact_prompt(follow, stop, thought=False))).text.strip()
             self.actions += 1
             step = self._step(turn, prune_thought(thought), parse_action(action, self.cfg.action_reading), chat)
-            if step.action.name is None:  # FireAct skips the action and sends the same prompt next round
+            split = fireact_split(action)
+            if split is None:  # FireAct skips the action and sends the same prompt next round
                 step.flags.train = False
                 step.flags.parse_error = "no '[' in the action: FireAct drops it and asks again"
                 self.steps.append(step)
                 continue
-            if "finish" in step.action.name.lower():
+            if "finish" in split[0].lower():
                 self._end(step)
                 return "finished"
-            await self._tool(step)
+            await self._tool(step, *split)
             if chat:
                 base = base + [{"role": "assistant", "content": turn},
                                {"role": "user", "content": f"Observation: {step.observation}"}]
@@ -309,10 +310,10 @@ class FireActEpisode(Episode):
         self.steps.append(step)
         self.final, self.score = answer, score
 
-    async def _tool(self, step: Step) -> None:
+    async def _tool(self, step: Step, name: str, arg: str) -> None:
+        """FireAct's tool call: the type and argument exactly as split (" search" is no tool, as in FireAct)."""
         history = [s.observation for s in self.steps if s.observation and s.action and s.action.name == "search"]
-        obs = await self.ctx.toolbox.fireact_run(step.action.name, step.action.arg, (self.q.qid, len(self.steps)),
-                                                 history)
+        obs = await self.ctx.toolbox.fireact_run(name, arg, (self.q.qid, len(self.steps)), history)
         step.observation = obs.text
         if obs.perturbed:
             step.flags.perturbed, step.flags.original_observation = obs.perturbed, obs.original

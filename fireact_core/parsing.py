@@ -33,17 +33,25 @@ def action_fields(raw: str, reading: str = "fireact") -> dict:
             return {"raw": raw}
         name, arg = match.groups()
         return {"raw": raw, "name": name, "arg": arg}
-    parts = raw.split("[")
-    if len(parts) < 2:
+    split = fireact_split(raw)
+    if split is None:
         return {"raw": raw}
-    return {"raw": raw, "name": parts[0], "arg": parts[1][:-1]}
+    return {"raw": raw, "name": split[0].strip(), "arg": split[1]}
+
+
+def fireact_split(raw: str) -> tuple[str, str] | None:
+    """(type, argument) exactly as FireAct's generation.py splits an action (`raw.split('[')[:2]`, the argument's
+    last character dropped), or None where it cannot (no '['): FireAct then skips the action."""
+    parts = raw.split("[")
+    return (parts[0], parts[1][:-1]) if len(parts) >= 2 else None
 
 
 def parse_action(raw: str, reading: str = "fireact") -> Action:
     """An action's name and argument, read as FireAct's generation.py reads them: `raw.split('[')[:2]`, the
     argument's last character dropped (`finish[Titan IIIE [rocket]]` answers `Titan IIIE`, `search[x` searches
-    for nothing but its last character). `reading="strict"` reads the whole `name[argument]` instead (nested
-    brackets kept, anything else unparsed). The raw text is always kept."""
+    for nothing but its last character); the name without the spaces around it (FireAct's run files have
+    `Action:  finish[...]`). `reading="strict"` reads the whole `name[argument]` instead (nested brackets kept,
+    anything else unparsed). The raw text is always kept."""
     return Action.model_validate(action_fields(raw, reading))
 
 

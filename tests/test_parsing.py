@@ -123,6 +123,7 @@ def test_irregular_model_turns_keep_raw_and_say_why():
         ("search[a] finish[b]", "search", "a] finis", "several actions in one turn"),
         ("just words", None, None, "not of the form name[argument]"),
         ("I will search[x]", "I will search", "x", "not of the form name[argument]"),
+        (" finish[yes]", "finish", "yes", None),  # FireAct's run files: "Action:  finish[...]"
     ],
 )
 def test_parse_action(raw, name, arg, problem):
