@@ -390,6 +390,18 @@ def test_requests_per_minute_pace():
     assert stamps[-1] - stamps[0] >= 0.38
 
 
+def test_sampling_settings_default_to_fireacts_and_can_be_changed(store, serp, llm):
+    server = llm()
+    run_generation(store, config("defaults"))
+    body = server.requests[0]
+    assert (body["max_tokens"], body["top_p"], body["stop"]) == (1000, 1, ["\nObservation:"])
+    run_generation(store, config("chat", mode="finetuned"))
+    assert server.requests[-1]["stop"] is None  # FireAct's fine-tuned chat mode sends none
+    run_generation(store, config("changed", max_tokens=50, top_p=0.5, stop=["\nThought:"], temperature=0.3))
+    body = server.requests[-1]
+    assert (body["max_tokens"], body["top_p"], body["stop"], body["temperature"]) == (50, 0.5, ["\nThought:"], 0.3)
+
+
 def test_adaptive_window_rises_per_answer_and_halves_once_per_round_trip():
     from fireact_core.models.limits import AdaptiveLimit
 
