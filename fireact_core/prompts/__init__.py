@@ -177,8 +177,7 @@ def read_fireact_prompt(prompts_dir: str | Path, task: str, method: str) -> tupl
 def import_fireact_prompt(store: Any, prompts_dir: str | Path, task: str, method: str, author: str) -> int:
     """Save a FireAct prompt file as the next prompt version of a task and method (FireAct's layout)."""
     text, path = read_fireact_prompt(prompts_dir, task, method)
-    return store.save_prompt_version(task, method, [text], author, f"FireAct prompt file {path.name}",
-                                     layout="fireact", source=path.name)
+    return save_examples(store, task, method, [text], author, f"FireAct prompt file {path.name}", "fireact", path.name)
 
 
 @cache
@@ -215,6 +214,9 @@ def save_examples(store: Any, task: str, method: str, examples: list[str], autho
                   layout: str = "studio", source: str | None = None) -> int:
     """Save an edited set of examples as the next version; blank examples are dropped. In FireAct's layout the one
     text is kept exactly (its blank lines and final newline are part of what is sent)."""
+    from ..team.roles import actor
+
+    author = actor(store, author, "prompt")
     cleaned = [e.strip("\n") for e in examples if e.strip()] if layout == "studio" else [e for e in examples if e.strip()]
     if not cleaned:
         raise FireactError("no examples to save: write at least one example")
