@@ -24,7 +24,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from .episode import Episode, EpisodeContext
+from .episode import EpisodeContext, make_episode
 from .errors import FireactError
 from .lint import lint_trajectory
 from .models import make_backend
@@ -61,6 +61,8 @@ class RunConfig(BaseModel):
     mode: Literal["fewshot", "finetuned"] = "fewshot"
     finetuned_format: Literal["chat", "alpaca"] = "chat"
     prompt_version: int | None = None
+    prompts_dir: str | None = Field(default=None, description="FireAct-layout prompt folder: "
+                                    "{method}_{task}[_google].txt, sent exactly as FireAct's generation.py sends it")
     backend: Literal["openai", "local"] = "openai"
     model: str = "gpt-4o-mini"
     base_url: str | None = None
@@ -73,10 +75,17 @@ class RunConfig(BaseModel):
     serpapi_key: SecretStr | None = None
     perturb: str | None = Field(default=None, description="none:P or random:P")
     temperature: float = 0.0
-    max_tokens: int = 256
-    concurrency: int = Field(default=8, ge=1)
+    max_tokens: int = Field(default=1000, ge=1, description="FireAct's 1000")
+    top_p: float = Field(default=1.0, ge=0.0, le=1.0, description="FireAct's 1")
+    stop: list[str] | None = Field(default=None, description="None: as FireAct per mode (\\nObservation: in text "
+                                   "layouts, none in fine-tuned chat); [] sends no stop sequence")
+    action_reading: Literal["fireact", "strict"] = Field(
+        default="fireact", description="fireact: name[arg] read as FireAct reads it; strict: nested brackets kept")
+    concurrency: int | None = Field(default=None, ge=1, description="None: adaptive (rises while answers come back, "
+                                    "halves on 429s and timeouts, at most max_concurrency)")
+    max_concurrency: int = Field(default=256, ge=1)
     rpm: float | None = None
-    max_steps: int = Field(default=8, ge=1)
+    max_steps: int | None = Field(default=None, ge=1, description="None: 8 (Studio prompts), 11 rounds (FireAct's)")
     max_retries: int = 4
     backoff_s: float = 1.0
     timeout_s: float = 60.0
@@ -164,6 +173,7 @@ def prepare_run(store: Any, cfg: RunConfig, by: str | None = None) -> Plan:
     questions = select_questions(cfg)
     with store.session():
         _check_same_run(store, cfg)
+        make_spec(store, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version, cfg.prompts_dir)
         store.begin_run(cfg.run, task=cfg.task, split=cfg.split, method=cfg.method, model=_model_name(cfg),
                         settings=cfg.settings(), total=len(questions), pid=os.getpid(),
                         source_meta={"temperature": cfg.temperature, "search": cfg.search, "perturb": cfg.perturb,
@@ -189,7 +199,7 @@ def _check_same_run(store: Any, cfg: RunConfig) -> None:
         old = store.get_run(cfg.run)
     except FireactError:
         return
-    if cfg.run in _ACTIVE or (old["status"] == "running" and _alive(old["pid"]) and old["pid"] != os.getpid()
+    if cfg.run in _ACTIVE or (old["status"] == "running" and old["pid"] != os.getpid()
                               and old["heartbeat"] and time.time() - old["heartbeat"].timestamp() < 30):
         raise FireactError(f"run '{cfg.run}' is running now (process {old['pid']}); wait for it, or stop it with "
                            f"`fireact cancel {cfg.run}` before taking it up again")
@@ -197,18 +207,6 @@ def _check_same_run(store: Any, cfg: RunConfig) -> None:
         if old[key] != getattr(cfg, key):
             raise FireactError(f"run '{cfg.run}' already exists with {key} '{old[key]}'; take it up with the same "
                                f"settings or choose another run name")
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _scrubbed(text: str, secrets: list[str]) -> str:
@@ -226,6 +224,7 @@ class _Runner:
         self.writer = SessionWriter(self.store)
         self.saves: list[Future] = []
         self.unsaved: list[Any] = []
+        self.searched: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
         self.cancelled = False
         self.started = time.monotonic()
@@ -240,7 +239,7 @@ class _Runner:
 
     def _context(self) -> EpisodeContext:
         cfg = self.cfg
-        options = {"model": cfg.model, "base_url": cfg.base_url, "timeout": cfg.timeout_s,
+        options = {"model": cfg.model, "base_url": cfg.base_url, "timeout": cfg.timeout_s, "top_p": cfg.top_p,
                    "api_key": cfg.api_key.get_secret_value() if cfg.api_key else None}
         if cfg.backend == "local":
             options = {"model_dir": cfg.local_model, "adapter": cfg.adapter, "model": _model_name(cfg),
@@ -252,28 +251,37 @@ class _Runner:
         return EpisodeContext(
             config=cfg, task=get_task(cfg.task), backend=make_backend(cfg.backend, **options),
             limits=CallLimits(concurrency=cfg.concurrency, rpm=cfg.rpm, max_retries=cfg.max_retries,
-                              backoff_s=cfg.backoff_s),
+                              backoff_s=cfg.backoff_s, max_concurrency=cfg.max_concurrency),
             toolbox=Toolbox(search, self._cache(getattr(search, "cache_key", cfg.search)),
                             Perturber(mode, p, cfg.seed)),
-            spec=make_spec(self.store, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version),
+            spec=make_spec(self.store, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version,
+                           cfg.prompts_dir),
             prices=price_table(self.store), model_name=_model_name(cfg),
         )
 
     def _cache(self, backend: str) -> SearchCache:
+        """New results wait in `searched` and are written with the next batch of trajectories (one transaction)."""
+        self.search_backend = backend
+
         def persist(query: str, result: str | None) -> None:
-            self.writer.submit(self.store.cache_search, backend, query, result)
+            with self.lock:
+                self.searched.append((query, result))
 
         return SearchCache(self.store.cached_searches(backend), persist)
 
     async def run(self) -> str:
         ctx = self.ctx
         # episodes in flight: enough that searches never leave a model slot idle, few enough to finish in order
-        width = self.cfg.concurrency + max(4, self.cfg.concurrency // 2)
-        tools = ThreadPoolExecutor(max(4, min(8, self.cfg.concurrency)), thread_name_prefix="fireact-tool")
+        slots = self.cfg.concurrency or self.cfg.max_concurrency
+        width = slots + max(4, slots // 2)
+        tools = ThreadPoolExecutor(max(4, min(32, slots)), thread_name_prefix="fireact-tool")
         asyncio.get_running_loop().set_default_executor(tools)
         done_before = len(self.plan.questions) - len(self.plan.todo)
         message = f"{len(self.plan.todo)} questions to run" + (f", {done_before} already done" if done_before else "")
-        await self._write(self.store.log_run_event, self.cfg.run, "start", message)
+        self.saves.append(self.writer.submit(self.store.log_run_event, self.cfg.run, "start", message))
+        # the first save's one-time costs (DuckDB's Arrow path loads pandas), paid once the first requests are out
+        asyncio.get_running_loop().call_later(0.1, self.writer.submit, self.store.existing_ids,
+                                              [stable_id(self.cfg.run, "")])
         pending: asyncio.Queue[Question] = asyncio.Queue()
         for q in self.plan.todo:
             pending.put_nowait(q)
@@ -290,12 +298,19 @@ class _Runner:
         finally:
             watcher.cancel()
             await ctx.backend.aclose()
+        limits = ctx.limits
+        w = limits.window
+        mode = f"adaptive from {limits.start}, reached {int(w.limit)}" if w.adaptive else f"fixed at {int(w.limit)}"
+        self.writer.submit(self.store.log_run_event, self.cfg.run, "concurrency",
+                           f"{limits.stats['calls']} model calls, {limits.stats['retries']} retried; concurrency "
+                           f"{mode}, at most {w.peak} in flight, {w.backoffs} back-offs")
+        self.saves.append(self.writer.submit(self._flush))  # what is still unsaved: searches of cancelled episodes
         for fut in self.saves:
             await asyncio.wrap_future(fut)
         return "cancelled" if self.cancelled else "finished"
 
     async def _one(self, ctx: EpisodeContext, q: Question) -> None:
-        traj = await Episode(ctx, q).run()
+        traj = await make_episode(ctx, q).run()
         if traj.error:
             traj.error = _scrubbed(traj.error, self.secrets)
         with self.lock:
@@ -310,13 +325,16 @@ class _Runner:
 
     async def _lockstep(self, ctx: EpisodeContext) -> None:
         """FireAct's schedule, kept for comparison: each round of `concurrency` questions waits for its slowest."""
-        todo, n = self.plan.todo, self.cfg.concurrency
+        todo = self.plan.todo
+        n = self.cfg.concurrency or len(todo)
         for i in range(0, len(todo), n):
             await asyncio.gather(*(self._one(ctx, q) for q in todo[i:i + n]))
 
     def _flush(self) -> None:
         with self.lock:
             batch, self.unsaved = self.unsaved, []
+            searched, self.searched = self.searched, []
+        self.store.cache_searches(self.search_backend, searched)
         saved = set(self.store.save_run_trajectories(self.cfg.run, batch, [x for t in batch for x in lint_trajectory(t)]))
         for traj in batch:
             if traj.id in saved and traj.status == "failed":
@@ -371,18 +389,22 @@ def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None) -
             runner.writer.close()
         interrupted = isinstance(exc, KeyboardInterrupt)
         with store.session():
-            store.end_run(name, "cancelled" if interrupted else "failed", None if interrupted else message)
-            store.log_run_event(name, "cancelled" if interrupted else "error", message)
+            store.end_run(name, "interrupted" if interrupted else "failed", None if interrupted else message)
+            store.log_run_event(name, "interrupted" if interrupted else "error", message)
         raise
     finally:
         _ACTIVE.discard(name)
-    runner.writer.close()
-    with store.session():
+    def close() -> dict[str, Any]:
         run = store.get_run(name)
         store.end_run(name, status)
         store.log_run_event(name, status, f"{run['attempted']}/{run['total']} questions done, {run['failed']} "
                             f"failed, EM {run['em'] or 0:.3f}")
         return store.get_run(name)
+
+    try:
+        return runner.writer.submit(close).result()  # on the writer's open connection, if it still holds one
+    finally:
+        runner.writer.close()
 
 
 def run_generation(store: Any, cfg: RunConfig, progress: Callable[[RunProgress], None] | None = None,

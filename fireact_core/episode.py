@@ -17,12 +17,17 @@ from typing import Any
 from .models import Backend, Completion, ModelError
 from .models.limits import CallLimits
 from .models.pricing import cost_usd
-from .parsing import action_problem, parse_model_turn
-from .prompts import STALLED_CUE, WRONG_CUE, PromptSpec, build_prompt, prompt_messages
+from .parsing import action_problem, fireact_split, parse_action, parse_model_turn, render_model_turn
+from .prompts import (STALLED_CUE, WRONG_CUE, Prompt, PromptSpec, build_prompt, fireact_prompt, fireact_start,
+                      prompt_messages)
 from .records import Message, Step, StepFlags, Trajectory, stable_id
 from .tasks import Question, Task
 from .tools import Toolbox
 
+FIREACT_ROUNDS = 11  # generation.py's `while iteration < 11`
+FIREACT_REASKS = 5  # its re-asks of a turn without "Action: " before "Thought: failed\nAction: finish[]"
+FIREACT_FAILED_TURN = "Thought: failed\nAction: finish[]"
+INT_REWARD = {"strategyqa", "mmlu"}  # tasks whose FireAct reward is 0/1 rather than False/True
 FEEDBACK = ("Invalid action: {problem}. Reply with 'Thought: ...' on one line and 'Action: search[query]' or "
             "'Action: finish[answer]' on the next.")
 SINGLE_TURN = {"io", "cot"}
@@ -75,7 +80,7 @@ class Episode:
 
     async def _loop(self) -> str:
         invalid = 0
-        while self.actions < self.cfg.max_steps:
+        while self.actions < (self.cfg.max_steps or 8):
             if self._stalled():
                 await self._reflect(STALLED_CUE.format(n=self.cfg.reflect_after))
             step = await self._ask()
@@ -91,13 +96,13 @@ class Episode:
                 continue
             invalid = 0
             self.actions += 1
-            if step.action.name.lower() == "finish":
+            if "finish" in step.action.name.lower():
                 if await self._finish(step):
                     return "finished"
                 continue
             await self._act(step)
         if self.error is None:
-            self.error = f"no answer within {self.cfg.max_steps} steps"
+            self.error = f"no answer within {self.cfg.max_steps or 8} steps"
         return "unfinished"
 
     def _stalled(self) -> bool:
@@ -106,7 +111,11 @@ class Episode:
 
     async def _call(self, reflect: bool = False) -> Completion:
         prompt = build_prompt(self.ctx.spec, self.q.question, self.steps, reflect=reflect)
+        if self.cfg.stop is not None and not reflect:
+            prompt.stop = list(self.cfg.stop)
+        return await self._send(prompt)
 
+    async def _send(self, prompt: Prompt) -> Completion:
         def on_retry(_: str) -> None:
             self.usage.retries += 1
 
@@ -120,7 +129,12 @@ class Episode:
         text = text.split("\nObservation:", 1)[0].strip("\n")
         if text.startswith("Observation:"):
             text = ""
-        return parse_model_turn(text) if text.strip() else Step(raw=text, flags=StepFlags(parse_error="empty output"))
+        if not text.strip():
+            return Step(raw=text, flags=StepFlags(parse_error="empty output"))
+        step = parse_model_turn(text)
+        if step.action is not None and self.cfg.action_reading != "fireact":
+            step.action = parse_action(step.action.raw, self.cfg.action_reading)
+        return step
 
     def _problem(self, step: Step) -> str | None:
         if step.action is None:
@@ -128,7 +142,7 @@ class Episode:
         problem = action_problem(step.action)
         if problem and not problem.startswith("unknown tool"):
             return problem
-        if self.cfg.method in SINGLE_TURN and (step.action.name or "").lower() != "finish":
+        if self.cfg.method in SINGLE_TURN and "finish" not in (step.action.name or "").lower():
             return f"the {self.cfg.method} method answers at once with finish[answer]"
         return None
 
@@ -196,6 +210,7 @@ class Episode:
         prompt = prompt_messages(self.ctx.spec) if cfg.store_prompt else None
         meta = {"temperature": cfg.temperature, "search": cfg.search, "perturb": cfg.perturb, "mode": cfg.mode,
                 "backend": cfg.backend, "prompt_version": self.ctx.spec.version, "max_steps": cfg.max_steps,
+                "prompt_layout": self.ctx.spec.layout, "prompt_file": self.ctx.spec.source,
                 "calls": [list(c) for c in self.usage.calls], "retries": self.usage.retries, "reasks": self.reasks,
                 "reflections": self.reflections, "model_latency_s": round(sum(c[2] for c in self.usage.calls), 4)}
         if cfg.mode == "finetuned":
@@ -210,3 +225,101 @@ class Episode:
             latency_s=round(wall_s, 4), cost_usd=cost,
             prompt=[Message(**m) for m in prompt] if prompt else None, meta=meta,
         )
+
+
+def split_turn(turn: str) -> tuple[str, str | None]:
+    """(thought, action) of a model turn, as FireAct's generation.py splits it (action None: no "Action: ")."""
+    text = turn.strip()
+    if "\nAction: " in text:
+        thought, action = text.split("\nAction: ")[:2]
+        return thought, action
+    if "Action: " in text:
+        return "", turn[len("Action: "):]
+    return turn.split("\n")[0], None
+
+
+def prune_thought(thought: str) -> str:
+    return thought[len("Thought:"):].strip() if thought.startswith("Thought:") else thought
+
+
+class FireActEpisode(Episode):
+    """FireAct's generation.py loop for one question, request for request: the prompt grows as FireAct grows it
+    (text: "Thought: ...\nAction: ...\nObservation: ...\n" per step, then "Thought:"; chat: the model's turn
+    verbatim and "Observation: ..."), a turn without "Action: " is asked again as is (at most 5 times, then
+    "Thought: failed\nAction: finish[]"), an action without "[" is dropped and its round asked again, any
+    action whose name holds "finish" ends the episode, at most 11 rounds. Only the retries of failed requests
+    differ: bounded here, where FireAct waits 10 s and tries forever."""
+
+    async def _loop(self) -> str:
+        base = fireact_start(self.ctx.spec, self.q.question)
+        chat = isinstance(base, list)
+        default_stop = None if chat else ["\nObservation:"]
+        stop = default_stop if self.cfg.stop is None else list(self.cfg.stop)
+        rounds = self.cfg.max_steps or FIREACT_ROUNDS
+        for _ in range(rounds):
+            turn = (await self._send(fireact_prompt(base, stop))).text
+            for attempt in range(FIREACT_REASKS):
+                if "Action: " in turn:
+                    break
+                self.reasks += 1
+                turn = (await self._send(fireact_prompt(base, None, thought=False))).text
+                if attempt == FIREACT_REASKS - 1 and "Action: " not in turn:
+                    turn = FIREACT_FAILED_TURN
+            thought, action = split_turn(turn)
+            if action is None:  # a turn ending in "Action:": FireAct asks for the action alone (text layout)
+                if chat:
+                    self.error = "a turn ends in 'Action:' with nothing after it (FireAct stops here in chat mode)"
+                    return "unfinished"
+                follow = base + f"Thought: {prune_thought(thought)}\nAction:"
+                action = (await self._send(fireact_prompt(follow, stop, thought=False))).text.strip()
+            self.actions += 1
+            step = self._step(turn, prune_thought(thought), parse_action(action, self.cfg.action_reading), chat)
+            split = fireact_split(action)
+            if split is None:  # FireAct skips the action and sends the same prompt next round
+                step.flags.train = False
+                step.flags.parse_error = "no '[' in the action: FireAct drops it and asks again"
+                self.steps.append(step)
+                continue
+            if "finish" in split[0].lower():
+                self._end(step)
+                return "finished"
+            await self._tool(step, *split)
+            if chat:
+                base = base + [{"role": "assistant", "content": turn},
+                               {"role": "user", "content": f"Observation: {step.observation}"}]
+            else:
+                base += f"Thought: {step.thought}\nAction: {action}\nObservation: {step.observation}\n"
+        self.error = f"no answer within {rounds} rounds"
+        return "unfinished"
+
+    @staticmethod
+    def _step(turn: str, thought: str, action: Any, chat: bool) -> Step:
+        step = Step(thought=thought, action=action)
+        if chat and render_model_turn(step) != turn:  # the chat turn is kept as the model wrote it
+            step.raw = turn
+            step.flags.parse_error = "turn does not read Thought: ... Action: ..."
+        return step
+
+    def _end(self, step: Step) -> None:
+        answer = step.action.arg or ""
+        score = self.ctx.task.score(answer, self.q.answer) if self.q.answer is not None else None
+        reward = score.reward if score is not None else True  # FireAct without --evaluate: reward True
+        if self.q.task in INT_REWARD:
+            reward = int(reward)
+        step.observation = f"Episode finished, reward = {reward}"
+        self.steps.append(step)
+        self.final, self.score = answer, score
+
+    async def _tool(self, step: Step, name: str, arg: str) -> None:
+        """FireAct's tool call: the type and argument exactly as split (" search" is no tool, as in FireAct)."""
+        history = [s.observation for s in self.steps if s.observation and s.action and s.action.name == "search"]
+        obs = await self.ctx.toolbox.fireact_run(name, arg, (self.q.qid, len(self.steps)), history)
+        step.observation = obs.text
+        if obs.perturbed:
+            step.flags.perturbed, step.flags.original_observation = obs.perturbed, obs.original
+        self.steps.append(step)
+
+
+def make_episode(ctx: EpisodeContext, question: Question) -> Episode:
+    """FireAct's loop for a prompt in FireAct's layout, the Studio's for its own prompts."""
+    return (FireActEpisode if ctx.spec.layout == "fireact" else Episode)(ctx, question)

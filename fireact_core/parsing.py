@@ -22,24 +22,44 @@ REFLECTION_RE = re.compile(r"let me do a reflection|^reflection:", re.I)
 UNPARSED = "text outside Thought/Action/Observation"
 
 
-def action_fields(raw: str) -> dict:
+READINGS = ("fireact", "strict")
+
+
+def action_fields(raw: str, reading: str = "fireact") -> dict:
     """`parse_action` as plain data: {"raw", "name", "arg"} (name and arg only when it parsed)."""
-    match = ACTION_RE.match(raw.strip())
-    if not match:
+    if reading == "strict":
+        match = ACTION_RE.match(raw.strip())
+        if not match:
+            return {"raw": raw}
+        name, arg = match.groups()
+        return {"raw": raw, "name": name, "arg": arg}
+    split = fireact_split(raw)
+    if split is None:
         return {"raw": raw}
-    name, arg = match.groups()
-    return {"raw": raw, "name": name, "arg": arg}
+    return {"raw": raw, "name": split[0].strip(), "arg": split[1]}
 
 
-def parse_action(raw: str) -> Action:
-    return Action.model_validate(action_fields(raw))
+def fireact_split(raw: str) -> tuple[str, str] | None:
+    """(type, argument) exactly as FireAct's generation.py splits an action (`raw.split('[')[:2]`, the argument's
+    last character dropped), or None where it cannot (no '['): FireAct then skips the action."""
+    parts = raw.split("[")
+    return (parts[0], parts[1][:-1]) if len(parts) >= 2 else None
+
+
+def parse_action(raw: str, reading: str = "fireact") -> Action:
+    """An action's name and argument, read as FireAct's generation.py reads them: `raw.split('[')[:2]`, the
+    argument's last character dropped (`finish[Titan IIIE [rocket]]` answers `Titan IIIE`, `search[x` searches
+    for nothing but its last character); the name without the spaces around it (FireAct's run files have
+    `Action:  finish[...]`). `reading="strict"` reads the whole `name[argument]` instead (nested brackets kept,
+    anything else unparsed). The raw text is always kept."""
+    return Action.model_validate(action_fields(raw, reading))
 
 
 def _problem(raw: str, name: str | None) -> str | None:
     raw = raw.strip()
     if raw.count("[") > 1 and len(CALL_RE.findall(raw)) > 1:
         return "several actions in one turn"
-    if name is None:
+    if name is None or not ACTION_RE.match(raw):
         if "[" in raw and not raw.endswith("]"):
             return "missing ']'"
         return "not of the form name[argument]"
@@ -163,14 +183,11 @@ def model_turn_fields(content: str) -> dict:
         nl = content.find("\n")
         if nl > 0 and content.startswith("Action: ", nl + 1) and content.find("\n", nl + 1) < 0:
             raw = content[nl + 9:]
-            match = ACTION_RE.match(raw.strip())
-            if match is None:
-                action, problem = {"raw": raw}, _problem(raw, None)
-            else:
-                name, arg = match.groups()
-                action = {"raw": raw, "name": name, "arg": arg}
-                # one call of a known tool is fine (what `_problem` finds, without its work)
-                problem = None if raw.count("[") == 1 and name.lower() in KNOWN_TOOLS else _problem(raw, name)
+            action = action_fields(raw)
+            name = action.get("name")
+            # one call of a known tool is fine (what `_problem` finds, without its work)
+            regular = name is not None and raw.count("[") == 1 and raw.endswith("]") and name.lower() in KNOWN_TOOLS
+            problem = None if regular else _problem(raw, name)
             return {"thought": content[9:nl], "action": action, "flags": {"parse_error": problem} if problem else {}}
     return parse_model_turn(content).model_dump()
 

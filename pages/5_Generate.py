@@ -8,7 +8,7 @@ import streamlit as st
 from fireact_core import engine
 from fireact_core.errors import FireactError
 from fireact_core.models.pricing import price_table
-from fireact_core.prompts import METHODS, examples_for, save_examples
+from fireact_core.prompts import METHODS, import_fireact_prompt, save_examples, version_row
 from fireact_core.tasks import list_tasks
 from ui import annotator, page_setup
 
@@ -50,8 +50,10 @@ with st.form("generate"):
     perturb = c3.selectbox("Perturb observations", ["off", "none", "random"])
     perturb_p = c3.slider("Perturbation probability", 0.0, 1.0, 0.5)
     temperature = c3.number_input("Temperature", 0.0, 2.0, 0.0, step=0.1)
-    concurrency = c3.number_input("Concurrency", 1, 256, 8)
-    max_steps = c3.number_input("Max steps", 1, 50, 8)
+    concurrency = c3.number_input("Concurrency", 0, 256, 0, help="0: adaptive (rises while answers come back, "
+                                  "halves on 429s and timeouts)")
+    max_steps = c3.number_input("Max steps", 0, 50, 0, help="0: 8 with the Studio's prompts, FireAct's 11 rounds "
+                                "in its layout")
     run_name = c3.text_input("Run name (empty: made from the settings)", "")
     submitted = st.form_submit_button("Start", type="primary")
 
@@ -70,7 +72,7 @@ if submitted:
             method=method, finetuned_format="alpaca" if "alpaca" in mode else "chat", base_url=base_url or None,
             api_key=api_key or None, search=search, corpus=corpus or None,
             perturb=None if perturb == "off" else f"{perturb}:{perturb_p}", temperature=float(temperature),
-            concurrency=int(concurrency), max_steps=int(max_steps), **fields)
+            concurrency=int(concurrency) or None, max_steps=int(max_steps) or None, **fields)
         ss["gen_run"] = engine.start_run(store, cfg, by=who)
         st.success(f"Started run '{ss['gen_run']}'.")
     except FireactError as exc:
@@ -117,15 +119,26 @@ with st.expander("Few-shot examples (versioned)"):
     e1, e2 = st.columns(2)
     ex_task = e1.selectbox("Task", [t for t in list_tasks() if t != "custom"], key="ex_task")
     ex_method = e2.selectbox("Method", METHODS, key="ex_method")
-    examples, version = examples_for(store, ex_task, ex_method)
-    st.caption(f"Version {version}" + (" (shipped)" if version == 0 else "") + "; examples are separated by a line "
-               "reading ---")
+    row = version_row(store, ex_task, ex_method)
+    examples, version, layout = row["examples"], row["version"], row["layout"]
+    st.caption(f"Version {version}" + (" (shipped)" if version == 0 else "") + (
+        f"; FireAct's layout, from {row['source']}: sent exactly as FireAct's generation.py sends it"
+        if layout == "fireact" else "; examples are separated by a line reading ---"))
     text = st.text_area("Examples", "\n---\n".join(examples), height=300, key=f"ex:{ex_task}:{ex_method}:{version}")
     note = st.text_input("What changed", key="ex_note")
     if st.button("Save as a new version"):
         try:
-            saved = save_examples(store, ex_task, ex_method, text.split("\n---\n"), who, note or None)
+            parts = [text] if layout == "fireact" else text.split("\n---\n")
+            saved = save_examples(store, ex_task, ex_method, parts, who, note or None, layout, row["source"])
             st.success(f"Saved version {saved}.")
+        except FireactError as exc:
+            st.error(str(exc))
+    f1, f2 = st.columns([3, 1], vertical_alignment="bottom")
+    folder = f1.text_input("FireAct prompt folder ({method}_{task}[_google].txt files)", key="ex_fireact_dir")
+    if f2.button("Load as a new version"):
+        try:
+            saved = import_fireact_prompt(store, folder, ex_task, ex_method, who)
+            st.success(f"Saved version {saved} from {folder}.")
         except FireactError as exc:
             st.error(str(exc))
 

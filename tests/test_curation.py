@@ -86,7 +86,8 @@ def test_edits_are_pure_and_clear_verbatim_copies():
     assert edited.steps[0].obs_raw == "o"
     edited = cur.edit_step(edited, 0, cur.StepEdit(observation="new obs", action="lookup[y"))
     assert edited.steps[0].obs_raw is None and edited.steps[0].observation == "new obs"
-    assert edited.steps[0].action.name is None and edited.steps[0].flags.parse_error == "missing ']'"
+    # read as FireAct reads it (split at '[', last character dropped), and flagged
+    assert edited.steps[0].action.name == "lookup" and edited.steps[0].flags.parse_error == "missing ']'"
     assert cur.edit_step(edited, 0, cur.StepEdit(thought="new thought")) is edited
     assert cur.set_train(edited, 0, False).steps[0].flags.train is False
 

@@ -107,6 +107,20 @@ def test_examples_editor_saves_a_version(env):
     assert Store(db).prompt_versions("bamboogle", "io")[0]["examples"][0].startswith("Question: a?")
 
 
+def test_a_fireact_prompt_file_loads_as_a_version(env):
+    _, db = env
+    prompts = ROOT.parent / "shared" / "fireact" / "reference" / "prompts"
+    at = page()
+    at.selectbox(key="ex_method").set_value("react").run()
+    widget(at.text_input, "FireAct prompt folder ({method}_{task}[_google].txt files)").input(str(prompts)).run()
+    widget(at.button, "Load as a new version").click().run()
+    assert not at.exception and any("Saved version 1" in s.value for s in at.success)
+    [row] = Store(db).prompt_versions("bamboogle", "react")
+    assert row["layout"] == "fireact" and row["source"] == "react_hotpotqa_google.txt"
+    assert row["examples"] == [(prompts / "react_hotpotqa_google.txt").read_text(encoding="utf-8")]
+    assert any("FireAct's layout" in c.value for c in at.run().caption)  # the next run shows it
+
+
 def test_prefilled_from_query_params(env):
     at = page(model="ft:gpt-4o-mini:org::abc", mode="finetuned", task="strategyqa")
     assert widget(at.text_input, "Model name").value == "ft:gpt-4o-mini:org::abc"

@@ -16,6 +16,7 @@ import pytest
 
 from fireact_core.cli import main
 from fireact_core.engine import RunConfig, cancel_run, prepare_run, run_generation, start_run
+from fireact_core.episode import FIREACT_REASKS
 from fireact_core.prompts import PromptSpec, build_prompt, examples_for, make_spec, save_examples
 from fireact_core.records import stable_id
 from fireact_core.tasks import get_task
@@ -277,23 +278,51 @@ def test_cli_killed_mid_run_then_resumed(tmp_path, serp, llm, capsys):
     seen = 0
     for line in proc.stdout:
         seen += line.startswith("[")
-        if seen >= 3:
+        if seen >= 1:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    assert seen >= 3, "the CLI printed no progress"
+    assert seen >= 1, "the CLI printed no progress"
+    # the process is gone: every view says interrupted, with the same done/total
+    capsys.readouterr()
+    assert main(["--db", str(db), "runs", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["status"] == "interrupted" and row["attempted"] == row["total"] == 12 and 0 < row["done"] < 12
+    assert main(["--db", str(db), "runs"]) == 0
+    line = capsys.readouterr().out
+    assert f"{row['done']:>5}/12" in line and line.rstrip().endswith("interrupted")
+    from fireact_core.engine import run_view
+    from fireact_core.store import Store
+
+    view = run_view(Store(db), "killed")
+    assert (view["status"], view["attempted"], view["stalled"]) == ("interrupted", row["done"], False)
     done = subprocess.run(cmd, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sk-test-0123456789" not in done.stdout + done.stderr
     assert main(["--db", str(db), "runs", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
-    assert list(row) == ["run", "task", "split", "method", "model", "attempted", "finished", "failed", "em", "f1"]
+    assert list(row) == ["run", "task", "split", "method", "model", "attempted", "finished", "failed", "em", "f1",
+                         "done", "total", "status"]
     assert row["run"] == "killed" and row["attempted"] == 12 and row["finished"] + row["failed"] == 12
+    assert (row["done"], row["status"]) == (12, "finished")
     from fireact_core.store import Store
 
     st = Store(db)
     qids = [t.qid for t in st.iter_trajectories(source="killed")]
     assert sorted(qids, key=int) == [str(i) for i in range(12)]
+
+
+def test_exit_status_says_whether_every_question_ended(tmp_path, serp, llm, capsys):
+    """0 when every question ended, 3 when some failed after their retries, 2 for bad input."""
+    broken = question("hotpotqa", "dev", 1).question
+    llm(broken={broken})
+    db = str(tmp_path / "exit.duckdb")
+    base = ["--db", db, "generate", "--task", "hotpotqa", "--split", "dev", "--tasks-dir", str(TASKS), "--quiet",
+            "--timeout", "5"]
+    assert main([*base, "--end", "1", "--run", "ok"]) == 0
+    assert main([*base, "--end", "2", "--run", "some-failed"]) == 3
+    assert "1 failed" in capsys.readouterr().out
+    assert main([*base, "--end", "2", "--run", "bad", "--perturb", "sometimes"]) == 2
 
 
 def test_local_transformers_backend(store, serp, tiny_model_dir):
@@ -304,7 +333,8 @@ def test_local_transformers_backend(store, serp, tiny_model_dir):
     assert len(got) == 3 and run["attempted"] == 3
     for t in got:
         assert t.status in ("finished", "unfinished", "failed") and t.model == Path(tiny_model_dir).name
-        assert 1 <= len(t.meta["calls"]) <= cfg.max_steps + cfg.max_reasks + 1
+        # fine-tuned mode runs FireAct's loop: each round at most 1 + 5 re-asks of a turn without "Action: "
+        assert 1 <= len(t.meta["calls"]) <= cfg.max_steps * (1 + FIREACT_REASKS)
         assert t.tokens_in > 0 and t.steps and t.cost_usd == 0.0
         assert t.status != "unfinished" or t.error
 
@@ -358,6 +388,99 @@ def test_requests_per_minute_pace():
 
     stamps = sorted(asyncio.run(go()))
     assert stamps[-1] - stamps[0] >= 0.38
+
+
+def test_sampling_settings_default_to_fireacts_and_can_be_changed(store, serp, llm):
+    server = llm()
+    run_generation(store, config("defaults"))
+    body = server.requests[0]
+    assert (body["max_tokens"], body["top_p"], body["stop"]) == (1000, 1, ["\nObservation:"])
+    run_generation(store, config("chat", mode="finetuned"))
+    assert server.requests[-1]["stop"] is None  # FireAct's fine-tuned chat mode sends none
+    run_generation(store, config("changed", max_tokens=50, top_p=0.5, stop=["\nThought:"], temperature=0.3))
+    body = server.requests[-1]
+    assert (body["max_tokens"], body["top_p"], body["stop"], body["temperature"]) == (50, 0.5, ["\nThought:"], 0.3)
+
+
+def test_adaptive_window_rises_per_answer_and_halves_once_per_round_trip():
+    from fireact_core.models.limits import AdaptiveLimit
+
+    async def go():
+        w = AdaptiveLimit(start=4, maximum=10)
+        first = [await w.acquire() for _ in range(4)]
+        assert w.in_flight == 4 and int(w.limit) == 4  # a fifth call would wait
+        for t in first:
+            await w.release(t, "ok")
+        assert w.limit == 8  # slow start: one more per answer
+        a, b = await w.acquire(), await w.acquire()
+        await w.release(a, "backoff")
+        await w.release(b, "backoff")  # started before the cut: no second cut
+        assert (w.limit, w.backoffs) == (4, 1)
+        c = await w.acquire()
+        await w.release(c, "backoff")
+        assert w.limit == 2
+        for _ in range(2):
+            await w.release(await w.acquire(), "ok")
+        assert 2 < w.limit < 3  # past a back-off: one more per round trip
+        for _ in range(200):
+            await w.release(await w.acquire(), "ok")
+        assert w.limit == 10  # never past the maximum
+        fixed = AdaptiveLimit(fixed=3)
+        await fixed.release(await fixed.acquire(), "backoff")
+        assert fixed.limit == 3
+
+    asyncio.run(go())
+
+
+def test_adaptive_concurrency_rises_while_answers_come_back(store, serp, llm):
+    llm(latency=(0.05, 0.1))
+    run = run_generation(store, config("rise", end=60, concurrency=None))
+    assert run["attempted"] == 60 and run["failed"] == 0
+    [event] = [e["message"] for e in store.run_events("rise") if e["kind"] == "concurrency"]
+    reached = int(event.split("reached ")[1].split(",")[0])
+    assert "adaptive from 32" in event and reached >= 32 + 100  # one more per answer: 120 answers
+
+
+def test_adaptive_concurrency_backs_off_on_429(store, serp, llm):
+    server = llm(capacity=6, latency=(0.02, 0.05))
+    run = run_generation(store, config("burst", end=30, concurrency=None, max_retries=8))
+    assert run["attempted"] == 30 and run["failed"] == 0
+    assert server.refused > 0 and server.max_in_flight <= 6
+    assert server.refused < server.calls  # it backed off instead of hammering
+    [event] = [e["message"] for e in store.run_events("burst") if e["kind"] == "concurrency"]
+    assert "0 back-offs" not in event
+
+
+def test_help_and_the_generate_path_import_nothing_heavy():
+    code = ("import sys\nfrom fireact_core.cli import build_parser\nbuild_parser()\n"
+            "heavy = {'pandas', 'pyarrow', 'duckdb', 'pydantic', 'openai', 'numpy', 'httpx', 'torch'}\n"
+            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+            "import fireact_core.engine, fireact_core.models.openai_chat\nprint('openai' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "False"]
+
+
+def test_fireact_prompt_files_and_prompt_versions(store, tmp_path):
+    from fireact_core.errors import FireactError
+    from fireact_core.prompts import fireact_prompt_file, import_fireact_prompt
+
+    prompts = ROOT.parent / "shared" / "fireact" / "reference" / "prompts"
+    assert fireact_prompt_file(prompts, "bamboogle", "react").name == "react_hotpotqa_google.txt"  # as FireAct
+    assert fireact_prompt_file(prompts, "strategyqa", "cot").name == "cot_strategyqa.txt"
+    with pytest.raises(FireactError, match="no prompt file for reflexion on mmlu"):
+        fireact_prompt_file(prompts, "mmlu", "reflexion")
+    version = import_fireact_prompt(store, prompts, "strategyqa", "react", "ann")
+    spec = make_spec(store, "strategyqa", "react")
+    text = (prompts / "react_strategyqa_google.txt").read_text(encoding="utf-8")
+    assert (spec.layout, spec.version, spec.fewshot, spec.source) == ("fireact", version, text,
+                                                                      "react_strategyqa_google.txt")
+    assert make_spec(store, "strategyqa", "react", version=0).layout == "studio"
+    db = tmp_path / "bad.duckdb"
+    args = ["--db", str(db), "generate", "--task", "hotpotqa", "--tasks-dir", str(TASKS), "--run", "r"]
+    assert main([*args, "--prompts-dir", str(tmp_path / "nowhere")]) == 2
+    from fireact_core.store import Store
+
+    assert Store(db).list_runs() == []  # bad input leaves the database as it was
 
 
 def test_prompts_render_text_and_chat(store):

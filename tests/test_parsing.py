@@ -116,17 +116,31 @@ def test_irregular_model_turns_keep_raw_and_say_why():
     [
         ("search[Paris]", "search", "Paris", None),
         ("finish[]", "finish", "", None),
-        ("Search[a [nested] thing]", "Search", "a [nested] thing", None),
-        ("search[Paris", None, None, "missing ']'"),
+        ("finish[Titan IIIE [rocket]]", "finish", "Titan IIIE", None),
+        ("Search[a [nested] thing]", "Search", "a", None),
+        ("search[Paris", "search", "Pari", "missing ']'"),
         ("lookup[Paris]", "lookup", "Paris", "unknown tool 'lookup'"),
-        ("search[a] finish[b]", "search", "a] finish[b", "several actions in one turn"),
+        ("search[a] finish[b]", "search", "a] finis", "several actions in one turn"),
         ("just words", None, None, "not of the form name[argument]"),
+        ("I will search[x]", "I will search", "x", "not of the form name[argument]"),
+        (" finish[yes]", "finish", "yes", None),  # FireAct's run files: "Action:  finish[...]"
     ],
 )
 def test_parse_action(raw, name, arg, problem):
+    """FireAct's reading (generation.py: `action.split('[')[:2]`, the argument's last character dropped)."""
     action = parse_action(raw)
     assert (action.raw, action.name, action.arg) == (raw, name, arg)
     assert action_problem(action) == problem
+
+
+@pytest.mark.parametrize(
+    ("raw", "name", "arg"),
+    [("finish[Titan IIIE [rocket]]", "finish", "Titan IIIE [rocket]"), ("search[Paris", None, None),
+     ("I will search[x]", None, None), ("search[x] ", "search", "x")],
+)
+def test_parse_action_strict_reading(raw, name, arg):
+    action = parse_action(raw, reading="strict")
+    assert (action.raw, action.name, action.arg) == (raw, name, arg)
 
 
 def test_observation_turn_prefix():

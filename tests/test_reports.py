@@ -60,7 +60,7 @@ def test_fireact_run_file_report(store, shared):
     assert round(row["em_attempted"], 3) == 0.262 and round(row["em_finished"], 3) == 0.262
     assert round(row["f1_attempted"], 3) == 0.380 and round(row["f1_finished"], 3) == 0.380
     assert row["method"] == "react" and row["task"] == "hotpotqa" and row["perturb"] == "clean"
-    assert row["search_calls"] == 1251
+    assert row["search_calls"] == 1252  # FireAct's reading counts `search[what is Bob Marley known for?` (no ']')
 
 
 def test_cli_report_json(tmp_path, shared, capsys):

@@ -99,16 +99,20 @@ def test_missing_gold_scores_zero() -> None:
         ("yes", "no", False),
         ("Maybe yes", "yes", False),
         ("The answer is no", "no", False),
+        (" yes", "yes", False),
+        ("(yes)", "yes", False),
+        ("Not sure", "no", True),
     ],
 )
 def test_strategyqa_prefix_scoring(pred: str, gold: str | bool, em: bool) -> None:
+    """FireAct's rule: the lower-cased prediction starts with "yes" (gold true) or "no" (gold false), nothing stripped."""
     score = get_task("strategyqa").score(pred, gold)
     assert score == Score(reward=em, em=float(em), f1=float(em))
 
 
 @pytest.mark.parametrize(
     ("pred", "gold", "em"),
-    [("B", "B", True), ("b", "B", True), (" B. 1", "B", True), ("b) the second", "b", True),
+    [("B", "B", True), ("b", "B", True), ("B. 1", "B", True), (" B. 1", "B", False), ("b) the second", "b", True),
      ("A", "B", False), ("The answer is B", "B", False)],
 )
 def test_mmlu_letter_scoring(pred: str, gold: str, em: bool) -> None:

@@ -19,9 +19,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--as", dest="as_user", metavar="NAME",
                         help="act as this user (admins only; default: the operating-system user)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+    LazyChoices.building = True
+    try:
+        for name in COMMAND_MODULES:
+            importlib.import_module(f"{__name__}.{name}").register(sub)
+    finally:
+        LazyChoices.building = False
     return parser
+
+
+class LazyChoices:
+    """argparse `choices` held by a module that is heavy to import: imported only when a value is checked or a
+    command's own help is printed, so `fireact --help` and the other commands never pay for it. (While the
+    parser is being built, argparse formats every argument once to check it; then there is nothing to list.)"""
+
+    building = False
+
+    def __init__(self, module: str, name: str, extra: tuple[str, ...] = ()):
+        self.module, self.name, self.extra = module, name, extra
+
+    def _values(self) -> list[str]:
+        if LazyChoices.building:
+            return []
+        return [*getattr(importlib.import_module(self.module), self.name), *self.extra]
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values()
+
+    def __iter__(self):
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
 
 
 def open_store(args: argparse.Namespace):

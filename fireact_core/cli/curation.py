@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..filters import TrajectoryFilter
-from ..store.curation import SORTABLE
-from . import open_store, print_json, user_of
+from typing import TYPE_CHECKING
+
+from . import LazyChoices, open_store, print_json, user_of
+
+if TYPE_CHECKING:
+    from ..filters import TrajectoryFilter
 
 
 def _add_filter(p: argparse.ArgumentParser) -> None:
@@ -22,6 +25,8 @@ def _add_filter(p: argparse.ArgumentParser) -> None:
 
 
 def _filter(args: argparse.Namespace, ids: list[str] | None = None) -> TrajectoryFilter:
+    from ..filters import TrajectoryFilter
+
     return TrajectoryFilter(source=args.source, model=args.model, task=args.task, method=args.method, lint=args.lint,
                             label=args.label, em=args.em, review=args.review, status=args.status,
                             steps_min=args.steps_min, steps_max=args.steps_max, q=args.q, ids=ids or [])
@@ -30,7 +35,7 @@ def _filter(args: argparse.Namespace, ids: list[str] | None = None) -> Trajector
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("browse", help="list trajectories matching a filter (the Browse page's filter)")
     _add_filter(p)
-    p.add_argument("--sort", default="imported", choices=list(SORTABLE))
+    p.add_argument("--sort", default="imported", choices=LazyChoices("fireact_core.store.curation", "SORTABLE"))
     p.add_argument("--desc", action="store_true")
     p.add_argument("--limit", type=_count, default=20, help="at most this many rows")
     p.add_argument("--offset", type=_count, default=0, help="skip this many rows first")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..errors import FireactError
-from ..formats import EXPORT_FORMATS, IMPORT_FORMATS
-from . import open_store, print_json, user_of
+from . import LazyChoices, open_store, print_json, user_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="read trajectory files into the database")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", default="auto", choices=IMPORT_FORMATS)
+    p.add_argument("--format", default="auto", choices=LazyChoices("fireact_core.formats", "IMPORT_FORMATS"))
     p.add_argument("--source", help="name for what is imported (default: the file name)")
     p.add_argument("--task", help="task of every trajectory (default: inferred per trajectory)")
     p.add_argument("--method", help="method of every trajectory (default: inferred per trajectory)")
@@ -21,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("export", help="write trajectories (or a dataset version) to a file")
-    p.add_argument("--format", required=True, choices=[*EXPORT_FORMATS, "parquet"])
+    p.add_argument("--format", required=True, choices=LazyChoices("fireact_core.formats", "EXPORT_FORMATS", ("parquet",)))
     p.add_argument("--out", required=True, help="file to write (with fireact-run, a folder: the file is named as "
                    "FireAct's generation.py names its runs)")
     p.add_argument("--source")

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="react", choices=["react", "cot", "io", "reflexion"])
     p.add_argument("--finetuned", choices=["chat", "alpaca"], help="no few-shot examples: FireAct's fine-tuned layout")
     p.add_argument("--prompt-version", type=int, help="saved version of the few-shot examples (0: shipped)")
+    p.add_argument("--prompts-dir", help="a folder of FireAct prompt files ({method}_{task}[_google].txt, such as "
+                   "FireAct's prompts/): requests exactly as FireAct's generation.py sends them")
     p.add_argument("--model", default="gpt-4o-mini")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL); key from $OPENAI_API_KEY")
     p.add_argument("--local-model", help="a transformers model folder (instead of an endpoint)")
@@ -32,10 +34,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", help="JSONL of {title, text} passages for --search local")
     p.add_argument("--perturb", help="none:P or random:P, e.g. none:0.5")
     p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--max-tokens", type=int, default=1000, help="FireAct's 1000")
+    p.add_argument("--top-p", type=float, default=1.0, help="FireAct's 1")
+    p.add_argument("--stop", action="append", help="a stop sequence (repeatable); default as FireAct per mode: "
+                   "\\nObservation: in text layouts, none in fine-tuned chat")
+    p.add_argument("--no-stop", action="store_true", help="send no stop sequence")
+    p.add_argument("--action-reading", default="fireact", choices=["fireact", "strict"],
+                   help="fireact: name and argument as FireAct reads them (split at '[', last character dropped); "
+                   "strict: the whole name[argument], nested brackets kept")
+    p.add_argument("--concurrency", type=int, help="model calls at a time (default: adaptive, rising while answers "
+                   "come back and halving on 429s and timeouts, at most --max-concurrency)")
+    p.add_argument("--max-concurrency", type=int, default=256, help="the most adaptive concurrency reaches")
     p.add_argument("--rpm", type=float, help="at most this many model requests per minute")
-    p.add_argument("--max-steps", type=int, default=8)
+    p.add_argument("--max-steps", type=int, help="default 8 (Studio prompts), 11 rounds (FireAct's layout)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per model request")
     p.add_argument("--run", required=True, help="run name; the same name takes a run up again")
     p.add_argument("--quiet", action="store_true")
@@ -57,10 +68,11 @@ def config_from_args(args: argparse.Namespace):
         run=args.run, task=args.task, split=args.split, tasks_dir=args.tasks_dir, questions_path=args.questions,
         start=args.start, end=args.end, sample=args.sample, seed=args.seed, method=args.method,
         mode="finetuned" if args.finetuned else "fewshot", finetuned_format=args.finetuned or "chat",
-        prompt_version=args.prompt_version, backend="local" if args.local_model else "openai", model=args.model,
+        prompt_version=args.prompt_version, prompts_dir=args.prompts_dir, backend="local" if args.local_model else "openai", model=args.model,
         base_url=args.base_url, local_model=args.local_model, adapter=args.adapter, batch_size=args.batch_size,
         search=args.search, corpus=args.corpus, perturb=args.perturb, temperature=args.temperature,
-        max_tokens=args.max_tokens, concurrency=args.concurrency, rpm=args.rpm, max_steps=args.max_steps,
+        max_tokens=args.max_tokens, top_p=args.top_p, stop=[] if args.no_stop else args.stop,
+        action_reading=args.action_reading, concurrency=args.concurrency, max_concurrency=args.max_concurrency, rpm=args.rpm, max_steps=args.max_steps,
         timeout_s=args.timeout,
     )
 
@@ -92,29 +104,39 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print()
     em = f"{run['em']:.3f}" if run["em"] is not None else "-"
     print(f"run '{run['name']}': {run['attempted']}/{run['total']} questions, {run['finished']} finished, "
-          f"{run['failed']} failed, EM {em}; see `fireact runs`")
-    return 0
+          f"{run['failed']} failed, EM {em}; {run['status']}; see `fireact runs`")
+    return exit_status(run)
+
+
+def exit_status(run: dict) -> int:
+    """0: every question ended (finished or not); 3: some failed after their retries, or the run stopped before
+    every question ended (cancelled); bad input never gets here (2)."""
+    ended = run["status"] == "finished" and (run["attempted"] or 0) >= (run["total"] or 0)
+    return 0 if ended and not run["failed"] else 3
 
 
 def run_rows(store) -> list[dict]:
+    """One row per run, read once: `runs` prints these and `runs --json` writes them. attempted: the questions
+    planned (EM and F1 are over them); done: those ended so far; status: running, finished, cancelled, failed, or
+    interrupted (its process is gone; take it up with the same --run)."""
     rows = []
     for r in store.list_runs():
         rows.append({"run": r["name"], "task": r["task"], "split": r["split"], "method": r["method"],
                      "model": r["model"], "attempted": max(r["total"] or 0, r["attempted"] or 0), "finished": r["finished"],
-                     "failed": r["failed"], "em": r["em"], "f1": r["f1"]})
+                     "failed": r["failed"], "em": r["em"], "f1": r["f1"], "done": r["attempted"] or 0,
+                     "total": r["total"] or 0, "status": r["status"]})
     return rows
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    rows = run_rows(store)
+    rows = run_rows(open_store(args))
     if args.json:
         print_json(rows)
         return 0
-    for r, full in zip(rows, store.list_runs()):
+    for r in rows:
         em = f"{r['em']:.3f}" if r["em"] is not None else "-"
-        print(f"{r['run']:40} {r['task']:10} {r['method']:9} {r['model'] or '':24} {full['attempted'] or 0:>5}/{full['total']:<5} "
-              f"EM {em} failed {r['failed']} {full['status']}")
+        print(f"{r['run']:40} {r['task']:10} {r['method']:9} {r['model'] or '':24} {r['done']:>5}/{r['total']:<5} "
+              f"EM {em} failed {r['failed']} {r['status']}")
     return 0
 
 

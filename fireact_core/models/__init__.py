@@ -30,7 +30,12 @@ class ModelError(FireactError):
 
 
 class TransientError(ModelError):
-    """A failure worth another try after a pause (rate limit, server error, timeout, garbled response)."""
+    """A failure worth another try after a pause (rate limit, server error, timeout, garbled response).
+    `kind` is "rate_limit", "timeout", "server" or "garbled"; `retry_after` the pause the server asked for."""
+
+    def __init__(self, message: str, kind: str = "server", retry_after: float | None = None):
+        super().__init__(message)
+        self.kind, self.retry_after = kind, retry_after
 
 
 class Backend(Protocol):

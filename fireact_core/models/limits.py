@@ -1,5 +1,11 @@
-"""Limits around model calls: a global concurrency limit, a requests-per-minute pace, and bounded retries
-with exponential backoff on transient failures."""
+"""Limits around model calls: a concurrency limit (fixed, or adaptive), a requests-per-minute pace, and
+bounded retries with exponential backoff on transient failures.
+
+Adaptive concurrency (the default: no --concurrency) works like TCP's congestion window: it starts at
+`start`, rises by one for every answer that comes back (doubling each round trip) until the first back-off,
+then by one per round trip; a 429 or a timeout halves it (at most once per round trip) and the call waits
+what the server asked for (Retry-After) or its backoff. It never goes past `max_concurrency`; `--rpm` still
+spaces request starts."""
 
 from __future__ import annotations
 
@@ -33,17 +39,55 @@ class RatePacer:
             await asyncio.sleep(delay)
 
 
+class AdaptiveLimit:
+    """How many calls may be in flight: fixed, or adapting to what the endpoint takes (see the module's text)."""
+
+    def __init__(self, fixed: int | None = None, start: int = 32, maximum: int = 256):
+        self.adaptive = fixed is None
+        self.maximum = max(1, maximum if self.adaptive else fixed)
+        self.limit = float(min(start, self.maximum) if self.adaptive else self.maximum)
+        self.threshold = float(self.maximum)  # slow start below it, one per round trip above it
+        self.in_flight = 0
+        self.peak = 0
+        self.backoffs = 0
+        self._cut_at = 0.0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self) -> float:
+        async with self._cond:
+            while self.in_flight >= int(self.limit):
+                await self._cond.wait()
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        return time.monotonic()
+
+    async def release(self, started: float, outcome: str) -> None:
+        """outcome: "ok", "backoff" (a 429 or a timeout) or "other" (a failure that says nothing of load)."""
+        async with self._cond:
+            self.in_flight -= 1
+            if self.adaptive and outcome == "ok":
+                grow = 1.0 if self.limit < self.threshold else 1.0 / self.limit
+                self.limit = min(float(self.maximum), self.limit + grow)
+            elif self.adaptive and outcome == "backoff" and started >= self._cut_at:
+                self.limit = self.threshold = max(1.0, self.limit / 2)
+                self._cut_at = time.monotonic()  # calls started before this cut do not cut again
+                self.backoffs += 1
+            self._cond.notify_all()
+
+
 @dataclass
 class CallLimits:
-    concurrency: int = 8
+    concurrency: int | None = None
     rpm: float | None = None
     max_retries: int = 4
     backoff_s: float = 1.0
     max_backoff_s: float = 20.0
+    start: int = 32
+    max_concurrency: int = 256
     stats: dict[str, int] = field(default_factory=lambda: {"calls": 0, "retries": 0})
 
     def __post_init__(self) -> None:
-        self._sem = asyncio.Semaphore(max(1, self.concurrency))
+        self.window = AdaptiveLimit(self.concurrency, self.start, self.max_concurrency)
         self._pacer = RatePacer(self.rpm)
 
     def backoff(self, attempt: int) -> float:
@@ -54,16 +98,23 @@ class CallLimits:
         """`fn()` inside the limits; a TransientError is tried again up to `max_retries` times."""
         last: TransientError | None = None
         for attempt in range(self.max_retries + 1):
-            async with self._sem:
+            started = await self.window.acquire()
+            outcome = "other"
+            try:
                 await self._pacer.wait()
                 self.stats["calls"] += 1
-                try:
-                    return await fn()
-                except TransientError as exc:
-                    last = exc
+                result = await fn()
+                outcome = "ok"
+                return result
+            except TransientError as exc:
+                last = exc
+                outcome = "backoff" if exc.kind in ("rate_limit", "timeout") else "other"
+            finally:
+                await self.window.release(started, outcome)
             if attempt < self.max_retries:
                 self.stats["retries"] += 1
                 if on_retry:
                     on_retry(str(last))
-                await asyncio.sleep(self.backoff(attempt))
+                pause = last.retry_after if last.retry_after is not None else self.backoff(attempt)
+                await asyncio.sleep(pause)
         raise ModelError(f"gave up after {self.max_retries + 1} tries: {last}")

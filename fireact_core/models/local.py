@@ -98,7 +98,7 @@ class LocalModel:
         for i, (prompt, *_rest) in enumerate(batch):
             new = out[i, width:]
             n_out = int((new != tok.pad_token_id).sum()) if tok.pad_token_id is not None else len(new)
-            text = _cut(tok.decode(new, skip_special_tokens=True), prompt.stop)
+            text = _cut(tok.decode(new, skip_special_tokens=True), prompt.stop or [])
             results.append(Completion(text=text, tokens_in=int(enc["attention_mask"][i].sum()), tokens_out=n_out,
                                       latency_s=latency))
         return results

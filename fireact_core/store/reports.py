@@ -4,9 +4,10 @@ Every query answers a pandas DataFrame."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import pandas as pd
+if TYPE_CHECKING:  # imported where a frame is built: a command that makes no report never loads pandas
+    import pandas as pd
 
 from .answers import first_per_question_sql
 
@@ -183,6 +184,8 @@ class ReportStore:
         """For several pairs of runs at once: how many questions have each (EM of A, EM of B, in A, in B); a null
         EM stands for a question the run lacks (not `in_a` / `in_b`) or left unscored. Questions match by
         normalised text, each stood for by its run's first trajectory (`answers`)."""
+        import pandas as pd
+
         if not pairs:
             return pd.DataFrame(columns=["run_a", "run_b", "em_a", "em_b", "in_a", "in_b", "n"])
         sql = PAIR_COUNTS_SQL.format(values=", ".join("(?, ?, ?)" for _ in pairs))

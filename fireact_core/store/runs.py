@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import threading
 import time
@@ -52,7 +53,24 @@ def _utcnow() -> datetime:
     return naive(datetime.now(timezone.utc))
 
 
+def process_alive(pid: int | None) -> bool:
+    """Whether a process with this id runs on this machine."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, but another user's
+        return True
+    return True
+
+
 def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """A run's row as every reader sees it: a "running" run whose process is gone is "interrupted" (killed,
+    or its machine went down); it resumes with the same run name."""
+    if row["status"] == "running" and not process_alive(row["pid"]):
+        row["status"] = "interrupted"
     row["settings"] = json.loads(row["settings"]) if row["settings"] else {}
     for key in ("started_at", "heartbeat", "ended_at"):
         row[key] = utc(row[key])
@@ -60,6 +78,13 @@ def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
     row["em"] = row["em_sum"] / planned if planned else None
     row["f1"] = row["f1_sum"] / planned if planned else None
     return row
+
+
+def _prompt_payload(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {"examples": [value.get("text", "")], "layout": value.get("layout", "fireact"),
+                "source": value.get("source")}
+    return {"examples": value, "layout": "studio", "source": None}
 
 
 class RunStore:
@@ -177,27 +202,41 @@ class RunStore:
             return dict(con.execute("SELECT query, result FROM search_cache WHERE backend = ?", [backend]).fetchall())
 
     def cache_search(self, backend: str, query: str, result: str | None) -> None:
+        self.cache_searches(backend, [(query, result)])
+
+    def cache_searches(self, backend: str, entries: list[tuple[str, str | None]]) -> None:
+        """Cache many (query, result) pairs of a backend in one transaction."""
+        if not entries:
+            return
+        rows = [[backend, q, redact_text(r), _utcnow()] for q, r in dict(entries).items()]
         with self.db.transaction() as con:
-            con.execute("INSERT OR REPLACE INTO search_cache VALUES (?, ?, ?, ?)",
-                        [backend, query, redact_text(result), _utcnow()])
+            for i in range(0, len(rows), 500):  # one statement per 500 rows (executemany goes row by row)
+                chunk = rows[i:i + 500]
+                con.execute("INSERT OR REPLACE INTO search_cache VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),
+                            [x for row in chunk for x in row])
 
     # prompt versions --------------------------------------------------------------------------------------
     def save_prompt_version(self, task: str, method: str, examples: list[str], author: str,
-                            note: str | None = None) -> int:
+                            note: str | None = None, layout: str = "studio", source: str | None = None) -> int:
+        """Save the next version. layout "fireact": `examples` is one FireAct prompt file's text (kept with the
+        file's name as {"layout", "source", "text"} in the same column)."""
+        payload: Any = examples if layout == "studio" else {"layout": layout, "source": source,
+                                                             "text": "".join(examples)}
         with self.db.transaction() as con:
             version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM prompt_versions WHERE task = ? AND "
                                   "method = ?", [task, method]).fetchone()[0]
             con.execute("INSERT INTO prompt_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [task, method, version, json.dumps(examples, ensure_ascii=False), author, note, _utcnow()])
+                        [task, method, version, json.dumps(payload, ensure_ascii=False), author, note, _utcnow()])
         return version
 
     def prompt_versions(self, task: str, method: str) -> list[dict[str, Any]]:
-        """Saved versions of a task's few-shot examples for a method, newest first."""
+        """Saved versions of a task's few-shot examples for a method, newest first, each with its `layout`
+        ("studio": a list of examples; "fireact": one FireAct prompt file's text as the only example)."""
         with self.db.connect() as con:
             rows = _rows(con.execute(
                 "SELECT version, examples, author, note, saved_at AS at FROM prompt_versions WHERE task = ? AND "
                 "method = ? ORDER BY version DESC", [task, method]))
-        return [{**r, "examples": json.loads(r["examples"]), "at": utc(r["at"])} for r in rows]
+        return [{**r, **_prompt_payload(json.loads(r["examples"])), "at": utc(r["at"])} for r in rows]
 
     # prices -----------------------------------------------------------------------------------------------
     def model_prices(self) -> dict[str, tuple[float, float]]:

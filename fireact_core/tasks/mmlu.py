@@ -1,4 +1,5 @@
-"""MMLU: multiple choice from mmlu/SPLIT/SUBJECT_SPLIT.csv (no header: question,A,B,C,D,letter).
+"""MMLU: multiple choice from mmlu/SPLIT/SUBJECT_SPLIT.csv (no header: question,A,B,C,D,letter). A split
+named SUBJECT_SPLIT (e.g. abstract_algebra_dev) is that one subject's file, as in FireAct.
 
 The question text is rendered as in FireAct's trajectories: "Question: ..." then one line per choice
 ("A. ...", "B. ...", ...), and the gold answer is the letter. A prediction is right when it starts with
@@ -40,13 +41,16 @@ class MMLUTask(Task):
         return questions
 
     def score(self, pred: str | None, gold: str | None) -> Score:
-        """EM when the lower-cased, stripped prediction starts with the gold letter."""
+        """EM when the lower-cased prediction starts with the gold letter (FireAct's rule: nothing stripped)."""
         if is_blank(pred) or is_blank(gold):
             return Score.zero()
-        return Score.from_em(pred.strip().lower().startswith(gold.strip().lower()))
+        return Score.from_em(pred.lower().startswith(gold.strip().lower()))
 
     def _files(self, tasks_dir: str | Path, split: str, path: str | Path | None) -> list[Path]:
         target = Path(path) if path is not None else Path(tasks_dir) / self.name / split
+        folder = Path(tasks_dir) / self.name / split.rsplit("_", 1)[-1] if path is None else None
+        if folder is not None and not target.exists() and (folder / f"{split}.csv").is_file():
+            return [folder / f"{split}.csv"]  # FireAct's one-subject split, e.g. abstract_algebra_dev
         if target.is_file():
             return [target]
         if not target.is_dir():
@@ -59,7 +63,7 @@ class MMLUTask(Task):
         return files
 
     def _load_subject(self, file: Path, split: str) -> list[Question]:
-        subject = file.stem.removesuffix(f"_{split}")
+        subject = file.stem.removesuffix(f"_{split.rsplit('_', 1)[-1]}")
         questions = []
         for index, (line, row) in enumerate(read_csv_rows(file)):
             if len(row) != 6:

@@ -33,8 +33,9 @@ class StrategyQATask(Task):
         return Question(task=self.name, split=split, qid=qid, question=text, answer=answer, meta=meta)
 
     def score(self, pred: str | None, gold: str | bool | None) -> Score:
-        """EM when the normalised prediction starts with "yes" for a true answer or "no" for a false one."""
+        """EM when the lower-cased prediction starts with "yes" for a true answer or "no" for a false one
+        (FireAct's rule: nothing is stripped, so " yes" or "(yes)" is wrong and "Not sure" counts as "no")."""
         if is_blank(pred) or gold is None:
             return Score.zero()
         expected = _GOLD.get(normalize_answer(str(gold)))
-        return Score.from_em(expected is not None and normalize_answer(pred).startswith(expected))
+        return Score.from_em(expected is not None and pred.lower().startswith(expected))

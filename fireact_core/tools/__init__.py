@@ -86,6 +86,28 @@ class Toolbox:
             return Observation(text, cached=cached)
         return Observation(replaced, perturbed=kind, original=text, cached=cached)
 
+    async def fireact_run(self, name: str, arg: str, key: tuple, history: list[str]) -> Observation:
+        """A tool call as FireAct's `call_tools` makes it: the query exactly as read (not stripped), a result
+        formatted as is ("None" when nothing was found), any failure as "('name', 'arg') generated an exception:
+        ...", "search" the only tool (case counts)."""
+        if name != "search" or self.search_backend is None:
+            reason = f"Unknown tool name: {name}" if name != "search" else "search is not available in this run"
+            return Observation(f"{(name, arg)!r} generated an exception: {reason}")
+        found, result = self.cache.get(arg)
+        if not found:
+            self.calls += 1
+            try:
+                result = await asyncio.to_thread(self.search_backend.search, arg)
+            except Exception as exc:  # noqa: BLE001 - FireAct reports any failure as the observation
+                return Observation(f"{(name, arg)!r} generated an exception: {exc}")
+            result = None if result is None else str(result)
+            self.cache.put(arg, result)
+        text = f"{result}"
+        kind, replaced = self.perturber.apply(text, key, history)
+        if kind is None:
+            return Observation(text, cached=found)
+        return Observation(replaced, perturbed=kind, original=text, cached=found)
+
     async def _search(self, query: str) -> tuple[str, bool]:
         found, result = self.cache.get(query)
         if found:

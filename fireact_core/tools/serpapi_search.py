@@ -4,6 +4,7 @@ else None. `FIREACT_SERPAPI_URL` points the client elsewhere (a local stand-in i
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
@@ -29,10 +30,8 @@ class SerpAPISearch:
     cache_key = "serpapi"
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None, timeout: float = 30.0, **_: object):
-        try:
-            import serpapi  # noqa: F401
-        except ImportError:
-            raise missing_package("google-search-results") from None
+        if importlib.util.find_spec("serpapi") is None:  # imported at the first search, not before the first request
+            raise missing_package("google-search-results")
         self._key = api_key or os.environ.get("SERPAPI_API_KEY") or os.environ.get("SERPAPI_KEY")
         self.base_url = (base_url or os.environ.get("FIREACT_SERPAPI_URL") or "").rstrip("/") or None
         if not self._key and not self.base_url:

@@ -20,10 +20,13 @@ class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
 
 
-def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict | bytes) -> None:
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict | bytes,
+              headers: dict[str, str] | None = None) -> None:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     try:
         handler.send_response(status)
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()

@@ -8,7 +8,8 @@
 The reply to a request is picked by the question (the first user message) and by how many model turns the
 conversation already holds, so a retried request gets the same reply. A reflection request (its last user
 message asks to reflect) gets `reflections[question]`. Questions without a script go to `policy`.
-Questions in `broken` are always answered 500. Faults: with probability `fault_rate` a request is answered
+Questions in `broken` are always answered 500. With `capacity`, a request that arrives while `capacity` others are
+being answered gets 429 with Retry-After 0 (`max_in_flight` is the most answered at once). Faults: with probability `fault_rate` a request is answered
 429, 500, with a body that is not JSON ("garbage"), or only after `slow_s` seconds ("slow"); `latency` adds
 a random delay to every answer.
 """
@@ -46,13 +47,16 @@ class FakeOpenAI:
     def __init__(self, script: dict[str, list[str]] | None = None, reflections: dict[str, str] | None = None,
                  policy: Policy = default_policy, fault_rate: float = 0.0,
                  faults: tuple[str, ...] = ("429", "500", "garbage", "slow"), slow_s: float = 2.0,
-                 latency: tuple[float, float] = (0.0, 0.0), seed: int = 0, broken: set[str] | None = None):
+                 latency: tuple[float, float] = (0.0, 0.0), seed: int = 0, broken: set[str] | None = None,
+                 capacity: int | None = None):
         self.broken = set(broken or ())
+        self.capacity, self.in_flight, self.max_in_flight, self.refused = capacity, 0, 0, 0
         self.script, self.reflections, self.policy = script or {}, reflections or {}, policy
         self.fault_rate, self.faults, self.slow_s, self.latency = fault_rate, faults, slow_s, latency
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.requests: list[dict] = []
+        self.log: list[tuple[str, dict]] = []  # (path, body) of every request, in arrival order
         self.faults_sent: dict[str, int] = {}
         self.auth: set[str] = set()
         self.server: ThreadingHTTPServer | None = None
@@ -65,8 +69,15 @@ class FakeOpenAI:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 fake.auth.add(self.headers.get("Authorization", ""))
-                status, payload, delay = fake.answer(self.path, body)
-                time.sleep(delay)
+                if not fake.admit():
+                    send_json(self, 429, {"error": {"message": "Too many requests at once"}}, {"Retry-After": "0"})
+                    return
+                try:
+                    status, payload, delay = fake.answer(self.path, body)
+                    time.sleep(delay)
+                finally:
+                    with fake.lock:
+                        fake.in_flight -= 1
                 send_json(self, status, payload)
 
         self.server = serve(Handler)
@@ -76,6 +87,15 @@ class FakeOpenAI:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+    def admit(self) -> bool:
+        with self.lock:
+            if self.capacity is not None and self.in_flight >= self.capacity:
+                self.refused += 1
+                return False
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return True
 
     @property
     def calls(self) -> int:
@@ -104,6 +124,7 @@ class FakeOpenAI:
         request = json.loads(body)
         with self.lock:
             self.requests.append(request)
+            self.log.append((path, request))
         if next(m["content"] for m in request["messages"] if m["role"] == "user") in self.broken:
             fault = "500"
         if fault == "429":
