@@ -340,3 +340,64 @@ def test_job_store_keeps_jobs_and_models(store):
         store.register_model(model.model_copy(update={"job": "other"}))
     assert [m.summary() for m in store.list_models()] == [model.summary()]
     assert store.model_of_job(first.id).name == "m1" and store.model_of_job("nope") is None
+
+
+def _tensorboard_series(folder: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    mux = EventMultiplexer().AddRunsFromDirectory(str(folder)).Reload()
+    return sorted((e.step, e.value) for run in mux.Runs() if tag in mux.Runs()[run].get("scalars", [])
+                  for e in mux.Scalars(run, tag))
+
+
+def _wandb_series(folder: Path, key: str) -> list[tuple[int, float]]:
+    import subprocess
+    import sys
+
+    runs = sorted(folder.glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(runs[0])],
+                         capture_output=True, text=True, check=True, cwd=folder).stdout  # its own log goes to cwd
+    items = [json.loads(line)["history"]["item"] for line in out.splitlines() if '"type":"history"' in line]
+    return [(int(i["train/global_step"]), i[key]) for i in items if key in i]
+
+
+def _mlflow_series(folder: Path, key: str) -> list[tuple[int, float]]:
+    from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(folder.resolve().as_uri())
+    experiment = client.get_experiment_by_name("fireact")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1, runs
+    return sorted((m.step, m.value) for m in client.get_metric_history(runs[0].info.run_id, key))
+
+
+@pytest.mark.parametrize("report_to, folder, read, loss_key, eval_key", [
+    ("tensorboard", "tensorboard", _tensorboard_series, "train/loss", "eval/loss"),
+    ("wandb", "wandb", _wandb_series, "train/loss", "eval/loss"),
+    ("mlflow", "mlruns", _mlflow_series, "loss", "eval_loss"),
+])
+def test_each_tracker_keeps_the_loss_curve_in_the_run_folder(tmp_path, tiny_model_dir, mixed_store, monkeypatch,
+                                                             report_to, folder, read, loss_key, eval_key):
+    from fireact_core.training.local import train
+
+    for remote in ("WANDB_BASE_URL", "MLFLOW_TRACKING_URI"):  # a remote address in the environment is not used
+        monkeypatch.setenv(remote, "http://192.0.2.1:9")
+    config = _config(tmp_path, tiny_model_dir, mixed_store, max_steps=4, eval_steps=2, report_to=report_to)
+    train(config)
+    run = Path(config.out)
+    losses = read(run / folder, loss_key)
+    assert [step for step, _ in losses] == [1, 2, 3, 4]
+    assert [round(v, 5) for _, v in losses] == [round(v, 5) for v in _losses(run)]
+    assert [step for step, _ in read(run / folder, eval_key)] == [2, 4, 4]  # every 2 steps, then the final one
+    assert not any((run / other).exists() for other in {"tensorboard", "wandb", "mlruns"} - {folder})
+
+
+def test_no_tracker_writes_only_metrics(tmp_path, tiny_model_dir, mixed_store):
+    from fireact_core.training.local import train
+
+    config = _config(tmp_path, tiny_model_dir, mixed_store, max_steps=1, val_file="", report_to="none")
+    train(config)
+    assert _losses(Path(config.out)) and not any((Path(config.out) / f).exists()
+                                                 for f in ("tensorboard", "wandb", "mlruns", "runs"))
