@@ -290,6 +290,8 @@ def test_cli_train_runs_to_the_end_lists_jobs_and_models_and_resumes(tmp_path, t
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert "4/4" in out.err and "succeeded" in out.out
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["report_to"] == "tensorboard"
+    assert any((tmp_path / "cli" / "tensorboard").glob("events.out.tfevents.*"))
     cli_main(["--db", db, "jobs", "--json"])
     jobs = json.loads(capsys.readouterr().out)
     mine = next(j for j in jobs if j["out"] == str(tmp_path / "cli"))
