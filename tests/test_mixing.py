@@ -245,6 +245,23 @@ def test_saved_version_never_changes_when_a_member_is_edited(mix_store, tmp_path
     assert [v.name for v in list_versions(mix_store)] == ["mix-a", "mix-b"]
 
 
+def test_content_hash_covers_the_loss_mask_and_the_step_switches(mix_store):
+    observed = save_mix(mix_store, spec(size=20), "masked")
+    everything = save_mix(mix_store, spec(size=20, loss_mask="none"), "unmasked")
+    same_members = mix_store.dataset_members("masked").equals(mix_store.dataset_members("unmasked"))
+    assert same_members and observed.content_hash != everything.content_hash
+
+    first = mix_store.get_trajectory(mix_store.dataset_members("masked")["trajectory_id"][0])
+    steps = [first.steps[0].model_copy(update={"flags": first.steps[0].flags.model_copy(update={"train": False})}),
+             *first.steps[1:]]
+    mix_store.save_edit(first.model_copy(update={"steps": steps}), base_revision=first.revision, author="ann",
+                        reason="switch the first step off")
+    switched = save_mix(mix_store, spec(size=20), "masked-again")
+    assert list(mix_store.dataset_members("masked-again")["trajectory_id"]) == \
+        list(mix_store.dataset_members("masked")["trajectory_id"])
+    assert switched.content_hash not in (observed.content_hash, everything.content_hash)
+
+
 def test_version_names_are_unique_and_checked(mix_store):
     save_mix(mix_store, spec(size=20), "v1")
     with pytest.raises(ConflictError, match="exists already"):
