@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("export", help="write trajectories (or a dataset version) to a file")
-    p.add_argument("--format", required=True, choices=[*EXPORT_FORMATS, "parquet"])
+    p.add_argument("--format", required=True, choices=[*EXPORT_FORMATS, "parquet", "hf", "axolotl", "llamafactory"],
+                   help="hf, axolotl and llamafactory write a folder for a dataset version")
     p.add_argument("--out", required=True)
     p.add_argument("--source")
     p.add_argument("--dataset", help="export this saved dataset version instead")
@@ -52,11 +53,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ..exporter import export
 
-    if args.dataset or args.format == "parquet" or args.split:
+    if args.dataset or args.format in ("parquet", "hf", "axolotl", "llamafactory") or args.split:
         from ..datasets_export import export_dataset
 
         if not args.dataset:
-            raise FireactError("parquet and --split export a dataset version: add --dataset NAME")
+            raise FireactError(f"{args.format if args.format not in EXPORT_FORMATS else '--split'} exports a dataset "
+                               "version: add --dataset NAME")
         n = export_dataset(open_store(args), args.dataset, args.format, args.out, split=args.split)
         print(f"{n} trajectories of dataset '{args.dataset}' written to {args.out} ({args.format})")
         return 0
