@@ -123,6 +123,13 @@ def test_a_registered_adapter_is_evaluated_in_finetuned_mode(tmp_path, tiny_mode
     trajs = list(mixed_store.iter_trajectories(source=cfg.run))
     assert len(trajs) == 2 and all(t.model == "hq40-eval" for t in trajs)
 
+    from fireact_core.training.model_card import models_with_facts
+
+    facts = next(m for m in models_with_facts(mixed_store) if m["name"] == "hq40-eval")
+    assert [(s["run"], s["task"], s["attempted"]) for s in facts["scores"]] == [(cfg.run, "hotpotqa", 2)]
+    card = (Path(config.out) / "adapter" / "README.md").read_text()
+    assert f"| {cfg.run} | hotpotqa | react | 2 |" in card and "Not evaluated yet" not in card
+
 
 def test_full_fine_tuning_saves_a_whole_model_that_loads(tmp_path, tiny_model_dir, mixed_store):
     import torch
@@ -301,8 +308,21 @@ def test_cli_train_runs_to_the_end_lists_jobs_and_models_and_resumes(tmp_path, t
     cli_main(["--db", db, "models", "--json"])
     models = json.loads(capsys.readouterr().out)
     entry = next(m for m in models if m["job"] == mine["id"])
-    assert set(entry) == {"name", "kind", "path_or_id", "base_model", "dataset", "job"}
+    assert set(entry) == {"name", "kind", "path_or_id", "base_model", "dataset", "job", "method", "dataset_hash",
+                          "settings", "steps", "train_loss", "eval_loss", "scores"}
     assert entry["dataset"] == "hq40" and Path(entry["path_or_id"]).is_dir()
+    version_hash = mixed_store.get_dataset_version("hq40")["content_hash"]
+    assert entry["dataset_hash"] == version_hash
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["dataset_hash"] == version_hash
+    assert entry["settings"]["max_steps"] == 4 and entry["settings"]["lora_r"] == 16 and entry["steps"] == 4
+    metrics = [json.loads(x) for x in (tmp_path / "cli" / "metrics.jsonl").read_text().splitlines()]
+    assert entry["train_loss"] == [m["loss"] for m in metrics if "loss" in m][-1]
+    assert entry["eval_loss"] == [m["eval_loss"] for m in metrics if "eval_loss" in m][-1]
+    card = (Path(entry["path_or_id"]) / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: peft\n") and f"`{tiny_model_dir}`" in card
+    assert f"`hq40` (content hash `{version_hash}`)" in card and "PeftModel.from_pretrained" in card
+    assert f"final train loss: {entry['train_loss']:.4f}" in card and "Not evaluated yet" in card
+    assert json.loads((Path(entry["path_or_id"]) / "fireact_model.json").read_text()) == entry
 
     run = tmp_path / "cli"  # train further from the last checkpoint: raise max steps, resume
     (run / "config.json").write_text(json.dumps({**json.loads((run / "config.json").read_text()), "max_steps": 6}))

@@ -55,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_jobs)
 
-    p = sub.add_parser("models", help="models that training produced")
+    p = sub.add_parser("models", help="models that training produced, with their dataset version, settings, losses "
+                       "and scores (local models' cards brought up to date)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_models)
 
@@ -160,11 +161,13 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    models = store.list_models()
+    from ..training.model_card import models_with_facts
+
+    models = models_with_facts(open_store(args))
     if args.json:
-        print_json([m.summary() for m in models])
+        print_json(models)
         return 0
     for m in models:
-        print(f"{m.name:30} {m.kind:6} {m.dataset or '':20} {m.path_or_id}")
+        print(f"{m['name']:30} {m['kind']:6} {m['dataset'] or '':20} {(m['dataset_hash'] or '')[:12]:12} "
+              f"{m['path_or_id']}")
     return 0

@@ -115,6 +115,8 @@ class LocalTrainConfig(ConfigMixin):
     report_to: str = setting("tensorboard", "Where the curves go besides metrics.jsonl, written locally into the run "
                              "folder: TensorBoard event files, an offline W&B run or an MLflow file store.",
                              "Tracking", choices=["tensorboard", "wandb", "mlflow", "none"])
+    dataset_hash: str = setting("", "Content hash of the dataset version, recorded when the job starts.", "Data",
+                                hidden=True)
     train_file: str = setting("", "Training examples (chat messages with per-turn train flags, JSONL); written by "
                               "the job runner from the dataset version.", "Data", hidden=True)
     val_file: str = setting("", "Validation examples in the same form (may be empty).", "Data", hidden=True)
@@ -168,6 +170,8 @@ class OpenAITrainConfig(ConfigMixin):
     seed: int = setting(0, "Seed for the remote job (0: none).", "Training", min=0)
     out: str = setting("", "Folder for the uploaded files and the job's events (default: runs/JOB).", "Data",
                        hidden=True)
+    dataset_hash: str = setting("", "Content hash of the dataset version, recorded when the job starts.", "Data",
+                                hidden=True)
 
     def __post_init__(self) -> None:
         self._check(len(self.suffix) <= 64, "suffix", "at most 64 characters")
