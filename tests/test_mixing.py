@@ -327,8 +327,13 @@ def test_tokenized_example_masks_exactly_prompt_and_observations(mix_store, tiny
     trained = tok.decode([lab for lab in ex["labels"] if lab != IGNORE])
     messages = flagged_messages(t, "observations")
     rendered = [tok.apply_chat_template([{"role": m["role"], "content": m["content"]}], tokenize=False) for m in messages]
-    assert masked == "".join(r for r, m in zip(rendered, messages) if m["role"] != "assistant")
-    assert trained == "".join(r for r, m in zip(rendered, messages) if m["role"] == "assistant")
+    question = [{"role": "user", "content": "q"}]
+    header = tok.apply_chat_template(question, tokenize=False, add_generation_prompt=True)[
+        len(tok.apply_chat_template(question, tokenize=False)):]  # the generation prompt, "<s>assistant\n"
+    assert header == "<s>assistant\n"
+    assert all(r.startswith(header) for r, m in zip(rendered, messages) if m["role"] == "assistant")
+    assert masked == "".join(r if m["role"] != "assistant" else header for r, m in zip(rendered, messages))
+    assert trained == "".join(r[len(header):] for r, m in zip(rendered, messages) if m["role"] == "assistant")
     assert sum(r.count("Observation: ") for r, m in zip(rendered, messages) if m["role"] != "assistant") == len(
         [s for s in t.steps if s.observation is not None])
     assert ex["input_ids"] == tok.apply_chat_template(
@@ -338,7 +343,9 @@ def test_tokenized_example_masks_exactly_prompt_and_observations(mix_store, tiny
     assert everything["input_ids"] == ex["input_ids"]
     prompt = len(tok.apply_chat_template([{"role": "user", "content": messages[0]["content"]}], tokenize=True)["input_ids"])
     assert all(lab == IGNORE for lab in everything["labels"][:prompt])
-    assert all(lab != IGNORE for lab in everything["labels"][prompt:])
+    untrained = tok.decode([i for i, lab in zip(everything["input_ids"][prompt:], everything["labels"][prompt:])
+                            if lab == IGNORE])
+    assert untrained == header * sum(m["role"] == "assistant" for m in messages)  # only the assistant headers
     cut = tokenize_example(t, tok, "observations", max_length=10)
     assert cut["truncated"] and cut["n_tokens"] == 10 and cut["input_ids"] == ex["input_ids"][:10]
 

@@ -423,3 +423,37 @@ def test_no_tracker_writes_only_metrics(tmp_path, tiny_model_dir, mixed_store):
     train(config)
     assert _losses(Path(config.out)) and not any((Path(config.out) / f).exists()
                                                  for f in ("tensorboard", "wandb", "mlruns", "runs"))
+
+
+def test_assistant_masks_agree_with_trl_assistant_only_loss(tmp_path, tiny_model_dir, mixed_store):
+    """TRL's SFTTrainer with `assistant_only_loss` (a chat template with generation markers, as its training
+    templates have) trains exactly the tokens this project's masks train: each assistant turn's content and its
+    end-of-turn token, never the role header the generation prompt supplies."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from fireact_core.masks import flagged_messages, load_tokenizer, tokenize_example
+    from tests.fakes.tiny_model import CHAT_TEMPLATE
+
+    training_template = (
+        "{% for m in messages %}<s>{{ m['role'] }}\n{% if m['role'] == 'assistant' %}{% generation %}"
+        "{{ m['content'] }}</s>\n{% endgeneration %}{% else %}{{ m['content'] }}</s>\n{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
+    tok = load_tokenizer(str(tiny_model_dir))
+    trajs = [t for _, t in mixed_store.iter_dataset_trajectories("hq40")][:6]
+    rows = [{"messages": [{"role": m["role"], "content": m["content"]} for m in flagged_messages(t)]} for t in trajs]
+    ours = [tokenize_example(t, tok, "observations") for t in trajs]
+    tok.chat_template = training_template
+    try:
+        trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), processing_class=tok,
+                             train_dataset=Dataset.from_list(rows),
+                             args=SFTConfig(output_dir=str(tmp_path / "trl"), assistant_only_loss=True, max_length=None,
+                                            use_cpu=True, report_to=[], dataset_num_proc=None))
+        theirs = [trainer.train_dataset[i] for i in range(len(rows))]
+    finally:
+        tok.chat_template = CHAT_TEMPLATE
+    for mine, trl_row in zip(ours, theirs):
+        assert mine["input_ids"] == trl_row["input_ids"]
+        assert mine["labels"] == trl_row["labels"]  # TRL's labels: -100 outside the assistant masks
+        assert 0 < sum(lab != -100 for lab in trl_row["labels"]) < len(trl_row["labels"])
