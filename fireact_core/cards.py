@@ -19,6 +19,7 @@ FIREACT_CITATION = """@article{chen2023fireact,
   journal = {arXiv preprint arXiv:2310.05915},
   year    = {2023}
 }"""
+CITATION_SECTION = ["## Citation", "", "```bibtex", FIREACT_CITATION, "```", ""]
 
 # Question sets of the tasks: (name, licence as the Hub names it or None when not stated here, reference).
 TASK_SOURCES: dict[str, tuple[str, str | None, str]] = {
@@ -91,7 +92,8 @@ def _counts_table(rows: dict[str, list[dict]]) -> list[str]:
     counts = Counter((r["task"], r["method"], split) for split, members in rows.items() for r in members)
     cells = sorted({(t, m) for t, m, _ in counts})
     splits = list(rows)
-    lines = ["| task | method | " + " | ".join(splits) + " | total |", "| --- | --- | " + "--- | " * len(splits) + "--- |"]
+    lines = ["| task | method | " + " | ".join(splits) + " | total |",
+             "| --- | --- | " + "--- | " * len(splits) + "--- |"]
     for t, m in cells:
         per = [counts[(t, m, s)] for s in splits]
         lines.append(f"| {t} | {m} | " + " | ".join(map(str, per)) + f" | {sum(per)} |")
@@ -191,12 +193,7 @@ def dataset_card(version: dict, fmt: str, rows: dict[str, list[dict]], written: 
         "",
         *source_lines,
         "",
-        "## Citation",
-        "",
-        "```bibtex",
-        FIREACT_CITATION,
-        "```",
-        "",
+        *CITATION_SECTION,
     ]
     return _header(version, fmt, rows, written, licences) + "\n".join(body)
 

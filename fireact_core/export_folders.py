@@ -162,8 +162,9 @@ def _move_into_place(tmp: Path, out: Path) -> None:
     if out.is_symlink() or not out.is_dir():
         raise FireactError(f"{out} exists and is not a folder: choose a new folder to export into")
     others = sorted(p.name for p in out.iterdir() if p.name not in WRITTEN)
-    others += sorted(f"data/{p.name}" for p in (out / "data").glob("*") if not p.name.startswith(("train", "validation"))) \
-        if (out / "data").is_dir() else []
+    if (out / "data").is_dir():
+        others += sorted(f"data/{p.name}" for p in (out / "data").iterdir()
+                         if not p.name.startswith(("train", "validation")))
     if others:
         raise FireactError(f"{out} holds {others[0]}, which an export does not write: choose an empty or new folder")
     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))

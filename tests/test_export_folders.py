@@ -96,7 +96,8 @@ def test_dataset_card_declares_configs_and_splits_and_says_what_the_mix_was(stor
     assert json.loads(body.split("```json\n")[1].split("```")[0]) == version["spec"]
     counts = Counter((m.task, m.method) for m in store.dataset_members("mt-open").itertuples())
     for (task, method), n in counts.items():
-        assert f"| {task} | {method} |" in body and body.split(f"| {task} | {method} |")[1].split("\n")[0].endswith(f" {n} |")
+        row = body.split(f"| {task} | {method} |")[1].split("\n")[0]
+        assert row.endswith(f" {n} |")
     assert "only trajectories whose answer is right" in body and "more than 8 steps left out" in body
     assert "left out: `eval_contamination`" in body
     assert version["content_hash"] in body and "`mt` (content hash `" + parent["content_hash"] + "`)" in body

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..cards import FIREACT_CITATION
+from ..cards import CITATION_SECTION
 from ..errors import NotFoundError
 from .records import RegisteredModel
 
@@ -148,12 +148,7 @@ def model_card(facts: dict[str, Any]) -> str:
            'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")']),
         "```",
         "",
-        "## Citation",
-        "",
-        "```bibtex",
-        FIREACT_CITATION,
-        "```",
-        "",
+        *CITATION_SECTION,
     ]
     return "\n".join(header + body)
 
