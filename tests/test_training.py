@@ -406,9 +406,12 @@ def test_each_tracker_keeps_the_loss_curve_in_the_run_folder(tmp_path, tiny_mode
 
     for remote in ("WANDB_BASE_URL", "MLFLOW_TRACKING_URI"):  # a remote address in the environment is not used
         monkeypatch.setenv(remote, "http://192.0.2.1:9")
+    for key in ("WANDB_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.setenv(key, "sk-secret-never-written")
     config = _config(tmp_path, tiny_model_dir, mixed_store, max_steps=4, eval_steps=2, report_to=report_to)
     train(config)
     run = Path(config.out)
+    assert not [p for p in run.rglob("*") if p.is_file() and b"sk-secret-never-written" in p.read_bytes()]
     losses = read(run / folder, loss_key)
     assert [step for step, _ in losses] == [1, 2, 3, 4]
     assert [round(v, 5) for _, v in losses] == [round(v, 5) for v in _losses(run)]
@@ -457,3 +460,22 @@ def test_assistant_masks_agree_with_trl_assistant_only_loss(tmp_path, tiny_model
         assert mine["input_ids"] == trl_row["input_ids"]
         assert mine["labels"] == trl_row["labels"]  # TRL's labels: -100 outside the assistant masks
         assert 0 < sum(lab != -100 for lab in trl_row["labels"]) < len(trl_row["labels"])
+
+
+def test_a_full_models_card_says_how_to_load_it_and_remote_models_get_none(tmp_path, mixed_store):
+    from fireact_core.training import RegisteredModel
+    from fireact_core.training.model_card import write_model_card
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    full = RegisteredModel(name="hq40-full-card", kind="full", path_or_id=str(folder), base_model="/models/tiny",
+                           dataset="hq40", config={"method": "full", "learning_rate": 1e-4, "lora_r": 16})
+    card = write_model_card(mixed_store, full).read_text()
+    assert card.startswith("---\nlibrary_name: transformers\n") and "PeftModel" not in card
+    assert 'AutoModelForCausalLM.from_pretrained("path/to/this/folder")' in card and "lora_r" not in card
+    assert mixed_store.get_dataset_version("hq40")["content_hash"] in card and "| learning_rate | 0.0001 |" in card
+    before = (folder / "README.md").stat().st_mtime_ns
+    write_model_card(mixed_store, full)  # unchanged facts: the card is left as it is
+    assert (folder / "README.md").stat().st_mtime_ns == before
+    remote = RegisteredModel(name="ft-card", kind="openai", path_or_id=str(folder), base_model="gpt-4o-mini")
+    assert write_model_card(mixed_store, remote) is None
