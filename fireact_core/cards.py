@@ -202,7 +202,7 @@ def _format_section(version: dict, fmt: str, written: dict) -> list[str]:
     name = version["name"]
     if fmt == "hf":
         return ["## Loading", "", "```python", "from datasets import load_dataset", "",
-                f'ds = load_dataset("path/to/this/folder")  # or the Hub repository it was uploaded to',
+                'ds = load_dataset("path/to/this/folder")  # or the Hub repository it was uploaded to',
                 'ds["train"][0]["messages"]', "```", ""]
     if fmt == "axolotl":
         return ["## Training with axolotl", "",
@@ -216,7 +216,9 @@ def _format_section(version: dict, fmt: str, written: dict) -> list[str]:
              "columns and role tags mapped). Give this folder as `dataset_dir` and "
              f"`dataset: {name}`" + (f", `eval_dataset: {name}_validation`." if "validation" in written["files"]
                                       else "."), "",
-             "LLaMA-Factory trains every assistant turn and no user turn; it has no per-turn flag. Against this "
+             "Rows per file: " + ", ".join(f"`{path}` {written['kept'][split]}"
+                                           for split, path in written["files"].items())
+             + ". LLaMA-Factory trains every assistant turn and no user turn; it has no per-turn flag. Against this "
              "version's flags:", ""]
     lines += [f"- {what}: {n}" for what, n in sorted(notes.items())] or ["- no difference"]
     return lines + [""]

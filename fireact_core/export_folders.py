@@ -93,9 +93,9 @@ def llamafactory_messages(messages: list[dict]) -> tuple[list[dict] | None, Coun
     differently from the flags: assistant turns switched off (it trains them) and user turns with loss (it
     cannot train them)."""
     diff: Counter = Counter()
-    turns = [m for m in messages]
+    turns = list(messages)
     while turns and turns[-1]["role"] != "assistant":
-        diff["trailing turns left out"] += 1
+        diff["final turns after the last assistant turn left out (it needs the assistant last)"] += 1
         turns.pop()
     body = turns[1:] if turns and turns[0]["role"] == "system" else turns
     if not body or len(body) % 2 or any(m["role"] != ("user", "assistant")[i % 2] for i, m in enumerate(body)):
@@ -138,8 +138,8 @@ WRITERS: dict[str, Callable[[Path, dict, dict], dict]] = {"hf": _hf, "axolotl": 
 def write_folder(store: Any, version: dict, fmt: str, out: Path) -> int:
     """Write the folder `fmt` for a version (both splits) at `out`; returns how many members it holds."""
     rows = _rows_by_split(store, version)
-    if not rows:
-        raise FireactError(f"dataset version '{version['name']}' has no members to export")
+    if "train" not in rows:
+        raise FireactError(f"dataset version '{version['name']}' has no training members to export")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         tmp.chmod(0o755)

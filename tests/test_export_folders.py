@@ -170,3 +170,4 @@ def test_llamafactory_entry_maps_roles_and_columns_and_says_what_it_trains_diffe
     header, body = _card(out)
     assert {f["split"] for f in header["configs"][0]["data_files"]} == {"train", "validation"}
     assert "assistant turns without loss it trains: 1" in body  # the switched-off step
+    assert f"`data/train.json` {version['n_train']}, `data/validation.json` {version['n_val']}" in body
