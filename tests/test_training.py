@@ -479,3 +479,20 @@ def test_a_full_models_card_says_how_to_load_it_and_remote_models_get_none(tmp_p
     assert (folder / "README.md").stat().st_mtime_ns == before
     remote = RegisteredModel(name="ft-card", kind="openai", path_or_id=str(folder), base_model="gpt-4o-mini")
     assert write_model_card(mixed_store, remote) is None
+
+
+def test_a_tracker_whose_package_is_missing_is_refused_before_the_job_starts(tmp_path, tiny_model_dir, mixed_store,
+                                                                             monkeypatch):
+    import importlib.util
+
+    from fireact_core.errors import PrerequisiteError
+    from fireact_core.training.jobs import start_local_job
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    config = LocalTrainConfig(dataset="hq40", base_model=str(tiny_model_dir), out=str(tmp_path / "run"),
+                              report_to="mlflow", **{k: v for k, v in FAST.items()})
+    jobs = len(mixed_store.list_jobs())
+    with pytest.raises(PrerequisiteError, match=r"mlflow.*fireact-studio\[train\]"):
+        start_local_job(mixed_store, config)
+    assert len(mixed_store.list_jobs()) == jobs and not (tmp_path / "run").exists()
