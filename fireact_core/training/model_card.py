@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..cards import CITATION_SECTION
-from ..errors import NotFoundError
+from ..errors import FireactError, NotFoundError
 from .records import RegisteredModel
 
 CARD_FILE = "README.md"
@@ -154,18 +155,26 @@ def model_card(facts: dict[str, Any]) -> str:
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except (OSError, UnicodeDecodeError):
-        pass
+    """Replace `path` (absent or a regular file, whose mode is kept) with `text` through an exclusive temporary
+    file, unless it holds `text` already."""
+    mode = 0o644
+    if os.path.lexists(path):
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise FireactError(f"{path} is not a regular file: the model card is not written there")
+        mode = stat.S_IMODE(info.st_mode)
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                return False
+        except (OSError, UnicodeDecodeError):
+            pass
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -192,6 +201,9 @@ def models_with_facts(store: Any) -> list[dict[str, Any]]:
     out, report = [], run_report(store)
     for model in store.list_models():
         facts = model_facts(store, model, report)
-        write_model_card(store, model, facts)
+        try:
+            write_model_card(store, model, facts)
+        except (OSError, FireactError) as exc:  # the listing still works; it says why the card is not there
+            facts = {**facts, "card_error": str(exc)}
         out.append(facts)
     return out
