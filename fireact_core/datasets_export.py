@@ -31,12 +31,16 @@ def _members(store, name: str, split: str | None) -> Iterator[tuple[str, Traject
     return store.iter_dataset_trajectories(name, split)
 
 
-def member_row(split: str, t: Trajectory, loss_mask: str) -> dict:
-    """Every column a table export can hold for one member (each export keeps the ones its schema names)."""
-    return {"id": t.id, "split": split, "source": t.source, "task": t.task, "method": t.method,
-            "revision": t.revision, "qid": t.qid, "question": t.question, "gold": t.gold,
-            "prediction": t.final_answer, "em": t.em, "f1": t.f1, "reward": t.reward, "model": t.model,
-            "messages": flagged_messages(t, loss_mask), "text": alpaca_record(t)["output"]}
+def member_row(split: str, t: Trajectory, loss_mask: str, text: bool = True) -> dict:
+    """Every column a table export can hold for one member (each export keeps the ones its schema names);
+    `text`: with the Alpaca text too."""
+    row = {"id": t.id, "split": split, "source": t.source, "task": t.task, "method": t.method,
+           "revision": t.revision, "qid": t.qid, "question": t.question, "gold": t.gold,
+           "prediction": t.final_answer, "em": t.em, "f1": t.f1, "reward": t.reward, "model": t.model,
+           "messages": flagged_messages(t, loss_mask)}
+    if text:
+        row["text"] = alpaca_record(t)["output"]
+    return row
 
 
 def arrow_table(rows: Iterator[dict], schema):

@@ -37,7 +37,7 @@ WRITTEN = {"README.md", "data", "axolotl.yaml", "dataset_info.json"}
 def _rows_by_split(store: Any, version: dict) -> dict[str, list[dict]]:
     rows: dict[str, list[dict]] = {"train": [], "validation": []}
     for split, t in store.iter_dataset_trajectories(version["name"]):
-        rows[SPLIT_NAMES.get(split, split)].append(member_row(split, t, version["loss_mask"]))
+        rows[SPLIT_NAMES.get(split, split)].append(member_row(split, t, version["loss_mask"], text=False))
     return {split: members for split, members in rows.items() if members}
 
 
