@@ -187,7 +187,10 @@ def register_result(store: Any, job: TrainJob) -> RegisteredModel:
                                                  config=job.config))
     from .model_card import write_model_card
 
-    write_model_card(store, model)
+    try:
+        write_model_card(store, model)
+    except (OSError, FireactError):  # the model stands; listing the models tries again and says why (card_error)
+        pass
     return model
 
 
