@@ -9,6 +9,7 @@ from fireact_core.curation import browse_query, md_escape, split_query
 from fireact_core.errors import FireactError
 from fireact_core.filters import LIST_FIELDS, TrajectoryFilter
 from fireact_core.store.curation import SORTABLE
+from fireact_core.team import bulk_review
 from ui import annotator, page_setup
 
 PAGE_SIZE = 50
@@ -113,8 +114,8 @@ with right:
         st.warning("Nothing to apply it to: select rows in the table first.")
     elif chosen:
         try:
-            n = store.bulk_annotate(targets, who, status=None if chosen == "tag" else chosen,
-                                    add_labels=[tag.strip()] if chosen == "tag" else [])
+            n = bulk_review(store, who, targets, whole_filter=scope != "selected rows",
+                            status=None if chosen == "tag" else chosen, add_labels=[tag.strip()] if chosen == "tag" else [])
             st.session_state["browse_done"] = f"{chosen if chosen != 'tag' else 'labelled'}: {n} trajectories"
             st.rerun()
         except FireactError as exc:

@@ -43,11 +43,11 @@ draft = ss[dk]
 prefix = f"e:{tid}:{draft['gen']}:"
 
 
-def form_values(d: dict) -> tuple[list[dict], str | None]:
+def form_values(d: dict) -> tuple[list[dict], str | None, str | None]:
     p = f"e:{tid}:{d['gen']}:"
     fields = ("thought", "action", "observation", "train")
     steps = [{f: ss.get(f"{p}{i}:{f}") for f in fields} for i in range(len(d["traj"].steps))]
-    return steps, ss.get(f"{p}final")
+    return steps, ss.get(f"{p}final"), ss.get(f"{p}question")
 
 
 def keep_typed(op=None, *args) -> None:
@@ -87,6 +87,9 @@ with st.container(border=True):
 for lint in (x for x in lints if x.step is None):
     st.warning(f"Lint: {cur.md_escape(lint.kind)}", icon="⚠️")
 
+if not traj.question.strip():
+    st.text_input("Question (imported without one: type it here)", value=draft["traj"].question,
+                  key=f"{prefix}question")
 st.text_input("Final answer (the argument of the finish action)", value=draft["traj"].final_answer or "",
               key=f"{prefix}final")
 for i, step in enumerate(draft["traj"].steps):

@@ -7,6 +7,7 @@ import streamlit as st
 from fireact_core import curation as cur
 from fireact_core.errors import FireactError
 from ui import annotator, page_setup
+from ui_team import assignment_panel, next_for
 
 store = page_setup("Review")
 who = annotator()
@@ -23,11 +24,12 @@ if change.button("Change the filter in Browse"):
     st.switch_page("pages/1_Browse.py", query_params=query)
 with store.session():
     reviewed, total = store.review_progress(flt)
-    tid = store.next_unreviewed(flt, exclude=skipped, sort=sort, descending=desc)
+    tid = next_for(store, who, flt, skipped, sort, desc)
     traj = store.get_trajectory(tid) if tid else None
     lints = store.lints_of(tid) if tid else []
     known = store.known_labels()
 st.progress(reviewed / total if total else 0.0, text=f"{reviewed} of {total} reviewed in this filter")
+assignment_panel(store, who, flt)
 if total == 0:
     st.info("No trajectory matches this filter: widen it in Browse.")
     st.stop()

@@ -12,9 +12,10 @@ from fireact_core.training.evaluate import default_tasks_dir, start_evaluation
 from fireact_core.training.model_card import models_with_facts
 from fireact_core.training.openai_jobs import start_openai_job
 from fireact_core.training.views import curves_figure, describe_report, job_detail, job_label, job_rows
-from ui import page_setup
+from ui import annotator, page_setup
 
 store = page_setup("Train")
+who = annotator()
 st.title("🎯 Train")
 datasets = [v["name"] for v in store.list_dataset_versions()]
 
@@ -55,9 +56,9 @@ def config_form(cls: type, key: str) -> dict:
 def start(kind: str, values: dict, api_key: str = "") -> None:
     try:
         if kind == "local":
-            job = runner.start_local_job(store, LocalTrainConfig(**values))
+            job = runner.start_local_job(store, LocalTrainConfig(**values), by=who)
         else:
-            job = start_openai_job(store, OpenAITrainConfig(**values), api_key=api_key or None)
+            job = start_openai_job(store, OpenAITrainConfig(**values), api_key=api_key or None, by=who)
     except FireactError as exc:
         st.error(str(exc))
         return
@@ -88,11 +89,11 @@ def job_actions(job, api_key: str) -> None:
     c1, c2, _ = st.columns([1, 1, 4])
     try:
         if not job.finished and c1.button("Cancel", key=f"cancel.{job.id}"):
-            runner.cancel_job(store, job.id, api_key=api_key or None)
+            runner.cancel_job(store, job.id, api_key=api_key or None, by=who)
             st.rerun()
         if job.kind != "openai" and job.status in ("failed", "cancelled") and c2.button("Resume", key=f"resume.{job.id}",
                                                                                       help="from the newest checkpoint"):
-            runner.resume_job(store, job.id)
+            runner.resume_job(store, job.id, by=who)
             st.rerun()
     except FireactError as exc:
         st.error(str(exc))
@@ -156,7 +157,7 @@ with tab_models:
         tasks_dir = st.text_input("Tasks folder", default_tasks_dir())
         if st.button("Evaluate now", type="primary", help="a ReAct run of this model in fine-tuned mode"):
             try:
-                run = start_evaluation(store, name, task, split, sample=sample, search=search, tasks_dir=tasks_dir)
+                run = start_evaluation(store, name, task, split, by=who, sample=sample, search=search, tasks_dir=tasks_dir)
                 st.success(f"Evaluation run {run} started; follow it on the Generate page.")
             except FireactError as exc:
                 st.error(str(exc))
