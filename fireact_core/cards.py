@@ -103,8 +103,15 @@ def _counts_table(rows: dict[str, list[dict]]) -> list[str]:
 
 
 def _filters(spec: dict) -> tuple[list[str], list[str]]:
+    """Lines naming the active filters, and the lint kinds whose trajectories were left out."""
+    from .lint import IRREGULAR_KINDS
+
     filters = spec.get("filters") or {}
+    lints = list(filters.get("exclude_lints") or [])
     lines = []
+    if "keep_irregular" in filters and not filters["keep_irregular"]:
+        lines.append("- rows imported with an irregular conversation layout left out")
+        lints += [k for k in IRREGULAR_KINDS if k not in lints]
     for key, text in FILTER_TEXT.items():
         value = filters.get(key)
         if key == "max_steps" and value is not None:
@@ -112,7 +119,7 @@ def _filters(spec: dict) -> tuple[list[str], list[str]]:
         elif value and key != "max_steps":
             keep = f", keeping the {filters.get('dedupe_keep', 'best')}" if key == "dedupe" else ""
             lines.append(f"- {text}{keep}")
-    return lines or ["- none"], list(filters.get("exclude_lints") or [])
+    return lines or ["- none"], lints
 
 
 def _sources(rows: dict[str, list[dict]]) -> tuple[list[str], list[str]]:
