@@ -5,8 +5,9 @@ A dataset has one policy, combined with the per-step `flags.train` set in the ed
     "observations"  train on thoughts and actions only (observation turns masked) - what FireAct meant to do
     "none"          train on everything the agent saw after the question (FireAct's own runs)
 
-The prompt (few-shot messages and the question) never carries loss. A step whose `flags.train` is false
-carries none either (nor does its observation).
+The prompt (few-shot messages and the question) never carries loss, nor does the role header the chat
+template puts before an assistant turn (the generation prompt, which the model never writes). A step whose
+`flags.train` is false carries none either (nor does its observation).
 
 `tokenize_example` turns a trajectory (or chat messages) into `input_ids` and `labels` with -100 wherever no
 loss is taken; the Trainer's data collator only needs to pad them. `preview_spans` gives the same split as
@@ -16,7 +17,9 @@ loss is taken; the Trainer's data collator only needs to pad them. `preview_span
 from __future__ import annotations
 
 import html
+from bisect import bisect_right
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,27 +66,39 @@ def flagged_messages(example: Trajectory | list[dict] | dict, loss_mask: str = "
     return out
 
 
-def _template_pieces(tokenizer: Any, messages: list[dict]) -> list[str] | None:
-    """Each message's text as the chat template renders it, or None when the template does not render a
-    conversation as a growing prefix."""
+def _template_pieces(tokenizer: Any, messages: list[dict]) -> list[tuple[str, str]] | None:
+    """Each message's text as the chat template renders it, split as (role header, rest): the header is the
+    generation prompt the template adds before an assistant turn (`<|assistant|>\n`), empty for other turns.
+    None when the template does not render a conversation as a growing prefix."""
     plain = [{"role": m["role"], "content": m["content"]} for m in messages]
     pieces, done = [], ""
     for i in range(1, len(plain) + 1):
         text = tokenizer.apply_chat_template(plain[:i], tokenize=False)
         if not text.startswith(done):
             return None
-        pieces.append(text[len(done):])
+        piece, header = text[len(done):], ""
+        if plain[i - 1]["role"] == "assistant" and i > 1:
+            opened = tokenizer.apply_chat_template(plain[: i - 1], tokenize=False, add_generation_prompt=True)
+            header = opened[len(done):] if opened.startswith(done) else ""
+            header = header if piece.startswith(header) else ""
+        pieces.append((header, piece[len(header):]))
         done = text
     return pieces
 
 
 def segments(messages: list[dict], tokenizer: Any = None) -> list[tuple[str, bool]]:
     """(text, trained) per message: through the tokenizer's chat template when it has one, else FireAct's
-    Alpaca text layout (the prompt with the question, then each turn on its own line)."""
+    Alpaca text layout (the prompt with the question, then each turn on its own line). An assistant turn's role
+    header never carries loss: at inference the template's generation prompt supplies it, so the model never
+    writes it (as TRL's assistant-only loss and OpenAI's fine-tuning treat it); its end-of-turn token does."""
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
         pieces = _template_pieces(tokenizer, messages)
         if pieces is not None:
-            return [(p, m["train"]) for p, m in zip(pieces, messages)]
+            out = []
+            for (header, rest), m in zip(pieces, messages):
+                out += [(header, False)] if header else []
+                out.append((rest, m["train"]))
+            return out
     first = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), len(messages))
     prompt = messages[:first]
     question = prompt[-1]["content"] if prompt else ""
@@ -102,14 +117,31 @@ def _token_pieces(tokenizer: Any, text: str) -> list[tuple[int, str]]:
     return [(i, tokenizer.decode([i])) for i in ids]
 
 
+def _joint_tokens(tokenizer: Any, segs: list[tuple[str, bool]]) -> list[tuple[int, str, bool]]:
+    """The segments' text tokenized in one piece (as the whole conversation tokenizes), each token trained as
+    the segment holding its last character is."""
+    text = "".join(t for t, _ in segs)
+    ends = list(accumulate(len(t) for t, _ in segs))
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]):
+        seg = min(bisect_right(ends, max(a, b - 1)), len(segs) - 1)
+        out.append((i, text[a:b], segs[seg][1]))
+    return out
+
+
 def _tokens(example: Any, tokenizer: Any, loss_mask: str) -> list[tuple[int, str, bool]]:
     messages = flagged_messages(example, loss_mask)
     templated = bool(getattr(tokenizer, "chat_template", None))
     out: list[tuple[int, str, bool]] = []
     if not templated and getattr(tokenizer, "bos_token_id", None) is not None:
         out.append((tokenizer.bos_token_id, tokenizer.bos_token, False))
-    for text, trained in segments(messages, tokenizer):
-        out.extend((i, piece, trained) for i, piece in _token_pieces(tokenizer, text))
+    segs = [(text, trained) for text, trained in segments(messages, tokenizer) if text]
+    if getattr(tokenizer, "is_fast", False) and segs:
+        out.extend(_joint_tokens(tokenizer, segs))
+    else:
+        for text, trained in segs:
+            out.extend((i, piece, trained) for i, piece in _token_pieces(tokenizer, text))
     if not templated and getattr(tokenizer, "eos_token_id", None) is not None:
         out.append((tokenizer.eos_token_id, tokenizer.eos_token, any(m["train"] for m in messages)))
     return out

@@ -9,6 +9,7 @@ from fireact_core.errors import FireactError
 from fireact_core.training import LocalTrainConfig, OpenAITrainConfig, form_fields
 from fireact_core.training import jobs as runner
 from fireact_core.training.evaluate import default_tasks_dir, start_evaluation
+from fireact_core.training.model_card import models_with_facts
 from fireact_core.training.openai_jobs import start_openai_job
 from fireact_core.training.views import curves_figure, describe_report, job_detail, job_label, job_rows
 from ui import annotator, page_setup
@@ -145,7 +146,8 @@ with tab_models:
     if not models:
         st.info("No model yet: a job that succeeds registers its adapter, model folder or fine-tuned name here.")
     else:
-        st.dataframe([m.summary() for m in models], hide_index=True)
+        st.dataframe([{k: v for k, v in facts.items() if k not in ("settings", "scores")}
+                      | {"evaluations": len(facts["scores"])} for facts in models_with_facts(store)], hide_index=True)
         name = st.selectbox("Model", [m.name for m in models])
         c1, c2, c3, c4 = st.columns(4)
         task = c1.selectbox("Task", ["hotpotqa", "strategyqa", "bamboogle", "mmlu"])

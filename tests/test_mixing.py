@@ -245,6 +245,23 @@ def test_saved_version_never_changes_when_a_member_is_edited(mix_store, tmp_path
     assert [v.name for v in list_versions(mix_store)] == ["mix-a", "mix-b"]
 
 
+def test_content_hash_covers_the_loss_mask_and_the_step_switches(mix_store):
+    observed = save_mix(mix_store, spec(size=20), "masked")
+    everything = save_mix(mix_store, spec(size=20, loss_mask="none"), "unmasked")
+    same_members = mix_store.dataset_members("masked").equals(mix_store.dataset_members("unmasked"))
+    assert same_members and observed.content_hash != everything.content_hash
+
+    first = mix_store.get_trajectory(mix_store.dataset_members("masked")["trajectory_id"][0])
+    steps = [first.steps[0].model_copy(update={"flags": first.steps[0].flags.model_copy(update={"train": False})}),
+             *first.steps[1:]]
+    mix_store.save_edit(first.model_copy(update={"steps": steps}), base_revision=first.revision, author="ann",
+                        reason="switch the first step off")
+    switched = save_mix(mix_store, spec(size=20), "masked-again")
+    assert list(mix_store.dataset_members("masked-again")["trajectory_id"]) == \
+        list(mix_store.dataset_members("masked")["trajectory_id"])
+    assert switched.content_hash not in (observed.content_hash, everything.content_hash)
+
+
 def test_version_names_are_unique_and_checked(mix_store):
     save_mix(mix_store, spec(size=20), "v1")
     with pytest.raises(ConflictError, match="exists already"):
@@ -310,8 +327,13 @@ def test_tokenized_example_masks_exactly_prompt_and_observations(mix_store, tiny
     trained = tok.decode([lab for lab in ex["labels"] if lab != IGNORE])
     messages = flagged_messages(t, "observations")
     rendered = [tok.apply_chat_template([{"role": m["role"], "content": m["content"]}], tokenize=False) for m in messages]
-    assert masked == "".join(r for r, m in zip(rendered, messages) if m["role"] != "assistant")
-    assert trained == "".join(r for r, m in zip(rendered, messages) if m["role"] == "assistant")
+    question = [{"role": "user", "content": "q"}]
+    header = tok.apply_chat_template(question, tokenize=False, add_generation_prompt=True)[
+        len(tok.apply_chat_template(question, tokenize=False)):]  # the generation prompt, "<s>assistant\n"
+    assert header == "<s>assistant\n"
+    assert all(r.startswith(header) for r, m in zip(rendered, messages) if m["role"] == "assistant")
+    assert masked == "".join(r if m["role"] != "assistant" else header for r, m in zip(rendered, messages))
+    assert trained == "".join(r[len(header):] for r, m in zip(rendered, messages) if m["role"] == "assistant")
     assert sum(r.count("Observation: ") for r, m in zip(rendered, messages) if m["role"] != "assistant") == len(
         [s for s in t.steps if s.observation is not None])
     assert ex["input_ids"] == tok.apply_chat_template(
@@ -321,7 +343,9 @@ def test_tokenized_example_masks_exactly_prompt_and_observations(mix_store, tiny
     assert everything["input_ids"] == ex["input_ids"]
     prompt = len(tok.apply_chat_template([{"role": "user", "content": messages[0]["content"]}], tokenize=True)["input_ids"])
     assert all(lab == IGNORE for lab in everything["labels"][:prompt])
-    assert all(lab != IGNORE for lab in everything["labels"][prompt:])
+    untrained = tok.decode([i for i, lab in zip(everything["input_ids"][prompt:], everything["labels"][prompt:])
+                            if lab == IGNORE])
+    assert untrained == header * sum(m["role"] == "assistant" for m in messages)  # only the assistant headers
     cut = tokenize_example(t, tok, "observations", max_length=10)
     assert cut["truncated"] and cut["n_tokens"] == 10 and cut["input_ids"] == ex["input_ids"][:10]
 

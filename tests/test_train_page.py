@@ -49,6 +49,8 @@ def test_form_comes_from_the_config_metadata_and_reports_bad_settings(db, monkey
     at = _run(monkeypatch, db)
     labels = {w.label for w in at.number_input} | {w.label for w in at.text_input} | {w.label for w in at.selectbox}
     assert {"Lora r", "Learning rate", "Max length", "Base model", "Overflow", "Batching"} <= labels
+    tracker = at.selectbox(key="local.report_to")
+    assert tracker.value == "tensorboard" and tracker.options == ["tensorboard", "wandb", "mlflow", "none"]
     help_text = next(w for w in at.number_input if w.key == "local.max_length").help
     assert "dropped or truncated" in help_text
     at.text_input(key="local.base_model").set_value("/no/such/model")
@@ -99,6 +101,9 @@ def test_openai_job_from_the_form_and_model_link(db, monkeypatch):
     Store(db).register_model(RegisteredModel(name="hq20-lora", kind="lora", path_or_id="/runs/x/adapter",
                                              base_model="/models/tiny", dataset="hq20", job="x"))
     at = _run(monkeypatch, db)
+    listed = at.dataframe[-1].value
+    assert list(listed["dataset"]) == ["hq20"] and list(listed["dataset_hash"]) == [Store(db).get_dataset_version(
+        "hq20")["content_hash"]]
     link = next(p.proto for p in at.get("page_link") if "Evaluate hq20-lora" in p.proto.label)
     assert link.page.endswith("5_Generate.py") or "Generate" in link.page
     assert "model=hq20-lora" in link.query_string and "mode=finetuned" in link.query_string

@@ -123,6 +123,13 @@ def test_a_registered_adapter_is_evaluated_in_finetuned_mode(tmp_path, tiny_mode
     trajs = list(mixed_store.iter_trajectories(source=cfg.run))
     assert len(trajs) == 2 and all(t.model == "hq40-eval" for t in trajs)
 
+    from fireact_core.training.model_card import models_with_facts
+
+    facts = next(m for m in models_with_facts(mixed_store) if m["name"] == "hq40-eval")
+    assert [(s["run"], s["task"], s["attempted"]) for s in facts["scores"]] == [(cfg.run, "hotpotqa", 2)]
+    card = (Path(config.out) / "adapter" / "README.md").read_text()
+    assert f"| {cfg.run} | hotpotqa | react | 2 |" in card and "Not evaluated yet" not in card
+
 
 def test_full_fine_tuning_saves_a_whole_model_that_loads(tmp_path, tiny_model_dir, mixed_store):
     import torch
@@ -290,6 +297,8 @@ def test_cli_train_runs_to_the_end_lists_jobs_and_models_and_resumes(tmp_path, t
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert "4/4" in out.err and "succeeded" in out.out
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["report_to"] == "tensorboard"
+    assert any((tmp_path / "cli" / "tensorboard").glob("events.out.tfevents.*"))
     cli_main(["--db", db, "jobs", "--json"])
     jobs = json.loads(capsys.readouterr().out)
     mine = next(j for j in jobs if j["out"] == str(tmp_path / "cli"))
@@ -299,8 +308,21 @@ def test_cli_train_runs_to_the_end_lists_jobs_and_models_and_resumes(tmp_path, t
     cli_main(["--db", db, "models", "--json"])
     models = json.loads(capsys.readouterr().out)
     entry = next(m for m in models if m["job"] == mine["id"])
-    assert set(entry) == {"name", "kind", "path_or_id", "base_model", "dataset", "job"}
+    assert set(entry) == {"name", "kind", "path_or_id", "base_model", "dataset", "job", "method", "dataset_hash",
+                          "settings", "steps", "train_loss", "eval_loss", "scores"}
     assert entry["dataset"] == "hq40" and Path(entry["path_or_id"]).is_dir()
+    version_hash = mixed_store.get_dataset_version("hq40")["content_hash"]
+    assert entry["dataset_hash"] == version_hash
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["dataset_hash"] == version_hash
+    assert entry["settings"]["max_steps"] == 4 and entry["settings"]["lora_r"] == 16 and entry["steps"] == 4
+    metrics = [json.loads(x) for x in (tmp_path / "cli" / "metrics.jsonl").read_text().splitlines()]
+    assert entry["train_loss"] == [m["loss"] for m in metrics if "loss" in m][-1]
+    assert entry["eval_loss"] == [m["eval_loss"] for m in metrics if "eval_loss" in m][-1]
+    card = (Path(entry["path_or_id"]) / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: peft\n") and f"`{tiny_model_dir}`" in card
+    assert f"`hq40` (content hash `{version_hash}`)" in card and "PeftModel.from_pretrained" in card
+    assert f"final train loss: {entry['train_loss']:.4f}" in card and "Not evaluated yet" in card
+    assert json.loads((Path(entry["path_or_id"]) / "fireact_model.json").read_text()) == entry
 
     run = tmp_path / "cli"  # train further from the last checkpoint: raise max steps, resume
     (run / "config.json").write_text(json.dumps({**json.loads((run / "config.json").read_text()), "max_steps": 6}))
@@ -340,3 +362,137 @@ def test_job_store_keeps_jobs_and_models(store):
         store.register_model(model.model_copy(update={"job": "other"}))
     assert [m.summary() for m in store.list_models()] == [model.summary()]
     assert store.model_of_job(first.id).name == "m1" and store.model_of_job("nope") is None
+
+
+def _tensorboard_series(folder: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    mux = EventMultiplexer().AddRunsFromDirectory(str(folder)).Reload()
+    return sorted((e.step, e.value) for run in mux.Runs() if tag in mux.Runs()[run].get("scalars", [])
+                  for e in mux.Scalars(run, tag))
+
+
+def _wandb_series(folder: Path, key: str) -> list[tuple[int, float]]:
+    import subprocess
+    import sys
+
+    runs = sorted(folder.glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(runs[0])],
+                         capture_output=True, text=True, check=True, cwd=folder).stdout  # its own log goes to cwd
+    items = [json.loads(line)["history"]["item"] for line in out.splitlines() if '"type":"history"' in line]
+    return [(int(i["train/global_step"]), i[key]) for i in items if key in i]
+
+
+def _mlflow_series(folder: Path, key: str) -> list[tuple[int, float]]:
+    from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(folder.resolve().as_uri())
+    experiment = client.get_experiment_by_name("fireact")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1, runs
+    return sorted((m.step, m.value) for m in client.get_metric_history(runs[0].info.run_id, key))
+
+
+@pytest.mark.parametrize("report_to, folder, read, loss_key, eval_key", [
+    ("tensorboard", "tensorboard", _tensorboard_series, "train/loss", "eval/loss"),
+    ("wandb", "wandb", _wandb_series, "train/loss", "eval/loss"),
+    ("mlflow", "mlruns", _mlflow_series, "loss", "eval_loss"),
+])
+def test_each_tracker_keeps_the_loss_curve_in_the_run_folder(tmp_path, tiny_model_dir, mixed_store, monkeypatch,
+                                                             report_to, folder, read, loss_key, eval_key):
+    from fireact_core.training.local import train
+
+    for remote in ("WANDB_BASE_URL", "MLFLOW_TRACKING_URI"):  # a remote address in the environment is not used
+        monkeypatch.setenv(remote, "http://192.0.2.1:9")
+    for key in ("WANDB_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.setenv(key, "sk-secret-never-written")
+    config = _config(tmp_path, tiny_model_dir, mixed_store, max_steps=4, eval_steps=2, report_to=report_to)
+    train(config)
+    run = Path(config.out)
+    assert not [p for p in run.rglob("*") if p.is_file() and b"sk-secret-never-written" in p.read_bytes()]
+    losses = read(run / folder, loss_key)
+    assert [step for step, _ in losses] == [1, 2, 3, 4]
+    assert [round(v, 5) for _, v in losses] == [round(v, 5) for v in _losses(run)]
+    assert [step for step, _ in read(run / folder, eval_key)] == [2, 4, 4]  # every 2 steps, then the final one
+    assert not any((run / other).exists() for other in {"tensorboard", "wandb", "mlruns"} - {folder})
+
+
+def test_no_tracker_writes_only_metrics(tmp_path, tiny_model_dir, mixed_store):
+    from fireact_core.training.local import train
+
+    config = _config(tmp_path, tiny_model_dir, mixed_store, max_steps=1, val_file="", report_to="none")
+    train(config)
+    assert _losses(Path(config.out)) and not any((Path(config.out) / f).exists()
+                                                 for f in ("tensorboard", "wandb", "mlruns", "runs"))
+
+
+def test_assistant_masks_agree_with_trl_assistant_only_loss(tmp_path, tiny_model_dir, mixed_store):
+    """TRL's SFTTrainer with `assistant_only_loss` (a chat template with generation markers, as its training
+    templates have) trains exactly the tokens this project's masks train: each assistant turn's content and its
+    end-of-turn token, never the role header the generation prompt supplies."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from fireact_core.masks import flagged_messages, load_tokenizer, tokenize_example
+    from tests.fakes.tiny_model import CHAT_TEMPLATE
+
+    training_template = (
+        "{% for m in messages %}<s>{{ m['role'] }}\n{% if m['role'] == 'assistant' %}{% generation %}"
+        "{{ m['content'] }}</s>\n{% endgeneration %}{% else %}{{ m['content'] }}</s>\n{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
+    tok = load_tokenizer(str(tiny_model_dir))
+    trajs = [t for _, t in mixed_store.iter_dataset_trajectories("hq40")][:6]
+    rows = [{"messages": [{"role": m["role"], "content": m["content"]} for m in flagged_messages(t)]} for t in trajs]
+    ours = [tokenize_example(t, tok, "observations") for t in trajs]
+    tok.chat_template = training_template
+    try:
+        trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), processing_class=tok,
+                             train_dataset=Dataset.from_list(rows),
+                             args=SFTConfig(output_dir=str(tmp_path / "trl"), assistant_only_loss=True, max_length=None,
+                                            use_cpu=True, report_to=[], dataset_num_proc=None))
+        theirs = [trainer.train_dataset[i] for i in range(len(rows))]
+    finally:
+        tok.chat_template = CHAT_TEMPLATE
+    for mine, trl_row in zip(ours, theirs):
+        assert mine["input_ids"] == trl_row["input_ids"]
+        assert mine["labels"] == trl_row["labels"]  # TRL's labels: -100 outside the assistant masks
+        assert 0 < sum(lab != -100 for lab in trl_row["labels"]) < len(trl_row["labels"])
+
+
+def test_a_full_models_card_says_how_to_load_it_and_remote_models_get_none(tmp_path, mixed_store):
+    from fireact_core.training import RegisteredModel
+    from fireact_core.training.model_card import write_model_card
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    full = RegisteredModel(name="hq40-full-card", kind="full", path_or_id=str(folder), base_model="/models/tiny",
+                           dataset="hq40", config={"method": "full", "learning_rate": 1e-4, "lora_r": 16})
+    card = write_model_card(mixed_store, full).read_text()
+    assert card.startswith("---\nlibrary_name: transformers\n") and "PeftModel" not in card
+    assert 'AutoModelForCausalLM.from_pretrained("path/to/this/folder")' in card and "lora_r" not in card
+    assert mixed_store.get_dataset_version("hq40")["content_hash"] in card and "| learning_rate | 0.0001 |" in card
+    before = (folder / "README.md").stat().st_mtime_ns
+    write_model_card(mixed_store, full)  # unchanged facts: the card is left as it is
+    assert (folder / "README.md").stat().st_mtime_ns == before
+    remote = RegisteredModel(name="ft-card", kind="openai", path_or_id=str(folder), base_model="gpt-4o-mini")
+    assert write_model_card(mixed_store, remote) is None
+
+
+def test_a_tracker_whose_package_is_missing_is_refused_before_the_job_starts(tmp_path, tiny_model_dir, mixed_store,
+                                                                             monkeypatch):
+    import importlib.util
+
+    from fireact_core.errors import PrerequisiteError
+    from fireact_core.training.jobs import start_local_job
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    config = LocalTrainConfig(dataset="hq40", base_model=str(tiny_model_dir), out=str(tmp_path / "run"),
+                              report_to="mlflow", **{k: v for k, v in FAST.items()})
+    jobs = len(mixed_store.list_jobs())
+    with pytest.raises(PrerequisiteError, match=r"mlflow.*fireact-studio\[train\]"):
+        start_local_job(mixed_store, config)
+    assert len(mixed_store.list_jobs()) == jobs and not (tmp_path / "run").exists()

@@ -20,9 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("export", help="write trajectories (or a dataset version) to a file")
-    p.add_argument("--format", required=True, choices=LazyChoices("fireact_core.formats", "EXPORT_FORMATS", ("parquet",)))
+    p.add_argument("--format", required=True,
+                   choices=LazyChoices("fireact_core.formats", "EXPORT_FORMATS", ("parquet", "hf", "axolotl", "llamafactory")),
+                   help="hf, axolotl and llamafactory write a folder for a dataset version")
     p.add_argument("--out", required=True, help="file to write (with fireact-run, a folder: the file is named as "
-                   "FireAct's generation.py names its runs)")
+                   "FireAct's generation.py names its runs; with hf, axolotl or llamafactory, the folder to write)")
     p.add_argument("--source")
     p.add_argument("--dataset", help="export this saved dataset version instead")
     p.add_argument("--split", choices=["train", "val"], help="with --dataset: only this split")
@@ -56,11 +58,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ..exporter import export
 
-    if args.dataset or args.format == "parquet" or args.split:
+    if args.dataset or args.format in ("parquet", "hf", "axolotl", "llamafactory") or args.split:
         from ..datasets_export import export_dataset
 
         if not args.dataset:
-            raise FireactError("parquet and --split export a dataset version: add --dataset NAME")
+            raise FireactError(f"{args.format} exports a dataset version: add --dataset NAME")
         n = export_dataset(open_store(args), args.dataset, args.format, args.out, split=args.split, force=args.force)
         print(f"{n} trajectories of dataset '{args.dataset}' written to {args.out} ({args.format})")
         return 0

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accelerate-config", default="", metavar="YAML")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--name", default="", help="name of the registered model")
+    p.add_argument("--report-to", choices=["tensorboard", "wandb", "mlflow", "none"], default="tensorboard",
+                   help="tracker that gets the curves, written into the run folder (W&B offline, MLflow file store)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder")
     p.set_defaults(handler=cmd_train)
 
@@ -53,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_jobs)
 
-    p = sub.add_parser("models", help="models that training produced")
+    p = sub.add_parser("models", help="models that training produced, with their dataset version, settings, losses "
+                       "and scores (local models' cards brought up to date)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_models)
 
@@ -77,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs, learning_rate=args.lr, max_length=args.max_length, overflow=args.overflow,
         batch_size=args.batch_size, grad_accum=args.grad_accum, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
         num_processes=args.num_processes, accelerate_config=args.accelerate_config, use_cpu=args.cpu,
-        model_name=args.name, out=args.out)
+        model_name=args.name, out=args.out, report_to=args.report_to)
     job = start_local_job(store, config, by=user_of(args, store))
     print(f"job {job.id} started: run folder {job.out}, log {job.out}/train.log", file=sys.stderr)
     return _follow(store, job)
@@ -159,11 +162,13 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    models = store.list_models()
+    from ..training.model_card import models_with_facts
+
+    models = models_with_facts(open_store(args))
     if args.json:
-        print_json([m.summary() for m in models])
+        print_json(models)
         return 0
     for m in models:
-        print(f"{m.name:30} {m.kind:6} {m.dataset or '':20} {m.path_or_id}")
+        print(f"{m['name']:30} {m['kind']:6} {m['dataset'] or '':20} {(m['dataset_hash'] or '')[:12]:12} "
+              f"{m['path_or_id']}")
     return 0

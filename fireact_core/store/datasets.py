@@ -197,7 +197,8 @@ class DatasetStore:
     def save_dataset_version(self, version: dict[str, Any], members: dict[str, list]) -> dict[str, Any]:
         """Store a version and its members (columns position, trajectory_id, rev, split, task, method) in one
         transaction, copying each member's row and steps at that revision; returns the version with its
-        content hash. A member edited since `rev` was read makes it a ConflictError (nothing is written)."""
+        content hash (over the loss mask and each member's position, split, id and revision, which covers its
+        per-step train flags). A member edited since `rev` was read makes it a ConflictError (nothing is written)."""
         with self.db.transaction() as con:
             if con.execute("SELECT 1 FROM dataset_versions WHERE name = ?", [version["name"]]).fetchall():
                 raise ConflictError(f"a dataset version named '{version['name']}' exists already: versions never "
@@ -212,9 +213,10 @@ class DatasetStore:
                                     "preview the mix again, then save")
             con.execute(_COPY_STEPS, [version["name"]])
             con.execute(_COPY_TRAJECTORIES, [version["name"]])
-            digest = con.execute("""SELECT md5(string_agg(position || ':' || split || ':' || trajectory_id || ':' || rev, ','
-                                                          ORDER BY position))
-                                    FROM dataset_members WHERE dataset = ?""", [version["name"]]).fetchall()[0][0]
+            digest = con.execute("""SELECT md5('loss_mask:' || ? || ';' || string_agg(position || ':' || split || ':'
+                                                          || trajectory_id || ':' || rev, ',' ORDER BY position))
+                                    FROM dataset_members WHERE dataset = ?""",
+                                 [version.get("loss_mask") or "observations", version["name"]]).fetchall()[0][0]
             saved = {**version, "content_hash": digest}
             row = {**saved, "spec": json.dumps(saved["spec"], sort_keys=True), "cells": json.dumps(saved["cells"]),
                    "created_at": naive(saved["created_at"])}

@@ -114,6 +114,11 @@ class LocalTrainConfig(ConfigMixin):
                               min=0)
     save_total_limit: int = setting(2, "Checkpoints kept on disk (oldest removed first).", "Checkpoints", min=1)
     resume: bool = setting(False, "Continue from the newest checkpoint in the run folder.", "Checkpoints")
+    report_to: str = setting("tensorboard", "Where the curves go besides metrics.jsonl, written locally into the run "
+                             "folder: TensorBoard event files, an offline W&B run or an MLflow file store.",
+                             "Tracking", choices=["tensorboard", "wandb", "mlflow", "none"])
+    dataset_hash: str = setting("", "Content hash of the dataset version, recorded when the job starts.", "Data",
+                                hidden=True)
     train_file: str = setting("", "Training examples (chat messages with per-turn train flags, JSONL); written by "
                               "the job runner from the dataset version.", "Data", hidden=True)
     val_file: str = setting("", "Validation examples in the same form (may be empty).", "Data", hidden=True)
@@ -143,6 +148,9 @@ class LocalTrainConfig(ConfigMixin):
         self._check(bool(self.out), "out", "give a run folder")
         if self.accelerate_config:
             self._check(Path(self.accelerate_config).is_file(), "accelerate_config", "no such file")
+        from .tracking import check_tracker
+
+        check_tracker(self.report_to)
 
     @property
     def distributed(self) -> bool:
@@ -164,6 +172,8 @@ class OpenAITrainConfig(ConfigMixin):
     seed: int = setting(0, "Seed for the remote job (0: none).", "Training", min=0)
     out: str = setting("", "Folder for the uploaded files and the job's events (default: runs/JOB).", "Data",
                        hidden=True)
+    dataset_hash: str = setting("", "Content hash of the dataset version, recorded when the job starts.", "Data",
+                                hidden=True)
 
     def __post_init__(self) -> None:
         self._check(len(self.suffix) <= 64, "suffix", "at most 64 characters")

@@ -84,6 +84,8 @@ def start_local_job(store: Any, config: LocalTrainConfig, by: str | None = None)
     if not config.train_file:
         info = export_dataset(store, config.dataset, run / "data")
         config.train_file, config.val_file = info["train_file"], info["val_file"]
+    if config.dataset:
+        config.dataset_hash = store.get_dataset_version(config.dataset)["content_hash"] or ""
     config.save(run / CONFIG_FILE)
     job.out, job.config = str(run), config.to_dict()
     store.save_job(job)
@@ -185,9 +187,16 @@ def _losses(run: Path) -> dict[str, Any]:
 def register_result(store: Any, job: TrainJob) -> RegisteredModel:
     config = LocalTrainConfig.from_dict(job.config)
     name = config.model_name or f"{job.dataset}-{job.kind}-{job.id[:6]}"
-    return store.register_model(RegisteredModel(name=name, kind=job.kind, path_or_id=str(result_folder(config)),
-                                                base_model=job.base_model, dataset=job.dataset, job=job.id,
-                                                config=job.config))
+    model = store.register_model(RegisteredModel(name=name, kind=job.kind, path_or_id=str(result_folder(config)),
+                                                 base_model=job.base_model, dataset=job.dataset, job=job.id,
+                                                 config=job.config))
+    from .model_card import write_model_card
+
+    try:
+        write_model_card(store, model)
+    except (OSError, FireactError):  # the model stands; listing the models tries again and says why (card_error)
+        pass
+    return model
 
 
 def refresh_local_job(store: Any, job: TrainJob) -> TrainJob:

@@ -9,6 +9,7 @@ starts one such process per device). Everything a run leaves is in its folder (`
     checkpoints/      Trainer checkpoints (resume from the newest with `resume`)
     adapter/ | model/ the trained LoRA adapter, or the full model, with its tokenizer
     ranks/rank-N.json what each process did (steps, tokens, world size)
+    tensorboard/ | wandb/ | mlruns/  the curves for the tracker `report_to` names (fireact_core.training.tracking)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..errors import FireactError
 from ..files import write_text
 from .config import LocalTrainConfig
 from .data import LengthReport, TokenCounter, make_collator, prepare_examples, read_examples
+from .tracking import open_tracking
 
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
@@ -52,6 +54,11 @@ def write_status(run: Path, state: str, **fields: Any) -> None:
     path = run / STATUS_FILE
     old = json.loads(path.read_text()) if path.exists() else {}
     write_json(path, {**old, "state": state, "pid": os.getpid(), "updated": time.time(), **fields})
+
+
+def run_name(config: LocalTrainConfig) -> str:
+    """The name a tracker shows for the run: the model's name, else the run folder's."""
+    return config.model_name or Path(config.out).name
 
 
 def result_folder(config: LocalTrainConfig) -> Path:
@@ -162,7 +169,8 @@ def training_arguments(config: LocalTrainConfig, precision: str, has_eval: bool)
         activation_checkpointing=config.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         train_sampling_strategy="group_by_length" if config.batching == "group_by_length" else "random",
-        remove_unused_columns=False, report_to=[], disable_tqdm=True, dataloader_num_workers=0,
+        remove_unused_columns=False, report_to=[], run_name=run_name(config), disable_tqdm=True,
+        dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
         ddp_find_unused_parameters=False, **save, **evaluation,
     )
@@ -200,8 +208,9 @@ def hide_shadowing_datasets() -> None:
     import_utils.is_datasets_available.cache_clear()
 
 
-def build_trainer(config: LocalTrainConfig, counter: TokenCounter | None = None):
-    """The Trainer for `config`, ready to `.train()`; also used by the bench to time training."""
+def build_trainer(config: LocalTrainConfig, counter: TokenCounter | None = None, callbacks: list | None = None):
+    """The Trainer for `config`, ready to `.train()` (with `callbacks` besides the metrics one, such as a
+    tracker's); also used by the bench to time training."""
     hide_shadowing_datasets()
     from transformers import Trainer, set_seed
 
@@ -214,7 +223,8 @@ def build_trainer(config: LocalTrainConfig, counter: TokenCounter | None = None)
     args = training_arguments(config, precision, bool(val))
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val or None,
                       data_collator=make_collator(config.batching, tokenizer.pad_token_id, counter),
-                      processing_class=tokenizer, callbacks=[metrics_callback(Path(config.out), counter)])
+                      processing_class=tokenizer,
+                      callbacks=[metrics_callback(Path(config.out), counter), *(callbacks or [])])
     return trainer, report
 
 
@@ -231,13 +241,15 @@ def train(config: LocalTrainConfig) -> dict[str, Any]:
     run.mkdir(parents=True, exist_ok=True)
     write_status(run, "running", step=0, error=None)
     try:
-        trainer, report = build_trainer(config)
-        resume = latest_checkpoint(config) if config.resume else None
-        if config.resume:
-            print(f"resuming from {resume}" if resume else "no checkpoint to resume from: starting afresh", flush=True)
-        result = trainer.train(resume_from_checkpoint=resume)
-        if trainer.eval_dataset is not None:
-            trainer.evaluate()
+        with open_tracking(config.report_to, run, run_name(config), config.to_dict(), rank() == 0) as callbacks:
+            trainer, report = build_trainer(config, callbacks=callbacks)
+            resume = latest_checkpoint(config) if config.resume else None
+            if config.resume:
+                print(f"resuming from {resume}" if resume else "no checkpoint to resume from: starting afresh",
+                      flush=True)
+            result = trainer.train(resume_from_checkpoint=resume)
+            if trainer.eval_dataset is not None:
+                trainer.evaluate()
         trainer.save_model(str(result_folder(config)))
         summary = {"step": trainer.state.global_step, "max_steps": trainer.state.max_steps,
                    "train_loss": result.training_loss, "result": str(result_folder(config)),

@@ -142,6 +142,10 @@ class FakeFineTuning:
         if state == "running":
             job["_step"] += 1
             self._event(job, f"Step {job['_step']}/{self.steps}: training loss={2.0 / job['_step']:.4f}")
+            if job.get("validation_file"):  # as OpenAI reports it: a metrics event with the validation loss
+                self._event(job, f"Step {job['_step']}/{self.steps}: validation loss", kind="metrics",
+                            data={"step": job["_step"], "train_loss": 2.0 / job["_step"],
+                                  "valid_loss": 2.5 / job["_step"], "total_steps": self.steps})
         if state == "succeeded":
             job["fine_tuned_model"] = f"ft:{job['model']}:org-test::{job['id'][-4:]}"
             job["finished_at"] = int(time.time())
@@ -152,10 +156,11 @@ class FakeFineTuning:
             self._event(job, f"Fine-tuning job failed: {self.fail_job_with}", level="error")
         job["status"] = state
 
-    def _event(self, job: dict, message: str, level: str = "info") -> None:
+    def _event(self, job: dict, message: str, level: str = "info", kind: str = "message",
+               data: dict | None = None) -> None:
         self.events[job["id"]].append({"object": "fine_tuning.job.event", "id": self._id("ftevent"),
                                        "created_at": int(time.time()), "level": level, "message": message,
-                                       "type": "message", "data": {}})
+                                       "type": kind, "data": data or {}})
 
     @staticmethod
     def _public(job: dict) -> dict:
