@@ -218,15 +218,18 @@ def test_review_queue_accept_skip_reject(db):
     ids = db.filter_ids(f, limit=3)
     at = ok(open_page("3_Review.py", who="dave", source=RUN_A, em="wrong"))
     total = db.count_filtered(f)
-    assert at.text[0].value == db.get_trajectory(ids[0]).question
+    assert db.get_trajectory(ids[0]).question in cards_text(at)
+    assert 'data-testid="step-card"' in "".join(h.proto.body for h in at.get("html"))
     at.multiselect(key="review_labels").set_value(["needs fix"]).run()
-    button(at, "✅ Accept (a)").click().run()
+    at.session_state[f"review_rating:{ids[0]}"] = 3  # the fourth star
+    button(at, "Accept (a)").click().run()
     ok(at)
-    assert db.review_state(ids[0]).status == "accepted" and db.review_state(ids[0]).labels == ["needs fix"]
-    assert at.text[0].value == db.get_trajectory(ids[1]).question
-    button(at, "⏭ Skip (s)").click().run()
-    assert at.text[0].value == db.get_trajectory(ids[2]).question and db.review_state(ids[1]) is None
-    button(at, "❌ Reject (x)").click().run()
+    state = db.review_state(ids[0])
+    assert state.status == "accepted" and state.labels == ["needs fix"] and state.rating == 4
+    assert db.get_trajectory(ids[1]).question in cards_text(at)
+    button(at, "Skip (s)").click().run()
+    assert db.get_trajectory(ids[2]).question in cards_text(at) and db.review_state(ids[1]) is None
+    button(at, "Reject (x)").click().run()
     assert db.review_state(ids[2]).status == "rejected"
     assert db.review_progress(f) == (2, total)
     assert f"2 of {total} reviewed" in str(at.get("progress")[0].proto)
@@ -260,7 +263,9 @@ def test_model_text_is_shown_as_text_on_every_page(db):
     assert at.text_area(key=f"{edit_keys(at, tid)}0:observation").value == XSS
     assert not any("<script" in m.value for m in at.markdown)
     at = ok(open_page("3_Review.py", ids=tid))
-    assert XSS in texts(at) and not any("<script" in m.value or "![x]" in m.value for m in at.markdown)
+    body = "".join(h.proto.body for h in at.get("html"))
+    assert html.escape(XSS) in body and "<script" not in body and "<img" not in body
+    assert not any("<script" in m.value or "![x]" in m.value for m in at.markdown)
     at = ok(open_page("4_Compare.py", a=RUN_A, b=RUN_B, cell="only_in_b"))
     body = at.get("html")[0].proto.body
     assert XSS_QUESTION in texts(at) and "<script" not in body and "&lt;script&gt;" in body and "<img" not in body
