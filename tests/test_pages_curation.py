@@ -91,8 +91,16 @@ def test_browse_bulk_label_accept_reject_are_stored(db):
     at.text_input(key="bulk_tag").input("short and wrong").run()
     button(at, "Add label").click().run()
     ok(at)
+    assert all(db.review_state(i) is None for i in ids), "a whole-filter action waits for its confirmation"
+    assert any(f"to all {len(ids)} trajectories matching this filter" in w.value for w in at.warning)
+    button(at, f"Label all {len(ids)}").click().run()
+    ok(at)
     assert all(db.review_state(i).labels == ["short and wrong"] for i in ids)
     button(at, "Reject").click().run()
+    button(at, "Cancel").click().run()
+    assert db.count_filtered(f.model_copy(update={"review": "rejected"})) == 0
+    button(at, "Reject").click().run()
+    button(at, f"Reject all {len(ids)}").click().run()
     assert db.count_filtered(f.model_copy(update={"review": "rejected"})) == len(ids)
     assert any("rejected" in s.value for s in at.success)
     at.radio(key="f_review").set_value("rejected").run()
