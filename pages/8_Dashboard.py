@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from fireact_core import charts, lineage, reports
+from fireact_core import charts, lineage, names, reports
 from fireact_core.errors import FireactError
 from fireact_core.filters import TrajectoryFilter
 from ui import page_setup
@@ -17,9 +17,15 @@ SCORES = ("em_attempted", "em_finished", "f1_attempted", "f1_finished", "em", "f
           "em_drop", "diff", "ci_low", "ci_high")
 FORMATS = {c: st.column_config.NumberColumn(format="%.3f") for c in SCORES}
 FORMATS["perturbed_share"] = st.column_config.NumberColumn(format="percent")
+FORMATS.update({c: st.column_config.NumberColumn(format="%.3f", width=70) for c in ("em_attempted", "f1_attempted",
+                                                                                  "em_finished", "f1_finished")})
+FORMATS.update({c: st.column_config.NumberColumn(format="%.3f", width=70) for c in reports.METHOD_ORDER})
+FORMATS.update({"run": st.column_config.TextColumn(width=300, help="short name; the full one is the last column"),
+                "model": st.column_config.TextColumn(width=180), "task": st.column_config.TextColumn(width=80),
+                "method": st.column_config.TextColumn(width=70), "full name": st.column_config.TextColumn(width="large")})
 
-store = page_setup("Dashboard", "📊")
-st.title("📊 Evaluation dashboard")
+store = page_setup("Dashboard", ":material/dashboard:")
+st.title("Evaluation dashboard")
 
 
 def open_browse(flt) -> None:
@@ -66,16 +72,25 @@ def show_runs(data) -> None:
     runs = data.runs
     st.caption("EM and F1 over **attempted** count missing and unfinished questions as wrong; over **finished** "
                "they score only the questions that ended with an answer. Click a cell to open its trajectories.")
-    shown = runs[reports.TABLE_COLUMNS]
-    table(shown, "runs", "runs_table", drill=lambda r, c: charts.run_cell_filter(shown.iloc[r]["run"], c))
+    shown = reports.runs_view(runs)
+    table(shown, "runs", "runs_table", drill=lambda r, c: charts.run_cell_filter(shown.iloc[r]["full name"], c))
     for key in ("task", "method", "model"):
         st.markdown(f"**By {key}**")
         by = reports.group_metrics(runs, [key])
+        if key == "model":
+            by = by.assign(model=[names.display_model(m) if m != "unknown" else m for m in by["model"]])
         table(by.drop(columns="sources"), f"by_{key}", f"by_{key}",
               drill=lambda r, c, by=by: TrajectoryFilter(source=by.iloc[r]["sources"]))
 
 
 def show_models(data) -> None:
+    st.subheader("EM by model and method")
+    st.caption("EM over attempted questions, a model per row and a method per column, as in FireAct's tables. "
+               "Click a cell to open its trajectories.")
+    grid, cells = reports.model_method_table(data.runs, data.registry)
+    if not grid.empty:
+        table(grid, "em_model_x_method", "model_method_table", hide_index=False,
+              drill=lambda r, c: TrajectoryFilter(source=cells.get((grid.index[r], c), [])))
     by = reports.em_by_model_method(data.runs)
     if not by.empty:
         chart(charts.em_by_model_method(by), "em_by_model_method", "chart_model_method")
@@ -118,8 +133,9 @@ def show_compare(data) -> None:
         st.info("Two scored runs are needed for a paired comparison.")
         return
     c1, c2 = st.columns(2)
-    run_a = c1.selectbox("Run A", scored, index=0, key="cmp_a")
-    run_b = c2.selectbox("Run B", scored, index=1, key="cmp_b")
+    short = names.display_names(scored)
+    run_a = c1.selectbox("Run A", scored, index=0, key="cmp_a", format_func=short.get)
+    run_b = c2.selectbox("Run B", scored, index=1, key="cmp_b", format_func=short.get)
     cmp = reports.compare_runs(store, run_a, run_b)
     m = st.columns(4)
     m[0].metric("Shared questions", cmp.n, help=f"only in A: {cmp.only_in_a}, only in B: {cmp.only_in_b}")
@@ -133,8 +149,9 @@ def show_compare(data) -> None:
 
 
 def show_lineage(data) -> None:
-    pick = st.selectbox("Run", reports.lineage_choices(data.runs, data.registry), key="lineage_run",
-                        help="runs of fine-tuned models first")
+    choices = reports.lineage_choices(data.runs, data.registry)
+    short = names.display_names(choices)
+    pick = st.selectbox("Run", choices, key="lineage_run", help="runs of fine-tuned models first", format_func=short.get)
     lin = lineage.run_lineage(store, data.runs, pick, data.registry)
     st.markdown(f"**Model** `{lin.model}` · {lin.variant} · base `{lin.base_model}`")
     for note in lin.notes:
@@ -154,13 +171,14 @@ def show_lineage(data) -> None:
 
 
 def main() -> None:
-    names = store.report_run_names()
-    if not names:
+    runs = store.report_run_names()
+    if not runs:
         st.info("No runs yet: import FireAct run files on the home page (or `fireact import FILE`), "
                 "or make one on the Generate page.")
         st.stop()
     with st.sidebar:
-        chosen = st.multiselect("Runs", names, key="dash_runs", placeholder="all runs")
+        short = names.display_names(runs)
+        chosen = st.multiselect("Runs", runs, key="dash_runs", placeholder="all runs", format_func=short.get)
         scored_only = st.toggle("Only scored runs", value=True, key="dash_scored",
                                 help="hide imported training sets that have no gold answers")
     data = reports.dashboard_runs(store, chosen or None, scored_only=scored_only)
