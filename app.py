@@ -144,6 +144,7 @@ def navigation() -> None:
     pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
     pages += [st.Page(path, title=label, icon=icon, url_path=label) for path, label, icon, _ in PAGES
               if (ROOT / path).exists()]
+    st.set_page_config(page_title="FireAct Studio", page_icon=":material/local_fire_department:", layout="wide")
     st.navigation(pages).run()
 
 
