@@ -22,7 +22,19 @@ def get_store() -> Store:
     return _store(resolve_db_path(os.environ.get("FIREACT_DB")))
 
 
+def _through_navigation() -> None:
+    """Run a page through app.py's `st.navigation` (Home first, Material icons). Until some session has run
+    app.py, Streamlit serves a page opened by its address from the pages/ folder alone, with that folder's own
+    sidebar (whose first entry reads "app"); switch the process to app.py's navigation and run again."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory and st.runtime.exists():
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page_setup(title: str, icon: str = ":material/local_fire_department:") -> Store:
+    _through_navigation()
     st.set_page_config(page_title=f"{title} · FireAct Studio", page_icon=icon, layout="wide")
     try:
         return get_store()

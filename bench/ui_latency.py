@@ -188,7 +188,7 @@ def saves(page, base: str, ids: list[str], repeat: int) -> list[float]:
         area.fill(f"An edited thought, number {i}.")
         area.press("Control+Enter")
         settle(page)
-        save = page.get_by_test_id("stMain").get_by_role("button").filter(has_text=re.compile(r"Save\s+Ctrl"))
+        save = page.get_by_test_id("stMain").get_by_role("button").filter(has_text=re.compile(r"Save.*Ctrl"))
         t = timed(save.click, lambda: (page.get_by_text("Saved revision").first.wait_for(timeout=60_000), settle(page)))
         if i:
             seconds.append(t)
