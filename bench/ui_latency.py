@@ -97,6 +97,13 @@ def timed(action, done) -> float:
     return time.perf_counter() - start
 
 
+def until_changed(page, action, element_js: str, before: str) -> float:
+    """Seconds from `action` until the element found by `element_js` shows another text than `before`."""
+    return timed(action, lambda: (page.wait_for_function(
+        f"b => {{ const e = {element_js}; return e && e.innerText !== b; }}", arg=before, timeout=60_000),
+        settle(page)))
+
+
 def first_renders(page, base: str, ids: dict, repeat: int) -> None:
     paths = {"Home": "", "Browse": "Browse", "Trajectory": f"Trajectory?id={ids['traj']}", "Review": "Review",
              "Compare": "Compare?a=bench-run-0&b=bench-run-1", "Generate": "Generate", "Mix": "Mix", "Train": "Train",
@@ -132,11 +139,9 @@ def filter_change(page, base: str, repeat: int) -> list[float]:
     for i in range(repeat + 1):
         before = count_text(page)
         choice = ["wrong", "right", "any"][i % 3]
-        t = timed(lambda: sidebar.get_by_text(choice, exact=True).first.click(),
-                  lambda: (page.wait_for_function(
-                      "b => { const h = [...document.querySelectorAll('[data-testid=stMain] h2, [data-testid=stMain] h3')]"
-                      ".find(e => e.innerText.includes('trajectories match')); return h && h.innerText !== b; }",
-                      arg=before, timeout=60_000), settle(page)))
+        t = until_changed(page, lambda: sidebar.get_by_text(choice, exact=True).first.click(),
+                          "[...document.querySelectorAll('[data-testid=stMain] h2, [data-testid=stMain] h3')]"
+                          ".find(h => h.innerText.includes('trajectories match'))", before)
         if i:
             seconds.append(t)
     return seconds
@@ -168,10 +173,8 @@ def review_keystrokes(page, base: str, repeat: int) -> list[float]:
     for i in range(repeat + 1):
         before = header_text(page)
         page.get_by_test_id("stMain").locator("h1").first.click()  # focus on the page, not in a field
-        t = timed(lambda: page.keyboard.press("a" if i % 2 else "x"),
-                  lambda: (page.wait_for_function(
-                      "b => { const q = document.querySelector('[data-testid=trajectory-header] .fa-q');"
-                      " return q && q.innerText !== b; }", arg=before, timeout=60_000), settle(page)))
+        t = until_changed(page, lambda: page.keyboard.press("a" if i % 2 else "x"),
+                          "document.querySelector('[data-testid=trajectory-header] .fa-q')", before)
         if i:
             seconds.append(t)
     return seconds
@@ -207,11 +210,9 @@ def slider_preview(page, base: str, repeat: int) -> list[float]:
     for i in range(repeat + 1):
         before = composition(page)
         slider.focus()
-        t = timed(lambda: slider.press("ArrowLeft" if i % 2 else "ArrowRight"),
-                  lambda: (page.wait_for_function(
-                      "b => { const p = [...document.querySelectorAll('[data-testid=stMain] p')]"
-                      ".find(e => e.innerText.startsWith('Composition')); return p && p.innerText !== b; }",
-                      arg=before, timeout=60_000), settle(page)))
+        t = until_changed(page, lambda: slider.press("ArrowLeft" if i % 2 else "ArrowRight"),
+                          "[...document.querySelectorAll('[data-testid=stMain] p')]"
+                          ".find(p => p.innerText.startsWith('Composition'))", before)
         if i:
             seconds.append(t)
     return seconds
