@@ -26,9 +26,11 @@ def _through_navigation() -> None:
     """Run a page through app.py's `st.navigation` (Home first, Material icons). Until some session has run
     app.py, Streamlit serves a page opened by its address from the pages/ folder alone, with that folder's own
     sidebar (whose first entry reads "app"); switch the process to app.py's navigation and run again."""
+    from streamlit.runtime import Runtime
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory and st.runtime.exists():
+    served = st.runtime.exists() and type(Runtime.instance()) is Runtime  # not under AppTest's stand-in runtime
+    if served and PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
 

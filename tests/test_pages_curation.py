@@ -92,7 +92,7 @@ def test_browse_bulk_label_accept_reject_are_stored(db):
     button(at, "Add label").click().run()
     ok(at)
     assert all(db.review_state(i) is None for i in ids), "a whole-filter action waits for its confirmation"
-    assert any(f"to all {len(ids)} trajectories matching this filter" in w.value for w in at.warning)
+    assert any(f"to all {len(ids)} trajectories matching this filter" in w.value for w in at.warning), [w.value for w in at.warning]
     button(at, f"Label all {len(ids)}").click().run()
     ok(at)
     assert all(db.review_state(i).labels == ["short and wrong"] for i in ids)
