@@ -117,7 +117,7 @@ def first_renders(page, base: str, ids: dict, repeat: int) -> None:
     for name, path in paths.items():  # the same pages reached from the sidebar within one browser session
         if name == "Trajectory":  # it needs a trajectory id: reached from Browse, measured below
             continue
-        start = "Train" if name == "Home" else ""
+        start = "Browse" if name == "Home" else ""
         seconds = []
         for _ in range(repeat):
             page.goto(f"{base}/{start}")
