@@ -186,7 +186,7 @@ def saves(page, base: str, ids: list[str], repeat: int) -> list[float]:
         page.goto(f"{base}/Trajectory?id={ids[i]}")
         settle(page, READY["Trajectory"])
         page.get_by_test_id("stMain").get_by_role("button", name="step 1", exact=True).click()
-        area = page.get_by_test_id("stMain").locator("textarea").first
+        area = page.get_by_test_id("stMain").get_by_label("Thought")
         area.wait_for()
         area.fill(f"An edited thought, number {i}.")
         area.press("Control+Enter")
@@ -223,14 +223,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="trajectories in the database")
     parser.add_argument("--db", help="database file (kept and reused when it holds --n trajectories)")
     parser.add_argument("--repeat", type=int, default=7, help="measurements per measure (after one warm-up)")
+    parser.add_argument("--no-renders", action="store_true", help="only the actions, not the pages' first renders")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fireact-ui-latency-") as folder:
         db = args.db or os.path.join(folder, "bench.duckdb")
         build_database(db, args.n)
-        run(db, Path(folder), args.repeat)
+        run(db, Path(folder), args.repeat, renders=not args.no_renders)
 
 
-def run(db: str, folder: Path, repeat: int) -> None:
+def run(db: str, folder: Path, repeat: int, renders: bool = True) -> None:
     from playwright.sync_api import sync_playwright
 
     from fireact_core.filters import TrajectoryFilter
@@ -246,7 +247,8 @@ def run(db: str, folder: Path, repeat: int) -> None:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             page.set_default_timeout(60_000)
-            first_renders(page, base, {"traj": ids[0]}, repeat)
+            if renders:
+                first_renders(page, base, {"traj": ids[0]}, repeat)
             report("filter change (Browse)", TARGETS["filter change"], filter_change(page, base, repeat))
             report("open trajectory (Browse)", TARGETS["open trajectory"], open_trajectory(page, base, repeat))
             report("review keystroke to next", TARGETS["review keystroke"], review_keystrokes(page, base, repeat))
