@@ -166,36 +166,39 @@ conflict = ss.get(f"conflict:{tid}")
 
 
 def save(base: int) -> None:
+    """A button callback (the page then runs once, on the saved revision): store the draft as a new revision."""
+    merge()
     try:
-        saved = cur.save_trajectory_edit(store, edited, base_revision=base, author=who, reason=ss.get(f"reason:{tid}"))
+        saved = cur.save_trajectory_edit(store, ss[dk]["traj"], base_revision=base, author=who,
+                                         reason=ss.get(f"reason:{tid}"))
     except ConflictError as exc:
         ss[f"conflict:{tid}"] = str(exc)
-        st.rerun()
+        return
     except FireactError as exc:
-        st.error(cur.md_escape(exc))
+        ss["traj_error"] = str(exc)
         return
     for key in (dk, open_key, whole_key, f"conflict:{tid}", f"reason:{tid}"):
         ss.pop(key, None)
     ss["traj_msg"] = f"Saved revision {saved.revision} (EM {saved.em}, F1 {saved.f1})."
-    st.rerun()
 
 
 if draft["dirty"] or opened:
     st.text_input("Why (optional, kept in the history)", key=f"reason:{tid}")
     s1, s2 = st.columns([1, 4])
-    if s1.button("Save", icon=":material/save:", type="primary", disabled=not draft["dirty"], shortcut="ctrl+s"):
-        save(draft["base"])
+    s1.button("Save", icon=":material/save:", type="primary", disabled=not draft["dirty"], shortcut="ctrl+s",
+              on_click=save, args=(draft["base"],))
     s2.caption("Unsaved changes (Ctrl+S saves)" if draft["dirty"] else "No changes")
 if conflict:
     st.error(cur.md_escape(conflict))
     c1, c2 = st.columns(2)
-    if c1.button(f"Save mine on top of revision {traj.revision}"):
-        save(traj.revision)
+    c1.button(f"Save mine on top of revision {traj.revision}", on_click=save, args=(traj.revision,))
     if c2.button("Discard mine and load the saved one"):
         discard()
         st.rerun()
 if ss.get("traj_msg"):
     st.success(cur.md_escape(ss.pop("traj_msg")))
+if ss.get("traj_error"):
+    st.error(cur.md_escape(ss.pop("traj_error")))
 
 with st.expander("Review", expanded=True, icon=":material/fact_check:"):
     seq = review.seq if review else 0
