@@ -188,7 +188,7 @@ def saves(page, base: str, ids: list[str], repeat: int) -> list[float]:
         page.get_by_test_id("stMain").get_by_role("button", name="step 1", exact=True).click()
         area = page.get_by_test_id("stMain").get_by_label("Thought")
         area.wait_for()
-        area.fill(f"An edited thought, number {i}.")
+        area.fill(f"An edited thought, number {i}, at {time.time():.3f}.")
         area.press("Control+Enter")
         settle(page)
         save = page.get_by_test_id("stMain").get_by_role("button").filter(has_text=re.compile(r"Save.*Ctrl"))
