@@ -120,7 +120,8 @@ def script_html_and_markdown_image_render_as_text(base: str, page) -> None:
                        (f"Compare?a={RUN_A}&b={RUN_B}&cell=only_in_b", "curation-xss-compare")):
         page.goto(f"{base}/{path}")
         wait_for_app(page)
-        page.get_by_test_id("stMain").get_by_text(XSS_QUESTION).first.wait_for()
+        page.get_by_test_id("stMain").locator("[data-testid=stText], [data-testid=trajectory-header]").filter(
+            has_text=XSS_QUESTION).first.wait_for()
         if not path.startswith("Compare"):
             page.get_by_test_id("step-card").filter(has_text="window.__xss").first.wait_for()
         page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')")
