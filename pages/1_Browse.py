@@ -28,6 +28,9 @@ COLUMNS = {
 }
 
 store = page_setup("Browse", ":material/search:")
+if st.session_state.get("browse_go"):  # a trajectory was chosen: open it before querying this page again
+    st.switch_page("pages/2_Trajectory.py", query_params={
+        **{k: v for k, v in st.query_params.to_dict().items() if k != "page"}, "id": st.session_state.pop("browse_go")})
 who = annotator()
 st.title("Browse")
 facets = store.facet_values()
@@ -141,7 +144,8 @@ with left:
         open_trajectory(selected[0])
     labels = {r.id: f"{i + 1 + (page_no - 1) * PAGE_SIZE}. {r.question[:90]}" for i, r in enumerate(rows)}
     choice = st.selectbox("Open a trajectory of this page", list(labels), index=None, key="browse_open",
-                          format_func=labels.get, placeholder="choose one to open it")
+                          format_func=labels.get, placeholder="choose one to open it",
+                          on_change=lambda: st.session_state.update(browse_go=st.session_state.get("browse_open")))
     if choice:
         open_trajectory(choice)
     if rows and st.button("Review this filter"):
