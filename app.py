@@ -40,7 +40,7 @@ def _remember(key: str, action) -> None:
 
 
 def _load_demo() -> None:
-    _remember("demo", lambda: load_demo(ui.get_store(), force=True))  # the button shows only on an empty database
+    _remember("demo", lambda: load_demo(ui.get_store(), force=True, by=ui.annotator()))  # only on an empty database
 
 
 def _import() -> None:
@@ -51,7 +51,7 @@ def _import() -> None:
     _remember("import", lambda: import_uploads(
         ui.get_store(), [(f.name, f.getvalue()) for f in files], source=st.session_state.get("home_source", "").strip(),
         task=st.session_state.get("home_task"), method=st.session_state.get("home_method"),
-        eval_splits=[(f.name, f.getvalue()) for f in st.session_state.get("home_eval") or []],
+        eval_splits=[(f.name, f.getvalue()) for f in st.session_state.get("home_eval") or []], by=ui.annotator(),
     ))
 
 
@@ -71,6 +71,10 @@ def show_result(key: str) -> None:
     st.success(f"{'Demo data loaded' if key == 'demo' else 'Imported'}: {sum(r.added for r in reports)} "
                f"trajectories added from {len(reports)} file(s).")
     st.dataframe(rows, hide_index=True, width="stretch")
+    for r in reports:
+        if r.renamed_from:
+            st.info(f"{Path(r.path).name}: another file holds the source '{r.renamed_from}', so it was added as "
+                    f"'{r.source}'.")
 
 
 def show_overview(store) -> None:

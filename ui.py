@@ -11,6 +11,8 @@ from fireact_core.errors import FireactError
 from fireact_core.records import Lint, Step, Trajectory
 from fireact_core.store import Store, resolve_db_path
 
+import ui_team
+
 
 @st.cache_resource(show_spinner=False)
 def _store(path: str) -> Store:
@@ -39,17 +41,17 @@ def page_setup(title: str, icon: str = ":material/local_fire_department:") -> St
     _through_navigation()
     st.set_page_config(page_title=f"{title} · FireAct Studio", page_icon=icon, layout="wide")
     try:
-        return get_store()
+        store = get_store()
     except FireactError as exc:
         st.error(str(exc))
         st.stop()
+    ui_team.sign_in(store)
+    return store
 
 
 def annotator() -> str:
-    """The annotator's name, set once per browser session in the sidebar."""
-    name = st.sidebar.text_input("Annotator", key="annotator", value=st.session_state.get("annotator", ""),
-                                 placeholder="your name")
-    return name.strip() or "anonymous"
+    """Who is signed in: the OS user, the proxy's header or the sign-in, per $FIREACT_AUTH (docs/deploy.md)."""
+    return ui_team.signed_in(get_store())
 
 
 def show_error(exc: FireactError) -> None:

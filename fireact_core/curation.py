@@ -18,6 +18,7 @@ from .lint import lint_trajectory
 from .parsing import action_problem, parse_action, render_text
 from .records import Action, Annotation, Revision, Step, StepFlags, Trajectory, final_answer_of
 from .store import Store
+from .team.roles import check_review, require
 from .tasks import get_task, list_tasks
 
 FORM_FIELDS = ("thought", "action", "observation", "train")
@@ -79,13 +80,22 @@ def apply_step_edits(traj: Trajectory, edits: list[StepEdit]) -> Trajectory:
     return traj
 
 
-def apply_form(traj: Trajectory, steps: list[dict], final: str | None = None) -> Trajectory:
+def apply_form(traj: Trajectory, steps: list[dict], final: str | None = None, question: str | None = None) -> Trajectory:
     """The editor's fields applied to `traj`: per step a dict of thought / action / observation / train (a
-    missing or None value leaves the field as it is), then the final answer field when it was changed."""
+    missing or None value leaves the field as it is), then the final answer field when it was changed, and the
+    question field (shown for a trajectory imported without a question) when it holds one."""
     edited = apply_step_edits(traj, [StepEdit(**{k: v for k, v in d.items() if k in FORM_FIELDS}) for d in steps])
     if final is not None and final != (traj.final_answer or "") and final != (edited.final_answer or ""):
         edited = set_final_answer(edited, final)
+    if question and question != edited.question:
+        edited = set_question(edited, question)
     return edited
+
+
+def set_question(traj: Trajectory, question: str) -> Trajectory:
+    """The trajectory asking `question`, as a user turn (fixes a row imported without one, `no_question`)."""
+    meta = {k: v for k, v in traj.meta.items() if k != "question_role"}
+    return traj.model_copy(update={"question": question, "meta": meta})
 
 
 def insert_step(traj: Trajectory, idx: int, step: Step | None = None) -> Trajectory:
@@ -147,6 +157,7 @@ def rescore(traj: Trajectory) -> Trajectory:
 def save_trajectory_edit(store: Store, traj: Trajectory, *, base_revision: int, author: str,
                          reason: str | None = None) -> Trajectory:
     """Re-score, re-lint and store `traj` as a new revision; ConflictError names who saved in between."""
+    require(store, author, "edit")
     scored = rescore(traj)
     return store.save_edit(scored, base_revision=base_revision, author=author or "anonymous",
                            reason=(reason or "").strip() or None, lints=lint_trajectory(scored))
@@ -191,6 +202,7 @@ def annotation_event(store: Store, traj_id: str, author: str, *, status: str | N
     """Record the full review state of one trajectory as a new event."""
     if rating is not None and not 1 <= rating <= 5:
         raise FireactError(f"rating {rating} is outside 1-5")
+    check_review(store, author, [traj_id])
     return store.annotate(Annotation(trajectory_id=traj_id, author=author or "anonymous", status=status,
                                      labels=sorted({x.strip() for x in labels or [] if x.strip()}),
                                      rating=rating, comment=(comment or "").strip() or None))
@@ -199,8 +211,9 @@ def annotation_event(store: Store, traj_id: str, author: str, *, status: str | N
 def review_decision(store: Store, traj_id: str, author: str, status: str | None, labels: list[str] = (),
                     comment: str | None = None, rating: int | None = None) -> Annotation:
     """Accept or reject (None: only label / comment / rating), keeping the labels, rating and comment already
-    given where no new one is."""
-    old = store.review_state(traj_id)
+    given where no new one is (an assigned annotator keeps their own, so that each one's decision stays theirs
+    for agreement)."""
+    old = store.own_review_state(traj_id, author) if store.is_assigned(traj_id, author) else store.review_state(traj_id)
     return annotation_event(store, traj_id, author, status=status or (old.status if old else None),
                             labels=[*(old.labels if old else []), *labels],
                             rating=rating if rating is not None else (old.rating if old else None),

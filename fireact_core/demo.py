@@ -27,7 +27,7 @@ def demo_files(folder: Path = DEMO_DIR) -> list[Path]:
     return files
 
 
-def load_demo(store: Store, force: bool = False, folder: Path = DEMO_DIR) -> list[ImportReport]:
+def load_demo(store: Store, force: bool = False, folder: Path = DEMO_DIR, by: str | None = None) -> list[ImportReport]:
     """Import the demo files (with the demo's evaluation split, so leaks are flagged).
 
     Without `force` nothing happens when the database already holds trajectories (an empty list comes back).
@@ -35,4 +35,4 @@ def load_demo(store: Store, force: bool = False, folder: Path = DEMO_DIR) -> lis
     """
     if not force and store.count_trajectories() > 0:
         return []
-    return import_files(store, demo_files(folder), eval_splits=[folder / EVAL_SPLIT])
+    return import_files(store, demo_files(folder), eval_splits=[folder / EVAL_SPLIT], by=by)

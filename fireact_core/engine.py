@@ -34,6 +34,7 @@ from .prompts import make_spec
 from .records import stable_id
 from .store.runs import SessionWriter
 from .tasks import Question, get_task
+from .team.roles import actor
 from .tools import SearchCache, Toolbox, make_search
 from .tools.perturb import Perturber, parse_perturb
 
@@ -149,8 +150,10 @@ def select_questions(cfg: RunConfig) -> list[Question]:
     return chosen
 
 
-def prepare_run(store: Any, cfg: RunConfig) -> Plan:
-    """Check the settings, pick the questions and register (or take up) the run; nothing runs yet."""
+def prepare_run(store: Any, cfg: RunConfig, by: str | None = None) -> Plan:
+    """Check the settings, pick the questions and register (or take up) the run; nothing runs yet.
+    `by` (default: the operating-system user) must be allowed to generate and is recorded as who started it."""
+    by = actor(store, by, "generate")
     if not cfg.run.strip():
         raise FireactError("a run needs a name")
     if cfg.backend == "local" and not cfg.local_model:
@@ -163,6 +166,7 @@ def prepare_run(store: Any, cfg: RunConfig) -> Plan:
                         settings=cfg.settings(), total=len(questions), pid=os.getpid(),
                         source_meta={"temperature": cfg.temperature, "search": cfg.search, "perturb": cfg.perturb,
                                      "mode": cfg.mode})
+        store.record_owner("run", cfg.run, by)
         statuses = store.run_statuses(cfg.run)
     todo = [q for q in questions if statuses.get(stable_id(cfg.run, q.qid)) is None
             or (cfg.retry_failed and statuses[stable_id(cfg.run, q.qid)] == "failed")]
@@ -379,14 +383,15 @@ def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None) -
         return store.get_run(name)
 
 
-def run_generation(store: Any, cfg: RunConfig, progress: Callable[[RunProgress], None] | None = None) -> dict:
+def run_generation(store: Any, cfg: RunConfig, progress: Callable[[RunProgress], None] | None = None,
+                   by: str | None = None) -> dict:
     """Prepare and run in the foreground (the CLI)."""
-    return execute(prepare_run(store, cfg), progress)
+    return execute(prepare_run(store, cfg, by), progress)
 
 
-def start_run(store: Any, cfg: RunConfig) -> str:
+def start_run(store: Any, cfg: RunConfig, by: str | None = None) -> str:
     """Prepare in the foreground (bad settings raise here), then run in a background thread; returns the name."""
-    plan = prepare_run(store, cfg)
+    plan = prepare_run(store, cfg, by)
     _ACTIVE.add(cfg.run)
 
     def target() -> None:
@@ -399,9 +404,10 @@ def start_run(store: Any, cfg: RunConfig) -> str:
     return cfg.run
 
 
-def cancel_run(store: Any, name: str) -> bool:
+def cancel_run(store: Any, name: str, by: str | None = None) -> bool:
     """Ask a running run to stop (the engine polls the flag); what ended stays, the rest can be taken up again.
     Returns False, asking nothing, when the run is not running."""
+    actor(store, by, "generate")
     if store.get_run(name)["status"] != "running":
         return False
     store.request_cancel(name)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import FireactError
-from .formats import EXPORT_FORMATS, WRITERS
+from .formats import EXPORT_FORMATS, WRITERS, run_file_name
 from .records import Trajectory
 from .store import Store
 
@@ -41,6 +41,8 @@ def write_trajectories(store: Store, fmt: str, out: str | Path, trajs: Iterator[
     with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
         if fmt == "native":
             n = WRITERS[fmt](_with_history(store, trajs), fh, sources=sources)
+        elif fmt == "fireact-run":
+            n = WRITERS[fmt](trajs, fh, sources=sources)
         else:
             n = WRITERS[fmt](trajs, fh)
     os.replace(tmp, out)
@@ -52,4 +54,21 @@ def export(store: Store, fmt: str, out: str | Path, source: str | None = None) -
     if source is not None and store.get_source(source) is None and not store.count_trajectories(source):
         raise FireactError(f"no source named '{source}': see `fireact stats` for the sources there are")
     sources = [s for s in store.list_sources() if source is None or s.name == source]
+    if fmt == "fireact-run":
+        out = _run_path(store, out, source, sources)
     return write_trajectories(store, fmt, out, store.iter_trajectories(source=source), sources)
+
+
+def _run_path(store: Store, out: str | Path, source: str | None, sources: list) -> Path:
+    """Where a run file goes: `out`, or in the folder `out` under generation.py's file name for the run."""
+    if source is None:
+        names = store.report_run_names()
+        if len(names) != 1:
+            raise FireactError("a FireAct run file holds one run: say which with --source NAME")
+        sources = [s for s in store.list_sources() if s.name == names[0]]
+    out = Path(out)
+    if not out.is_dir():
+        return out
+    if not sources:
+        raise FireactError(f"'{source}' has no source record to name a run file after: give --out a file name")
+    return out / run_file_name(sources[0])

@@ -25,10 +25,12 @@ from .lint import (QuestionKey, contamination_lints, duplicate_lints, lint_field
                    question_keys, record_question_keys)
 from .parsing import infer_method, infer_method_fields, infer_task
 from .records import SCHEMA_VERSION, Lint, Source, Trajectory, now, stable_id
+from .sources import claim_source
 from .store import Store, question_key
 from .store.connection import naive
 from .store.trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _dumps, record_tables, trajectory_tables, without_ids
 from .tasks import get_task, list_tasks
+from .team.roles import actor
 
 METHODS = ("react", "cot", "io", "reflexion")
 POOL_STRETCH = 2500  # lines a pool process reads at a time
@@ -43,6 +45,7 @@ class ImportReport:
     rows: int
     added: int
     lints: dict[str, int] = field(default_factory=dict)
+    renamed_from: str | None = None  # the source name asked for, when another file holds it (`sources`)
 
 
 def _classify(t: Trajectory, task: str | None, method: str | None) -> Trajectory:
@@ -123,13 +126,14 @@ def prepare(result: ReadResult, task: str | None = None, method: str | None = No
 def import_files(store: Store, paths: Iterable[str | Path], fmt: str = "auto", source: str | None = None,
                  task: str | None = None, method: str | None = None,
                  eval_splits: Iterable[str | Path] = (), batch: int = BATCH,
-                 parallel: bool | None = None, sql: bool | None = None) -> list[ImportReport]:
+                 parallel: bool | None = None, sql: bool | None = None, by: str | None = None) -> list[ImportReport]:
     """Read, check and write every file in one transaction: bad input anywhere leaves the database as it was.
     OpenAI chat JSONL is read by DuckDB and its regular rows parsed in SQL (`sql`; None: unless
     FIREACT_IMPORT_SQL=0), the rest by the Python readers. Those stream files through in batches of `batch`
     trajectories, so memory stays flat however large they are. Large JSONL files are read by forked processes
     when `parallel` is True, or when it is None and this process runs one thread only (forking a threaded
     process such as the app's server is not safe)."""
+    actor(store, by, "import")
     if task and task not in list_tasks():
         raise FireactError(f"unknown task '{task}': choose one of {', '.join(list_tasks())}")
     if method and method not in METHODS:
@@ -250,6 +254,10 @@ def _build_batch(part: ReadResult, task: str | None, method: str | None) -> _Bat
 def _import_file(store: Store, path: str, fmt: str, source: str | None, task: str | None, method: str | None,
                  eval_keys: dict[str, str], batch: int, pool: Any = None, in_sql: bool = False) -> ImportReport:
     acc = _FileImport(path=path)
+    claim = None
+    if (detect_format(path, first_line(path)) if fmt == "auto" else fmt) != "native":
+        claim = claim_source(store, path, source or Path(path).stem)
+        source = claim.name
     if not (in_sql and _import_chat_in_sql(store, acc, path, source, task, method, batch)):
         for part in _batches(path, fmt, source, task, method, batch, pool):
             _write_batch(store, acc, part)
@@ -259,12 +267,15 @@ def _import_file(store: Store, path: str, fmt: str, source: str | None, task: st
     name = acc.keys[0][1] if acc.keys else source or Path(path).stem
     fallback = ReadResult(path=path, format=acc.format, sources=acc.sources)
     sources = _default_sources(fallback, name, acc.rows, task, method)
+    if claim is not None:
+        sources[0].meta["sha256"] = claim.sha256()
     lints = _cross_lints(store, acc, eval_keys)
     acc.count(lints)
     store.save_trajectories([], [x for x in lints if x.trajectory_id in acc.fresh], sources)
     counts = {kind: len(acc.flagged[kind]) for kind in sorted(acc.flagged)}
     return ImportReport(path=path, format=acc.format, source=", ".join(s.name for s in sources),
-                        rows=acc.rows, added=acc.added, lints=counts)
+                        rows=acc.rows, added=acc.added, lints=counts,
+                        renamed_from=claim.asked if claim is not None and claim.renamed else None)
 
 
 def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str | None, task: str | None,

@@ -11,6 +11,11 @@ Kinds:
     duplicated_final_observation  the last observation repeats the one before it
     no_finish              the trajectory never calls finish
     failed                 the trajectory's reward is false
+    role_order             the model's turn comes first, no user turn holds the question, or a non-user observation
+    no_question            the question is empty
+    empty_trajectory       no steps at all
+    consecutive_observation  an observation with no model turn before it (two in a row, or right after the question)
+    options_in_output      answer options at the head of an Alpaca output (FireAct's MMLU rows), read into the question
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from .store.trajectories import question_key
 LINT_KINDS = [
     "duplicate_question", "eval_contamination", "malformed_action", "unparsed_text", "observation_none",
     "empty_finish", "consecutive_assistant", "duplicated_final_observation", "no_finish", "failed",
+    "role_order", "no_question", "empty_trajectory", "consecutive_observation", "options_in_output",
 ]
+# Rows that break the layout of a conversation: imported as they are, left out of mixes unless asked for.
+IRREGULAR_KINDS = ("role_order", "no_question", "empty_trajectory", "consecutive_observation")
 CROSS_KINDS = {"duplicate_question", "eval_contamination"}
 
 
@@ -59,6 +67,8 @@ def lint_fields(t: dict[str, Any]) -> list[Lint]:
         has_turn = step.get("thought") is not None or action is not None or step.get("raw") is not None
         if has_turn and problem != UNPARSED and observation is None and i < last:
             add("consecutive_assistant", i)
+        if not has_turn and observation is not None:
+            add("consecutive_observation", i)
     observations = [s["observation"] for s in steps if s.get("observation") is not None]
     if len(observations) >= 2 and observations[-1] == observations[-2]:
         add("duplicated_final_observation", last, observations[-1][:200])
@@ -66,7 +76,24 @@ def lint_fields(t: dict[str, Any]) -> list[Lint]:
         add("no_finish", None)
     if t.get("reward") is False:
         add("failed", None)
+    _add_layout_lints(t, add)
     return found
+
+
+def _add_layout_lints(t: dict[str, Any], add: Any) -> None:
+    """The conventions of a row's layout that a reader keeps as they are (see docs/formats.md)."""
+    meta = t.get("meta") or {}
+    role = meta.get("question_role")
+    if role == "assistant" or (role == "none" and (t["steps"] or t.get("prompt"))):
+        add("role_order", None, "the question is the model's turn" if role == "assistant" else "no user turn before the model's turns")
+    for step, other in (meta.get("observation_roles") or {}).items():
+        add("role_order", int(step), f"an observation in a '{other}' turn")
+    if not t["question"].strip():
+        add("no_question", None)
+    if not t["steps"]:
+        add("empty_trajectory", None)
+    if meta.get("options_in_output"):
+        add("options_in_output", None, "answer options read from the output into the question")
 
 
 QuestionKey = tuple[str, str, str]  # (trajectory id, source, question key)
@@ -86,6 +113,8 @@ def duplicate_lints(keys: Iterable[QuestionKey], seen: Iterable[tuple[str, str]]
     counts: Counter[tuple[str, str]] = Counter(seen)
     found = []
     for traj_id, source, qkey in keys:
+        if not qkey:  # no question (linted as such) repeats nothing
+            continue
         key = (source, qkey)
         if counts[key]:
             found.append(Lint(trajectory_id=traj_id, kind="duplicate_question", detail=f"asked {counts[key]} time(s) before"))

@@ -23,7 +23,7 @@ _CACHE: OrderedDict[tuple, tuple[tuple, "Pool"]] = OrderedDict()
 _CACHE_SIZE = 6
 _LOCK = threading.Lock()
 FUNNEL_LABELS = {"only_correct": "not correct", "only_accepted": "not accepted", "exclude_rejected": "rejected",
-                 "max_steps": "too many steps", "dedupe": "duplicate questions"}
+                 "max_steps": "too many steps", "dedupe": "duplicate questions", "keep_irregular": "irregular layout"}
 
 
 @dataclass

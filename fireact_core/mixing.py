@@ -30,6 +30,7 @@ from .errors import FireactError
 from .lint import LINT_KINDS
 from .mix_pool import Pool, add_token_totals, funnel_labels, load_pool
 from .records import now
+from .team.roles import actor
 
 CELL_SEP = "/"
 NAME_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,99}$")
@@ -50,6 +51,8 @@ class MixFilters(BaseModel):
     max_steps: int | None = Field(None, ge=1, description="drop trajectories with more steps")
     exclude_lints: list[str] = Field(default_factory=list, description="drop trajectories any of these lints flag; "
                                      "'eval_contamination' drops questions found in evaluation splits")
+    keep_irregular: bool = Field(False, description="keep rows imported although they break a conversation's layout "
+                                 "(lints role_order, no_question, empty_trajectory, consecutive_observation)")
 
     @field_validator("exclude_lints")
     @classmethod
@@ -285,6 +288,7 @@ def save_mix(store: Any, spec: MixSpec, name: str, author: str | None = None, pa
              note: str | None = None, tokenizer_dir: str | Path | None = None, exact_tokens: bool = False) -> DatasetVersion:
     """Plan `spec` and store the result as an immutable version named `name` (with per-cell token totals
     estimated as the preview does, or counted over every member with `exact_tokens`)."""
+    author = actor(store, author, "mix")
     name = name.strip()
     if not NAME_RE.match(name):
         raise MixSpecError(f"dataset name {name!r}: use letters, digits, '.', '_' or '-' (at most 100, starting "

@@ -72,7 +72,7 @@ def _safe_name(name: str, taken: set[str]) -> str:
 
 
 def import_uploads(store: Store, uploads: Iterable[Upload], source: str | None = None, task: str | None = None,
-                   method: str | None = None, eval_splits: Iterable[Upload] = ()) -> list[ImportReport]:
+                   method: str | None = None, eval_splits: Iterable[Upload] = (), by: str | None = None) -> list[ImportReport]:
     """Import uploaded files through the same reader as `fireact import`.
 
     Each upload is written under its own name to a temporary folder (so FireAct's run file names still tell
@@ -91,7 +91,7 @@ def import_uploads(store: Store, uploads: Iterable[Upload], source: str | None =
                 target.append(path)
         try:
             reports = import_files(store, paths, source=source or None, task=task or None, method=method or None,
-                                   eval_splits=split_paths)
+                                   eval_splits=split_paths, by=by)
         except FormatError as exc:
             raise FormatError(names.get(exc.path, exc.path), exc.line, exc.message) from exc
         for r in reports:

@@ -112,7 +112,7 @@ def parse_text_fields(text: str) -> tuple[list[dict], bool]:
     trailing = text.endswith("\n")
     body = text[:-1] if trailing else text
     builder = _Builder()
-    if body or not trailing:
+    if body or (text and not trailing):  # an empty text has no steps
         for line in body.split("\n"):
             builder.add(line)
     return [_step_fields(f) for f in builder.steps], trailing

@@ -218,6 +218,7 @@ class PairedComparison:
     only_a_right: int
     only_b_right: int
     both_wrong: int
+    unscored: int = 0  # questions both runs ask, unscored in one of them (no EM and no reward): in no cell
     ids: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
@@ -292,8 +293,9 @@ def compare_runs(store: Any, run_a: str, run_b: str, n_boot: int = 2000, seed: i
 def pair_stats(pairs: pd.DataFrame, run_a: str, run_b: str, n_boot: int = 2000, seed: int = 0,
                level: float = 0.95) -> PairedComparison:
     """The comparison from per-question pairs (`Store.report_pairs`), with the trajectory ids of each cell."""
-    both = pairs[pairs["id_a"].notna() & pairs["id_b"].notna()]
-    counts = pairs.assign(n=1).groupby(["em_a", "em_b"], dropna=False, as_index=False)["n"].sum()
+    both = pairs[pairs["id_a"].notna() & pairs["id_b"].notna() & pairs["em_a"].notna() & pairs["em_b"].notna()]
+    counts = pairs.assign(n=1, in_a=pairs["id_a"].notna(), in_b=pairs["id_b"].notna()).groupby(
+        ["em_a", "em_b", "in_a", "in_b"], dropna=False, as_index=False)["n"].sum()
     cmp = counts_stats(counts, run_a, run_b, n_boot, seed, level)
     a_right, b_right = both["em_a"].to_numpy() >= 1, both["em_b"].to_numpy() >= 1
     id_a, id_b = np.array(both["id_a"].tolist(), dtype=object), np.array(both["id_b"].tolist(), dtype=object)
@@ -305,10 +307,13 @@ def pair_stats(pairs: pd.DataFrame, run_a: str, run_b: str, n_boot: int = 2000, 
 
 def counts_stats(counts: pd.DataFrame, run_a: str, run_b: str, n_boot: int = 2000, seed: int = 0,
                  level: float = 0.95) -> PairedComparison:
-    """The comparison from counts of (EM of A, EM of B) per shared question (`Store.report_pair_counts`);
-    a null EM marks a question only the other run has. An EM of 1 is right, anything less wrong."""
+    """The comparison from counts of (EM of A, EM of B, in A, in B) per question (`Store.report_pair_counts`);
+    a null EM marks a question the run lacks or left unscored (without `in_a` / `in_b`: lacks). 1 is right,
+    anything less wrong (`store.answers`)."""
     em_a, em_b, n = (counts[c].to_numpy(dtype="float64") for c in ("em_a", "em_b", "n"))
-    shared = ~np.isnan(em_a) & ~np.isnan(em_b)
+    in_a = counts["in_a"].to_numpy(dtype=bool) if "in_a" in counts else ~np.isnan(em_a)
+    in_b = counts["in_b"].to_numpy(dtype=bool) if "in_b" in counts else ~np.isnan(em_b)
+    shared = in_a & in_b & ~np.isnan(em_a) & ~np.isnan(em_b)
     a, b, w = em_a[shared], em_b[shared], n[shared]
     total = int(w.sum())
     cell = {name: int(w[mask].sum()) for name, mask in (
@@ -316,11 +321,11 @@ def counts_stats(counts: pd.DataFrame, run_a: str, run_b: str, n_boot: int = 200
         ("only_b_right", (a < 1) & (b >= 1)), ("both_wrong", (a < 1) & (b < 1)))}
     lo, hi = paired_bootstrap_counts(a - b, w, n_boot, seed, level) if total else (None, None)
     return PairedComparison(
-        run_a=run_a, run_b=run_b, n=total, only_in_a=int(n[np.isnan(em_b)].sum()),
-        only_in_b=int(n[np.isnan(em_a)].sum()),
+        run_a=run_a, run_b=run_b, n=total, only_in_a=int(n[in_a & ~in_b].sum()), only_in_b=int(n[~in_a & in_b].sum()),
         em_a=float(a @ w / total) if total else None, em_b=float(b @ w / total) if total else None,
         diff=float((a - b) @ w / total) if total else None, ci_low=lo, ci_high=hi, level=level,
         p_value=mcnemar_exact(cell["only_a_right"], cell["only_b_right"]) if total else None, **cell,
+        unscored=int(n[in_a & in_b & ~shared].sum()),
     )
 
 

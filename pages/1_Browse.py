@@ -10,6 +10,7 @@ from fireact_core.errors import FireactError
 from fireact_core.filters import LIST_FIELDS, TrajectoryFilter
 from fireact_core.names import display_names
 from fireact_core.store.curation import SORTABLE
+from fireact_core.team import bulk_review
 from ui import annotator, confirm, page_setup
 
 PAGE_SIZE = 50
@@ -130,8 +131,8 @@ def apply_bulk(what: str, label: str, ids: list[str] | None) -> None:
     """Tag, accept or reject `ids` (None: every trajectory matching the filter now)."""
     targets = store.filter_ids(flt, sort, desc) if ids is None else ids
     try:
-        n = store.bulk_annotate(targets, who, status=None if what == "tag" else what,
-                                add_labels=[label] if what == "tag" else [])
+        n = bulk_review(store, who, targets, whole_filter=ids is None, status=None if what == "tag" else what,
+                        add_labels=[label] if what == "tag" else [])
         st.session_state["browse_done"] = f"{what if what != 'tag' else 'labelled'}: {n} trajectories"
     except FireactError as exc:
         st.session_state["browse_error"] = str(exc)

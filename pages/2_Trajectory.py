@@ -47,11 +47,11 @@ if draft.pop("regen", False):  # a field changed: redraw every field from the dr
 prefix = f"e:{tid}:{draft['gen']}:"
 
 
-def form_values(d: dict) -> tuple[list[dict], str | None]:
+def form_values(d: dict) -> tuple[list[dict], str | None, str | None]:
     p = f"e:{tid}:{d['gen']}:"
     fields = ("thought", "action", "observation", "train")
     steps = [{f: ss.get(f"{p}{i}:{f}") for f in fields} for i in range(len(d["traj"].steps))]
-    return steps, ss.get(f"{p}final")
+    return steps, ss.get(f"{p}final"), ss.get(f"{p}question")
 
 
 def merge() -> None:
@@ -144,6 +144,9 @@ def step_editor(i: int, step) -> None:
 
 opened = set(range(len(steps))) if whole else {i for i in ss.get(open_key, []) if i < len(steps)}
 step_lints = lints if steps == traj.steps else [x for x in lints if x.step is None]
+if not traj.question.strip():
+    st.text_input("Question (imported without one: type it here)", value=draft["traj"].question,
+                  key=f"{prefix}question", on_change=merge)
 if whole:
     st.text_input("Final answer (the argument of the finish action)", value=draft["traj"].final_answer or "",
                   key=f"{prefix}final", on_change=merge)

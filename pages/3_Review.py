@@ -9,6 +9,7 @@ import ui
 from fireact_core import curation as cur
 from fireact_core.errors import FireactError
 from ui import annotator, page_setup
+from ui_team import assignment_panel, next_for
 
 store = page_setup("Review", ":material/fact_check:")
 who = annotator()
@@ -25,12 +26,13 @@ if change.button("Change the filter in Browse"):
     st.switch_page("pages/1_Browse.py", query_params=query)
 with store.session():
     reviewed, total = store.review_progress(flt)
-    tid = store.next_unreviewed(flt, exclude=skipped, sort=sort, descending=desc)
+    tid = next_for(store, who, flt, skipped, sort, desc)
     traj = store.get_trajectory(tid) if tid else None
     lints = store.lints_of(tid) if tid else []
     known = store.known_labels()
     old = store.review_state(tid) if tid else None
 st.progress(reviewed / total if total else 0.0, text=f"{reviewed} of {total} reviewed in this filter")
+assignment_panel(store, who, flt)
 if total == 0:
     st.info("No trajectory matches this filter: widen it in Browse.")
     st.stop()

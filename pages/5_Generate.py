@@ -77,7 +77,7 @@ if submitted:
         for problem in problems:
             st.error(problem)
         if not problems:
-            ss["gen_run"] = ss["gen_watch"] = engine.start_run(store, cfg)
+            ss["gen_run"] = ss["gen_watch"] = engine.start_run(store, cfg, by=who)
             st.success(f"Started run '{ss['gen_run']}'.")
     except FireactError as exc:
         st.error(in_page_words(str(exc)))
@@ -101,7 +101,7 @@ def progress(name: str) -> None:
     m[5].metric("ETA", f"{int(run['eta_s'] // 60)}:{int(run['eta_s'] % 60):02d}" if run["eta_s"] is not None else "-")
     b1, b2 = st.columns(2)
     if run["status"] == "running" and b1.button("Cancel run", key=f"cancel:{name}"):
-        engine.cancel_run(store, name)
+        engine.cancel_run(store, name, by=who)
         st.toast(f"Asked run '{name}' to stop.")
     if b2.button("Open in Browse", key=f"browse:{name}"):
         st.switch_page("pages/1_Browse.py", query_params={"source": name})

@@ -41,7 +41,8 @@ def load_version(name: str) -> None:
     ss.update({"mix_correct": f.only_correct, "mix_accepted": f.only_accepted, "mix_rejected": f.exclude_rejected,
                "mix_dedupe": f.dedupe, "mix_keep": f.dedupe_keep, "mix_max_steps": f.max_steps or 0,
                "mix_eval": "eval_contamination" in f.exclude_lints,
-               "mix_lints": [k for k in f.exclude_lints if k != "eval_contamination"], "mix_spec_cells": spec.cells})
+               "mix_lints": [k for k in f.exclude_lints if k != "eval_contamination"], "mix_spec_cells": spec.cells,
+               "mix_irregular": f.keep_irregular})
 
 
 DEFAULTS = {"mix_sources": sources, "mix_mode": "sliders", "mix_size": 400, "mix_val": 0.1, "mix_seed": 1,
@@ -67,6 +68,8 @@ with st.sidebar:
     max_steps = st.number_input("Max steps (0: no limit)", min_value=0, key="mix_max_steps")
     no_eval = st.checkbox("Exclude questions in evaluation splits", key="mix_eval")
     lints = st.multiselect("Exclude lint kinds", [k for k in LINT_KINDS if k != "eval_contamination"], key="mix_lints")
+    keep_irregular = st.checkbox("Keep rows with an irregular layout", key="mix_irregular",
+                                 help="no question, the model's turn first, two observations in a row, no steps")
     dedupe = st.checkbox("Dedupe by question", key="mix_dedupe")
     keep = st.radio("Keep", ["best", "latest"], key="mix_keep", horizontal=True, disabled=not dedupe,
                     format_func={"best": "best-scored", "latest": "latest revision"}.get)
@@ -99,7 +102,7 @@ else:
 
 filters = {"only_correct": only_correct, "only_accepted": only_accepted, "exclude_rejected": no_rejected,
            "dedupe": dedupe, "dedupe_keep": keep, "max_steps": int(max_steps) or None,
-           "exclude_lints": (["eval_contamination"] if no_eval else []) + lints}
+           "exclude_lints": (["eval_contamination"] if no_eval else []) + lints, "keep_irregular": keep_irregular}
 try:
     spec = form_spec(sources=chosen, mode=mode, task_shares=task_shares, method_shares=method_shares, grid=grid,
                      size=size, val_fraction=val, seed=seed, filters=filters, loss_mask=mask, allow_upsample=upsample)

@@ -11,7 +11,7 @@ from fireact_core.training import jobs as runner
 from fireact_core.training.evaluate import default_tasks_dir, start_evaluation
 from fireact_core.training.openai_jobs import start_openai_job
 from fireact_core.training.views import curves_figure, describe_report, job_detail, job_label, job_rows
-from ui import page_setup
+from ui import annotator, page_setup
 
 LABELS = {
     "base_model": "Base model folder", "out": "Run folder", "method": "Method", "model_name": "Register the model as",
@@ -30,6 +30,7 @@ NEW_JOB_ONLY = {"resume"}  # resuming a job is the Jobs tab's Resume button, not
 LENGTH = {"epochs": "Epochs", "max steps": "Max steps"}
 
 store = page_setup("Train", ":material/model_training:")
+who = annotator()
 st.title("Train")
 datasets = [v["name"] for v in store.list_dataset_versions()]
 
@@ -78,9 +79,9 @@ def config_form(cls: type, key: str, length: str | None = None) -> dict:
 def start(kind: str, values: dict, api_key: str = "") -> None:
     try:
         if kind == "local":
-            job = runner.start_local_job(store, LocalTrainConfig(**values))
+            job = runner.start_local_job(store, LocalTrainConfig(**values), by=who)
         else:
-            job = start_openai_job(store, OpenAITrainConfig(**values), api_key=api_key or None)
+            job = start_openai_job(store, OpenAITrainConfig(**values), api_key=api_key or None, by=who)
     except FireactError as exc:
         st.error(str(exc))
         return
@@ -114,11 +115,11 @@ def job_actions(job, api_key: str) -> None:
     c1, c2, _ = st.columns([1, 1, 4])
     try:
         if not job.finished and c1.button("Cancel", key=f"cancel.{job.id}"):
-            runner.cancel_job(store, job.id, api_key=api_key or None)
+            runner.cancel_job(store, job.id, api_key=api_key or None, by=who)
             st.rerun()
         if job.kind != "openai" and job.status in ("failed", "cancelled") and c2.button("Resume", key=f"resume.{job.id}",
                                                                                       help="from the newest checkpoint"):
-            runner.resume_job(store, job.id)
+            runner.resume_job(store, job.id, by=who)
             st.rerun()
     except FireactError as exc:
         st.error(str(exc))
@@ -195,7 +196,7 @@ def models_panel() -> None:
     tasks_dir = st.text_input("Tasks folder", default_tasks_dir())
     if st.button("Evaluate now", type="primary", help="a ReAct run of this model in fine-tuned mode"):
         try:
-            run = start_evaluation(store, name, task, split, sample=sample, search=search, tasks_dir=tasks_dir)
+            run = start_evaluation(store, name, task, split, by=who, sample=sample, search=search, tasks_dir=tasks_dir)
             st.success(f"Evaluation run {run} started; follow it on the Generate page.")
         except FireactError as exc:
             st.error(str(exc))

@@ -10,7 +10,8 @@ from streamlit.errors import StreamlitAPIException
 from fireact_core import charts, lineage, names, reports
 from fireact_core.errors import FireactError
 from fireact_core.filters import TrajectoryFilter
-from ui import page_setup
+from ui import annotator, page_setup
+from ui_team import agreement_section
 
 BROWSE = "pages/1_Browse.py"
 SCORES = ("em_attempted", "em_finished", "f1_attempted", "f1_finished", "em", "f1", "em_clean", "em_perturbed",
@@ -138,7 +139,8 @@ def show_compare(data) -> None:
     run_b = c2.selectbox("Run B", scored, index=1, key="cmp_b", format_func=short.get)
     cmp = reports.compare_runs(store, run_a, run_b)
     m = st.columns(4)
-    m[0].metric("Shared questions", cmp.n, help=f"only in A: {cmp.only_in_a}, only in B: {cmp.only_in_b}")
+    m[0].metric("Shared questions", cmp.n, help=f"only in A: {cmp.only_in_a}, only in B: {cmp.only_in_b}, "
+                                                   f"unscored in one of them: {cmp.unscored}")
     m[1].metric("EM A", "-" if cmp.em_a is None else f"{cmp.em_a:.3f}")
     m[2].metric("EM B", "-" if cmp.em_b is None else f"{cmp.em_b:.3f}")
     m[3].metric("McNemar p", "-" if cmp.p_value is None else f"{cmp.p_value:.3g}")
@@ -194,7 +196,8 @@ def main() -> None:
 
 
 SECTIONS = {"Runs": show_runs, "Models & methods": show_models, "Robustness": show_robustness,
-            "Cost & steps": show_cost, "Compare runs": show_compare, "Lineage": show_lineage}
+            "Cost & steps": show_cost, "Compare runs": show_compare, "Lineage": show_lineage,
+            "Team": lambda _data: agreement_section(store, annotator())}
 
 try:
     with store.session():

@@ -11,10 +11,12 @@ from playwright.sync_api import expect
 
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
+from fireact_core.team import local_user
 from tests.conftest import screenshot, wait_for_app
 from tests.test_curation import RUN_A, RUN_B, XSS, XSS_QUESTION, build_two_runs
 
 XSS_ID = "xss0000000000001"
+ME = local_user()
 expect.set_options(timeout=30_000)
 
 
@@ -65,8 +67,7 @@ def test_filter_open_edit_save_reload_restore(app, page):
     settle(page)
     main.get_by_test_id("trajectory-header").get_by_text(original.question, exact=True).wait_for()
     expect(main.get_by_test_id("step-card")).to_have_count(len(original.steps))
-    commit(page.get_by_test_id("stSidebar").get_by_label("Annotator"), "playwright")
-    settle(page)
+    page.get_by_test_id("stSidebar").get_by_text(f"{ME} · admin").wait_for()  # local mode: the OS user
     main.get_by_text("Edit the whole trajectory").click()
     settle(page)
     commit(main.locator("textarea").first, "Edited in the browser: check the film's director first.")
@@ -77,14 +78,14 @@ def test_filter_open_edit_save_reload_restore(app, page):
     main.get_by_text("Saved revision 1").wait_for()
     saved = store.get_trajectory(first)
     assert saved.steps[0].thought.startswith("Edited in the browser") and saved.final_answer == original.gold
-    assert saved.em == 1.0 and saved.updated_by == "playwright"
+    assert saved.em == 1.0 and saved.updated_by == ME
 
     page.reload()
     wait_for_app(page)
-    main.get_by_text("revision 1 by playwright").first.wait_for()
+    main.get_by_text(f"revision 1 by {ME}").first.wait_for()
     expect(main.get_by_test_id("step-card").first).to_contain_text("Edited in the browser")
     main.get_by_test_id("stExpander").get_by_text("History", exact=True).click()
-    main.get_by_text(re.compile(r"Revision 1 · playwright")).wait_for()
+    main.get_by_text(re.compile(rf"Revision 1 · {re.escape(ME)}")).wait_for()
     screenshot(page, "curation-trajectory")
     main.get_by_role("button", name="Restore revision 0").click()
     main.get_by_text("Restored revision 0 as a new revision.").wait_for()

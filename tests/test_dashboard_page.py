@@ -76,7 +76,7 @@ def test_dashboard_on_the_seeded_database(monkeypatch, seeded_store):
     assert (row["attempted"], row["finished"], row["failed"]) == (500, 500, 0)
     assert round(row["em_attempted"], 3) == 0.262 and round(row["f1_finished"], 3) == 0.380
     assert [t.label for t in at.tabs] == ["Runs", "Models & methods", "Robustness", "Cost & steps", "Compare runs",
-                                         "Lineage"]
+                                         "Lineage", "Team"]
     assert not at.get("plotly_chart")  # the other tabs do not run until opened
     assert "No perturbed run" in open_tab(at, "Robustness").info[0].value
     assert "Two scored runs are needed" in open_tab(at, "Compare runs").info[0].value

@@ -76,6 +76,17 @@ ROWS = [
     (react("Question: Numbers as text?", ("Thought: s\nAction: search[x]", "42"), ("Thought: f\nAction: finish[42]", WON)),
      False),
     (react("true", ("Thought: f\nAction: finish[yes]", WON)), False),
+    # rows that break the conversation's layout: read as they are, linted, never refused
+    ([a("Which river is longer, the Nile or the Amazon?"), a("Thought: t\nAction: finish[Nile]"), u(WON)], False),
+    ([{"role": "system", "content": "Be brief."}, a("Thought: t\nAction: finish[x]")], False),
+    ([], False),
+    (react("Question: ", ("Thought: t\nAction: finish[x]", WON)), False),
+    (react("   ", ("Thought: t\nAction: finish[x]", WON)), False),
+    ([u("Question: Two observations?"), a("Thought: s\nAction: search[x]"), u("Observation: one"), u("Observation: two"),
+      a("Thought: f\nAction: finish[x]")], False),
+    ([u("Question: Train flags?"), {"role": "assistant", "content": "Thought: s\nAction: search[x]", "train": False},
+      {"role": "user", "content": "Observation: o", "train": False},
+      {"role": "assistant", "content": "Thought: f\nAction: finish[x]", "train": True}], False),
 ]
 
 
@@ -109,7 +120,7 @@ def import_both(tmp_path, path, name, in_sql=True, **kwargs):
 
     sql.parse_staged_chat = parse
     sql_reports = import_files(sql, [path], parallel=False, sql=True, **kwargs)
-    assert not in_sql or parsed and parsed[0] >= 0.5 * python_reports[0].rows
+    assert not in_sql or parsed and parsed[0] >= 0.45 * python_reports[0].rows
     return python, python_reports, sql, sql_reports
 
 
@@ -132,8 +143,9 @@ def test_sql_path_gives_the_python_database(edge_file, tmp_path):
     assert sql_reports == python_reports
     assert python_reports[0].rows == len(ROWS)
     assert python_reports[0].lints == {
-        "consecutive_assistant": 1, "duplicate_question": 1, "duplicated_final_observation": 1, "empty_finish": 2,
-        "failed": 1, "malformed_action": 4, "no_finish": 6, "observation_none": 1}
+        "consecutive_assistant": 1, "consecutive_observation": 1, "duplicate_question": 1,
+        "duplicated_final_observation": 1, "empty_finish": 2, "empty_trajectory": 2, "failed": 1,
+        "malformed_action": 4, "no_finish": 7, "no_question": 4, "observation_none": 1, "role_order": 2}
     assert snapshot(sql) == snapshot(python)
     methods = dict(sql.stats()["by_method"])
     assert methods == dict(python.stats()["by_method"]) and methods["reflexion"] == 1 and methods["io"] >= 1

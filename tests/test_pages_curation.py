@@ -18,7 +18,11 @@ from tests.test_curation import RUN_A, RUN_B, XSS_QUESTION, build_two_runs
 @pytest.fixture(scope="module")
 def runs_db(tmp_path_factory, shared):
     path = tmp_path_factory.mktemp("pages") / "runs.duckdb"
-    build_two_runs(Store(path))
+    store = Store(path)
+    build_two_runs(store)
+    store.save_user("alice", "admin", "test")
+    for name in ("bob", "carol", "dave"):
+        store.save_user(name, "annotator", "alice")
     return path
 
 
@@ -27,13 +31,14 @@ def db(runs_db, tmp_path, monkeypatch):
     target = tmp_path / "runs.duckdb"
     target.write_bytes(runs_db.read_bytes())
     monkeypatch.setenv("FIREACT_DB", str(target))
+    monkeypatch.setenv("FIREACT_AUTH", "oidc")  # each AppTest session signs in as its own user
     return Store(target)
 
 
 def open_page(name: str, who: str = "alice", **params: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.switch_page(f"pages/{name}")
-    at.session_state["annotator"] = who
+    at.user = {"is_logged_in": True, "email": who}
     for key, value in params.items():
         at.query_params[key] = value
     return at.run()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 
 from ..filters import TrajectoryFilter
 from ..store.curation import SORTABLE
-from . import open_store, print_json
+from . import open_store, print_json, user_of
 
 
 def _add_filter(p: argparse.ArgumentParser) -> None:
@@ -44,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     action.add_argument("--accept", action="store_true")
     action.add_argument("--reject", action="store_true")
     p.add_argument("--add-label", action="append", default=[], metavar="LABEL")
-    p.add_argument("--author", help="annotator name (default: the user name)")
+    p.add_argument("--author", help="act as this annotator (admins only, like fireact --as; default: the user name)")
     p.add_argument("--json", action="store_true", help="print review progress of the filter as JSON")
     p.set_defaults(handler=cmd_review)
 
@@ -70,14 +69,16 @@ def cmd_browse(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     store = open_store(args)
     f = _filter(args, args.ids)
+    from ..team import bulk_review
+
     status = "accepted" if args.accept else "rejected" if args.reject else None
     n = 0
     if status or args.add_label:
         if f.is_empty():
             print("fireact: give trajectory ids or a filter to review")
             return 2
-        n = store.bulk_annotate(store.filter_ids(f), args.author or getpass.getuser(), status=status,
-                                add_labels=args.add_label)
+        n = bulk_review(store, user_of(args, store), store.filter_ids(f), whole_filter=not args.ids, status=status,
+                        add_labels=args.add_label)
     reviewed, total = store.review_progress(f)
     if args.json:
         print_json({"annotated": n, "reviewed": reviewed, "total": total})

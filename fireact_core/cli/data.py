@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import FireactError
 from ..formats import EXPORT_FORMATS, IMPORT_FORMATS
-from . import open_store, print_json
+from . import open_store, print_json, user_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="write trajectories (or a dataset version) to a file")
     p.add_argument("--format", required=True, choices=[*EXPORT_FORMATS, "parquet"])
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="file to write (with fireact-run, a folder: the file is named as "
+                   "FireAct's generation.py names its runs)")
     p.add_argument("--source")
     p.add_argument("--dataset", help="export this saved dataset version instead")
     p.add_argument("--split", choices=["train", "val"], help="with --dataset: only this split")
@@ -42,10 +43,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     from ..importer import import_files
 
     store = open_store(args)
-    reports = import_files(store, args.files, args.format, args.source, args.task, args.method, args.eval_split)
+    reports = import_files(store, args.files, args.format, args.source, args.task, args.method, args.eval_split,
+                           by=user_of(args, store))
     for r in reports:
         lints = ", ".join(f"{k} {n}" for k, n in r.lints.items()) or "none"
-        print(f"{r.path}: {r.rows} rows read ({r.format}), {r.added} trajectories added to '{r.source}'; lints: {lints}")
+        moved = f" (another file holds '{r.renamed_from}')" if r.renamed_from else ""
+        print(f"{r.path}: {r.rows} rows read ({r.format}), {r.added} trajectories added to '{r.source}'{moved}; "
+              f"lints: {lints}")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import open_store
+from . import open_store, user_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import load_demo
 
     store = open_store(args)
-    reports = load_demo(store, force=args.force)
+    reports = load_demo(store, force=args.force, by=user_of(args, store))
     if not reports:
         n = store.count_trajectories()
         print(f"{store.path} already holds {n} trajectories: demo data not loaded (--force loads it anyway)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import open_store, print_json
+from . import open_store, print_json, user_of
 
 RUN_KEYS = ["run", "task", "split", "method", "model", "attempted", "finished", "failed", "em", "f1"]
 
@@ -86,7 +86,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         line = progress_line(p)
         print("\r" + line if tty else line, end="" if tty else "\n", flush=True)
 
-    run = run_generation(open_store(args), config_from_args(args), progress=show)
+    store = open_store(args)
+    run = run_generation(store, config_from_args(args), progress=show, by=user_of(args, store))
     if tty and not args.quiet:
         print()
     em = f"{run['em']:.3f}" if run["em"] is not None else "-"
@@ -121,7 +122,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from ..engine import cancel_run
 
     store = open_store(args)
-    if not cancel_run(store, args.run):
+    if not cancel_run(store, args.run, by=user_of(args, store)):
         print(f"run '{args.run}' is not running (it is {store.get_run(args.run)['status']}): nothing to stop")
         return 0
     print(f"asked run '{args.run}' to stop")

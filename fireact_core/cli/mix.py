@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import open_store, print_json
+from . import open_store, print_json, user_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reuse the spec of this version (a --spec given too replaces it); recorded as the parent")
     p.add_argument("--name", required=True, help="name of the new version")
     p.add_argument("--seed", type=int, help="override the spec's seed")
-    p.add_argument("--author", help="who made it")
+    p.add_argument("--author", help="act as this user (admins only, like fireact --as; default: the user name)")
     p.add_argument("--tokenizer", metavar="DIR", help="local model folder whose tokenizer counts the tokens")
     p.add_argument("--exact-tokens", action="store_true",
                    help="count characters over every member (slower) instead of a sample of each cell")
@@ -62,7 +62,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
         print(f"short: {msg}")
     if args.dry_run:
         return 0
-    version = save_mix(store, spec, args.name, author=args.author, parent=args.parent, tokenizer_dir=args.tokenizer,
+    version = save_mix(store, spec, args.name, author=user_of(args, store), parent=args.parent, tokenizer_dir=args.tokenizer,
                        exact_tokens=args.exact_tokens)
     print(f"saved '{version.name}': {version.size} trajectories ({version.n_train} train, {version.n_val} val), "
           f"hash {version.content_hash}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import open_store, print_json
+from . import open_store, print_json, user_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, grad_accum=args.grad_accum, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
         num_processes=args.num_processes, accelerate_config=args.accelerate_config, use_cpu=args.cpu,
         model_name=args.name, out=args.out)
-    job = start_local_job(store, config)
+    job = start_local_job(store, config, by=user_of(args, store))
     print(f"job {job.id} started: run folder {job.out}, log {job.out}/train.log", file=sys.stderr)
     return _follow(store, job)
 
@@ -109,7 +109,7 @@ def cmd_train_resume(args: argparse.Namespace) -> int:
     from ..training.jobs import resume_job
 
     store = open_store(args)
-    job = resume_job(store, args.job)
+    job = resume_job(store, args.job, by=user_of(args, store))
     print(f"job {job.id} resumed from its newest checkpoint in {job.out}", file=sys.stderr)
     return _follow(store, job)
 
@@ -117,7 +117,8 @@ def cmd_train_resume(args: argparse.Namespace) -> int:
 def cmd_train_cancel(args: argparse.Namespace) -> int:
     from ..training.jobs import cancel_job
 
-    job = cancel_job(open_store(args), args.job)
+    store = open_store(args)
+    job = cancel_job(store, args.job, by=user_of(args, store))
     print(f"job {job.id} {job.status}")
     return 0
 
@@ -129,7 +130,7 @@ def cmd_train_openai(args: argparse.Namespace) -> int:
     store = open_store(args)
     config = OpenAITrainConfig(dataset=args.dataset, model=args.model, epochs=args.epochs, suffix=args.suffix,
                                base_url=args.base_url, model_name=args.name)
-    job = start_openai_job(store, config)
+    job = start_openai_job(store, config, by=user_of(args, store))
     print(f"job {job.id} created at the API as {job.remote_id} ({job.status})")
     if not args.wait:
         return 0

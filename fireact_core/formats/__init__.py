@@ -10,6 +10,7 @@ from ..errors import FireactError, FormatError
 from .common import LineRange, ReadResult, first_line, iter_jsonl_file, iter_jsonl_range, line_ranges, read_text
 from .fireact import openai_batches, read_alpaca, read_fireact_run, read_openai, write_alpaca, write_messages, write_openai
 from .native import native_batches, read_native, write_native
+from .runs import run_file_name, write_fireact_run
 
 READERS: dict[str, Callable[[str, str, str], ReadResult]] = {
     "fireact-run": read_fireact_run,
@@ -17,7 +18,8 @@ READERS: dict[str, Callable[[str, str, str], ReadResult]] = {
     "openai-jsonl": read_openai,
     "native": read_native,
 }
-WRITERS = {"openai-jsonl": write_openai, "alpaca": write_alpaca, "messages": write_messages, "native": write_native}
+WRITERS = {"openai-jsonl": write_openai, "alpaca": write_alpaca, "messages": write_messages, "native": write_native,
+           "fireact-run": write_fireact_run}
 STREAMED = {"openai-jsonl": openai_batches, "native": native_batches}
 IMPORT_FORMATS = ["auto", *READERS]
 BATCH = 5000
@@ -43,6 +45,8 @@ def detect_format(path: str, text: str) -> str:
             return "openai-jsonl"
     if first is None or not isinstance(first, dict):
         return "fireact-run"
+    if any(isinstance(v, dict) and "traj" in v for v in first.values()):
+        return "fireact-run"  # a run written on one line
     raise FormatError(path, 1, "unrecognised JSON lines: expected 'messages' (OpenAI chat) or 'record' (native)")
 
 
@@ -85,4 +89,4 @@ def read_file(path: str | Path, fmt: str = "auto", source: str | None = None) ->
     return result
 
 
-__all__ = ["ReadResult", "LineRange", "line_ranges", "iter_span_batches", "STREAMED", "read_file", "iter_batches", "BATCH", "detect_format", "READERS", "WRITERS", "IMPORT_FORMATS", "EXPORT_FORMATS"]
+__all__ = ["run_file_name", "ReadResult", "LineRange", "line_ranges", "iter_span_batches", "STREAMED", "read_file", "iter_batches", "BATCH", "detect_format", "READERS", "WRITERS", "IMPORT_FORMATS", "EXPORT_FORMATS"]

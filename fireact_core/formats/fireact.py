@@ -34,6 +34,9 @@ RUN_NAME_RE = re.compile(
     r"(?P<temperature>\d+(?:\.\d+)?)_(?P<ts>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)\.json$"
 )
 QUESTION_PREFIX = "Question: "
+OPTIONS_RE = re.compile(r"A\. [^\n]*\n(?:[B-Z]\. [^\n]*\n)+")  # "A. ...\nB. ...\n" at the head of an Alpaca output
+FIELD_LINE_RE = re.compile(r"^(?:Thought|Action|Observation): ", re.M)
+MODEL_TURN_RE = re.compile(r"^(Thought|Action):", re.M)
 OBSERVATION = "Observation: "
 
 
@@ -85,8 +88,10 @@ def trajectory_from_text(source: str, index: int, question: str, output: str, **
 
 def trajectory_from_messages(source: str, index: int, messages: list[dict], path: str, line: int, *, plain: bool = False,
                              **extra: Any) -> Any:
-    """Messages up to the first assistant turn are the prompt; the last of them is the question. A `Trajectory`,
-    or with `plain` the same as plain data."""
+    """Messages up to the first assistant turn are the prompt; the last of them, a user turn, is the question. A
+    conversation that breaks this (it opens with the model's turn, or has no user turn before it) is kept as it is:
+    an opening assistant turn that is not a Thought/Action turn is the question (`meta.question_role` "assistant"),
+    else there is no question (`meta.question_role` "none"). A `Trajectory`, or with `plain` the same as plain data."""
     first = -1
     for i, m in enumerate(messages):
         if type(m) is not dict or type(m.get("role")) is not str or type(m.get("content")) is not str:
@@ -94,17 +99,42 @@ def trajectory_from_messages(source: str, index: int, messages: list[dict], path
         if first < 0 and m["role"] == "assistant":
             first = i
     first = len(messages) if first < 0 else first
-    expect(first > 0 and messages[first - 1]["role"] == "user", path, line,
-           "the first message before the assistant's turns must be the user's question")
-    question = messages[first - 1]["content"]
     meta: dict[str, Any] = extra.pop("meta", {})
+    if first > 0 and messages[first - 1]["role"] == "user":
+        at, prompt, turns = first - 1, messages[: first - 1] or None, messages[first:]
+    elif first == 0 and messages and not MODEL_TURN_RE.search(messages[0]["content"]):
+        at, prompt, turns = 0, None, messages[1:]
+        meta["question_role"] = "assistant"
+    else:
+        at, prompt, turns = -1, messages[:first] or None, messages[first:]
+        meta["question_role"] = "none"
+    question = messages[at]["content"] if at >= 0 else ""
     if question.startswith(QUESTION_PREFIX):
         question = question[len(QUESTION_PREFIX):]
         meta["question_prefix"] = QUESTION_PREFIX
-    prompt = messages[: first - 1] or None
-    steps = step_fields_from_turns(messages[first:])
+    steps = step_fields_from_turns(turns)
+    roles = _observation_roles(turns)
+    if roles:
+        meta["observation_roles"] = roles
     data = {"id": stable_id(source, index), "source": source, "question": question, "prompt": prompt, "meta": meta, **extra}
     return _finish(data, steps, path, line, plain)
+
+
+def _observation_roles(turns: list[dict]) -> dict[str, str]:
+    """{step index: role} of the observation turns whose role is not "user" (a "tool" or "system" turn), so
+    that the conversation is written back with its own roles."""
+    roles: dict[str, str] = {}
+    step, observed = -1, True
+    for m in turns:
+        if m["role"] == "assistant":
+            step, observed = step + 1, False
+            continue
+        if observed:
+            step += 1
+        if m["role"] != "user":
+            roles[str(step)] = m["role"]
+        observed = True
+    return roles
 
 
 def step_fields_from_turns(turns: list[dict]) -> list[dict]:
@@ -115,7 +145,7 @@ def step_fields_from_turns(turns: list[dict]) -> list[dict]:
         content = m["content"]
         if m["role"] == "assistant":
             step = model_turn_fields(content)
-            if m.get("weight") == 0:
+            if m.get("weight") == 0 or m.get("train") is False:  # OpenAI's weight, or the `messages` export's flag
                 step["flags"]["train"] = False
             steps.append(step)
             observed = False
@@ -143,9 +173,14 @@ def read_alpaca(path: str, text: str, source: str) -> ReadResult:
                "each element needs string fields 'instruction' and 'output'")
         expect(isinstance(row.get("input", ""), str), path, line, "'input' must be a string")
         meta = {"format": "alpaca", "input": row.get("input", "")}
-        steps, trailing = parse_text_fields(row["output"])
+        question, output = row["instruction"], row["output"]
+        options = OPTIONS_RE.match(output)
+        if options:  # MMLU: the answer options open the output; they belong to the question
+            meta["options_in_output"] = options.group()
+            question, output = question + "\n" + options.group()[:-1], output[options.end():]
+        steps, trailing = parse_text_fields(output)
         meta["trailing_newline"] = trailing
-        data = {"id": stable_id(source, index), "source": source, "question": row["instruction"], "meta": meta}
+        data = {"id": stable_id(source, index), "source": source, "question": question, "meta": meta}
         result.trajectories.append(_finish(data, steps, path, line))
         result.rows += 1
     return result
@@ -194,14 +229,17 @@ def run_name_fields(path: str) -> dict[str, Any]:
             "temperature": float(g["temperature"]), "started": g["ts"], "start": int(g["start"])}
 
 
-def _split_alpaca_prompt(traj: str) -> tuple[str, str, str]:
-    """(question, prompt text, response) of one text-variant run entry."""
+def _split_run_text(traj: str) -> tuple[str, str | None, str]:
+    """(question, prompt text, response) of one text-variant run entry. Alpaca mode writes the Alpaca prompt, then
+    the steps; few-shot mode writes the question, a newline, then the steps (prompt text None)."""
     head, sep, response = traj.partition("### Response:\n")
-    if not sep:
+    if sep:
+        question = head.split("### Instruction:\n", 1)[-1].split("\n\n### Input:\n", 1)[0]
+        return question.removesuffix("\n\n"), head + sep, response
+    field = FIELD_LINE_RE.search(traj)
+    if field is None or field.start() == 0:
         return "", "", traj
-    prompt = head + sep
-    question = head.split("### Instruction:\n", 1)[-1].split("\n\n### Input:\n", 1)[0]
-    return question.removesuffix("\n\n"), prompt, response
+    return traj[: field.start() - 1], None, traj[field.start():]
 
 
 def read_fireact_run(path: str, text: str, source: str) -> ReadResult:
@@ -247,8 +285,10 @@ def _run_entry(source: str, index: int, key: str, row: dict, named: dict, path: 
             extra["meta"]["prompt_messages"] = row["prompt"]
         return trajectory_from_messages(source, index, traj, path, line, **extra)
     expect(isinstance(traj, str), path, line, f"entry '{key}': 'traj' must be a string or a list of messages")
-    question, prompt, response = _split_alpaca_prompt(traj)
-    if prompt != ALPACA_TEMPLATE.format(instruction=question):
+    question, prompt, response = _split_run_text(traj)
+    if prompt is None:
+        extra["meta"]["run_text"] = "fewshot"
+    elif prompt != ALPACA_TEMPLATE.format(instruction=question):
         extra["meta"]["prompt_text"] = prompt
     if row.get("prompt"):
         extra["meta"]["fewshot_prompt"] = row["prompt"]
@@ -259,16 +299,23 @@ def _run_entry(source: str, index: int, key: str, row: dict, named: dict, path: 
 
 
 def alpaca_record(t: Trajectory) -> dict[str, str]:
-    return {"instruction": t.question, "input": t.meta.get("input", ""),
-            "output": render_text(t.steps, t.meta.get("trailing_newline", True))}
+    """The Alpaca row; answer options read from the head of the output go back there."""
+    instruction, output = t.question, render_text(t.steps, t.meta.get("trailing_newline", True))
+    options = t.meta.get("options_in_output")
+    if options and instruction.endswith("\n" + options[:-1]):
+        instruction, output = instruction[: -len(options)], options + output
+    return {"instruction": instruction, "input": t.meta.get("input", ""), "output": output}
 
 
 def chat_messages(t: Trajectory, train_flags: bool = False, mask_observations: bool = True) -> list[dict]:
     """The trajectory as chat messages; with `train_flags`, every assistant turn says whether it carries loss."""
     messages = [m.model_dump() for m in t.prompt or []]
-    messages.append({"role": "user", "content": t.meta.get("question_prefix", "") + t.question})
+    role = t.meta.get("question_role", "user")
+    if role != "none" or t.question:
+        messages.append({"role": "user" if role == "none" else role, "content": t.meta.get("question_prefix", "") + t.question})
     weights = not train_flags and any(not s.flags.train for s in t.steps)
-    for step in t.steps:
+    roles = t.meta.get("observation_roles", {})
+    for i, step in enumerate(t.steps):
         if step.raw is not None or step.thought is not None or step.action is not None:
             turn: dict[str, Any] = {"role": "assistant", "content": render_model_turn(step)}
             if train_flags:
@@ -278,7 +325,7 @@ def chat_messages(t: Trajectory, train_flags: bool = False, mask_observations: b
             messages.append(turn)
         obs = render_observation(step)
         if obs is not None:
-            turn = {"role": "user", "content": obs}
+            turn = {"role": roles.get(str(i), "user"), "content": obs}
             if train_flags:
                 turn["train"] = False if mask_observations else step.flags.train
             messages.append(turn)
@@ -300,7 +347,7 @@ def write_alpaca(trajs: Iterable[Trajectory], out: TextIO) -> int:
 def write_openai(trajs: Iterable[Trajectory], out: TextIO) -> int:
     n = 0
     for t in trajs:
-        out.write(json.dumps({"messages": chat_messages(t)}, ensure_ascii=False) + "\n")
+        out.write(json.dumps({"messages": chat_messages(t)}) + "\n")  # ASCII escapes, as FireAct's files
         n += 1
     return n
 

@@ -138,6 +138,9 @@ def examples_for(store: Any, task: str, method: str, version: int | None = None)
 
 def save_examples(store: Any, task: str, method: str, examples: list[str], author: str, note: str | None = None) -> int:
     """Save an edited set of examples as the next version; blank examples are dropped."""
+    from ..team.roles import actor
+
+    author = actor(store, author, "prompt")
     cleaned = [e.strip("\n") for e in examples if e.strip()]
     if not cleaned:
         raise FireactError("no examples to save: write at least one example")

@@ -14,11 +14,12 @@ from .history import BulkHistory, HistoryStore
 from .jobs import JobStore
 from .reports import ReportStore
 from .runs import RunStore
+from .team import TeamStore
 from .trajectories import TrajectoryStore, question_key
 
 
 class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore,
-            ReportStore):
+            ReportStore, TeamStore):
     """All reads and writes of one database. Safe to share between threads and with other processes."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0):

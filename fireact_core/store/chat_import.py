@@ -1,8 +1,8 @@
 """OpenAI chat JSONL read and parsed inside DuckDB, for imports.
 
 DuckDB's `read_json` reads the file on every core. A row is parsed here, in SQL, when it is regular: its
-messages have a string "role" and "content" (and no "weight" but null), the question comes first, user and
-assistant turns alternate, and every assistant turn reads "Thought: ...\\nAction: tool[argument]" on two lines
+messages have a string "role" and "content" (and no "weight" or "train" but null), the question comes first and
+is not blank, user and assistant turns alternate, and every assistant turn reads "Thought: ...\\nAction: tool[argument]" on two lines
 with one known tool. Such a row gives exactly what the Python reader would
 (`formats.fireact.trajectory_from_messages`, `parsing.model_turn_fields`, `lint.lint_fields`). Every other row
 comes back for the Python reader, so the rules that decide anything unusual live in one place. The caller
@@ -22,7 +22,7 @@ from .connection import Error
 from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, register
 
 # DuckDB reads a content that is not a JSON string as its JSON text (5 as "5"); `_plain` tells such a text apart
-MESSAGES = "STRUCT(role VARCHAR, content VARCHAR, weight JSON)[]"
+MESSAGES = "STRUCT(role VARCHAR, content VARCHAR, weight JSON, train JSON)[]"
 # what Python's str.strip() removes, as an RE2 class
 SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]"
 REFLECTION = r"(?i)let me do a reflection|^reflection:"
@@ -57,9 +57,10 @@ STAGE_SQL = f"""
     FROM (SELECT *, strpos(c, chr(10)) AS nl
     FROM (SELECT k // 2 - 1 AS idx, n // 2 - 1 AS last, n // 2 - 1 - (n + 1) % 2 AS f, readable,
                  q.content AS question, a.content AS c, u.content AS o,
-                 a.role = 'assistant' AND a.weight IS NULL AND starts_with(a.content, 'Thought: ')
-                 AND (k > 2 OR q.role = 'user' AND {_plain("q.content")})
-                 AND (k = n OR u.role = 'user' AND u.weight IS NULL AND {_plain("u.content")}) AS turn_ok
+                 a.role = 'assistant' AND a.weight IS NULL AND a.train IS NULL AND starts_with(a.content, 'Thought: ')
+                 AND (k > 2 OR q.role = 'user' AND {_plain("q.content")}
+                      AND NOT regexp_full_match(q.content, '(Question: )?{SPACE}*'))
+                 AND (k = n OR u.role = 'user' AND u.weight IS NULL AND u.train IS NULL AND {_plain("u.content")}) AS turn_ok
     FROM (SELECT k, n, l[k] AS a, l[k + 1] AS u, CASE WHEN k = 2 THEN l[1] END AS q, l IS NOT NULL AS readable
     FROM (SELECT l, len(l) AS n, unnest(CASE WHEN len(l) >= 2 THEN generate_series(2, len(l), 2) ELSE [0] END) AS k
     FROM (SELECT messages AS l

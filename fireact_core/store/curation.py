@@ -14,6 +14,7 @@ from ..errors import FireactError
 from ..filters import TrajectoryFilter
 from ..records import Annotation, Summary, now
 from . import schema
+from .answers import correct_sql, first_per_question_sql
 from .connection import Error as DatabaseError
 from .connection import utc
 from .trajectories import _rows, register
@@ -36,7 +37,7 @@ SORTABLE = {
 }
 LATEST_ANN = """(SELECT trajectory_id, status, labels, rating, comment, author, made_at FROM annotations
     QUALIFY row_number() OVER (PARTITION BY trajectory_id ORDER BY seq DESC) = 1)"""
-CORRECT = "coalesce(t.em > 0.5, t.reward)"
+CORRECT = correct_sql("t")
 TEXT_COLUMNS = ("s.thought", "s.action_raw", "s.observation", "s.raw", "s.obs_raw")
 CELLS = ("both_right", "only_a", "only_b", "both_wrong", "only_in_a", "only_in_b")
 
@@ -358,9 +359,8 @@ class BrowseStore:
         return out
 
 
-_ONE = """SELECT rowid AS rid, qnorm, {correct} AS ok, row_number() OVER (ORDER BY created_at, id) AS pos
-    FROM trajectories t WHERE source = ?
-    QUALIFY row_number() OVER (PARTITION BY qnorm ORDER BY created_at, id) = 1""".format(correct=CORRECT)
+_ONE = first_per_question_sql(
+    "t.rowid AS rid, t.qnorm, {correct} AS ok, row_number() OVER (ORDER BY t.created_at, t.rowid) AS pos", "t.source = ?")
 _PAIRS = f"""
     SELECT coalesce(a.qnorm, b.qnorm) AS qnorm, a.rid AS rid_a, b.rid AS rid_b, a.ok AS ok_a, b.ok AS ok_b,
            a.pos AS pos_a, b.pos AS pos_b,

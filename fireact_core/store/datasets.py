@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from ..errors import ConflictError, NotFoundError
 from . import schema
+from .answers import correct_sql
 from .connection import naive, utc
 from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, _rows, insert_arrow, register, step_from_row, trajectory_from_row
 
@@ -40,9 +41,10 @@ WITH b AS (
     SELECT t.id, t.task, t.method, t.qnorm, t.em, t.f1, t.n_steps, t.revision,
            coalesce(t.updated_at, t.created_at) AS changed_at, r.review,
            CASE r.review WHEN 'accepted' THEN 2 WHEN 'rejected' THEN 0 ELSE 1 END AS review_order,
-           CASE WHEN t.em IS NOT NULL THEN t.em >= 1 ELSE coalesce(t.reward, false) END AS correct,
+           coalesce({correct}, false) AS correct,
            md5_number_upper(t.id || ':' || ?) AS rank, md5_number_upper(coalesce(t.qnorm, t.id) || ':val:' || ?) AS vkey,
-           t.id IN (SELECT trajectory_id FROM lints WHERE kind IN ({kinds})) AS linted
+           t.id IN (SELECT trajectory_id FROM lints WHERE kind IN ({kinds})) AS linted,
+           t.id IN (SELECT trajectory_id FROM lints WHERE kind IN ({irregular})) AS irregular
     FROM trajectories t
     LEFT JOIN (SELECT trajectory_id, arg_max(status, seq) AS review FROM annotations
                WHERE status IS NOT NULL GROUP BY trajectory_id) r ON r.trajectory_id = t.id
@@ -64,6 +66,8 @@ def _filter_conditions(filters: dict[str, Any]) -> list[tuple[str, str, list]]:
         conds.append(("max_steps", "n_steps <= ?", [int(filters["max_steps"])]))
     if filters.get("exclude_lints"):
         conds.append(("exclude_lints", "NOT linted", []))
+    if not filters.get("keep_irregular"):
+        conds.append(("keep_irregular", "NOT irregular", []))
     return conds
 
 
@@ -120,9 +124,11 @@ class DatasetStore:
         the md5 of id and seed. `vkey` is the same for every trajectory of a question (the md5 of the normalised
         question and seed): it groups questions and orders the validation split.
         """
+        from ..lint import IRREGULAR_KINDS  # here: lint reads the store's question keys
+
         conds = _filter_conditions(filters)
         params: list[Any] = [str(seed), str(seed), *(filters.get("exclude_lints") or [""]), *sources]
-        base = _POOL_BASE.format(kinds=", ".join("?" * len(filters.get("exclude_lints") or [""])),
+        base = _POOL_BASE.format(correct=correct_sql("t"), irregular=", ".join(f"'{k}'" for k in IRREGULAR_KINDS), kinds=", ".join("?" * len(filters.get("exclude_lints") or [""])),
                                  where=f"WHERE t.source IN ({', '.join('?' * len(sources))})" if sources else "")
         keep = " AND ".join(c for _, c, _ in conds) or "TRUE"
         counts = ["count(*)"] + [

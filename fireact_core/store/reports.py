@@ -8,6 +8,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from .answers import first_per_question_sql
+
 RUN_METRICS_SQL = """
 WITH agg AS (
     SELECT source,
@@ -109,16 +111,13 @@ FROM trajectories {where}
 GROUP BY ALL ORDER BY ALL
 """
 
-PAIRS_SQL = """
-WITH a AS (
-    SELECT qnorm, arg_min(id, rowid) AS id, arg_min(coalesce(em, 0), rowid) AS em,
-           arg_min(coalesce(f1, 0), rowid) AS f1, arg_min(status, rowid) AS status
-    FROM trajectories WHERE source = ? GROUP BY qnorm
-), b AS (
-    SELECT qnorm, arg_min(id, rowid) AS id, arg_min(coalesce(em, 0), rowid) AS em,
-           arg_min(coalesce(f1, 0), rowid) AS f1, arg_min(status, rowid) AS status
-    FROM trajectories WHERE source = ? GROUP BY qnorm
-)
+# per run, the trajectory standing for each question (`answers`), whether its answer is right as 1.0 / 0.0
+# (NULL: unscored)
+_FIRSTS = first_per_question_sql("t.source, t.qnorm, t.id, t.rowid AS rid, {correct}::DOUBLE AS em, t.f1, t.status",
+                                 "{where}")
+_SIDE = f"SELECT qnorm, id, em, coalesce(f1, 0) AS f1, status FROM ({_FIRSTS})"
+PAIRS_SQL = f"""
+WITH a AS ({_SIDE.format(where="t.source = ?")}), b AS ({_SIDE.format(where="t.source = ?")})
 SELECT coalesce(a.qnorm, b.qnorm) AS qnorm,
        a.id AS id_a, a.em AS em_a, a.f1 AS f1_a, a.status AS status_a,
        b.id AS id_b, b.em AS em_b, b.f1 AS f1_b, b.status AS status_b
@@ -129,13 +128,13 @@ ORDER BY qnorm
 PAIR_COUNTS_SQL = """
 WITH pairs(pair, run_a, run_b) AS (VALUES {values}),
 firsts AS (
-    SELECT source, qnorm, arg_min(coalesce(em, 0), rowid) AS em
-    FROM trajectories WHERE source IN (SELECT run_a FROM pairs UNION SELECT run_b FROM pairs)
-    GROUP BY source, qnorm
+    SELECT source, qnorm, em FROM (""" + _FIRSTS.format(
+        where="t.source IN (SELECT run_a FROM pairs UNION SELECT run_b FROM pairs)").replace("{", "{{").replace("}", "}}") + """)
 ),
 a AS (SELECT p.pair, f.qnorm, f.em FROM pairs p JOIN firsts f ON f.source = p.run_a),
 b AS (SELECT p.pair, f.qnorm, f.em FROM pairs p JOIN firsts f ON f.source = p.run_b)
-SELECT coalesce(a.pair, b.pair) AS pair, a.em AS em_a, b.em AS em_b, count(*) AS n
+SELECT coalesce(a.pair, b.pair) AS pair, a.em AS em_a, b.em AS em_b, a.qnorm IS NOT NULL AS in_a,
+       b.qnorm IS NOT NULL AS in_b, count(*) AS n
 FROM a FULL OUTER JOIN b ON a.pair = b.pair AND a.qnorm = b.qnorm
 GROUP BY ALL
 ORDER BY ALL
@@ -181,10 +180,11 @@ class ReportStore:
             return con.execute(PAIRS_SQL, [run_a, run_b]).df()
 
     def report_pair_counts(self, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
-        """For several pairs of runs at once: how many shared questions have each (EM of A, EM of B); a null EM
-        stands for a question the other run lacks. Questions match by normalised text, first trajectory wins."""
+        """For several pairs of runs at once: how many questions have each (EM of A, EM of B, in A, in B); a null
+        EM stands for a question the run lacks (not `in_a` / `in_b`) or left unscored. Questions match by
+        normalised text, each stood for by its run's first trajectory (`answers`)."""
         if not pairs:
-            return pd.DataFrame(columns=["run_a", "run_b", "em_a", "em_b", "n"])
+            return pd.DataFrame(columns=["run_a", "run_b", "em_a", "em_b", "in_a", "in_b", "n"])
         sql = PAIR_COUNTS_SQL.format(values=", ".join("(?, ?, ?)" for _ in pairs))
         params = [x for i, (a, b) in enumerate(pairs) for x in (i, a, b)]
         with self.db.connect() as con:

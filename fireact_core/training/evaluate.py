@@ -27,8 +27,8 @@ def evaluation_config(store: Any, model_name: str, task: str, split: str, sample
                             sample=sample, method=method, search=search, **{**settings, **extra})
 
 
-def start_evaluation(store: Any, model_name: str, task: str, split: str, **options: Any) -> str:
+def start_evaluation(store: Any, model_name: str, task: str, split: str, by: str | None = None, **options: Any) -> str:
     """Start the evaluation run in the background (as the Generate page does); returns the run's name."""
     from .. import engine
 
-    return engine.start_run(store, evaluation_config(store, model_name, task, split, **options))
+    return engine.start_run(store, evaluation_config(store, model_name, task, split, **options), by=by)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import FireactError
+from ..team.roles import actor
 from .config import LocalTrainConfig
 from .data import export_dataset
 from .local import METRICS_FILE, REPORT_FILE, STATUS_FILE, result_folder
@@ -69,8 +70,9 @@ def _spawn(cmd: list[str], run: Path) -> subprocess.Popen:
     return proc
 
 
-def start_local_job(store: Any, config: LocalTrainConfig) -> TrainJob:
+def start_local_job(store: Any, config: LocalTrainConfig, by: str | None = None) -> TrainJob:
     """Export the dataset version into a new run folder, save the config, start the training process."""
+    by = actor(store, by, "train")
     config.check_paths()
     job = TrainJob(kind=config.method, dataset=config.dataset, base_model=str(Path(config.base_model).resolve()))
     run = Path(config.out).expanduser().resolve() if config.out else default_run_folder(store, job.id)
@@ -84,6 +86,7 @@ def start_local_job(store: Any, config: LocalTrainConfig) -> TrainJob:
     config.save(run / CONFIG_FILE)
     job.out, job.config = str(run), config.to_dict()
     store.save_job(job)
+    store.record_owner("train_job", job.id, by)
     return _launch(store, job, config)
 
 
@@ -97,8 +100,9 @@ def _launch(store: Any, job: TrainJob, config: LocalTrainConfig) -> TrainJob:
     return store.update_job(job.id, status="running", pid=proc.pid, error=None)
 
 
-def resume_job(store: Any, job_id: str) -> TrainJob:
+def resume_job(store: Any, job_id: str, by: str | None = None) -> TrainJob:
     """Start a stopped local job again from its newest checkpoint, in the same run folder."""
+    actor(store, by, "train")
     job = store.get_job(job_id)
     if job.kind == "openai":
         raise FireactError(f"job {job_id} runs at OpenAI: it cannot be resumed from here")
@@ -239,8 +243,9 @@ def _stop_group(pid: int, grace_s: float = 10.0) -> None:
             return
 
 
-def cancel_job(store: Any, job_id: str, api_key: str | None = None) -> TrainJob:
+def cancel_job(store: Any, job_id: str, api_key: str | None = None, by: str | None = None) -> TrainJob:
     """Stop a job: its whole process group (every rank), or the remote job."""
+    actor(store, by, "train")
     job = store.get_job(job_id)
     if job.finished:
         raise FireactError(f"job {job_id} has already {job.status}")

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from ..errors import FireactError, PrerequisiteError, missing_package
 from ..formats.fireact import write_openai
+from ..team.roles import actor
 from .config import OpenAITrainConfig
 from .jobs import default_run_folder
 from .local import METRICS_FILE
@@ -82,8 +83,10 @@ def _upload(client: Any, path: Path) -> str:
                     purpose="fine-tune").id
 
 
-def start_openai_job(store: Any, config: OpenAITrainConfig, api_key: str | None = None) -> TrainJob:
+def start_openai_job(store: Any, config: OpenAITrainConfig, api_key: str | None = None,
+                     by: str | None = None) -> TrainJob:
     """Export, upload and create the remote job; the job is recorded only once the API has accepted it."""
+    by = actor(store, by, "train")
     config.check_paths()
     store.get_dataset_version(config.dataset)
     job = TrainJob(kind="openai", dataset=config.dataset, base_model=config.model)
@@ -105,7 +108,9 @@ def start_openai_job(store: Any, config: OpenAITrainConfig, api_key: str | None 
     remote = call("fine_tuning.jobs.create", client.fine_tuning.jobs.create, **options)
     job.remote_id, job.out, job.status = remote.id, str(run), STATUS.get(remote.status, "queued")
     job.config = {**config.to_dict(), "files": ids}
-    return store.save_job(job)
+    saved = store.save_job(job)
+    store.record_owner("train_job", saved.id, by)
+    return saved
 
 
 def _write_run_files(run: Path, events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,99 @@
+"""One definition of a right answer and of the trajectory that stands for a question in a run: Browse's EM filter,
+Compare, the Dashboard, `fireact report` and the mixer's only-correct filter give one answer on awkward data
+(no gold answer, a reward only, questions asked twice in a run, an EM that disagrees with the reward)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from fireact_core.cli import main
+from fireact_core.filters import TrajectoryFilter
+from fireact_core.mixing import MixSpec, plan_mix
+from fireact_core.records import Action, Source, Step, Trajectory
+from fireact_core.reports import compare_runs, counts_stats
+from fireact_core.store import Store
+from fireact_core.store.answers import is_correct
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+# per run: (question, em, reward, seconds after T0) in the order written; no gold answers
+RUNS = {
+    "run_a": [("Who built it?", None, True, 0), ("Who built it?", None, False, 5), ("Where is it?", None, False, 1),
+              ("Where is it?", None, True, 1), ("When was it?", None, True, 2), ("When was it?", None, False, 9),
+              ("Why is it?", 0.0, True, 3), ("What is it?", None, None, 4), ("How old is it?", 1.0, None, 6)],
+    "run_b": [("Where is it?", None, True, 1), ("Who built it?", None, True, 0), ("Who built it?", None, False, 0),
+              ("When was it?", None, False, 2), ("When was it?", None, True, 3), ("Where is it?", None, False, 7),
+              ("Why is it?", 1.0, False, 3), ("What is it?", None, True, 4), ("Which one?", None, True, 4)],
+}
+CELLS = ("both_right", "only_a", "only_b", "both_wrong")
+
+
+def _trajectory(run: str, n: int, question: str, em, reward, seconds: int) -> Trajectory:
+    steps = [Step(thought="I answer.", action=Action(raw="finish[x]", name="finish", arg="x"),
+                  observation=f"Episode finished, reward = {reward}")]
+    return Trajectory(id=f"{run}-{n}", source=run, task="hotpotqa", question=question, method="cot", steps=steps,
+                      final_answer="x", em=em, f1=em, reward=reward, created_at=T0 + timedelta(seconds=seconds))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("answers") / "answers.duckdb")
+    for run, rows in RUNS.items():
+        store.save_trajectories([_trajectory(run, n, *row) for n, row in enumerate(rows)],
+                                sources=[Source(name=run, kind="run", task="hotpotqa", attempted=len(rows))])
+    return store
+
+
+def _expected() -> dict[str, int]:
+    """The cells by the definition: first trajectory per question (earliest, then first written), right by EM
+    when there is one, else by reward; questions unscored or missing on one side are in no cell."""
+    firsts = {}
+    for run, rows in RUNS.items():
+        chosen: dict[str, tuple] = {}
+        for n, (question, em, reward, seconds) in enumerate(rows):
+            if question not in chosen or seconds < chosen[question][0]:
+                chosen[question] = (seconds, is_correct(em, reward))
+        firsts[run] = {q: ok for q, (_, ok) in chosen.items()}
+    a, b = firsts["run_a"], firsts["run_b"]
+    cells = dict.fromkeys(CELLS, 0)
+    for q in set(a) & set(b):
+        if a[q] is None or b[q] is None:
+            continue
+        cells[{(True, True): "both_right", (True, False): "only_a", (False, True): "only_b",
+               (False, False): "both_wrong"}[(a[q], b[q])]] += 1
+    return cells
+
+
+def test_one_answer_everywhere(store, capsys):
+    expected = _expected()
+    assert expected == {"both_right": 1, "only_a": 1, "only_b": 2, "both_wrong": 0}
+    compare = store.compare_counts("run_a", "run_b")
+    assert {c: compare[c] for c in CELLS} == expected and compare["unscored"] == 1
+
+    dashboard = compare_runs(store, "run_a", "run_b")
+    cells = (dashboard.both_right, dashboard.only_a_right, dashboard.only_b_right, dashboard.both_wrong)
+    assert dict(zip(CELLS, cells)) == expected
+    outside = (compare["unscored"], compare["only_in_a"], compare["only_in_b"])
+    assert (dashboard.unscored, dashboard.only_in_a, dashboard.only_in_b) == outside == (1, 1, 1)
+    counts = counts_stats(store.report_pair_counts([("run_a", "run_b")]), "run_a", "run_b")
+    assert (counts.both_right, counts.only_a_right, counts.only_b_right, counts.both_wrong) == cells
+    assert (counts.unscored, counts.only_in_a, counts.only_in_b) == outside
+
+    assert main(["--db", str(store.db.path), "report", "--compare", "run_a", "run_b", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [report[k] for k in ("both_right", "only_a_right", "only_b_right", "both_wrong")] == list(cells)
+    assert (report["unscored"], report["only_in_a"], report["only_in_b"]) == outside
+
+
+def test_right_and_wrong_trajectories_agree_between_browse_and_the_mixer(store):
+    right = {f"{run}-{n}" for run, rows in RUNS.items() for n, (_, em, reward, _) in enumerate(rows)
+             if is_correct(em, reward)}
+    wrong = {f"{run}-{n}" for run, rows in RUNS.items() for n, (_, em, reward, _) in enumerate(rows)
+             if is_correct(em, reward) is False}
+    assert set(store.filter_ids(TrajectoryFilter(em="right"))) == right
+    assert set(store.filter_ids(TrajectoryFilter(em="wrong"))) == wrong
+    spec = MixSpec.parse({"sources": list(RUNS), "size": 100, "val_fraction": 0,
+                          "filters": {"only_correct": True, "dedupe": False}})
+    assert set(plan_mix(store, spec).members["id"]) == right
