@@ -1,6 +1,8 @@
-"""FireAct Studio: the home page. What is in the database, how to import files, where to go next.
+"""FireAct Studio: the app's entry point and its home page (what is in the database, how to import files, where
+to go next).
 
-Run with `streamlit run app.py` (or `make run`); the pages in pages/ appear in the sidebar.
+Run with `streamlit run app.py` (or `make run`). The sidebar lists Home first, then the pages in pages/ (those
+present), each with its Material icon; `st.navigation` runs the chosen one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fireact_core.overview import import_uploads, summary
 from fireact_core.tasks import list_tasks
 
 ROOT = Path(__file__).resolve().parent
+SOURCE_COLUMNS = {"source": st.column_config.TextColumn(width="large")}
 PAGES = [
     ("pages/1_Browse.py", "Browse", ":material/search:", "filter and read trajectories"),
     ("pages/2_Trajectory.py", "Trajectory", ":material/timeline:", "one trajectory step by step: edit, annotate"),
@@ -28,10 +31,6 @@ PAGES = [
     ("pages/8_Dashboard.py", "Dashboard", ":material/dashboard:", "scores by run, model and method; cost and steps"),
 ]
 
-store = ui.page_setup("Home")
-who = ui.annotator()
-
-
 def _remember(key: str, action) -> None:
     """Run an import action from a button callback; keep its reports or its error to show beside the button."""
     try:
@@ -41,7 +40,7 @@ def _remember(key: str, action) -> None:
 
 
 def _load_demo() -> None:
-    _remember("demo", lambda: load_demo(store, force=True, by=who))  # the button shows only on an empty database
+    _remember("demo", lambda: load_demo(ui.get_store(), force=True, by=ui.annotator()))  # only on an empty database
 
 
 def _import() -> None:
@@ -50,9 +49,9 @@ def _import() -> None:
         st.session_state["home_result"] = ("import", [], "choose one or more .json or .jsonl files to import first")
         return
     _remember("import", lambda: import_uploads(
-        store, [(f.name, f.getvalue()) for f in files], source=st.session_state.get("home_source", "").strip(),
+        ui.get_store(), [(f.name, f.getvalue()) for f in files], source=st.session_state.get("home_source", "").strip(),
         task=st.session_state.get("home_task"), method=st.session_state.get("home_method"),
-        eval_splits=[(f.name, f.getvalue()) for f in st.session_state.get("home_eval") or []], by=who,
+        eval_splits=[(f.name, f.getvalue()) for f in st.session_state.get("home_eval") or []], by=ui.annotator(),
     ))
 
 
@@ -78,7 +77,7 @@ def show_result(key: str) -> None:
                     f"'{r.source}'.")
 
 
-def show_overview() -> None:
+def show_overview(store) -> None:
     ov = summary(store)
     if ov.empty:
         st.info(f"The database `{store.path}` holds no trajectories yet. Load the demo data (two models' runs "
@@ -93,7 +92,7 @@ def show_overview() -> None:
     cols[2].metric("Tasks", len(ov.by_task))
     cols[3].metric("Lint findings", flagged, help="trajectories flagged by a data check, failed ones not counted")
     st.subheader("By source")
-    st.dataframe(ov.sources, hide_index=True, width="stretch")
+    st.dataframe(ov.sources, hide_index=True, width="stretch", column_config=SOURCE_COLUMNS)
     left, right = st.columns(2)
     left.subheader("By task")
     left.dataframe([{"task": k, "trajectories": n} for k, n in ov.by_task.items()], hide_index=True, width="stretch")
@@ -133,10 +132,24 @@ def show_pages() -> None:
         cols[i % 2].page_link(path, label=f"{label}: {what}", icon=icon)
 
 
-st.title("FireAct Studio")
-st.caption("Generate, curate, mix and fine-tune on language-agent trajectories, after FireAct (Chen et al., 2023).")
-show_result("demo")
-show_overview()
-show_pages()
-show_import()
-st.caption(f"Database: `{store.path}` (set with --db on the command line or $FIREACT_DB).")
+def home() -> None:
+    store = ui.page_setup("Home")
+    st.title("FireAct Studio")
+    st.caption("Generate, curate, mix and fine-tune on language-agent trajectories, after FireAct (Chen et al., 2023).")
+    show_result("demo")
+    show_overview(store)
+    show_pages()
+    show_import()
+    st.caption(f"Database: `{store.path}` (set with --db on the command line or $FIREACT_DB).")
+
+
+def navigation() -> None:
+    """Home first, then every page of PAGES whose script is present."""
+    pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
+    pages += [st.Page(path, title=label, icon=icon, url_path=label) for path, label, icon, _ in PAGES
+              if (ROOT / path).exists()]
+    st.set_page_config(page_title="FireAct Studio", page_icon=":material/local_fire_department:", layout="wide")
+    st.navigation(pages).run()
+
+
+navigation()

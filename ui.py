@@ -6,7 +6,9 @@ import os
 
 import streamlit as st
 
+from fireact_core import cards
 from fireact_core.errors import FireactError
+from fireact_core.records import Lint, Step, Trajectory
 from fireact_core.store import Store, resolve_db_path
 
 import ui_team
@@ -22,7 +24,21 @@ def get_store() -> Store:
     return _store(resolve_db_path(os.environ.get("FIREACT_DB")))
 
 
-def page_setup(title: str, icon: str = "🔥") -> Store:
+def _through_navigation() -> None:
+    """Run a page through app.py's `st.navigation` (Home first, Material icons). Until some session has run
+    app.py, Streamlit serves a page opened by its address from the pages/ folder alone, with that folder's own
+    sidebar (whose first entry reads "app"); switch the process to app.py's navigation and run again."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.pages_manager import PagesManager
+
+    served = st.runtime.exists() and type(Runtime.instance()) is Runtime  # not under AppTest's stand-in runtime
+    if served and PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def page_setup(title: str, icon: str = ":material/local_fire_department:") -> Store:
+    _through_navigation()
     st.set_page_config(page_title=f"{title} · FireAct Studio", page_icon=icon, layout="wide")
     try:
         store = get_store()
@@ -40,3 +56,28 @@ def annotator() -> str:
 
 def show_error(exc: FireactError) -> None:
     st.error(str(exc))
+
+
+def trajectory_header(traj: Trajectory, lints: list[Lint] = (), review: str | None = None) -> None:
+    """Question, gold, answer, EM and F1 of a trajectory, with its source and lints (the reading view's top)."""
+    st.html(cards.header_html(traj, lints, review))
+
+
+def step_cards(steps: list[Step], lints: list[Lint] = (), first: int = 0) -> None:
+    """The reading view's compact step cards (the same on Trajectory, Review and Compare)."""
+    if steps:
+        st.html(cards.steps_html(steps, lints, first))
+
+
+def confirm(key: str, question: str, label: str, action, *args) -> None:
+    """Ask before a bulk action: `question` with `label` (runs `action(*args)`) and Cancel, under `key`."""
+    with st.container(border=True):
+        st.warning(question, icon=":material/warning:")
+        yes, no, _ = st.columns([2, 1, 4])
+        yes.button(label, key=f"{key}:yes", type="primary", on_click=_confirmed, args=(key, action, *args))
+        no.button("Cancel", key=f"{key}:no", on_click=st.session_state.pop, args=(key, None))
+
+
+def _confirmed(key: str, action, *args) -> None:
+    st.session_state.pop(key, None)
+    action(*args)

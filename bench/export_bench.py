@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fireact_core.cards import dataset_card  # noqa: E402
+from fireact_core.hub_cards import dataset_card  # noqa: E402
 from fireact_core.datasets_export import export_dataset  # noqa: E402
 from fireact_core.export_folders import HF_COLUMNS, WRITERS, _rows_by_split  # noqa: E402
 from fireact_core.importer import import_files  # noqa: E402

@@ -1,231 +1,184 @@
-"""Cards: the README.md of an exported dataset folder (a Hugging Face dataset card) and of a trained model's
-folder (a model card). Both are plain text built from what the database and the run folder record, so the same
-version or job always gives the same card.
+"""The reading view of a trajectory as HTML: a header (question, gold, answer, EM, F1) and one compact card per
+step (thought, the action as a tool chip with its argument, the observation folded past a few lines, the step's
+lints, its train flag and perturbation mark). The Trajectory, Review and Compare pages show the same cards.
 
-A dataset card's YAML header declares the configs and splits (`datasets.load_dataset(DIR)` reads it); its body
-says what the mix was (spec, counts by task x method, filters, lints left out), its content hash and parent
-version, and the licence and citation of the sources.
+Every piece of model, tool or user text is escaped here, so text holding `<script>`, tags or a markdown image
+shows as the characters it is made of.
 """
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-from typing import Any
+import html
+from typing import Iterable
 
-FIREACT_CITATION = """@article{chen2023fireact,
-  title   = {FireAct: Toward Language Agent Fine-tuning},
-  author  = {Chen, Baian and Shu, Chang and Shareghi, Ehsan and Collier, Nigel and Narasimhan, Karthik and Yao, Shunyu},
-  journal = {arXiv preprint arXiv:2310.05915},
-  year    = {2023}
-}"""
-CITATION_SECTION = ["## Citation", "", "```bibtex", FIREACT_CITATION, "```", ""]
+from .compare import align_steps, step_fields, word_diff_html
+from .names import display_name
+from .records import Lint, Step, Trajectory
 
-# Question sets of the tasks: (name, licence as the Hub names it or None when not stated here, reference).
-TASK_SOURCES: dict[str, tuple[str, str | None, str]] = {
-    "hotpotqa": ("HotpotQA", "cc-by-sa-4.0", "Yang et al., 2018. HotpotQA: A Dataset for Diverse, Explainable "
-                 "Multi-hop Question Answering. EMNLP. https://hotpotqa.github.io"),
-    "strategyqa": ("StrategyQA", "mit", "Geva et al., 2021. Did Aristotle Use a Laptop? A Question Answering "
-                   "Benchmark with Implicit Reasoning Strategies. TACL. https://allenai.org/data/strategyqa"),
-    "mmlu": ("MMLU", "mit", "Hendrycks et al., 2021. Measuring Massive Multitask Language Understanding. ICLR. "
-             "https://github.com/hendrycks/test"),
-    "bamboogle": ("Bamboogle", None, "Press et al., 2023. Measuring and Narrowing the Compositionality Gap in "
-                  "Language Models. Findings of EMNLP. https://github.com/ofirpress/self-ask"),
-}
-FILTER_TEXT = {
-    "only_correct": "only trajectories whose answer is right (EM 1, else reward)",
-    "only_accepted": "only trajectories whose latest review is accepted",
-    "exclude_rejected": "trajectories whose latest review is rejected left out",
-    "dedupe": "one trajectory per question (by normalised question text)",
-    "max_steps": "trajectories with more than {} steps left out",
-}
-LOSS_MASK_TEXT = {
-    "observations": "thoughts and actions carry loss; observations, the prompt and the question do not",
-    "none": "everything after the question carries loss, observations too; the prompt and the question do not",
-}
-
-
-def _yaml(value: Any) -> str:
-    """A YAML scalar (JSON's quoting is valid YAML)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _size_category(n: int) -> str:
-    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
-        if n < limit:
-            return label
-    return "1M<n<10M"
+FOLD_LINES = 4
+FOLD_CHARS = 360
+CSS = """<style>
+.fa-cards{display:flex;flex-direction:column;gap:.45rem;font-size:.92rem;line-height:1.45}
+.fa-card{border:1px solid #d0d7de;border-radius:.5rem;padding:.45rem .7rem;background:#fff}
+.fa-card.fa-off{background:#f6f8fa;border-style:dashed}
+.fa-top{display:flex;flex-wrap:wrap;gap:.35rem;align-items:baseline;margin-bottom:.15rem}
+.fa-n{font-weight:600;color:#57606a;min-width:3.2em}
+.fa-chip{display:inline-block;border-radius:1em;padding:0 .55em;font-size:.82rem;font-weight:600;
+ background:#ddf4ff;color:#0550ae}
+.fa-chip.fa-finish{background:#dafbe1;color:#116329}.fa-chip.fa-bad{background:#ffebe9;color:#a40e26}
+.fa-arg{font-family:ui-monospace,monospace;font-size:.85rem;white-space:pre-wrap;word-break:break-word}
+.fa-mark{display:inline-block;border-radius:.3em;padding:0 .4em;font-size:.78rem;border:1px solid #d0d7de;color:#57606a}
+.fa-mark.fa-lint{border-color:#d4a72c;background:#fff8c5;color:#7d4e00}
+.fa-mark.fa-pert{border-color:#8250df;color:#8250df}
+.fa-thought{white-space:pre-wrap;word-break:break-word;color:#1f2328}
+.fa-obs{white-space:pre-wrap;word-break:break-word;color:#57606a;border-left:3px solid #d0d7de;padding-left:.5rem;
+ margin-top:.2rem}
+.fa-obs summary{cursor:pointer;list-style:none}.fa-obs summary::-webkit-details-marker{display:none}
+.fa-more{color:#0969da;font-size:.8rem;white-space:nowrap}
+.fa-obs[open] .fa-preview{display:none}
+.fa-raw{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;font-size:.85rem;color:#8250df}
+.fa-head{border:1px solid #d0d7de;border-radius:.5rem;padding:.6rem .8rem;background:#f6f8fa;font-size:.92rem}
+.fa-q{font-size:1.05rem;font-weight:600;white-space:pre-wrap;word-break:break-word;margin-bottom:.35rem}
+.fa-facts{display:flex;flex-wrap:wrap;gap:.3rem 1.2rem}.fa-facts b{color:#57606a;font-weight:500}
+.fa-right{color:#116329;font-weight:600}.fa-wrong{color:#a40e26;font-weight:600}
+.fa-meta{color:#57606a;font-size:.82rem;margin-top:.3rem}
+.fa-pair{display:grid;grid-template-columns:1fr 1fr;gap:.45rem .8rem}
+.fa-pair .fa-none{color:#999;font-size:.85rem;padding:.45rem}
+mark.fa-diff{background:#ffe08a;padding:0}
+</style>"""
 
 
-def _hf_feature_lines(schema: Any) -> list[str]:
-    """`dataset_info.features` for a Parquet schema of strings, numbers, booleans and the messages list."""
-    import pyarrow as pa
-
-    names = {pa.string(): "string", pa.bool_(): "bool", pa.float64(): "float64", pa.int32(): "int32"}
-    lines = ["  features:"]
-    for field in schema:
-        if pa.types.is_list(field.type):
-            lines += [f"  - name: {field.name}", "    list:"]
-            lines += [f"    - name: {sub.name}\n      dtype: {names[sub.type]}" for sub in field.type.value_type]
-        else:
-            lines += [f"  - name: {field.name}", f"    dtype: {names[field.type]}"]
-    return lines
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
 
 
-def _header(version: dict, fmt: str, rows: dict[str, list[dict]], written: dict, licences: list[str]) -> str:
-    files, total = written["files"], sum(len(r) for r in rows.values())
-    lines = ["---", f"pretty_name: {_yaml(version['name'])}", "license:", *[f"- {x}" for x in licences],
-             "language:", "- en", "task_categories:", "- text-generation", "tags:", "- agents", "- react",
-             "- fireact", "- tool-use", "size_categories:", f"- {_size_category(total)}", "configs:",
-             "- config_name: default", "  data_files:"]
-    for split, path in files.items():
-        lines += [f"  - split: {split}", f"    path: {_yaml(path)}"]
-    if "schema" in written:  # Parquet: the exact features, and each split's size for the reader to check
-        lines += ["dataset_info:", "  config_name: default", *_hf_feature_lines(written["schema"]), "  splits:"]
-        for split, members in rows.items():
-            lines += [f"  - name: {split}", f"    num_bytes: {written['nbytes'][split]}",
-                      f"    num_examples: {len(members)}"]
-    return "\n".join(lines + ["---", ""])
+def _fold(text: str, cls: str = "fa-obs", body: str | None = None) -> str:
+    """Text shown whole when short, else its first lines with the rest behind a click (a <details>)."""
+    shown = esc(text) if body is None else body
+    lines = text.split("\n")
+    if len(lines) <= FOLD_LINES and len(text) <= FOLD_CHARS:
+        return f'<div class="{cls}">{shown}</div>'
+    preview = "\n".join(lines[:FOLD_LINES])[:FOLD_CHARS]
+    more = f"show all ({len(lines)} lines, {len(text)} characters)"
+    return (f'<details class="{cls}"><summary><span class="fa-preview">{esc(preview)}… </span>'
+            f'<span class="fa-more">{more}</span></summary>{shown}</details>')
 
 
-def _counts_table(rows: dict[str, list[dict]]) -> list[str]:
-    counts = Counter((r["task"], r["method"], split) for split, members in rows.items() for r in members)
-    cells = sorted({(t, m) for t, m, _ in counts})
-    splits = list(rows)
-    lines = ["| task | method | " + " | ".join(splits) + " | total |",
-             "| --- | --- | " + "--- | " * len(splits) + "--- |"]
-    for t, m in cells:
-        per = [counts[(t, m, s)] for s in splits]
-        lines.append(f"| {t} | {m} | " + " | ".join(map(str, per)) + f" | {sum(per)} |")
-    per = [len(rows[s]) for s in splits]
-    lines.append("| **all** | | " + " | ".join(map(str, per)) + f" | {sum(per)} |")
-    return lines
+def action_chip(step: Step, arg_html: str | None = None) -> str:
+    """The action as a tool chip and its argument; a malformed action shows as written."""
+    action = step.action
+    if action is None:
+        return ""
+    name = action.name
+    if name is None or step.flags.parse_error:
+        chip = '<span class="fa-chip fa-bad">malformed</span>'
+        arg = arg_html if arg_html is not None else esc(action.raw)
+        return f'{chip} <span class="fa-arg">{arg}</span>'
+    cls = "fa-chip fa-finish" if name.lower() == "finish" else "fa-chip"
+    arg = arg_html if arg_html is not None else esc(action.arg or "")
+    return f'<span class="{cls}">{esc(name)}</span> <span class="fa-arg">{arg}</span>'
 
 
-def _filters(spec: dict) -> tuple[list[str], list[str]]:
-    """Lines naming the active filters, and the lint kinds whose trajectories were left out."""
-    from .lint import IRREGULAR_KINDS
-
-    filters = spec.get("filters") or {}
-    lints = list(filters.get("exclude_lints") or [])
-    lines = []
-    if "keep_irregular" in filters and not filters["keep_irregular"]:
-        lines.append("- rows imported with an irregular conversation layout left out")
-        lints += [k for k in IRREGULAR_KINDS if k not in lints]
-    for key, text in FILTER_TEXT.items():
-        value = filters.get(key)
-        if key == "max_steps" and value is not None:
-            lines.append(f"- {text.format(value)}")
-        elif value and key != "max_steps":
-            keep = f", keeping the {filters.get('dedupe_keep', 'best')}" if key == "dedupe" else ""
-            lines.append(f"- {text}{keep}")
-    return lines or ["- none"], lints
+def step_marks(step: Step, lints: Iterable[Lint] = ()) -> str:
+    marks = []
+    if not step.flags.train:
+        marks.append('<span class="fa-mark" title="this step carries no loss in training">not trained</span>')
+    if step.flags.perturbed:
+        marks.append(f'<span class="fa-mark fa-pert" title="the observation was replaced">perturbed: '
+                     f'{esc(step.flags.perturbed)}</span>')
+    for lint in lints:
+        title = f' title="{esc(lint.detail)}"' if lint.detail else ""
+        marks.append(f'<span class="fa-mark fa-lint"{title}>{esc(lint.kind)}</span>')
+    return "".join(marks)
 
 
-def _sources(rows: dict[str, list[dict]]) -> tuple[list[str], list[str]]:
-    """Lines on where the members come from and the licences that apply (as the Hub names them)."""
-    members = [r for split in rows.values() for r in split]
-    sources = Counter(r["source"] for r in members)
-    tasks = sorted({r["task"] for r in members})
-    lines = ["Trajectories per source (as imported or generated in FireAct Studio):", ""]
-    lines += [f"- `{name}`: {n}" for name, n in sorted(sources.items())]
-    lines += ["", "Questions come from these task sets; their licences apply to the questions and gold answers:", ""]
-    licences = set()
-    for task in tasks:
-        name, licence, ref = TASK_SOURCES.get(task, (task, None, "not a task FireAct Studio knows; see its source"))
-        licences.add(licence or "other")
-        lines.append(f"- {name} (`{task}`), licence: {licence or 'see the source'}. {ref}")
-    lines += ["", "The trajectories follow FireAct's format and method (MIT licence, "
-              "https://github.com/anchen1011/FireAct). Text written by a model is also subject to the terms of the "
-              "model that wrote it (the `model` column, where known)."]
-    return lines, sorted(licences)
+def step_card(step: Step, index: int, lints: Iterable[Lint] = (), diff: dict[str, str] | None = None) -> str:
+    """One step's card; `diff` holds already escaped and marked HTML for fields that differ from another run."""
+    diff = diff or {}
+    off = "" if step.flags.train else " fa-off"
+    top = (f'<div class="fa-top"><span class="fa-n">{index + 1}</span>{action_chip(step, diff.get("Action"))}'
+           f'{step_marks(step, lints)}</div>')
+    parts = [top]
+    if step.thought is None and step.action is None and step.raw is not None:
+        parts.append(_fold(step.raw, "fa-raw", diff.get("Text")))
+    if step.thought is not None:
+        parts.append(f'<div class="fa-thought">{diff.get("Thought") or esc(step.thought)}</div>')
+    if step.observation is not None:
+        parts.append(_fold(step.observation, body=diff.get("Observation")))
+    if step.flags.perturbed and step.flags.original_observation:
+        parts.append(_fold("Before perturbation: " + step.flags.original_observation))
+    return f'<div class="fa-card{off}" data-testid="step-card">{"".join(parts)}</div>'
 
 
-def dataset_card(version: dict, fmt: str, rows: dict[str, list[dict]], written: dict,
-                 parent: dict | None = None) -> str:
-    """README.md of an exported dataset folder (`fmt`: hf, axolotl or llamafactory)."""
-    spec = version["spec"]
-    filter_lines, lints = _filters(spec)
-    source_lines, licences = _sources(rows)
-    lineage = (f"derived from version `{parent['name']}` (content hash `{parent['content_hash']}`), reusing its spec"
-               if parent else "none: this version was mixed from the database directly")
-    body = [
-        f"# {version['name']}",
-        "",
-        "Language-agent fine-tuning data after FireAct (Chen et al., 2023): each row is one trajectory of "
-        "Thought / Action / Observation turns as chat messages, exported by FireAct Studio from the dataset "
-        f"version `{version['name']}`.",
-        "",
-        "## Columns",
-        "",
-        "`messages` is a list of `{role, content, train}` turns: the prompt and the question first, then the "
-        "model's turns (`assistant`: thought and action) and the observations (`user`). `train` says whether the "
-        f"turn carries loss: {LOSS_MASK_TEXT.get(version['loss_mask'], version['loss_mask'])} (loss mask "
-        f"`{version['loss_mask']}`); a step switched off in the editor carries none. The other columns: `id`, "
-        "`task`, `method`, `source`, `qid` (question id in its task set), `em` (exact match of the final answer)"
-        + (", `question`, `gold`, `prediction`, `f1`, `reward`, `model`, `revision`." if fmt == "hf" else "."),
-        "",
-        "## Mix",
-        "",
-        f"- size {version['size']}: {version['n_train']} train, {version['n_val']} validation "
-        "(validation holds out whole questions)",
-        f"- seed {version['seed']}, created {version['created_at']:%Y-%m-%d %H:%M} UTC"
-        + (f" by {version['created_by']}" if version.get("created_by") else ""),
-        f"- content hash `{version['content_hash']}` (md5 over the loss mask and each member's position, split, "
-        "trajectory id and revision)",
-        f"- parent version: {lineage}",
-        *([f"- note: {version['note']}"] if version.get("note") else []),
-        "",
-        "Spec (`fireact mix --spec`):",
-        "",
-        "```json",
-        json.dumps(spec, indent=2, sort_keys=True),
-        "```",
-        "",
-        "### Counts by task x method",
-        "",
-        *_counts_table(rows),
-        "",
-        "### Filters",
-        "",
-        *filter_lines,
-        "",
-        "### Lints left out",
-        "",
-        ("Trajectories flagged by these data checks were left out: " + ", ".join(f"`{k}`" for k in lints) + "."
-         if lints else "None: no data check was used to leave trajectories out."),
-        "",
-        *_format_section(version, fmt, written),
-        "## Sources and licences",
-        "",
-        *source_lines,
-        "",
-        *CITATION_SECTION,
-    ]
-    return _header(version, fmt, rows, written, licences) + "\n".join(body)
+def steps_html(steps: list[Step], lints: Iterable[Lint] = (), first: int = 0, with_css: bool = True) -> str:
+    """Cards for `steps` (numbered from `first`), each with the lints found on it."""
+    by_step: dict[int, list[Lint]] = {}
+    for lint in lints:
+        if lint.step is not None:
+            by_step.setdefault(lint.step, []).append(lint)
+    cards = "".join(step_card(s, first + i, by_step.get(first + i, ())) for i, s in enumerate(steps))
+    return (CSS if with_css else "") + f'<div class="fa-cards">{cards}</div>'
 
 
-def _format_section(version: dict, fmt: str, written: dict) -> list[str]:
-    name = version["name"]
-    if fmt == "hf":
-        return ["## Loading", "", "```python", "from datasets import load_dataset", "",
-                'ds = load_dataset("path/to/this/folder")  # or the Hub repository it was uploaded to',
-                'ds["train"][0]["messages"]', "```", ""]
-    if fmt == "axolotl":
-        return ["## Training with axolotl", "",
-                "`axolotl.yaml` holds the `datasets` (and `test_datasets`) entries: `type: chat_template` over "
-                "`messages`, with `message_field_training: train` so each turn's flag decides its loss (without it "
-                "axolotl trains every assistant turn, switched-off steps too). Add the model and training settings, "
-                "then run `axolotl train axolotl.yaml` from this folder.", ""]
-    notes = written.get("notes") or {}
-    lines = ["## Training with LLaMA-Factory", "",
-             f"`dataset_info.json` has the entries `{'`, `'.join(written.get('entries', []))}` (sharegpt layout, "
-             "columns and role tags mapped). Give this folder as `dataset_dir` and "
-             f"`dataset: {name}`" + (f", `eval_dataset: {name}_validation`." if "validation" in written["files"]
-                                      else "."), "",
-             "Rows per file: " + ", ".join(f"`{path}` {written['kept'][split]}"
-                                           for split, path in written["files"].items())
-             + ". LLaMA-Factory trains every assistant turn and no user turn; it has no per-turn flag. Against this "
-             "version's flags:", ""]
-    lines += [f"- {what}: {n}" for what, n in sorted(notes.items())] or ["- no difference"]
-    return lines + [""]
+def _score(value: float | None) -> str:
+    if value is None:
+        return "—"
+    cls = "fa-right" if value >= 1 else "fa-wrong"
+    return f'<span class="{cls}">{value:.2f}</span>' if value not in (0, 1) else \
+        f'<span class="{cls}">{"right" if value >= 1 else "wrong"}</span>'
+
+
+def header_html(traj: Trajectory, lints: Iterable[Lint] = (), review: str | None = None, answer: str | None = None,
+                with_css: bool = True) -> str:
+    """Question, gold, answer, EM and F1, then source, task, method, model, status and the trajectory's lints."""
+    final = traj.final_answer if answer is None else answer
+    facts = [("Gold", esc(traj.gold) if traj.gold is not None else "—"),
+             ("Answer", esc(final) if final is not None else "—"), ("EM", _score(traj.em)),
+             ("F1", "—" if traj.f1 is None else f"{traj.f1:.2f}"), ("Steps", str(len(traj.steps)))]
+    if review:
+        facts.append(("Review", esc(review)))
+    whole = [x for x in lints if x.step is None]
+    meta = (f'<span title="{esc(traj.source)}">{esc(display_name(traj.source))}</span> · task {esc(traj.task)} · '
+            f'method {esc(traj.method)} · model {esc(traj.model or "—")} · {esc(traj.status)} · revision '
+            f'{traj.revision}' + (f" by {esc(traj.updated_by)}" if traj.updated_by else ""))
+    marks = "".join(f'<span class="fa-mark fa-lint" title="{esc(x.detail)}">{esc(x.kind)}</span> ' for x in whole)
+    body = (f'<div class="fa-head" data-testid="trajectory-header"><div class="fa-q">{esc(traj.question)}</div>'
+            f'<div class="fa-facts">{"".join(f"<span><b>{k}</b> {v}</span>" for k, v in facts)}</div>'
+            f'<div class="fa-meta">{meta}</div>{"<div>" + marks + "</div>" if marks else ""}</div>')
+    return (CSS if with_css else "") + body
+
+
+def _diffs(fields: dict[str, str], other: dict[str, str], left: bool) -> dict[str, str]:
+    out = {}
+    for name, text in fields.items():
+        if name in other and other[name] != text:
+            a, b = word_diff_html(text, other[name]) if left else word_diff_html(other[name], text)
+            out[name] = (a if left else b).replace("<mark style=", '<mark class="fa-diff" style=')
+    return out
+
+
+def pair_cards_html(a: Trajectory | None, b: Trajectory | None, name_a: str = "A", name_b: str = "B") -> str:
+    """Two trajectories' cards side by side, steps aligned by kind (thought, search, finish), the words that
+    differ marked."""
+    steps_a, steps_b = (a.steps if a else []), (b.steps if b else [])
+    rows = [f'<div class="fa-n">{esc(name_a)}</div><div class="fa-n">{esc(name_b)}</div>']
+    for i, j in align_steps(steps_a, steps_b):
+        sa = steps_a[i] if i is not None else None
+        sb = steps_b[j] if j is not None else None
+        fa, fb = step_fields(sa), step_fields(sb)
+        cells = []
+        for step, idx, mine, other, left in ((sa, i, fa, fb, True), (sb, j, fb, fa, False)):
+            if step is None:
+                cells.append('<div class="fa-none">(no step here)</div>')
+                continue
+            diff = _diffs(mine, other, left)
+            if "Action" in diff and step.action is not None and step.action.name and not step.flags.parse_error:
+                # the chip shows the tool; mark the argument's words against the other side's argument
+                other_step = sb if left else sa
+                other_arg = other_step.action.arg if other_step and other_step.action else ""
+                pa, pb = word_diff_html(step.action.arg or "", other_arg or "") if left else \
+                    word_diff_html(other_arg or "", step.action.arg or "")
+                diff["Action"] = (pa if left else pb).replace("<mark style=", '<mark class="fa-diff" style=')
+            cells.append(step_card(step, idx, diff=diff))
+        rows.append(f'<div data-testid="aligned-step" style="display:contents">{cells[0]}{cells[1]}</div>')
+    return CSS + f'<div class="fa-pair fireact-compare">{"".join(rows)}</div>'

@@ -209,12 +209,14 @@ def annotation_event(store: Store, traj_id: str, author: str, *, status: str | N
 
 
 def review_decision(store: Store, traj_id: str, author: str, status: str | None, labels: list[str] = (),
-                    comment: str | None = None) -> Annotation:
-    """Accept or reject (None: only label / comment), keeping the labels, rating and comment already given
-    (an assigned annotator keeps their own, so that each one's decision stays theirs for agreement)."""
+                    comment: str | None = None, rating: int | None = None) -> Annotation:
+    """Accept or reject (None: only label / comment / rating), keeping the labels, rating and comment already
+    given where no new one is (an assigned annotator keeps their own, so that each one's decision stays theirs
+    for agreement)."""
     old = store.own_review_state(traj_id, author) if store.is_assigned(traj_id, author) else store.review_state(traj_id)
     return annotation_event(store, traj_id, author, status=status or (old.status if old else None),
-                            labels=[*(old.labels if old else []), *labels], rating=old.rating if old else None,
+                            labels=[*(old.labels if old else []), *labels],
+                            rating=rating if rating is not None else (old.rating if old else None),
                             comment=(comment or "").strip() or (old.comment if old else None))
 
 

@@ -4,7 +4,7 @@
     axolotl       data/{train,validation}.jsonl, axolotl.yaml (its `datasets` / `test_datasets`), README.md
     llamafactory  data/{train,validation}.json, dataset_info.json (its entries for both splits), README.md
 
-Every folder has the dataset card (fireact_core.cards), whose YAML header declares the configs and splits, so
+Every folder has the dataset card (fireact_core.hub_cards), whose YAML header declares the configs and splits, so
 `datasets.load_dataset(DIR)` and `huggingface-cli upload` take any of them. Rows keep the version's order; each
 chat turn carries a `train` flag from the version's loss mask and the per-step switches (LLaMA-Factory has no
 per-turn flag: what it would train differently is counted and said in the card).
@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from .cards import dataset_card
+from .hub_cards import dataset_card
 from .datasets_export import arrow_table, member_row, parquet_schema
 from .errors import FireactError
 

@@ -12,6 +12,7 @@ from . import lint
 from .errors import FormatError
 from .files import write_file
 from .importer import ImportReport, import_files
+from .names import display_names
 from .store import Store
 
 Upload = tuple[str, bytes]  # (file name as the user named it, content)
@@ -45,12 +46,13 @@ def summary(store: Store) -> Overview:
     stats = store.stats()
     described = {s.name: s for s in store.list_sources()}
     sources = []
+    short = display_names(list(stats["by_source"]))
     for name, n in stats["by_source"].items():
         src = described.get(name)
         sources.append({
-            "source": name, "trajectories": n, "kind": src.kind if src else None,
+            "source": short[name], "trajectories": n, "kind": src.kind if src else None,
             "format": src.format if src else None, "model": src.model if src else None,
-            "task": src.task if src else None,
+            "task": src.task if src else None, "full name": name,
         })
     counts = store.lint_counts()
     docs = lint_docs()

@@ -18,12 +18,17 @@ import numpy as np
 import pandas as pd
 
 from .errors import NotFoundError
+from .names import display_model, display_names, finetuned_base
 
 REPORT_KEYS = ["run", "task", "method", "model", "attempted", "finished", "failed", "em_attempted", "em_finished",
                "f1_attempted", "f1_finished", "mean_steps", "tokens_in", "tokens_out", "latency_s", "cost_usd"]
 TABLE_COLUMNS = ["run", "task", "method", "model", "perturb", "attempted", "finished", "failed", "missing",
                  "em_attempted", "em_finished", "f1_attempted", "f1_finished", "mean_steps", "search_calls",
                  "tokens_in", "tokens_out", "latency_s", "cost_usd"]
+VIEW_COLUMNS = ["run", "em_attempted", "f1_attempted", "em_finished", "f1_finished", "task", "method", "model",
+                "perturb", "attempted", "finished", "failed", "missing", "mean_steps", "search_calls", "tokens_in",
+                "tokens_out", "latency_s", "cost_usd", "full name"]
+METHOD_ORDER = ["io", "cot", "react", "reflexion"]
 CLEAN = "clean"
 
 
@@ -90,14 +95,17 @@ def _finetuned_base(model: str, mode: Any, registry: dict[str, dict]) -> str | N
         return rec["base_model"]
     if model.startswith("ft:") and len(model.split(":")) > 2:
         return model.split(":")[1]
+    named = finetuned_base(model)  # FireAct's own names: ft_gpt-3.5-turbo-..., llama_models_lora_llama-2-7b-...
+    if named:
+        return named
     return model if mode in FINETUNED_MODES else None
 
 
 def model_variants(table: pd.DataFrame, registry: dict[str, dict]) -> pd.DataFrame:
     """Base model and variant (prompted / fine-tuned) of each run's model.
 
-    A model in the training registry, an OpenAI `ft:BASE:...` name, or a run made in fine-tuned mode is
-    fine-tuned; the base of any of those, or a run made in few-shot mode, is prompted; other names stand as given.
+    A model in the training registry, an OpenAI `ft:BASE:...` name (or FireAct's `ft_BASE_...`), a FireAct LoRA
+    model (`llama_models_lora_...`), or a run made in fine-tuned mode is fine-tuned; the base of any of those, or a run made in few-shot mode, is prompted; other names stand as given.
     """
     if "variant" in table.columns:
         return table[["base_model", "variant"]]
@@ -128,6 +136,37 @@ def prompted_vs_finetuned(table: pd.DataFrame, registry: dict[str, dict]) -> pd.
     tuned = {b for b, v in zip(t["base_model"], t["variant"]) if v == "fine-tuned"}
     keep = [b in tuned and v in ("prompted", "fine-tuned") for b, v in zip(t["base_model"], t["variant"])]
     return group_metrics(t[keep], ["base_model", "variant", "task", "method"])
+
+
+def runs_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs table as the dashboard shows it: short run and model names first, EM and F1 next, the full run
+    name last."""
+    short = display_names(table["run"].tolist())
+    models = [display_model(m) if isinstance(m, str) else "—" for m in table["model"]]
+    return table.assign(**{"full name": table["run"], "run": [short[r] for r in table["run"]], "model": models}
+                        )[VIEW_COLUMNS]
+
+
+def model_method_table(table: pd.DataFrame, registry: dict[str, dict]) -> tuple[pd.DataFrame, dict]:
+    """EM over attempted questions with a model per row and a method per column, as in FireAct's tables; and the
+    runs behind each cell, keyed by (row label, method). A fine-tuned model's row says so."""
+    t = table if "variant" in table.columns else with_variants(table, registry)
+    groups = group_metrics(t, ["model", "method", "variant"])
+    if groups.empty:
+        return pd.DataFrame(), {}
+    labels = {}
+    for model, variant in zip(groups["model"], groups["variant"]):
+        label = display_model(model) if model != "unknown" else "unknown model"
+        if variant == "fine-tuned" and "(" not in label:
+            label += " (fine-tuned)"
+        labels[(model, variant)] = label
+    rows = groups.assign(label=[labels[(m, v)] for m, v in zip(groups["model"], groups["variant"])])
+    methods = [m for m in METHOD_ORDER if m in set(rows["method"])] + sorted(set(rows["method"]) - set(METHOD_ORDER))
+    pivot = rows.pivot_table(index="label", columns="method", values="em", aggfunc="first")
+    pivot = pivot.reindex(columns=methods)
+    pivot.index.name, pivot.columns.name = "model", None
+    sources = {(r.label, r.method): list(r.sources) for r in rows.itertuples()}
+    return pivot, sources
 
 
 def scored_runs(table: pd.DataFrame) -> list[str]:

@@ -8,17 +8,32 @@ import streamlit as st
 from fireact_core.curation import browse_query, md_escape, split_query
 from fireact_core.errors import FireactError
 from fireact_core.filters import LIST_FIELDS, TrajectoryFilter
+from fireact_core.names import display_names
 from fireact_core.store.curation import SORTABLE
 from fireact_core.team import bulk_review
-from ui import annotator, page_setup
+from ui import annotator, confirm, page_setup
 
 PAGE_SIZE = 50
 EM = {"any": None, "right": "right", "wrong": "wrong"}
 REVIEW = {"any": None, "accepted": "accepted", "rejected": "rejected", "unreviewed": "unreviewed"}
 
-store = page_setup("Browse")
+COLUMNS = {
+    "EM": st.column_config.NumberColumn(format="%.0f", width=40, help="exact match: 1 right, 0 wrong"),
+    "F1": st.column_config.NumberColumn(format="%.2f", width=48),
+    "question": st.column_config.TextColumn(width=360), "answer": st.column_config.TextColumn(width=140),
+    "gold": st.column_config.TextColumn(width=120), "steps": st.column_config.NumberColumn(width=50),
+    "lints": st.column_config.TextColumn(width=150), "review": st.column_config.TextColumn(width=80),
+    "source": st.column_config.TextColumn(width=220, help="short name; the full one is in the last column"),
+    "method": st.column_config.TextColumn(width=70), "status": st.column_config.TextColumn(width=80),
+    "source (full name)": st.column_config.TextColumn(width="large"),
+}
+
+store = page_setup("Browse", ":material/search:")
+if st.session_state.get("browse_go"):  # a trajectory was chosen: open it before querying this page again
+    st.switch_page("pages/2_Trajectory.py", query_params={
+        **{k: v for k, v in st.query_params.to_dict().items() if k != "page"}, "id": st.session_state.pop("browse_go")})
 who = annotator()
-st.title("🔎 Browse")
+st.title("Browse")
 facets = store.facet_values()
 if not facets["source"]:
     st.info("The database holds no trajectories yet: import a file on the home page or with `fireact import FILE`.")
@@ -27,6 +42,11 @@ if not facets["source"]:
 url_filter, url_sort, url_desc = split_query(st.query_params.to_dict())
 url_sig = browse_query(url_filter, url_sort, url_desc)
 options = {name: sorted(set(facets.get(name, [])) | set(getattr(url_filter, name))) for name in LIST_FIELDS}
+short = display_names(options["source"])
+try:
+    url_page = max(1, int(st.query_params.get("page") or 1))
+except ValueError:
+    url_page = 1
 
 if st.session_state.get("browse_sig") != url_sig or "f_q" not in st.session_state:
     for name in LIST_FIELDS:
@@ -37,11 +57,15 @@ if st.session_state.get("browse_sig") != url_sig or "f_q" not in st.session_stat
         "f_sort": url_sort if url_sort in SORTABLE else "imported", "f_desc": url_desc, "f_page": 1,
         "browse_sig": url_sig,
     })
+if st.session_state.get("browse_url_page") != url_page:
+    st.session_state.update({"f_page": url_page, "browse_url_page": url_page})
 
 with st.sidebar:
     st.header("Filter")
     q = st.text_input("Search text", key="f_q", placeholder="questions, thoughts, actions, observations")
-    lists = {name: st.multiselect(name.title(), options[name], key=f"f_{name}") for name in LIST_FIELDS}
+    lists = {name: st.multiselect(name.title(), options[name], key=f"f_{name}",
+                                  format_func=(lambda v: short.get(v, v)) if name == "source" else str)
+             for name in LIST_FIELDS}
     em = st.radio("Answer (EM)", list(EM), key="f_em", horizontal=True)
     review = st.radio("Review", list(REVIEW), key="f_review", horizontal=True)
     status = st.selectbox("Status", ["finished", "unfinished", "failed"], index=None, key="f_status",
@@ -72,20 +96,46 @@ with store.session():
     page_no = min(int(st.session_state.get("f_page") or 1), pages)
     st.session_state["f_page"] = page_no
     rows = store.list_summaries(flt, sort, desc, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)
+if page_no > 1:
+    st.query_params["page"] = str(page_no)
+else:
+    st.query_params.pop("page", None)
+st.session_state["browse_url_page"] = page_no
+
+drafts = [k.split(":", 1)[1] for k, v in st.session_state.items()
+          if isinstance(k, str) and k.startswith("draft:") and isinstance(v, dict) and v.get("dirty")]
+if drafts:
+    with st.container(border=True):
+        st.markdown(f"**Unsaved edits** on {len(drafts)} {'trajectory' if len(drafts) == 1 else 'trajectories'}: "
+                    "open one to save or discard them.")
+        for tid in drafts[:5]:
+            st.page_link("pages/2_Trajectory.py", label=md_escape(st.session_state[f"draft:{tid}"]["orig"].question[:90]),
+                         icon=":material/edit_note:", query_params={"id": tid})
 
 st.subheader(f"{total} trajectories match")
-table = [{"question": r.question, "answer": r.final_answer, "gold": r.gold, "EM": r.em, "F1": r.f1,
-          "steps": r.n_steps, "method": r.method, "source": r.source, "lints": ", ".join(r.lints),
-          "review": r.review or "", "status": r.status} for r in rows]
+table = [{"EM": r.em, "F1": r.f1, "question": r.question, "answer": r.final_answer, "gold": r.gold,
+          "steps": r.n_steps, "lints": ", ".join(r.lints), "review": r.review or "", "source": short.get(r.source, r.source),
+          "method": r.method, "status": r.status, "source (full name)": r.source} for r in rows]
 event = st.dataframe(table, on_select="rerun", selection_mode="multi-row", hide_index=True, key="browse_table",
-                     width="stretch", column_config={"question": st.column_config.TextColumn(width="large")})
-st.number_input(f"Page (of {pages}, {PAGE_SIZE} a page)", min_value=1, max_value=pages, step=1, key="f_page",
-                width=220)
+                     width="stretch", column_config=COLUMNS)
+st.number_input(f"Page (of {pages}, {PAGE_SIZE} a page; the page is in the address)", min_value=1, max_value=pages,
+                step=1, key="f_page", width=260)
 selected = [rows[i].id for i in event.selection.rows if i < len(rows)] if event else []
 
 
 def open_trajectory(traj_id: str) -> None:
     st.switch_page("pages/2_Trajectory.py", query_params=browse_query(flt, sort, desc, id=traj_id))
+
+
+def apply_bulk(what: str, label: str, ids: list[str] | None) -> None:
+    """Tag, accept or reject `ids` (None: every trajectory matching the filter now)."""
+    targets = store.filter_ids(flt, sort, desc) if ids is None else ids
+    try:
+        n = bulk_review(store, who, targets, whole_filter=ids is None, status=None if what == "tag" else what,
+                        add_labels=[label] if what == "tag" else [])
+        st.session_state["browse_done"] = f"{what if what != 'tag' else 'labelled'}: {n} trajectories"
+    except FireactError as exc:
+        st.session_state["browse_error"] = str(exc)
 
 
 left, right = st.columns(2)
@@ -95,7 +145,8 @@ with left:
         open_trajectory(selected[0])
     labels = {r.id: f"{i + 1 + (page_no - 1) * PAGE_SIZE}. {r.question[:90]}" for i, r in enumerate(rows)}
     choice = st.selectbox("Open a trajectory of this page", list(labels), index=None, key="browse_open",
-                          format_func=labels.get, placeholder="choose one to open it")
+                          format_func=labels.get, placeholder="choose one to open it",
+                          on_change=lambda: st.session_state.update(browse_go=st.session_state.get("browse_open")))
     if choice:
         open_trajectory(choice)
     if rows and st.button("Review this filter"):
@@ -109,16 +160,22 @@ with right:
     actions = {"tag": b1.button("Add label", disabled=not tag.strip()), "accepted": b2.button("Accept"),
                "rejected": b3.button("Reject")}
     chosen = next((k for k, v in actions.items() if v), None)
-    targets = (selected if scope == "selected rows" else store.filter_ids(flt, sort, desc)) if chosen else []
-    if chosen and not targets:
+    whole = scope != "selected rows"
+    if chosen and not whole and not selected:
         st.warning("Nothing to apply it to: select rows in the table first.")
+    elif chosen and whole:
+        st.session_state["browse_confirm"] = (chosen, tag.strip(), total, sig)
     elif chosen:
-        try:
-            n = bulk_review(store, who, targets, whole_filter=scope != "selected rows",
-                            status=None if chosen == "tag" else chosen, add_labels=[tag.strip()] if chosen == "tag" else [])
-            st.session_state["browse_done"] = f"{chosen if chosen != 'tag' else 'labelled'}: {n} trajectories"
-            st.rerun()
-        except FireactError as exc:
-            st.error(md_escape(exc))
+        apply_bulk(chosen, tag.strip(), selected)
+        st.rerun()
+    pending = st.session_state.get("browse_confirm")
+    if pending and pending[3] == sig and whole:
+        what, label, count, _ = pending
+        verb = {"tag": f"Add the label '{label}' to", "accepted": "Accept", "rejected": "Reject"}[what]
+        confirm("browse_confirm", md_escape(f"{verb} all {count} trajectories matching this filter?"),
+                f"{dict(tag='Label', accepted='Accept', rejected='Reject')[what]} all {count}", apply_bulk, what, label,
+                None)
     if st.session_state.get("browse_done"):
         st.success(st.session_state.pop("browse_done"))
+    if st.session_state.get("browse_error"):
+        st.error(md_escape(st.session_state.pop("browse_error")))

@@ -1,15 +1,17 @@
-"""Review queue: the next unreviewed trajectory in the current filter, accept / reject / skip with one key."""
+"""Review queue: the next unreviewed trajectory in the current filter, read as step cards; rate it, label it,
+accept / reject / skip with one key."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+import ui
 from fireact_core import curation as cur
 from fireact_core.errors import FireactError
 from ui import annotator, page_setup
 from ui_team import assignment_panel, next_for
 
-store = page_setup("Review")
+store = page_setup("Review", ":material/fact_check:")
 who = annotator()
 ss = st.session_state
 flt, sort, desc = cur.split_query(st.query_params.to_dict())
@@ -17,7 +19,7 @@ query = cur.browse_query(flt, sort, desc)
 skip_key = "review_skip:" + "&".join(f"{k}={v}" for k, v in sorted(query.items()))
 skipped: list[str] = ss.setdefault(skip_key, [])
 
-st.title("✅ Review")
+st.title("Review")
 top, change = st.columns([4, 1])
 top.caption("Filter: " + cur.md_escape(cur.describe_filter(flt)))
 if change.button("Change the filter in Browse"):
@@ -28,6 +30,7 @@ with store.session():
     traj = store.get_trajectory(tid) if tid else None
     lints = store.lints_of(tid) if tid else []
     known = store.known_labels()
+    old = store.review_state(tid) if tid else None
 st.progress(reviewed / total if total else 0.0, text=f"{reviewed} of {total} reviewed in this filter")
 assignment_panel(store, who, flt)
 if total == 0:
@@ -42,10 +45,13 @@ if traj is None:
 
 
 def decide(status: str | None) -> None:
+    stars = ss.get(f"review_rating:{traj.id}")
+    rating = None if stars is None else stars + 1
     try:
-        if status:
-            cur.review_decision(store, traj.id, who, status, ss.get("review_labels") or [], ss.get("review_comment"))
-        else:
+        if status or rating is not None:
+            cur.review_decision(store, traj.id, who, status, ss.get("review_labels") or [], ss.get("review_comment"),
+                                rating=rating)
+        if not status:
             skipped.append(traj.id)
         ss["review_msg"] = f"{status or 'skipped'}: {traj.question[:80]}"
         ss.pop("review_labels", None)
@@ -55,40 +61,22 @@ def decide(status: str | None) -> None:
 
 
 b1, b2, b3, b4 = st.columns(4)
-b1.button("✅ Accept (a)", type="primary", on_click=decide, args=("accepted",), shortcut="a", width="stretch")
-b2.button("❌ Reject (x)", on_click=decide, args=("rejected",), shortcut="x", width="stretch")
-b3.button("⏭ Skip (s)", on_click=decide, args=(None,), shortcut="s", width="stretch")
-if b4.button("✏️ Open in the editor", width="stretch"):
+b1.button("Accept (a)", icon=":material/check_circle:", type="primary", on_click=decide, args=("accepted",),
+          shortcut="a", width="stretch")
+b2.button("Reject (x)", icon=":material/cancel:", on_click=decide, args=("rejected",), shortcut="x", width="stretch")
+b3.button("Skip (s)", icon=":material/skip_next:", on_click=decide, args=(None,), shortcut="s", width="stretch")
+if b4.button("Open in the editor (e)", icon=":material/edit:", width="stretch", shortcut="e"):
     st.switch_page("pages/2_Trajectory.py", query_params={**query, "id": traj.id})
 if ss.get("review_msg"):
     st.caption("Last: " + cur.md_escape(ss.pop("review_msg")))
 if ss.get("review_error"):
     st.error(cur.md_escape(ss.pop("review_error")))
 
-with st.container(border=True):
-    st.caption("Question")
-    st.text(traj.question)
-    cols = st.columns(4)
-    for col, (label, value) in zip(cols, [("Gold answer", traj.gold), ("Final answer", traj.final_answer),
-                                          ("EM", traj.em), ("Source", traj.source)]):
-        col.caption(label)
-        col.text("—" if value is None else str(value))
-    if lints:
-        st.warning("Lints: " + cur.md_escape(", ".join(sorted({x.kind for x in lints}))), icon="⚠️")
-l1, l2 = st.columns(2)
+l1, l2, l3 = st.columns([2, 2, 1])
 l1.multiselect("Labels to add", known, accept_new_options=True, key="review_labels")
 l2.text_input("Comment", key="review_comment")
-for i, step in enumerate(traj.steps, start=1):
-    with st.container(border=True):
-        st.caption(f"Step {i}")
-        if step.thought is None and step.action is None and step.raw is not None:
-            st.text(step.raw)
-        if step.thought is not None:
-            st.markdown(":blue[**Thought**]")
-            st.text(step.thought)
-        if step.action is not None:
-            st.markdown(":orange[**Action**]")
-            st.code(step.action.raw, language=None)
-        if step.observation is not None:
-            st.markdown(":gray[**Observation**]")
-            st.text(step.observation)
+with l3:
+    st.caption("Quality (kept with the decision)")
+    st.feedback("stars", key=f"review_rating:{traj.id}", default=old.rating - 1 if old and old.rating else None)
+ui.trajectory_header(traj, lints)
+ui.step_cards(traj.steps, lints)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fireact_core.compare import CELL_LABELS, pair_html
+from fireact_core.cards import pair_cards_html
+from fireact_core.compare import CELL_LABELS
 from fireact_core.curation import browse_query, md_escape
 from fireact_core.filters import TrajectoryFilter
+from fireact_core.names import display_names
 from ui import page_setup
 
 LIST_SIZE = 200
@@ -17,10 +19,11 @@ def plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-store = page_setup("Compare")
+store = page_setup("Compare", ":material/compare_arrows:")
 params = st.query_params.to_dict()
-st.title("⚖️ Compare two runs")
+st.title("Compare two runs")
 sources = store.facet_values()["source"]
+short = display_names(sources)
 if len(sources) < 2:
     st.info("Compare needs two runs (sources) in the database: import or generate another one first.")
     st.stop()
@@ -29,7 +32,8 @@ if len(sources) < 2:
 def pick(label: str, key: str, fallback: int) -> str:
     wanted = params.get(key)
     index = sources.index(wanted) if wanted in sources else min(fallback, len(sources) - 1)
-    return st.selectbox(label, sources, index=index, key=f"cmp_{key}")
+    return st.selectbox(label, sources, index=index, key=f"cmp_{key}", format_func=short.get,
+                        help="the full name is in the address (a= and b=)")
 
 
 c1, c2 = st.columns(2)
@@ -93,11 +97,11 @@ st.text(pair["question"])
 h1, h2 = st.columns(2)
 for col, name, traj in ((h1, run_a, traj_a), (h2, run_b, traj_b)):
     with col:
-        st.caption(f"Run {md_escape(name)}")
+        st.caption(f"Run {md_escape(short.get(name, name))}")
         if traj is None:
             st.text("(this question is not in this run)")
             continue
         st.text(f"Answer: {traj.final_answer}   EM: {traj.em}   steps: {len(traj.steps)}")
         if st.button("Open in the editor", key=f"open_{traj.id}"):
             st.switch_page("pages/2_Trajectory.py", query_params={"id": traj.id, "source": traj.source})
-st.html(pair_html(traj_a, traj_b, f"A: {run_a}", f"B: {run_b}"))
+st.html(pair_cards_html(traj_a, traj_b, f"A: {short.get(run_a, run_a)}", f"B: {short.get(run_b, run_b)}"))

@@ -8,15 +8,17 @@ import streamlit as st
 from fireact_core import engine
 from fireact_core.errors import FireactError
 from fireact_core.models.pricing import price_table
-from fireact_core.prompts import METHODS, import_fireact_prompt, save_examples, version_row
+from fireact_core.names import display_names
+from fireact_core.preflight import in_page_words, run_problems
+from fireact_core.prompts import METHODS, examples_for, import_fireact_prompt, save_examples, version_row
 from fireact_core.tasks import list_tasks
 from ui import annotator, page_setup
 
-store = page_setup("Generate")
+store = page_setup("Generate", ":material/play_arrow:")
 who = annotator()
 ss = st.session_state
 params = st.query_params.to_dict()
-st.title("⚡ Generate")
+st.title("Generate")
 
 registered = {m.name: m for m in engine.registered_models(store)}
 wanted = params.get("model", "")
@@ -73,16 +75,19 @@ if submitted:
             api_key=api_key or None, search=search, corpus=corpus or None,
             perturb=None if perturb == "off" else f"{perturb}:{perturb_p}", temperature=float(temperature),
             concurrency=int(concurrency) or None, max_steps=int(max_steps) or None, **fields)
-        ss["gen_run"] = engine.start_run(store, cfg, by=who)
-        st.success(f"Started run '{ss['gen_run']}'.")
+        problems = run_problems(cfg)
+        for problem in problems:
+            st.error(problem)
+        if not problems:
+            ss["gen_run"] = ss["gen_watch"] = engine.start_run(store, cfg, by=who)
+            st.success(f"Started run '{ss['gen_run']}'.")
     except FireactError as exc:
-        st.error(str(exc))
+        st.error(in_page_words(str(exc)))
     except ValueError as exc:
         st.error(f"Check the settings: {exc}")
 
 
 
-@st.fragment(run_every=2)
 def progress(name: str) -> None:
     with store.session():
         run = engine.run_view(store, name)
@@ -108,12 +113,26 @@ def progress(name: str) -> None:
                  hide_index=True, width="stretch")
 
 
-runs = [r["name"] for r in store.list_runs()]
-if runs:
-    current = ss.get("gen_run") if ss.get("gen_run") in runs else runs[-1]
-    progress(st.selectbox("Run", runs, index=runs.index(current), key="gen_watch"))
-else:
-    st.info("No runs yet: fill in the form and press Start, or run `fireact generate ...`.")
+RUNS = store.list_runs()
+
+
+@st.fragment(run_every=2 if any(r["status"] == "running" for r in RUNS) else 10)
+def runs_panel() -> None:
+    """The run being watched: the newest one unless another was chosen; a run started here or from the command
+    line shows up on its own."""
+    runs = [r["name"] for r in store.list_runs()]
+    if not runs:
+        st.info("No runs yet: fill in the form and press Start, or run `fireact generate ...`.")
+        return
+    if ss.get("gen_newest") != runs[-1]:  # a new run appeared: follow it
+        ss["gen_newest"] = ss["gen_watch"] = runs[-1]
+    if ss.get("gen_watch") not in runs:
+        ss["gen_watch"] = runs[-1]
+    short = display_names(runs)
+    progress(st.selectbox("Run", runs, key="gen_watch", format_func=lambda r: short.get(r, r)))
+
+
+runs_panel()
 
 with st.expander("Few-shot examples (versioned)"):
     e1, e2 = st.columns(2)

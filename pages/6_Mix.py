@@ -14,8 +14,8 @@ from fireact_core.mix_view import (cells_frame, composition_figure, example_html
 from fireact_core.mixing import CELL_SEP, MixSpec, get_version, plan_mix, save_mix
 from ui import annotator, page_setup
 
-store = page_setup("Mix")
-st.title("🧪 Mix")
+store = page_setup("Mix", ":material/tune:")
+st.title("Mix")
 st.caption("Choose how much of each task and method goes into a fine-tuning set. The preview follows every "
            "slider; saving makes a named version that later edits never change.")
 sources = store.source_names()
@@ -145,6 +145,8 @@ with st.form("mix_save_form"):
     if st.form_submit_button("Save version", type="primary"):
         try:
             v = save_mix(store, spec, name, author=author, parent=parent, note=note, tokenizer_dir=tokenizer)
+            ss["mix_version"] = v.name  # the versions below show, and download, the one just saved
+            ss.pop("mix_download", None)
             st.success(f"Saved '{v.name}': {v.size} trajectories ({v.n_train} train, {v.n_val} val), hash {v.content_hash[:12]}")
         except FireactError as exc:
             st.error(str(exc))
@@ -155,7 +157,9 @@ if versions.empty:
     st.info("No version saved yet.")
     st.stop()
 st.dataframe(versions, hide_index=True, width="stretch")
-pick = st.selectbox("Version", list(versions["name"]), index=len(versions) - 1, key="mix_version")
+if ss.get("mix_version") not in set(versions["name"]):
+    ss["mix_version"] = versions["name"].iloc[-1]
+pick = st.selectbox("Version", list(versions["name"]), key="mix_version")
 a, b, c = st.columns(3)
 a.button("Load its spec into the mixer", on_click=load_version, args=(pick,), key="mix_load")
 fmt = b.selectbox("Format", DATASET_FORMATS, key="mix_format")
@@ -163,8 +167,9 @@ split = c.selectbox("Split", ["all", "train", "val"], key="mix_split")
 if st.button("Prepare download", key="mix_prepare"):
     try:
         ss["mix_download"] = export_dataset_bytes(store, pick, fmt, None if split == "all" else split)
+        ss["mix_download_of"] = (pick, fmt, split)
     except FireactError as exc:
         st.error(str(exc))
-if ss.get("mix_download"):
+if ss.get("mix_download") and ss.get("mix_download_of") == (pick, fmt, split):
     file_name, data = ss["mix_download"]
     st.download_button(f"Download {file_name}", data, file_name=file_name, key="mix_download_button")

@@ -14,14 +14,30 @@ from fireact_core.training.openai_jobs import start_openai_job
 from fireact_core.training.views import curves_figure, describe_report, job_detail, job_label, job_rows
 from ui import annotator, page_setup
 
-store = page_setup("Train")
+LABELS = {
+    "base_model": "Base model folder", "out": "Run folder", "method": "Method", "model_name": "Register the model as",
+    "lora_r": "LoRA rank (r)", "lora_alpha": "LoRA alpha", "lora_dropout": "LoRA dropout",
+    "target_modules": "Layers with adapters", "learning_rate": "Learning rate", "epochs": "Epochs",
+    "max_steps": "Max steps", "batch_size": "Batch size (per device)", "grad_accum": "Gradient accumulation steps",
+    "lr_scheduler": "Learning-rate schedule", "warmup_steps": "Warm-up steps", "weight_decay": "Weight decay",
+    "max_length": "Max length (tokens)", "overflow": "Longer examples", "batching": "Batching",
+    "precision": "Precision", "gradient_checkpointing": "Gradient checkpointing (saves memory)",
+    "use_cpu": "Train on the CPU", "num_processes": "Processes (GPUs)", "accelerate_config": "Accelerate config file",
+    "seed": "Seed", "logging_steps": "Log every (steps)", "eval_steps": "Evaluate every (steps)",
+    "save_steps": "Checkpoint every (steps)", "save_total_limit": "Checkpoints kept", "model": "Base model",
+    "suffix": "Name suffix", "base_url": "API base URL",
+}
+NEW_JOB_ONLY = {"resume"}  # resuming a job is the Jobs tab's Resume button, not a setting of a new job
+LENGTH = {"epochs": "Epochs", "max steps": "Max steps"}
+
+store = page_setup("Train", ":material/model_training:")
 who = annotator()
-st.title("🎯 Train")
+st.title("Train")
 datasets = [v["name"] for v in store.list_dataset_versions()]
 
 
 def widget(f: dict, key: str):
-    k, label, help_ = f"{key}.{f['name']}", f["label"], f["help"]
+    k, label, help_ = f"{key}.{f['name']}", LABELS.get(f["name"], f["label"]), f["help"]
     if "choices" in f:
         return st.selectbox(label, f["choices"], index=f["choices"].index(f["default"]), help=help_, key=k)
     if f["type"] == "bool":
@@ -40,10 +56,18 @@ def widget(f: dict, key: str):
     return st.text_input(label, f["default"], help=help_, key=k)
 
 
-def config_form(cls: type, key: str) -> dict:
-    """Widgets for every visible field of a config class, grouped as its metadata says."""
-    fields = [f for f in form_fields(cls) if f["name"] != "dataset"]
+def config_form(cls: type, key: str, length: str | None = None) -> dict:
+    """Widgets for every visible field of a config class, grouped as its metadata says. With `length`
+    ("epochs" or "max steps"), only that one of Epochs and Max steps is asked; the other is off."""
+    skip = {"dataset"} | NEW_JOB_ONLY
+    if length:
+        skip.add("max_steps" if length == "epochs" else "epochs")
+    fields = [f for f in form_fields(cls) if f["name"] not in skip]
+    if length == "max steps":  # asked for on purpose: at least one step
+        fields = [{**f, "default": max(f["default"], 100), "min": 1} if f["name"] == "max_steps" else f for f in fields]
     values = {"dataset": st.selectbox("Dataset version", datasets, key=f"{key}.dataset")}
+    if length == "epochs":
+        values["max_steps"] = 0
     for group in dict.fromkeys(f["group"] for f in fields):
         with st.expander(group, expanded=group in ("Model", "Data")):
             cols = st.columns(3)
@@ -70,8 +94,11 @@ with tab_local:
     if not datasets:
         st.info("No dataset version yet: make one on the Mix page, then train on it here.")
     else:
+        length = st.segmented_control("Train for", list(LENGTH), default="epochs", key="local.length",
+                                      format_func=LENGTH.get, help="a number of passes over the data, or of "
+                                      "optimiser steps: one or the other") or "epochs"
         with st.form("local"):
-            values = config_form(LocalTrainConfig, "local")
+            values = config_form(LocalTrainConfig, "local", length)
             if st.form_submit_button("Start training", type="primary"):
                 start("local", values)
 with tab_openai:
@@ -100,8 +127,6 @@ def job_actions(job, api_key: str) -> None:
 
 
 def show_job(job_id: str, api_key: str) -> None:
-    for problem in runner.refresh_jobs(store, remote=False):
-        st.warning(problem)
     job = store.get_job(job_id)
     if job.kind == "openai" and not job.finished:
         try:
@@ -129,37 +154,60 @@ def show_job(job_id: str, api_key: str) -> None:
             st.code(detail["log"], language=None)
 
 
-with tab_jobs:
-    runner.refresh_jobs(store, remote=False)
+runner.refresh_jobs(store, remote=False)
+LIVE = any(not j.finished for j in store.list_jobs())  # while a job runs, the Jobs and Models tabs refresh themselves
+
+
+def follow_jobs(seen_live: bool) -> None:
+    """Once the last running job has ended, redraw the whole page (new models, no more polling)."""
+    if seen_live and not any(not j.finished for j in store.list_jobs()):
+        st.rerun(scope="app")
+
+
+@st.fragment(run_every=3 if LIVE else None)
+def jobs_panel() -> None:
+    for problem in runner.refresh_jobs(store, remote=False):
+        st.warning(problem)
     jobs = store.list_jobs()
     if not jobs:
         st.info("No training job yet: start one under Local or OpenAI, or with `fireact train`.")
-    else:
-        st.dataframe(job_rows(jobs), hide_index=True)
-        chosen = st.selectbox("Job", jobs, format_func=job_label)
-        key = st.text_input("API key for OpenAI jobs (empty: $OPENAI_API_KEY)", type="password", key="jobs.key")
-        live = not chosen.finished
-        st.fragment(run_every=3 if live else None)(show_job)(chosen.id, key)
+        return
+    st.dataframe(job_rows(jobs), hide_index=True, key="jobs.table")
+    ids = [j.id for j in jobs]
+    by_id = {j.id: j for j in jobs}
+    chosen = st.selectbox("Job", ids, format_func=lambda i: job_label(by_id[i]), key="jobs.chosen")
+    key = st.text_input("API key for OpenAI jobs (empty: $OPENAI_API_KEY)", type="password", key="jobs.key")
+    show_job(chosen, key)
+    follow_jobs(LIVE)
 
-with tab_models:
+
+@st.fragment(run_every=3 if LIVE else None)
+def models_panel() -> None:
     models = store.list_models()
     if not models:
         st.info("No model yet: a job that succeeds registers its adapter, model folder or fine-tuned name here.")
-    else:
-        st.dataframe([{k: v for k, v in facts.items() if k not in ("settings", "scores")}
-                      | {"evaluations": len(facts["scores"])} for facts in models_with_facts(store)], hide_index=True)
-        name = st.selectbox("Model", [m.name for m in models])
-        c1, c2, c3, c4 = st.columns(4)
-        task = c1.selectbox("Task", ["hotpotqa", "strategyqa", "bamboogle", "mmlu"])
-        split = c2.text_input("Split", "dev")
-        sample = int(c3.number_input("Questions (sample)", 1, 100_000, 50))
-        search = c4.selectbox("Search", ["local", "serpapi", "none"])
-        tasks_dir = st.text_input("Tasks folder", default_tasks_dir())
-        if st.button("Evaluate now", type="primary", help="a ReAct run of this model in fine-tuned mode"):
-            try:
-                run = start_evaluation(store, name, task, split, by=who, sample=sample, search=search, tasks_dir=tasks_dir)
-                st.success(f"Evaluation run {run} started; follow it on the Generate page.")
-            except FireactError as exc:
-                st.error(str(exc))
-        st.page_link("pages/5_Generate.py", label=f"Evaluate {name} on {task} {split} (fine-tuned mode)", icon="⚡",
-                     query_params={"model": name, "mode": "finetuned", "task": task, "split": split})
+        return
+    st.dataframe([{k: v for k, v in facts.items() if k not in ("settings", "scores")}
+                  | {"evaluations": len(facts["scores"])} for facts in models_with_facts(store)], hide_index=True)
+    name = st.selectbox("Model", [m.name for m in models], key="models.chosen")
+    c1, c2, c3, c4 = st.columns(4)
+    task = c1.selectbox("Task", ["hotpotqa", "strategyqa", "bamboogle", "mmlu"])
+    split = c2.text_input("Split", "dev")
+    sample = int(c3.number_input("Questions (sample)", 1, 100_000, 50))
+    search = c4.selectbox("Search", ["local", "serpapi", "none"])
+    tasks_dir = st.text_input("Tasks folder", default_tasks_dir())
+    if st.button("Evaluate now", type="primary", help="a ReAct run of this model in fine-tuned mode"):
+        try:
+            run = start_evaluation(store, name, task, split, by=who, sample=sample, search=search, tasks_dir=tasks_dir)
+            st.success(f"Evaluation run {run} started; follow it on the Generate page.")
+        except FireactError as exc:
+            st.error(str(exc))
+    st.page_link("pages/5_Generate.py", label=f"Evaluate {name} on {task} {split} (fine-tuned mode)",
+                 icon=":material/play_arrow:",
+                 query_params={"model": name, "mode": "finetuned", "task": task, "split": split})
+
+
+with tab_jobs:
+    jobs_panel()
+with tab_models:
+    models_panel()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from fireact_core import charts, lineage, reports
+from fireact_core import charts, lineage, names, reports
 from fireact_core.errors import FireactError
 from fireact_core.filters import TrajectoryFilter
 from ui import annotator, page_setup
@@ -18,9 +18,15 @@ SCORES = ("em_attempted", "em_finished", "f1_attempted", "f1_finished", "em", "f
           "em_drop", "diff", "ci_low", "ci_high")
 FORMATS = {c: st.column_config.NumberColumn(format="%.3f") for c in SCORES}
 FORMATS["perturbed_share"] = st.column_config.NumberColumn(format="percent")
+FORMATS.update({c: st.column_config.NumberColumn(format="%.3f", width=100) for c in ("em_attempted", "f1_attempted",
+                                                                                   "em_finished", "f1_finished")})
+FORMATS.update({c: st.column_config.NumberColumn(format="%.3f", width=70) for c in reports.METHOD_ORDER})
+FORMATS.update({"run": st.column_config.TextColumn(width=300, help="short name; the full one is the last column"),
+                "model": st.column_config.TextColumn(width=180), "task": st.column_config.TextColumn(width=80),
+                "method": st.column_config.TextColumn(width=70), "full name": st.column_config.TextColumn(width="large")})
 
-store = page_setup("Dashboard", "📊")
-st.title("📊 Evaluation dashboard")
+store = page_setup("Dashboard", ":material/dashboard:")
+st.title("Evaluation dashboard")
 
 
 def open_browse(flt) -> None:
@@ -37,8 +43,8 @@ def table(df, name: str, key: str, drill=None, hide_index: bool = True) -> None:
     """A table with CSV export; with `drill(row, column)`, clicking a cell opens its trajectories."""
     event = st.dataframe(df, key=key, hide_index=hide_index, column_config=FORMATS,
                          on_select="rerun" if drill else "ignore", selection_mode="single-cell")
-    st.download_button("⬇ CSV", charts.csv_bytes(df if hide_index else df.reset_index()),
-                       f"{name}.csv", "text/csv", key=f"{key}_csv", on_click="ignore")
+    st.download_button("CSV", charts.csv_bytes(df if hide_index else df.reset_index()),
+                       f"{name}.csv", "text/csv", key=f"{key}_csv", on_click="ignore", icon=":material/download:")
     if drill and event and event.selection.cells:
         row, column = event.selection.cells[0]
         open_browse(drill(row, column))
@@ -51,11 +57,11 @@ def chart(fig, name: str, key: str) -> None:
     event = st.plotly_chart(fig, key=key, on_select="rerun", selection_mode=("points", "box"),
                             config={"toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}})
     left, right = st.columns([1, 5])
-    left.download_button("⬇ HTML", lambda: charts.figure_html(fig), f"{name}.html", "text/html",
-                         key=f"{key}_html", on_click="ignore")
+    left.download_button("HTML", lambda: charts.figure_html(fig), f"{name}.html", "text/html",
+                         key=f"{key}_html", on_click="ignore", icon=":material/download:")
     if charts.png_available():
-        right.download_button("⬇ PNG", lambda: charts.figure_png(fig), f"{name}.png", "image/png",
-                              key=f"{key}_png", on_click="ignore")
+        right.download_button("PNG", lambda: charts.figure_png(fig), f"{name}.png", "image/png",
+                              key=f"{key}_png", on_click="ignore", icon=":material/download:")
     else:
         right.caption("Click or box-select to open the trajectories in Browse. PNG: the camera icon in the chart's "
                       "toolbar (or `pip install kaleido` for a download button).")
@@ -67,16 +73,25 @@ def show_runs(data) -> None:
     runs = data.runs
     st.caption("EM and F1 over **attempted** count missing and unfinished questions as wrong; over **finished** "
                "they score only the questions that ended with an answer. Click a cell to open its trajectories.")
-    shown = runs[reports.TABLE_COLUMNS]
-    table(shown, "runs", "runs_table", drill=lambda r, c: charts.run_cell_filter(shown.iloc[r]["run"], c))
+    shown = reports.runs_view(runs)
+    table(shown, "runs", "runs_table", drill=lambda r, c: charts.run_cell_filter(shown.iloc[r]["full name"], c))
     for key in ("task", "method", "model"):
         st.markdown(f"**By {key}**")
         by = reports.group_metrics(runs, [key])
+        if key == "model":
+            by = by.assign(model=[names.display_model(m) if m != "unknown" else m for m in by["model"]])
         table(by.drop(columns="sources"), f"by_{key}", f"by_{key}",
               drill=lambda r, c, by=by: TrajectoryFilter(source=by.iloc[r]["sources"]))
 
 
 def show_models(data) -> None:
+    st.subheader("EM by model and method")
+    st.caption("EM over attempted questions, a model per row and a method per column, as in FireAct's tables. "
+               "Click a cell to open its trajectories.")
+    grid, cells = reports.model_method_table(data.runs, data.registry)
+    if not grid.empty:
+        table(grid, "em_model_x_method", "model_method_table", hide_index=False,
+              drill=lambda r, c: TrajectoryFilter(source=cells.get((grid.index[r], c), [])))
     by = reports.em_by_model_method(data.runs)
     if not by.empty:
         chart(charts.em_by_model_method(by), "em_by_model_method", "chart_model_method")
@@ -119,8 +134,9 @@ def show_compare(data) -> None:
         st.info("Two scored runs are needed for a paired comparison.")
         return
     c1, c2 = st.columns(2)
-    run_a = c1.selectbox("Run A", scored, index=0, key="cmp_a")
-    run_b = c2.selectbox("Run B", scored, index=1, key="cmp_b")
+    short = names.display_names(scored)
+    run_a = c1.selectbox("Run A", scored, index=0, key="cmp_a", format_func=short.get)
+    run_b = c2.selectbox("Run B", scored, index=1, key="cmp_b", format_func=short.get)
     cmp = reports.compare_runs(store, run_a, run_b)
     m = st.columns(4)
     m[0].metric("Shared questions", cmp.n, help=f"only in A: {cmp.only_in_a}, only in B: {cmp.only_in_b}, "
@@ -135,8 +151,9 @@ def show_compare(data) -> None:
 
 
 def show_lineage(data) -> None:
-    pick = st.selectbox("Run", reports.lineage_choices(data.runs, data.registry), key="lineage_run",
-                        help="runs of fine-tuned models first")
+    choices = reports.lineage_choices(data.runs, data.registry)
+    short = names.display_names(choices)
+    pick = st.selectbox("Run", choices, key="lineage_run", help="runs of fine-tuned models first", format_func=short.get)
     lin = lineage.run_lineage(store, data.runs, pick, data.registry)
     st.markdown(f"**Model** `{lin.model}` · {lin.variant} · base `{lin.base_model}`")
     for note in lin.notes:
@@ -156,13 +173,14 @@ def show_lineage(data) -> None:
 
 
 def main() -> None:
-    names = store.report_run_names()
-    if not names:
+    runs = store.report_run_names()
+    if not runs:
         st.info("No runs yet: import FireAct run files on the home page (or `fireact import FILE`), "
                 "or make one on the Generate page.")
         st.stop()
     with st.sidebar:
-        chosen = st.multiselect("Runs", names, key="dash_runs", placeholder="all runs")
+        short = names.display_names(runs)
+        chosen = st.multiselect("Runs", runs, key="dash_runs", placeholder="all runs", format_func=short.get)
         scored_only = st.toggle("Only scored runs", value=True, key="dash_scored",
                                 help="hide imported training sets that have no gold answers")
     data = reports.dashboard_runs(store, chosen or None, scored_only=scored_only)

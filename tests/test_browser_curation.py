@@ -65,8 +65,11 @@ def test_filter_open_edit_save_reload_restore(app, page):
     page.get_by_role("option").first.click()
     page.wait_for_url(re.compile(r".*/Trajectory\?.*id=" + first))
     settle(page)
-    main.get_by_text(original.question, exact=True).first.wait_for()
+    main.get_by_test_id("trajectory-header").get_by_text(original.question, exact=True).wait_for()
+    expect(main.get_by_test_id("step-card")).to_have_count(len(original.steps))
     page.get_by_test_id("stSidebar").get_by_text(f"{ME} · admin").wait_for()  # local mode: the OS user
+    main.get_by_text("Edit the whole trajectory").click()
+    settle(page)
     commit(main.locator("textarea").first, "Edited in the browser: check the film's director first.")
     settle(page)
     commit(main.get_by_label("Final answer (the argument of the finish action)"), original.gold)
@@ -80,14 +83,14 @@ def test_filter_open_edit_save_reload_restore(app, page):
     page.reload()
     wait_for_app(page)
     main.get_by_text(f"revision 1 by {ME}").first.wait_for()
-    expect(main.locator("textarea").first).to_have_value(re.compile("^Edited in the browser"))
-    main.get_by_test_id("stExpander").get_by_text("History").click()
+    expect(main.get_by_test_id("step-card").first).to_contain_text("Edited in the browser")
+    main.get_by_test_id("stExpander").get_by_text("History", exact=True).click()
     main.get_by_text(re.compile(rf"Revision 1 · {re.escape(ME)}")).wait_for()
     screenshot(page, "curation-trajectory")
     main.get_by_role("button", name="Restore revision 0").click()
     main.get_by_text("Restored revision 0 as a new revision.").wait_for()
     settle(page)
-    expect(main.locator("textarea").first).to_have_value(original.steps[0].thought or "")
+    expect(main.get_by_test_id("step-card").first).to_contain_text(original.steps[0].thought or "")
     restored = store.get_trajectory(first)
     assert restored.revision == 2 and restored.steps == original.steps and restored.final_answer == original.final_answer
 
@@ -102,10 +105,11 @@ def test_compare_aligned_steps_and_model_text_shown_as_text(app, page):
     page.wait_for_url(re.compile(r".*cell=only_b"))
     main.get_by_text(f"{counts['only_b']} questions (only B right)").wait_for()
     settle(page)
-    rows = main.locator('table.fireact-compare tr[data-testid="aligned-step"]')
+    rows = main.locator('.fireact-compare [data-testid="aligned-step"]')
     expect(rows.nth(1)).to_be_attached()
-    expect(main.locator("table.fireact-compare mark").first).to_be_attached()
-    main.locator("table.fireact-compare").scroll_into_view_if_needed()
+    expect(main.locator(".fireact-compare [data-testid=step-card]").nth(3)).to_be_visible()
+    expect(main.locator(".fireact-compare mark").first).to_be_attached()
+    main.locator(".fireact-compare").scroll_into_view_if_needed()
     screenshot(page, "curation-compare")
     script_html_and_markdown_image_render_as_text(base, page)
 
@@ -117,12 +121,13 @@ def script_html_and_markdown_image_render_as_text(base: str, page) -> None:
                        (f"Compare?a={RUN_A}&b={RUN_B}&cell=only_in_b", "curation-xss-compare")):
         page.goto(f"{base}/{path}")
         wait_for_app(page)
-        page.get_by_test_id("stMain").get_by_test_id("stText").filter(has_text=XSS_QUESTION).first.wait_for()
-        if path.startswith("Trajectory"):
-            page.wait_for_function("v => [...document.querySelectorAll('textarea')].some(t => t.value === v)", arg=XSS)
+        page.get_by_test_id("stMain").locator("[data-testid=stText], [data-testid=trajectory-header]").filter(
+            has_text=XSS_QUESTION).first.wait_for()
+        if not path.startswith("Compare"):
+            page.get_by_test_id("step-card").filter(has_text="window.__xss").first.wait_for()
         page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')")
         if path.startswith("Compare"):
-            page.locator("table.fireact-compare").scroll_into_view_if_needed()
+            page.locator(".fireact-compare").scroll_into_view_if_needed()
         page.wait_for_timeout(500)
         screenshot(page, name)
         assert page.evaluate("() => window.__xss") is None

@@ -67,9 +67,11 @@ def runs_store(tmp_path):
 
 def test_dashboard_on_the_seeded_database(monkeypatch, seeded_store):
     at = open_page(monkeypatch, seeded_store)
-    assert at.title[0].value == "📊 Evaluation dashboard"
+    assert at.title[0].value == "Evaluation dashboard"
     runs = table_with(at, "em_attempted")
-    assert list(runs["run"]) == [RUN_FILE.stem]  # the training sets have no gold answers: hidden
+    assert list(runs["full name"]) == [RUN_FILE.stem]  # the training sets have no gold answers: hidden
+    assert list(runs["run"]) == ["llama-2-7b-d_1000 (LoRA) · hotpotqa dev 0–500 · 2023-09-19"]
+    assert list(runs.columns[:3]) == ["run", "em_attempted", "f1_attempted"]
     row = runs.iloc[0]
     assert (row["attempted"], row["finished"], row["failed"]) == (500, 500, 0)
     assert round(row["em_attempted"], 3) == 0.262 and round(row["f1_finished"], 3) == 0.380
@@ -78,15 +80,19 @@ def test_dashboard_on_the_seeded_database(monkeypatch, seeded_store):
     assert not at.get("plotly_chart")  # the other tabs do not run until opened
     assert "No perturbed run" in open_tab(at, "Robustness").info[0].value
     assert "Two scored runs are needed" in open_tab(at, "Compare runs").info[0].value
-    assert "no lineage recorded" in open_tab(at, "Lineage").info[0].value
-    assert len(open_tab(at, "Models & methods").get("plotly_chart")) == 1
-    assert "No fine-tuned model" in at.info[0].value
+    assert "not in the model registry" in open_tab(at, "Lineage").info[0].value  # recognised as fine-tuned
+    models = open_tab(at, "Models & methods")
+    assert len(models.get("plotly_chart")) == 2  # EM by model and method; prompted versus fine-tuned
+    grid = table_with(models, "react")
+    assert list(grid.index) == ["llama-2-7b-d_1000 (LoRA)"] and round(grid.loc["llama-2-7b-d_1000 (LoRA)", "react"], 3) == 0.262
+    variants = table_with(models, "variant")
+    assert list(zip(variants["base_model"], variants["variant"])) == [("llama-2-7b", "fine-tuned")]
     cost = open_tab(at, "Cost & steps")
     assert "No tokens or cost recorded" in cost.info[0].value and len(cost.get("plotly_chart")) == 1
     open_tab(at, "Runs")
 
     at.toggle(key="dash_scored").set_value(False).run()
-    assert set(table_with(at, "em_attempted")["run"]) == {RUN_FILE.stem, "gpt_hotpotqa", "alpaca_hotpotqa_multimethod"}
+    assert set(table_with(at, "em_attempted")["full name"]) == {RUN_FILE.stem, "gpt_hotpotqa", "alpaca_hotpotqa_multimethod"}
 
 
 def test_dashboard_with_generated_runs(monkeypatch, runs_store):
@@ -104,6 +110,9 @@ def test_dashboard_with_generated_runs(monkeypatch, runs_store):
 
     variants = table_with(open_tab(at, "Models & methods"), "variant")
     assert set(zip(variants["base_model"], variants["variant"])) == {("llama", "prompted"), ("llama", "fine-tuned")}
+    grid = table_with(at, "react")
+    assert set(grid.index) == {"gpt-4", "llama", "llama-ft (fine-tuned)"}
+    assert grid.loc["llama-ft (fine-tuned)", "react"] == pytest.approx(45 / 110)
 
     # Compare: the first two scored runs, clean versus perturbed: a real difference
     open_tab(at, "Compare runs")
@@ -128,11 +137,11 @@ def test_dashboard_of_an_empty_database(monkeypatch, tmp_path):
 def test_a_runs_table_cell_opens_browse_on_its_trajectories(monkeypatch, runs_store):
     at = open_in_app(monkeypatch, runs_store)
     runs = table_with(at, "em_attempted")
-    row = list(runs["run"]).index("llama-tuned")
+    row = list(runs["full name"]).index("llama-tuned")
     at.session_state["runs_table"] = {"selection": {"cells": [[row, "failed"]]}}
     at.run()
     assert not at.exception
-    assert at.title[0].value == "🔎 Browse"
+    assert at.title[0].value == "Browse"
     assert at.query_params == {"source": "llama-tuned", "status": "failed"}
     assert TrajectoryFilter.from_query(at.query_params) == charts.run_cell_filter("llama-tuned", "failed")
 
@@ -141,7 +150,7 @@ def test_a_contingency_cell_opens_browse_on_those_questions(monkeypatch, runs_st
     at = open_tab(open_in_app(monkeypatch, runs_store), "Compare runs")
     at.session_state["cmp_table"] = {"selection": {"cells": [[0, "B wrong"]]}}  # right in A, wrong in B
     at.run()
-    assert at.title[0].value == "🔎 Browse"
+    assert at.title[0].value == "Browse"
     flt = TrajectoryFilter.from_query(at.query_params)
     expected = reports.compare_runs(runs_store, "gpt-clean", "gpt-none").ids["only_a_right"]
     assert flt.source == ["gpt-clean", "gpt-none"] and sorted(flt.ids) == sorted(expected) and len(expected) == 50
@@ -153,7 +162,7 @@ def test_a_group_row_opens_browse_on_its_runs(monkeypatch, runs_store):
     row = list(by_model["model"]).index("gpt-4")
     at.session_state["by_model"] = {"selection": {"cells": [[row, "em"]]}}
     at.run()
-    assert at.title[0].value == "🔎 Browse"
+    assert at.title[0].value == "Browse"
     assert TrajectoryFilter.from_query(at.query_params) == TrajectoryFilter(source=["gpt-clean", "gpt-none"])
 
 
@@ -166,4 +175,4 @@ def test_dashboard_of_training_sets_only(monkeypatch, tmp_path, shared):
     assert "untick 'Only scored runs'" in at.info[0].value
     at.toggle(key="dash_scored").set_value(False).run()
     runs = table_with(at, "em_attempted")
-    assert list(runs["run"]) == ["gpt_hotpotqa"] and pd.isna(runs.iloc[0]["em_attempted"])  # no gold: unknown
+    assert list(runs["full name"]) == ["gpt_hotpotqa"] and pd.isna(runs.iloc[0]["em_attempted"])  # no gold: unknown

@@ -65,7 +65,7 @@ def start(at: AppTest, name: str, end: int, concurrency: int = 4) -> AppTest:
 def test_form_renders_and_says_there_are_no_runs(env):
     at = page()
     assert not at.exception, at.exception
-    assert at.title[0].value == "⚡ Generate"
+    assert at.title[0].value == "Generate"
     assert widget(at.selectbox, "Task").value == "hotpotqa"
     assert widget(at.selectbox, "Method").value == "react"
     assert any("No runs yet" in i.value for i in at.info)
@@ -83,6 +83,38 @@ def test_start_runs_in_the_background_and_shows_progress(env):
     assert "3/3 questions" in at.get("progress")[0].proto.text
     assert {m.label for m in at.metric} >= {"EM so far", "Tokens", "Cost", "ETA"}
     assert b"sk-typed-into-the-page" not in db.read_bytes()
+
+
+def test_missing_prerequisites_are_named_before_any_run_starts(env, monkeypatch):
+    _, db = env
+    monkeypatch.delenv("FIREACT_SERPAPI_URL")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    for name in ("SERPAPI_API_KEY", "SERPAPI_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    at = page()
+    widget(at.text_input, "Run name (empty: made from the settings)").input("no-keys")
+    widget(at.button, "Start").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "Search 'serpapi' needs a SerpAPI key" in errors and "choose Search 'local'" in errors
+    assert "needs an API key" in errors and "--" not in errors
+    assert not at.success and Store(db).list_runs() == []
+    widget(at.selectbox, "Search").set_value("none")
+    widget(at.text_input, "API key (empty: $OPENAI_API_KEY; never stored)").input("sk-typed-into-the-page")
+    widget(at.number_input, "Start / sample size").set_value(9000)
+    widget(at.button, "Start").click().run()
+    assert any("from 9000" in e.value for e in at.error) and Store(db).list_runs() == []
+
+
+def test_a_new_run_is_followed_at_once(env):
+    llm, db = env
+    at = start(page(), "first-run", end=1)
+    wait_status(db, "first-run", lambda r: r["status"] != "running")
+    at.run()
+    assert widget(at.selectbox, "Run").value == "first-run"
+    start(at, "second-run", end=1)
+    assert widget(at.selectbox, "Run").value == "second-run"
+    assert any("second-run" in s.value for s in at.success)
+    wait_status(db, "second-run", lambda r: r["status"] != "running")
 
 
 def test_cancel_stops_the_run(env):

@@ -92,7 +92,8 @@ def test_upload_imports_through_the_same_reader(monkeypatch, tmp_path):
     assert report["file"] == run_file.name and report["rows read"] == 6 and report["format"] == "fireact-run"
     assert metrics(at)["Trajectories"] == "6"
     sources = table(at, "source").to_dict("records")
-    assert sources[0]["source"] == run_file.stem and sources[0]["model"] == "gpt-4" and sources[0]["task"] == "hotpotqa"
+    assert sources[0]["full name"] == run_file.stem and sources[0]["source"] == "gpt-4 · hotpotqa dev 0–6 · 2026-11-02"
+    assert sources[0]["model"] == "gpt-4" and sources[0]["task"] == "hotpotqa"
 
 
 def test_bad_upload_shows_the_error_and_writes_nothing(monkeypatch, tmp_path):

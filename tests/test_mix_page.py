@@ -111,6 +111,7 @@ def test_save_list_reload_and_export(page_db, tmp_path, monkeypatch):
     assert child.parent == "page-v1" and child.seed == 5
     lineage = next(d for d in at.dataframe if "lineage" in d.value.columns).value
     assert "page-v2 ← page-v1" in lineage["lineage"].tolist()
+    assert at.selectbox(key="mix_version").value == "page-v2", "the version just saved is the one offered"
 
     at.text_input(key="mix_name").input("page-v1")
     next(b for b in at.button if b.label == "Save version").click().run()
@@ -122,3 +123,6 @@ def test_save_list_reload_and_export(page_db, tmp_path, monkeypatch):
     at.button(key="mix_prepare").click().run()
     name, data = at.session_state["mix_download"]
     assert name == "page-v1-val.jsonl" and len(data.decode().splitlines()) == version.n_val
+    assert at.get("download_button")
+    at.selectbox(key="mix_version").set_value("page-v2").run()
+    assert not at.get("download_button"), "a download prepared for another version is not offered"

@@ -3,6 +3,8 @@ FireAct run (two runs over the same questions); every action goes through the wi
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -57,6 +59,11 @@ def texts(at: AppTest) -> list[str]:
     return [t.value for t in at.text]
 
 
+def cards_text(at: AppTest) -> str:
+    """The text of the page's step cards and trajectory header (HTML, unescaped)."""
+    return "\n".join(html.unescape(h.proto.body) for h in at.get("html"))
+
+
 def test_pages_say_what_is_missing_on_an_empty_database(tmp_path, monkeypatch):
     monkeypatch.setenv("FIREACT_DB", str(tmp_path / "empty.duckdb"))
     for name in ("1_Browse.py", "2_Trajectory.py", "3_Review.py", "4_Compare.py"):
@@ -89,8 +96,16 @@ def test_browse_bulk_label_accept_reject_are_stored(db):
     at.text_input(key="bulk_tag").input("short and wrong").run()
     button(at, "Add label").click().run()
     ok(at)
+    assert all(db.review_state(i) is None for i in ids), "a whole-filter action waits for its confirmation"
+    assert any(f"to all {len(ids)} trajectories matching this filter" in w.value for w in at.warning), [w.value for w in at.warning]
+    button(at, f"Label all {len(ids)}").click().run()
+    ok(at)
     assert all(db.review_state(i).labels == ["short and wrong"] for i in ids)
     button(at, "Reject").click().run()
+    button(at, "Cancel").click().run()
+    assert db.count_filtered(f.model_copy(update={"review": "rejected"})) == 0
+    button(at, "Reject").click().run()
+    button(at, f"Reject all {len(ids)}").click().run()
     assert db.count_filtered(f.model_copy(update={"review": "rejected"})) == len(ids)
     assert any("rejected" in s.value for s in at.success)
     at.radio(key="f_review").set_value("rejected").run()
@@ -104,7 +119,7 @@ def test_browse_opens_a_trajectory_keeping_the_filter(db):
     ok(at)
     assert at.query_params["id"] == first and at.query_params["em"] == "wrong"
     assert at.title[0].value.endswith("Trajectory")
-    assert at.text[0].value == db.get_trajectory(first).question
+    assert db.get_trajectory(first).question in cards_text(at)
 
 
 def edit_keys(at: AppTest, tid: str) -> str:
@@ -112,20 +127,27 @@ def edit_keys(at: AppTest, tid: str) -> str:
     return f"e:{tid}:{at.session_state[f'draft:{tid}']['gen']}:"
 
 
+def edit_all(at: AppTest, tid: str) -> AppTest:
+    """Leave the reading view for the whole-trajectory editor."""
+    return ok(at.toggle(key=f"t:whole:{tid}").set_value(True).run())
+
+
 def test_trajectory_edit_save_history_restore(db):
     f = TrajectoryFilter(source=[RUN_A], em="wrong")
     tid = db.filter_ids(f, limit=1)[0]
     before = db.get_trajectory(tid)
     at = ok(open_page("2_Trajectory.py", id=tid, source=RUN_A, em="wrong"))
-    assert before.question in texts(at)
+    assert before.question in cards_text(at)
     assert any(c.value == f"1 of {db.count_filtered(f)} in this filter" for c in at.caption)
+    assert not [t for t in at.text_area if t.key.startswith("e:")], "the page opens on the reading view"
+    edit_all(at, tid)
     prefix = edit_keys(at, tid)
     at.text_area(key=f"{prefix}0:thought").input("An edited first thought")
     at.text_input(key=f"{prefix}final").input(before.gold)
     at.toggle(key=f"{prefix}0:train").set_value(False)
     at.text_input(key=f"reason:{tid}").input("gold answer")
     at.run()
-    button(at, "💾 Save").click().run()
+    button(at, "Save").click().run()
     ok(at)
     saved = db.get_trajectory(tid)
     assert saved.revision == 1 and saved.steps[0].thought == "An edited first thought"
@@ -144,27 +166,29 @@ def test_trajectory_structure_buttons_and_next(db):
     f = TrajectoryFilter(source=[RUN_A], em="wrong")
     ids = db.filter_ids(f, limit=2)
     before = db.get_trajectory(ids[0])
-    at = ok(open_page("2_Trajectory.py", id=ids[0], source=RUN_A, em="wrong"))
+    at = edit_all(ok(open_page("2_Trajectory.py", id=ids[0], source=RUN_A, em="wrong")), ids[0])
     prefix = edit_keys(at, ids[0])
     at.text_area(key=f"{prefix}0:thought").input("typed before the insert").run()
-    at.button(key=f"{prefix}0:ins").click().run()
+    at.button(key=f"{edit_keys(at, ids[0])}0:ins").click().run()
     ok(at)
     prefix = edit_keys(at, ids[0])
     assert at.text_area(key=f"{prefix}0:thought").value == "typed before the insert"
     at.text_input(key=f"{prefix}1:action").input("search[inserted query]").run()
-    at.button(key=f"{prefix}{len(before.steps)}:del").click().run()
-    button(at, "💾 Save").click().run()
+    at.button(key=f"{edit_keys(at, ids[0])}{len(before.steps)}:del").click().run()
+    button(at, "Save").click().run()
     saved = db.get_trajectory(ids[0])
     assert len(saved.steps) == len(before.steps)
     assert saved.steps[1].action.arg == "inserted query" and saved.steps[0].thought == "typed before the insert"
-    button(at, "Next ▶").click().run()
+    button(at, "Next (j)").click().run()
     ok(at)
-    assert at.query_params["id"] == ids[1] and db.get_trajectory(ids[1]).question in texts(at)
+    assert at.query_params["id"] == ids[1] and db.get_trajectory(ids[1]).question in cards_text(at)
+    at.pills(key=f"p:open:{ids[1]}:{at.session_state[f'draft:{ids[1]}']['gen']}").set_value([0]).run()
     at.text_area(key=f"{edit_keys(at, ids[1])}0:thought").input("typed, not saved").run()
-    button(at, "◀ Previous").click().run()
-    button(at, "Next ▶").click().run()
+    button(at, "Previous (k)").click().run()
+    button(at, "Next (j)").click().run()
     assert at.text_area(key=f"{edit_keys(at, ids[1])}0:thought").value == "typed, not saved"
-    assert any(c.value == "Unsaved changes" for c in at.caption) and db.get_trajectory(ids[1]).revision == 0
+    assert any(c.value.startswith("Unsaved changes") for c in at.caption) and db.get_trajectory(ids[1]).revision == 0
+    assert any("Unsaved edits" in i.value for i in at.info)
 
 
 def test_trajectory_review_widgets_store_an_annotation(db):
@@ -184,16 +208,16 @@ def test_trajectory_review_widgets_store_an_annotation(db):
 
 def test_two_sessions_editing_the_same_trajectory(db):
     tid = db.filter_ids(TrajectoryFilter(source=[RUN_A], em="wrong"), limit=1)[0]
-    alice = ok(open_page("2_Trajectory.py", who="alice", id=tid))
-    bob = ok(open_page("2_Trajectory.py", who="bob", id=tid))
+    alice = edit_all(ok(open_page("2_Trajectory.py", who="alice", id=tid)), tid)
+    bob = edit_all(ok(open_page("2_Trajectory.py", who="bob", id=tid)), tid)
     pa, pb = edit_keys(alice, tid), edit_keys(bob, tid)
     alice.text_area(key=f"{pa}0:thought").input("Alice was here").run()
     bob.text_input(key=f"{pb}final").input("Bob's answer").run()
-    button(alice, "💾 Save").click().run()
-    button(bob, "💾 Save").click().run()
+    button(alice, "Save").click().run()
+    button(bob, "Save").click().run()
     ok(bob)
     assert any("alice" in e.value for e in bob.error)
-    assert bob.text_input(key=f"{pb}final").value == "Bob's answer"
+    assert bob.text_input(key=f"{edit_keys(bob, tid)}final").value == "Bob's answer"
     assert db.get_trajectory(tid).steps[0].thought == "Alice was here"
     button(bob, "Save mine on top of revision 1").click().run()
     ok(bob)
@@ -207,15 +231,18 @@ def test_review_queue_accept_skip_reject(db):
     ids = db.filter_ids(f, limit=3)
     at = ok(open_page("3_Review.py", who="dave", source=RUN_A, em="wrong"))
     total = db.count_filtered(f)
-    assert at.text[0].value == db.get_trajectory(ids[0]).question
+    assert db.get_trajectory(ids[0]).question in cards_text(at)
+    assert 'data-testid="step-card"' in "".join(h.proto.body for h in at.get("html"))
     at.multiselect(key="review_labels").set_value(["needs fix"]).run()
-    button(at, "✅ Accept (a)").click().run()
+    at.session_state[f"review_rating:{ids[0]}"] = 3  # the fourth star
+    button(at, "Accept (a)").click().run()
     ok(at)
-    assert db.review_state(ids[0]).status == "accepted" and db.review_state(ids[0]).labels == ["needs fix"]
-    assert at.text[0].value == db.get_trajectory(ids[1]).question
-    button(at, "⏭ Skip (s)").click().run()
-    assert at.text[0].value == db.get_trajectory(ids[2]).question and db.review_state(ids[1]) is None
-    button(at, "❌ Reject (x)").click().run()
+    state = db.review_state(ids[0])
+    assert state.status == "accepted" and state.labels == ["needs fix"] and state.rating == 4
+    assert db.get_trajectory(ids[1]).question in cards_text(at)
+    button(at, "Skip (s)").click().run()
+    assert db.get_trajectory(ids[2]).question in cards_text(at) and db.review_state(ids[1]) is None
+    button(at, "Reject (x)").click().run()
     assert db.review_state(ids[2]).status == "rejected"
     assert db.review_progress(f) == (2, total)
     assert f"2 of {total} reviewed" in str(at.get("progress")[0].proto)
@@ -243,10 +270,15 @@ def test_model_text_is_shown_as_text_on_every_page(db):
     from tests.test_curation import XSS
 
     at = ok(open_page("2_Trajectory.py", id=tid))
+    body = "".join(h.proto.body for h in at.get("html"))
+    assert html.escape(XSS) in body and "<script" not in body and "<img" not in body
+    edit_all(at, tid)
     assert at.text_area(key=f"{edit_keys(at, tid)}0:observation").value == XSS
     assert not any("<script" in m.value for m in at.markdown)
     at = ok(open_page("3_Review.py", ids=tid))
-    assert XSS in texts(at) and not any("<script" in m.value or "![x]" in m.value for m in at.markdown)
+    body = "".join(h.proto.body for h in at.get("html"))
+    assert html.escape(XSS) in body and "<script" not in body and "<img" not in body
+    assert not any("<script" in m.value or "![x]" in m.value for m in at.markdown)
     at = ok(open_page("4_Compare.py", a=RUN_A, b=RUN_B, cell="only_in_b"))
     body = at.get("html")[0].proto.body
     assert XSS_QUESTION in texts(at) and "<script" not in body and "&lt;script&gt;" in body and "<img" not in body

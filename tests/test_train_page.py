@@ -48,7 +48,8 @@ def test_empty_database_says_what_is_missing(tmp_path, monkeypatch):
 def test_form_comes_from_the_config_metadata_and_reports_bad_settings(db, monkeypatch):
     at = _run(monkeypatch, db)
     labels = {w.label for w in at.number_input} | {w.label for w in at.text_input} | {w.label for w in at.selectbox}
-    assert {"Lora r", "Learning rate", "Max length", "Base model", "Overflow", "Batching"} <= labels
+    assert {"LoRA rank (r)", "Learning rate", "Max length (tokens)", "Base model folder", "Longer examples", "Batching"} <= labels
+    assert "Epochs" in labels and "Max steps" not in labels and not any("Resume" in c.label for c in at.checkbox)
     tracker = at.selectbox(key="local.report_to")
     assert tracker.value == "tensorboard" and tracker.options == ["tensorboard", "wandb", "mlflow", "none"]
     help_text = next(w for w in at.number_input if w.key == "local.max_length").help

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..cards import CITATION_SECTION
+from ..hub_cards import CITATION_SECTION
 from ..errors import FireactError, NotFoundError
 from .records import RegisteredModel
 
