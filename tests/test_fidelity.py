@@ -223,7 +223,7 @@ def test_a_row_without_a_question_is_fixed_in_the_editor(irregular_file, tmp_pat
     at = ok(open_page("2_Trajectory.py", id=tid))
     prefix = next(w.key for w in at.text_input if w.key and w.key.endswith(":question")).removesuffix("question")
     at.text_input(key=f"{prefix}question").input("Which letter comes first?").run()
-    button(ok(at), "💾 Save").click().run()
+    button(ok(at), "Save").click().run()
     ok(at)
     saved = Store(db).get_trajectory(tid)
     assert saved.question == "Which letter comes first?" and saved.revision == 1
