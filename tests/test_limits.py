@@ -24,8 +24,10 @@ CHAT = (FINETUNE / "gpt_hotpotqa.jsonl").read_text().splitlines()
 
 
 def _cli(db: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    code = ("import resource, sys; from fireact_core.cli import main; rc = main(sys.argv[1:]); "
-            "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+    # VmHWM is this program's own peak: getrusage's ru_maxrss keeps the forking parent's peak across exec.
+    code = ("import re, sys; from fireact_core.cli import main; rc = main(sys.argv[1:]); "
+            "hwm = re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1); "
+            "print('maxrss', hwm, file=sys.stderr); sys.exit(rc)")
     return subprocess.run([sys.executable, "-c", code, "--db", str(db), *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
