@@ -399,12 +399,24 @@ def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None) -
         store.end_run(name, status)
         store.log_run_event(name, status, f"{run['attempted']}/{run['total']} questions done, {run['failed']} "
                             f"failed, EM {run['em'] or 0:.3f}")
+        _refresh_model_cards(store, name, _model_name(plan.config))
         return store.get_run(name)
 
     try:
         return runner.writer.submit(close).result()  # on the writer's open connection, if it still holds one
     finally:
         runner.writer.close()
+
+
+def _refresh_model_cards(store: Any, name: str, model: str | None) -> None:
+    """A run of a registered model adds its scores to that model's card; a card that cannot be written is
+    noted in the run's events and leaves the run as it ended."""
+    from .training.model_card import refresh_cards_for_run
+
+    try:
+        refresh_cards_for_run(store, model)
+    except (OSError, FireactError) as exc:
+        store.log_run_event(name, "warning", f"model card not brought up to date: {exc}")
 
 
 def run_generation(store: Any, cfg: RunConfig, progress: Callable[[RunProgress], None] | None = None,

@@ -194,7 +194,7 @@ def register_result(store: Any, job: TrainJob) -> RegisteredModel:
 
     try:
         write_model_card(store, model)
-    except (OSError, FireactError):  # the model stands; listing the models tries again and says why (card_error)
+    except (OSError, FireactError):  # the model stands; the card is written again when a run of it ends
         pass
     return model
 

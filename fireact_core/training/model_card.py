@@ -11,15 +11,13 @@ model has been evaluated.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..hub_cards import CITATION_SECTION
-from ..errors import FireactError, NotFoundError
+from ..errors import NotFoundError
+from ..files import write_text
 from .records import RegisteredModel
 
 CARD_FILE = "README.md"
@@ -155,30 +153,14 @@ def model_card(facts: dict[str, Any]) -> str:
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
-    """Replace `path` (absent or a regular file, whose mode is kept) with `text` through an exclusive temporary
-    file, unless it holds `text` already."""
-    mode = 0o644
-    if os.path.lexists(path):
-        info = os.lstat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise FireactError(f"{path} is not a regular file: the model card is not written there")
-        mode = stat.S_IMODE(info.st_mode)
-        try:
-            if path.read_text(encoding="utf-8") == text:
-                return False
-        except (OSError, UnicodeDecodeError):
-            pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Replace `path` with `text` (`files.write_text`: absent or a regular file, its mode kept), unless it
+    holds `text` already."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        if not path.is_symlink() and path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    write_text(path, text)
     return True
 
 
@@ -195,15 +177,18 @@ def write_model_card(store: Any, model: RegisteredModel, facts: dict[str, Any] |
 
 
 def models_with_facts(store: Any) -> list[dict[str, Any]]:
-    """The facts of every registered model, each local model's card brought up to date on the way."""
+    """The facts of every registered model (read only: cards are written when a model is registered and when
+    a run of it ends, `refresh_cards_for_run`)."""
     from ..reports import run_report
 
-    out, report = [], run_report(store)
+    report = run_report(store)
+    return [model_facts(store, model, report) for model in store.list_models()]
+
+
+def refresh_cards_for_run(store: Any, run_model: str | None) -> None:
+    """Bring the cards of the registered models a finished run evaluated up to date (its scores join them)."""
+    if not run_model:
+        return
     for model in store.list_models():
-        facts = model_facts(store, model, report)
-        try:
-            write_model_card(store, model, facts)
-        except (OSError, FireactError) as exc:  # the listing still works; it says why the card is not there
-            facts = {**facts, "card_error": str(exc)}
-        out.append(facts)
-    return out
+        if run_model in (model.name, model.path_or_id):
+            write_model_card(store, model)
