@@ -145,3 +145,20 @@ def fireact_reference(shared) -> tuple[Path, Path]:
     assert python.exists(), f"FireAct's venv not found at {python}: `make install-test` builds it"
     assert runner.exists(), f"FireAct's generator not found at {runner}"
     return python, runner
+
+
+def copy_database(built: Path, folder: Path) -> Path:
+    """A copy of a database built once per module, for one test to change as it likes."""
+    target = folder / built.name
+    target.write_bytes(built.read_bytes())
+    return target
+
+
+def signed_in_pages_database(built: Path, folder: Path, monkeypatch) -> "Store":
+    """A copy of `built` that AppTest pages open, each session signing in as its own user (oidc mode)."""
+    from fireact_core.store import Store
+
+    target = copy_database(built, folder)
+    monkeypatch.setenv("FIREACT_DB", str(target))
+    monkeypatch.setenv("FIREACT_AUTH", "oidc")
+    return Store(target)

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from fireact_core.team import local_user
-from tests.conftest import screenshot, wait_for_app
+from tests.conftest import copy_database, screenshot, wait_for_app
 from tests.test_curation import RUN_A, RUN_B, XSS, XSS_QUESTION, build_two_runs
 
 XSS_ID = "xss0000000000001"
@@ -30,8 +30,7 @@ def runs_db(tmp_path_factory, shared):
 
 @pytest.fixture
 def app(runs_db, tmp_path, streamlit_app):
-    path = tmp_path / "browser.duckdb"
-    path.write_bytes(runs_db.read_bytes())
+    path = copy_database(runs_db, tmp_path)
     return streamlit_app(path), Store(path, lock_timeout=120)
 
 

@@ -17,7 +17,7 @@ from fireact_core.lint import lint_trajectory
 from fireact_core.records import Action, Source, Step, Trajectory
 from fireact_core.store import Store
 from fireact_core.store.curation import query_words
-from tests.conftest import RUN_FILE
+from tests.conftest import RUN_FILE, copy_database
 
 RUN_A, RUN_B = "llama-run-a", "llama-run-b"
 XSS = ("<script>window.__xss = 1; alert('xss')</script> <b>bold</b> ![x](http://127.0.0.1:9/pixel.png) "
@@ -64,9 +64,7 @@ def runs_db(tmp_path_factory, shared) -> Path:
 @pytest.fixture
 def runs(runs_db, tmp_path) -> Store:
     """A fresh copy of the two-run database for each test."""
-    target = tmp_path / "runs.duckdb"
-    target.write_bytes(runs_db.read_bytes())
-    return Store(target)
+    return Store(copy_database(runs_db, tmp_path))
 
 
 def a_wrong_one(store: Store) -> Trajectory:

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from fireact_core.compare import CELL_LABELS
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, signed_in_pages_database
 from tests.test_curation import RUN_A, RUN_B, XSS_QUESTION, build_two_runs
 
 
@@ -28,11 +28,7 @@ def runs_db(tmp_path_factory, shared):
 
 @pytest.fixture
 def db(runs_db, tmp_path, monkeypatch):
-    target = tmp_path / "runs.duckdb"
-    target.write_bytes(runs_db.read_bytes())
-    monkeypatch.setenv("FIREACT_DB", str(target))
-    monkeypatch.setenv("FIREACT_AUTH", "oidc")  # each AppTest session signs in as its own user
-    return Store(target)
+    return signed_in_pages_database(runs_db, tmp_path, monkeypatch)
 
 
 def open_page(name: str, who: str = "alice", **params: str) -> AppTest:

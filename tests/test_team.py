@@ -17,6 +17,7 @@ from fireact_core.team import AccessDenied, SignInRequired, add_user, auth_mode,
 from fireact_core.team import agreement as agr
 from fireact_core.team import assign as asg
 from fireact_core.team.roles import remove_user
+from tests.conftest import copy_database
 from tests.test_curation import RUN_A, build_two_runs
 
 ME = local_user()
@@ -37,9 +38,7 @@ def team_db(tmp_path_factory, shared):
 
 @pytest.fixture
 def db(team_db, tmp_path):
-    target = tmp_path / "team.duckdb"
-    target.write_bytes(team_db.read_bytes())
-    return Store(target)
+    return Store(copy_database(team_db, tmp_path))
 
 
 def cli(db: Store, *args: str) -> int:

@@ -12,7 +12,7 @@ from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from fireact_core.team import agreement as agr
 from fireact_core.team import assign as asg
-from tests.conftest import ROOT
+from tests.conftest import ROOT, signed_in_pages_database
 from tests.test_curation import RUN_A, build_two_runs
 from tests.test_pages_curation import ok
 from tests.test_pages_curation import open_page as signed_in_page
@@ -32,11 +32,7 @@ def team_db(tmp_path_factory, shared):
 
 @pytest.fixture
 def db(team_db, tmp_path, monkeypatch):
-    target = tmp_path / "team.duckdb"
-    target.write_bytes(team_db.read_bytes())
-    monkeypatch.setenv("FIREACT_DB", str(target))
-    monkeypatch.setenv("FIREACT_AUTH", "oidc")
-    return Store(target)
+    return signed_in_pages_database(team_db, tmp_path, monkeypatch)
 
 
 def open_page(name: str, who: str, **params: str) -> AppTest:
