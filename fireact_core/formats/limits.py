@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
 import os
 import re
 import stat
@@ -171,11 +170,41 @@ def load_document(path: str, text: str) -> Any:
 
 def file_needs_line_checks(path: str | os.PathLike) -> bool:
     """Whether a JSONL file may hold a value DuckDB reads but the bounds refuse (NaN, Infinity, a huge number,
-    deep nesting): such a file goes through the line-by-line reader, so both import paths decide alike."""
-    if os.path.getsize(path) == 0:
-        return False
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        return _RISKY_BYTES.search(mm) is not None
+    deep nesting): such a file goes through the line-by-line reader, so both import paths decide alike.
+
+    The file is read in stretches of whole lines (a JSONL value never spans two). A stretch is searched with
+    `_RISKY_BYTES` only when plain substring searches, which run at memory speed, find what any match needs:
+    "NaN" or "Infinity", a run of 19 digits, a digit and an exponent of 3 digits, or 201 opening brackets with
+    no closing one between them. The regular expression alone reads a few MB a second."""
+    with open(path, "rb") as fh:
+        rest = b""
+        while block := fh.read(_SCAN_BYTES):
+            cut = block.rfind(b"\n") + 1
+            if not cut:
+                rest += block
+                continue
+            stretch, rest = rest + block[:cut], block[cut:]
+            if _may_be_risky(stretch) and _RISKY_BYTES.search(stretch):
+                return True
+        return bool(rest) and _may_be_risky(rest) and _RISKY_BYTES.search(rest) is not None
+
+
+_SCAN_BYTES = 8 * 2**20
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKETS_AS_BRACES = bytes.maketrans(b"[]", b"{}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
+_DEEP = b"{" * (MAX_DEPTH + 1)
+_LONG_INT = b"0" * 19
+
+
+def _may_be_risky(stretch: bytes) -> bool:
+    """Whether `stretch` holds what every match of `_RISKY_BYTES` holds (a necessary condition, quickly found)."""
+    if b"NaN" in stretch or b"Infinity" in stretch:
+        return True
+    digits = stretch.translate(_DIGITS_AS_ZERO)
+    if _LONG_INT in digits or b"0e000" in digits or b"0e+000" in digits:
+        return True
+    return _DEEP in stretch.translate(None, _NOT_BRACKET).translate(_BRACKETS_AS_BRACES)
 
 
 def trajectory_problem(data: Any) -> str | None:
