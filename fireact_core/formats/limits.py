@@ -70,7 +70,7 @@ def parse_json(path: str, line: int, text: str) -> Any:
         value = from_json(text, allow_inf_nan=False)
     except ValueError as exc:
         raise FormatError(path, line, _why(str(exc), text)) from None
-    if _RISKY_NUMBER.search(text):
+    if _may_hold_risky_number(text.encode("utf-8", "surrogatepass")) and _RISKY_NUMBER.search(text):
         check_value(path, line, value)
     if type(value) is dict and (text.count('"messages"') > 1 or _may_repeat_chat_keys(text, value)):
         value = json.loads(text, object_pairs_hook=_first_wins)
@@ -199,12 +199,17 @@ _LONG_INT = b"0" * 19
 
 def _may_be_risky(stretch: bytes) -> bool:
     """Whether `stretch` holds what every match of `_RISKY_BYTES` holds (a necessary condition, quickly found)."""
-    if b"NaN" in stretch or b"Infinity" in stretch:
-        return True
-    digits = stretch.translate(_DIGITS_AS_ZERO)
-    if _LONG_INT in digits or b"0e000" in digits or b"0e+000" in digits:
+    if b"NaN" in stretch or b"Infinity" in stretch or _may_hold_risky_number(stretch):
         return True
     return _DEEP in stretch.translate(None, _NOT_BRACKET).translate(_BRACKETS_AS_BRACES)
+
+
+def _may_hold_risky_number(data: bytes) -> bool:
+    """Whether `data` holds 19 ASCII digits in a row or a digit and an exponent of 3 digits: what a number needs
+    to be out of 64 bits or not finite (a necessary condition for `_RISKY_NUMBER` on JSON numbers, 20 times
+    quicker to find)."""
+    digits = data.translate(_DIGITS_AS_ZERO)
+    return _LONG_INT in digits or b"0e000" in digits or b"0e+000" in digits
 
 
 def trajectory_problem(data: Any) -> str | None:
