@@ -64,19 +64,26 @@ def run_records(table: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]
 
 
 def group_metrics(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """EM and F1 over attempted for groups of runs, weighted by questions attempted (a loop over runs)."""
+    """EM and F1 over attempted for groups of runs, weighted by questions attempted (a loop over runs). EM counts
+    the right answers of the scored runs (`store.answers`); F1 is over the runs that record one (None if none)."""
+    scored = table[table["scored"] > 0]
+    if "f1_scored" not in scored.columns:
+        scored = scored.assign(f1_scored=scored["scored"])
     groups: dict[tuple, dict[str, Any]] = {}
-    for row in run_records(table[table["scored"] > 0], [*keys, "run", "attempted", "em_sum", "f1_sum"]):
+    for row in run_records(scored, [*keys, "run", "attempted", "em_sum", "f1_sum", "f1_scored"]):
         key = tuple(row[k] if isinstance(row[k], str) else "unknown" for k in keys)
-        g = groups.setdefault(key, {"runs": 0, "attempted": 0, "em_sum": 0.0, "f1_sum": 0.0, "sources": []})
+        g = groups.setdefault(key, {"runs": 0, "attempted": 0, "em_sum": 0.0, "f1_attempted": 0, "f1_sum": 0.0,
+                                    "sources": []})
         g["runs"] += 1
         g["attempted"] += int(row["attempted"])
         g["em_sum"] += float(row["em_sum"])
-        g["f1_sum"] += float(row["f1_sum"])
+        if row["f1_scored"] > 0:
+            g["f1_attempted"] += int(row["attempted"])
+            g["f1_sum"] += float(row["f1_sum"])
         g["sources"].append(row["run"])
     rows = [{**dict(zip(keys, key)), "runs": g["runs"], "attempted": g["attempted"],
              "em": g["em_sum"] / g["attempted"] if g["attempted"] else None,
-             "f1": g["f1_sum"] / g["attempted"] if g["attempted"] else None, "sources": g["sources"]}
+             "f1": g["f1_sum"] / g["f1_attempted"] if g["f1_attempted"] else None, "sources": g["sources"]}
             for key, g in sorted(groups.items())]
     return pd.DataFrame(rows, columns=[*keys, "runs", "attempted", "em", "f1", "sources"])
 

@@ -1,6 +1,9 @@
 """One definition of a right answer and of the trajectory that stands for a question in a run: Browse's EM filter,
-Compare, the Dashboard, `fireact report` and the mixer's only-correct filter give one answer on awkward data
-(no gold answer, a reward only, questions asked twice in a run, an EM that disagrees with the reward)."""
+Compare, every figure of the Dashboard, `fireact report` and the mixer's only-correct filter give one answer on
+awkward data (no gold answer, a reward only, questions asked twice in a run, an EM that disagrees with the reward).
+
+Run A is a few-shot run and run B a fine-tuned run of the same model, with perturbed observations, so the
+Dashboard's groupings, its prompted-versus-fine-tuned table and its robustness table all hold them."""
 
 from __future__ import annotations
 
@@ -13,7 +16,13 @@ from fireact_core.cli import main
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.mixing import MixSpec, plan_mix
 from fireact_core.records import Action, Source, Step, Trajectory
-from fireact_core.reports import compare_runs, counts_stats
+from fireact_core.reports import (
+    compare_runs,
+    counts_stats,
+    dashboard,
+    model_method_table,
+    run_report,
+)
 from fireact_core.store import Store
 from fireact_core.store.answers import is_correct
 
@@ -28,6 +37,8 @@ RUNS = {
               ("Why is it?", 1.0, False, 3), ("What is it?", None, True, 4), ("Which one?", None, True, 4)],
 }
 CELLS = ("both_right", "only_a", "only_b", "both_wrong")
+MODEL = "gpt-3.5-turbo"
+SOURCE_META = {"run_a": {"mode": "fewshot"}, "run_b": {"mode": "finetuned", "perturb": "none:0.5"}}
 
 
 def _trajectory(run: str, n: int, question: str, em, reward, seconds: int) -> Trajectory:
@@ -42,20 +53,27 @@ def store(tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("answers") / "answers.duckdb")
     for run, rows in RUNS.items():
         store.save_trajectories([_trajectory(run, n, *row) for n, row in enumerate(rows)],
-                                sources=[Source(name=run, kind="run", task="hotpotqa", attempted=len(rows))])
+                                sources=[Source(name=run, kind="run", task="hotpotqa", model=MODEL, method="cot",
+                                                attempted=len(rows), meta=SOURCE_META[run])])
     return store
 
 
-def _expected() -> dict[str, int]:
-    """The cells by the definition: first trajectory per question (earliest, then first written), right by EM
-    when there is one, else by reward; questions unscored or missing on one side are in no cell."""
+def _firsts() -> dict[str, dict[str, tuple[bool | None, float | None]]]:
+    """Per run and question, by the definition: the first trajectory asking it (earliest, then first written),
+    whether its answer is right (by EM when there is one, else by reward; None: unscored), and its F1."""
     firsts = {}
     for run, rows in RUNS.items():
         chosen: dict[str, tuple] = {}
-        for n, (question, em, reward, seconds) in enumerate(rows):
+        for question, em, reward, seconds in rows:
             if question not in chosen or seconds < chosen[question][0]:
-                chosen[question] = (seconds, is_correct(em, reward))
-        firsts[run] = {q: ok for q, (_, ok) in chosen.items()}
+                chosen[question] = (seconds, is_correct(em, reward), em)
+        firsts[run] = {q: (ok, f1) for q, (_, ok, f1) in chosen.items()}
+    return firsts
+
+
+def _expected() -> dict[str, int]:
+    """The cells by the definition; questions unscored or missing on one side are in no cell."""
+    firsts = {run: {q: ok for q, (ok, _) in questions.items()} for run, questions in _firsts().items()}
     a, b = firsts["run_a"], firsts["run_b"]
     cells = dict.fromkeys(CELLS, 0)
     for q in set(a) & set(b):
@@ -97,3 +115,45 @@ def test_right_and_wrong_trajectories_agree_between_browse_and_the_mixer(store):
     spec = MixSpec.parse({"sources": list(RUNS), "size": 100, "val_fraction": 0,
                           "filters": {"only_correct": True, "dedupe": False}})
     assert set(plan_mix(store, spec).members["id"]) == right
+
+
+def test_every_dashboard_figure_counts_the_same_right_answers(store, capsys):
+    """Each run's EM (over attempted and finished), F1, and every table built from them: one trajectory per
+    question, right as `answers` says; a question asked twice is attempted once."""
+    expected = {}
+    for run, questions in _firsts().items():
+        right = sum(1 for ok, _ in questions.values() if ok)
+        f1 = [x for _, x in questions.values() if x is not None]
+        expected[run] = {"attempted": len(questions), "finished": len(questions), "em_attempted": right / len(questions),
+                         "em_finished": right / len(questions), "f1_attempted": sum(f1) / len(questions)}
+    assert {run: e["em_attempted"] for run, e in expected.items()} == {"run_a": 3 / 6, "run_b": 5 / 6}
+
+    board = dashboard(store, scored_only=True)
+    runs = {r["run"]: r for r in board.runs.to_dict("records")}
+    assert set(runs) == set(RUNS)
+    for run, figures in expected.items():
+        assert {k: runs[run][k] for k in figures} == pytest.approx(figures)
+        assert runs[run]["missing"] == 0 and runs[run]["trajectories"] == len(RUNS[run])
+
+    assert main(["--db", str(store.db.path), "report", "--json"]) == 0
+    report = {r["run"]: r for r in json.loads(capsys.readouterr().out)}
+    for run, figures in expected.items():
+        assert {k: report[run][k] for k in figures} == pytest.approx(figures)
+    assert {r["run"]: r["em_attempted"] for r in run_report(store)} == pytest.approx(
+        {run: e["em_attempted"] for run, e in expected.items()})
+
+    both = (3 + 5) / 12  # both runs grouped: right answers over questions attempted
+    assert board.by_model_method["em"].tolist() == pytest.approx([both])
+    variants = board.prompted_finetuned.set_index("variant")["em"].to_dict()
+    assert variants == pytest.approx({"prompted": 3 / 6, "fine-tuned": 5 / 6})
+    table, _ = model_method_table(board.runs, board.registry)
+    assert sorted(table["cot"].tolist()) == pytest.approx([3 / 6, 5 / 6])
+
+    robust = board.robustness.iloc[0]
+    assert (robust["clean_run"], robust["perturbed_run"]) == ("run_a", "run_b")
+    assert (robust["em_clean"], robust["em_perturbed"]) == pytest.approx((3 / 6, 5 / 6))
+    cells = _expected()
+    shared = sum(cells.values())
+    assert robust["shared"] == shared
+    assert robust["diff"] == pytest.approx((cells["only_a"] - cells["only_b"]) / shared)
+    assert compare_runs(store, "run_a", "run_b").n == shared

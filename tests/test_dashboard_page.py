@@ -175,4 +175,5 @@ def test_dashboard_of_training_sets_only(monkeypatch, tmp_path, shared):
     assert "untick 'Only scored runs'" in at.info[0].value
     at.toggle(key="dash_scored").set_value(False).run()
     runs = table_with(at, "em_attempted")
-    assert list(runs["full name"]) == ["gpt_hotpotqa"] and pd.isna(runs.iloc[0]["em_attempted"])  # no gold: unknown
+    assert list(runs["full name"]) == ["gpt_hotpotqa"]
+    assert runs.iloc[0]["em_attempted"] == 1.0 and pd.isna(runs.iloc[0]["f1_attempted"])  # no gold: by reward, no F1

@@ -79,7 +79,8 @@ def test_cli_report_json(tmp_path, shared, capsys):
     assert main(["--db", db, "report", "--json"]) == 0
     everything = {r["run"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(everything) == {RUN_NAME, "gpt_hotpotqa"}
-    assert everything["gpt_hotpotqa"]["em_attempted"] is None  # no gold answers: unknown, not zero
+    training = everything["gpt_hotpotqa"]  # no gold answers: right by the reward each trajectory ends with
+    assert training["em_attempted"] == 1.0 and training["f1_attempted"] is None  # and no F1 to report
 
     assert main(["--db", db, "report", "--json", "--run", "no-such-run"]) == 2
     assert "no run named no-such-run" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The dashboard's SQL: per-run aggregates in one pass over the trajectories (with the perturbed steps of
 each run), the distribution of steps, and per-question pairs of runs matched by normalised question (`qnorm`).
-Every query answers a pandas DataFrame."""
+Every figure that says right or wrong reads one trajectory per question of a run, the one that stands for it, and
+calls its answer right as `answers` says. Every query answers a pandas DataFrame."""
 
 from __future__ import annotations
 
@@ -11,19 +12,13 @@ if TYPE_CHECKING:  # imported where a frame is built: a command that makes no re
 
 from .answers import first_per_question_sql
 
+# per run, over the trajectory standing for each question: counts by status, right answers (`answers`) over those
+# scored, F1 where recorded; `graded`: how many have an EM (a gold answer), which tells runs from training sets
+_QUESTIONS = first_per_question_sql("t.source, t.status, t.em, t.f1, {correct} AS ok", "{where}")
 RUN_METRICS_SQL = """
 WITH agg AS (
     SELECT source,
         count(*) AS trajectories,
-        count(*) FILTER (WHERE status = 'finished') AS finished,
-        count(*) FILTER (WHERE status = 'failed') AS failed,
-        count(*) FILTER (WHERE status = 'unfinished') AS unfinished,
-        count(em) AS scored,
-        count(em) FILTER (WHERE status = 'finished') AS scored_finished,
-        sum(em) AS em_sum,
-        sum(f1) AS f1_sum,
-        sum(em) FILTER (WHERE status = 'finished') AS em_sum_finished,
-        sum(f1) FILTER (WHERE status = 'finished') AS f1_sum_finished,
         avg(n_steps) AS mean_steps,
         sum(n_steps) AS total_steps,
         sum(n_search) AS search_calls,
@@ -36,6 +31,23 @@ WITH agg AS (
         sum(cost_usd) AS cost_usd,
         avg(cost_usd) AS cost_per_trajectory
     FROM trajectories {where}
+    GROUP BY source
+), questions AS (
+    SELECT source,
+        count(*) AS questions,
+        count(*) FILTER (WHERE status = 'finished') AS finished,
+        count(*) FILTER (WHERE status = 'failed') AS failed,
+        count(*) FILTER (WHERE status = 'unfinished') AS unfinished,
+        count(ok) AS scored,
+        count(ok) FILTER (WHERE status = 'finished') AS scored_finished,
+        count(em) AS graded,
+        count(*) FILTER (WHERE ok) AS em_sum,
+        count(*) FILTER (WHERE ok AND status = 'finished') AS em_sum_finished,
+        count(f1) AS f1_scored,
+        count(f1) FILTER (WHERE status = 'finished') AS f1_scored_finished,
+        sum(f1) AS f1_sum,
+        sum(f1) FILTER (WHERE status = 'finished') AS f1_sum_finished
+    FROM ({questions})
     GROUP BY source
 ), fallback AS (
     -- task, split, model and method from the trajectories, for sources that do not record them
@@ -69,15 +81,21 @@ WITH agg AS (
         coalesce(s.method, CASE greatest(f.m_react, f.m_reflexion, f.m_cot, f.m_io)
             WHEN 0 THEN f.m_any WHEN f.m_react THEN 'react' WHEN f.m_reflexion THEN 'reflexion'
             WHEN f.m_cot THEN 'cot' ELSE 'io' END) AS method,
-        greatest(coalesce(s.attempted, a.trajectories, 0), coalesce(a.trajectories, 0)) AS attempted,
+        -- the questions planned (a question asked more than once counts once), never fewer than those stored
+        greatest(coalesce(s.attempted, a.trajectories, 0) - coalesce(a.trajectories - q.questions, 0),
+                 coalesce(q.questions, 0)) AS attempted,
         coalesce(a.trajectories, 0) AS trajectories,
-        coalesce(a.finished, 0) AS finished,
-        coalesce(a.failed, 0) AS failed,
-        coalesce(a.unfinished, 0) AS unfinished,
-        coalesce(a.scored, 0) AS scored,
-        coalesce(a.scored_finished, 0) AS scored_finished,
-        coalesce(a.em_sum, 0) AS em_sum, coalesce(a.f1_sum, 0) AS f1_sum,
-        coalesce(a.em_sum_finished, 0) AS em_sum_finished, coalesce(a.f1_sum_finished, 0) AS f1_sum_finished,
+        coalesce(q.questions, 0) AS questions,
+        coalesce(q.finished, 0) AS finished,
+        coalesce(q.failed, 0) AS failed,
+        coalesce(q.unfinished, 0) AS unfinished,
+        coalesce(q.scored, 0) AS scored,
+        coalesce(q.scored_finished, 0) AS scored_finished,
+        coalesce(q.graded, 0) AS graded,
+        coalesce(q.f1_scored, 0) AS f1_scored,
+        coalesce(q.f1_scored_finished, 0) AS f1_scored_finished,
+        coalesce(q.em_sum, 0) AS em_sum, coalesce(q.f1_sum, 0) AS f1_sum,
+        coalesce(q.em_sum_finished, 0) AS em_sum_finished, coalesce(q.f1_sum_finished, 0) AS f1_sum_finished,
         a.mean_steps, a.total_steps, a.search_calls, a.mean_search, a.tokens_in, a.tokens_out,
         a.tokens_per_trajectory, a.latency_s, a.cost_usd, a.cost_per_trajectory,
         json_extract_string(s.meta, '$.perturb') AS perturb_setting,
@@ -85,6 +103,7 @@ WITH agg AS (
         p.kinds AS perturbed_kinds, coalesce(p.perturbed_steps, 0) AS perturbed_steps,
         s.created_at
     FROM sources s FULL OUTER JOIN agg a ON a.source = s.name
+    LEFT JOIN questions q ON q.source = a.source
     LEFT JOIN pert p ON p.source = coalesce(s.name, a.source)
     LEFT JOIN fallback f ON f.source = coalesce(s.name, a.source)
     LEFT JOIN runs r ON r.name = s.name  -- generated runs: their settings say fewshot or finetuned mode
@@ -93,8 +112,8 @@ SELECT *,
     attempted - finished - failed AS missing,
     CASE WHEN scored > 0 AND attempted > 0 THEN em_sum / attempted END AS em_attempted,
     CASE WHEN scored_finished > 0 THEN em_sum_finished / finished END AS em_finished,
-    CASE WHEN scored > 0 AND attempted > 0 THEN f1_sum / attempted END AS f1_attempted,
-    CASE WHEN scored_finished > 0 THEN f1_sum_finished / finished END AS f1_finished,
+    CASE WHEN f1_scored > 0 AND attempted > 0 THEN f1_sum / attempted END AS f1_attempted,
+    CASE WHEN f1_scored_finished > 0 THEN f1_sum_finished / finished END AS f1_finished,
     CASE
         WHEN perturb_setting IS NOT NULL AND split_part(perturb_setting, ':', 1) NOT IN ('', 'off', 'clean')
              AND coalesce(try_cast(nullif(split_part(perturb_setting, ':', 2), '') AS DOUBLE), 1) > 0
@@ -155,19 +174,22 @@ class ReportStore:
     """Mixin of `Store`: the aggregates behind the dashboard, computed in SQL."""
 
     def report_runs(self, runs: Sequence[str] | None = None, scored_only: bool = False) -> pd.DataFrame:
-        """One row per source (run or import): counts by status; EM and F1 over attempted and over finished;
-        steps, search calls, tokens, latency and cost; the perturbation ("clean", "none:0.5", "random" ...)."""
+        """One row per source (run or import): counts of questions by status; EM (right answers, `answers`) and F1
+        over attempted and over finished, one trajectory per question; steps, search calls, tokens, latency and
+        cost over every trajectory; the perturbation ("clean", "none:0.5", "random" ...). `scored_only`: runs,
+        and sources with gold answers."""
         cond, params = _in("source", runs)
         tcond, tparams = _in("t.source", runs)
         outer, outer_params = _in("run", runs)
-        if scored_only:
-            outer = " AND ".join(x for x in (outer, "(scored > 0 OR kind = 'run')") if x)
+        if scored_only:  # runs, and sources with gold answers (training sets have none)
+            outer = " AND ".join(x for x in (outer, "(graded > 0 OR kind = 'run')") if x)
         sql = RUN_METRICS_SQL.format(
             where=f"WHERE {cond}" if cond else "", and_source=f"AND {cond}" if cond else "",
             and_where=f"AND {tcond}" if tcond else "", outer_where=f"WHERE {outer}" if outer else "",
+            questions=_QUESTIONS.format(where=tcond or "TRUE"),
         )
         with self.db.connect() as con:
-            return con.execute(sql, params + params + tparams + outer_params).df()
+            return con.execute(sql, params + tparams + params + tparams + outer_params).df()
 
     def report_steps(self, runs: Sequence[str] | None = None) -> pd.DataFrame:
         """How many trajectories of each run took each number of steps."""
