@@ -140,3 +140,25 @@ def test_what_imports_exports_in_every_format(tmp_path):
     again = Store(tmp_path / "again.duckdb")
     import_files(again, [tmp_path / "out.native"], parallel=False)
     assert again.count_trajectories() == 3
+
+
+@pytest.mark.parametrize("risky", [
+    b'{"x": NaN}', b'{"x": [-Infinity]}', b'{"x": 12345678901234567890}', b'{"x": 1.5E+308}', b'{"x": 2e999}',
+    b'{"x": ' + b"[" * 201 + b"]" * 201 + b"}",
+], ids=["nan", "infinity", "long-int", "exponent", "exponent-plain", "deep"])
+def test_the_scan_before_the_sql_path_finds_a_risky_value_in_any_stretch(tmp_path, monkeypatch, risky):
+    """`file_needs_line_checks` reads a file in stretches of whole lines and searches a stretch closely only where
+    a quick search finds what a risky value needs: a value in any line of any stretch is found, a clean file is not
+    sent to the line-by-line reader."""
+    from fireact_core.formats import limits
+
+    monkeypatch.setattr(limits, "_SCAN_BYTES", 100)
+    clean = [json.dumps({"messages": [{"role": "user", "content": f"Question {i}: 1e99 [not a number] 2024"}]}).encode()
+             for i in range(40)]
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"\n".join(clean) + b"\n")
+    assert not limits.file_needs_line_checks(path)
+    for at in (0, 17, 39, 40):
+        rows = [*clean[:at], risky, *clean[at:]]
+        path.write_bytes(b"\n".join(rows) + (b"\n" if at != 40 else b""))
+        assert limits.file_needs_line_checks(path), at
