@@ -11,8 +11,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -30,12 +30,12 @@ HOOKED_CLI = """
 import sys, time
 from pathlib import Path
 
-flag, out = Path(sys.argv[1]), Path(sys.argv[2])
+flag, out, watched = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split(",")
 
 
 class Watch:
     def find_spec(self, name, path=None, target=None):
-        if name in {watched!r} and not (out / name).exists():
+        if name in watched and not (out / name).exists():
             deadline = time.monotonic() + 30  # a request already on its way arrives long before this
             while not flag.exists() and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -46,8 +46,8 @@ class Watch:
 sys.meta_path.insert(0, Watch())
 from fireact_core.cli import main
 
-sys.exit(main(sys.argv[3:]))
-""".format(watched=WATCHED)
+sys.exit(main(sys.argv[4:]))
+"""
 
 
 def answers(text: str) -> Callable[[str, list[dict], bool], str]:
@@ -101,9 +101,9 @@ def test_first_request_goes_out_before_the_store_is_imported(tmp_path, model):
     out.mkdir()
     model(Marking(flag, policy=answers("unknown")))
     db = tmp_path / "first.duckdb"
-    done = subprocess.run([sys.executable, "-c", HOOKED_CLI, str(flag), str(out), *generate_args(db, "first", 3)],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                          timeout=180)
+    done = subprocess.run([sys.executable, "-c", HOOKED_CLI, str(flag), str(out), ",".join(WATCHED),
+                           *generate_args(db, "first", 3)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     # when each was first imported, the stand-in had already received a request
     assert {name: (out / name).read_text() for name in WATCHED} == {name: "True" for name in WATCHED}
