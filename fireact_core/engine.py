@@ -291,12 +291,13 @@ class _Runner:
         from .store.runs import SessionWriter
 
         store, cfg = plan.store, self.cfg
+        self.plan, self.store = plan, store  # registered: from here a failure marks the run failed
         with store.session():
             run = store.get_run(cfg.run)
             spec = make_spec(store, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version,
                              cfg.prompts_dir)
             prices, cached = price_table(store), store.cached_searches(self.search_backend)
-        self.plan, self.store, self.writer = plan, store, SessionWriter(store)
+        self.writer = SessionWriter(store)
         return run, spec, prices, cached
 
     def _on_open(self, attached: tuple[dict, PromptSpec, dict, dict]) -> None:
@@ -313,7 +314,7 @@ class _Runner:
             self.dropped = {stable_id(self.cfg.run, q.qid) for q in self.plan.questions} - todo
             self.unsaved = [t for t in self.unsaved if t.id in todo]
             for traj in self.unsaved:  # ended before the saved price table was read
-                traj.cost_usd = cost_usd(ctx.prices, ctx.model_name, traj.tokens_in, traj.tokens_out) \
+                traj.cost_usd = cost_usd(ctx.prices, ctx.model_name, traj.tokens_in or 0, traj.tokens_out or 0) \
                     if self.cfg.backend == "openai" else 0.0
             waiting = bool(self.unsaved)
         self._sync(run)
@@ -321,7 +322,7 @@ class _Runner:
         if waiting:
             self.saves.append(self.writer.submit(self._flush))
 
-    async def _open(self, early: dict[str, asyncio.Task]) -> None:
+    async def _open(self, opening: Callable[[], Plan], early: dict[str, asyncio.Task]) -> None:
         """`launch`: once the first request is out (or could not go out), open the store in a thread."""
         sent = asyncio.Event()
         notify = getattr(self.ctx.backend, "notify_sent", None)
@@ -331,7 +332,7 @@ class _Runner:
             await asyncio.wait([waiter, *early.values()], return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
         try:
-            plan = await asyncio.get_running_loop().run_in_executor(None, self.opening)
+            plan = await asyncio.get_running_loop().run_in_executor(None, opening)
             attached = await asyncio.get_running_loop().run_in_executor(None, self._attach, plan)
         except BaseException:
             for task in early.values():
@@ -354,7 +355,7 @@ class _Runner:
             if self.early_spec is not None and self.cfg.schedule == "free":  # sent before the store is open
                 first = self.plan.questions[:self.cfg.concurrency or ctx.limits.start]
                 early = {stable_id(self.cfg.run, q.qid): asyncio.create_task(self._one(ctx, q)) for q in first}
-            await self._open(early)
+            await self._open(self.opening, early)
         self._started()
         pending: asyncio.Queue[Question] = asyncio.Queue()
         for q in self.plan.todo:
