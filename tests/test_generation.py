@@ -17,11 +17,12 @@ import pytest
 from fireact_core.cli import main
 from fireact_core.engine import RunConfig, cancel_run, prepare_run, run_generation, start_run
 from fireact_core.episode import FIREACT_REASKS
+from fireact_core.errors import ToolError
 from fireact_core.prompts import PromptSpec, build_prompt, examples_for, make_spec, save_examples
 from fireact_core.records import stable_id
 from fireact_core.tasks import get_task
 from fireact_core.tools.perturb import Perturber, parse_perturb
-from fireact_core.tools.serpapi_search import extract_answer
+from fireact_core.tools.serpapi_search import SerpAPISearch, extract_answer
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
 
@@ -512,6 +513,20 @@ def test_serpapi_extraction_order():
     assert extract_answer({"answer_box": {"snippet_highlighted_words": ["w"]}, "organic_results": [{"snippet": "o"}]}) == "w"
     assert extract_answer({"organic_results": [{"snippet": "o"}]}) == "o"
     assert extract_answer({"organic_results": [{"title": "t"}]}) is None
+
+
+def test_serpapi_requests_are_the_packages_over_one_connection(serp):
+    search = SerpAPISearch(api_key="serp-key-0123")
+    queries = ["grace darling birthplace", "box snippet", "Who wrote 'Q&A' (1991)? 50% / é"]
+    assert [search.search(q) for q in queries] == ["Bamburgh", "a snippet", f"A page about {queries[2]}."]
+    assert len(serp.peers) == 1  # one keep-alive connection
+    direct = list(serp.paths)
+    for q in queries:  # FireAct's client, the google-search-results package
+        search._get_via_package({"api_key": "serp-key-0123", "engine": "google", "q": q, "google_domain": "google.com",
+                                 "gl": "us", "hl": "en"})
+    assert serp.paths[len(queries):] == direct
+    with pytest.raises(ToolError, match="Invalid API key"):
+        search.search("broken query")
 
 
 def test_local_search_with_a_corpus_file(store, llm, tmp_path):
