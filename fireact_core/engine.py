@@ -338,6 +338,7 @@ class _Runner:
             for task in early.values():
                 task.cancel()
             await asyncio.gather(*early.values(), return_exceptions=True)
+            await self.ctx.backend.aclose()
             raise
         self._on_open(attached)
         for key in early.keys() & self.dropped:

@@ -269,7 +269,7 @@ def test_cancel_stops_a_background_run(store, serp, llm):
 
 
 def test_cli_killed_mid_run_then_resumed(tmp_path, serp, llm, capsys):
-    llm(latency=(0.15, 0.25))
+    llm(latency=(0.4, 0.6))  # slow enough that the kill lands mid-run on a loaded machine
     db = tmp_path / "cli.duckdb"
     cmd = [sys.executable, "-m", "fireact_core.cli", "--db", str(db), "generate", "--task", "hotpotqa", "--split",
            "dev", "--tasks-dir", str(TASKS), "--start", "0", "--end", "12", "--method", "react", "--model",
