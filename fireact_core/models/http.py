@@ -15,8 +15,8 @@ import asyncio
 import json
 import ssl
 import urllib.request
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 
