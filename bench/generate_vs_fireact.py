@@ -5,7 +5,8 @@ Both run FireAct's few-shot ReAct over the 125 Bamboogle questions (FireAct: `--
 separate process: an OpenAI-compatible server whose latency is uniform between 50 and 500 ms and a SerpAPI
 stand-in answering in 50 ms. The model searches twice, then answers. Runs are interleaved, three of each;
 every figure is the wall-clock of the whole command (start-up included). Also printed: `fireact --help` and
-how long after its start the Studio's first model request reaches the server.
+how long after each program starts its first model request reaches the server (the stand-in notes the time it
+arrives; the bench, the time it started the command).
 
     .venv/bin/python bench/generate_vs_fireact.py            # needs .venv-ref (make install-test)
     .venv/bin/python bench/generate_vs_fireact.py --repeats 5
@@ -108,7 +109,7 @@ def main() -> None:
     try:
         help_times = [timed([studio_py, "-m", "fireact_core.cli", "--help"], env, ROOT)[1] for _ in range(5)]
         rows: dict[str, list[float]] = {"FireAct generation.py": [], "fireact generate": []}
-        first_request: list[float] = []
+        first_request: dict[str, list[float]] = {label: [] for label in rows}
         print(f"{args.n} Bamboogle questions, few-shot ReAct (FireAct's prompts), model latency "
               f"{LATENCY[0] * 1000:.0f}-{LATENCY[1] * 1000:.0f} ms, search 50 ms; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -128,8 +129,7 @@ def main() -> None:
                 tag = "fa" if label.startswith("FireAct") else "st"
                 begin = float((first / f"{tag}{i}").read_text()) - start
                 last = float((first / f"{tag}{i}.last").read_text()) - start
-                if tag == "st":
-                    first_request.append(begin)
+                first_request[label].append(begin)
                 score = em_of(out, "em " if tag == "fa" else "run ")
                 print(f"  run {i + 1} {label:22} {wall:6.2f} s (first request at {begin:5.2f} s, last answer at "
                       f"{last:5.2f} s, {CPU[cmd[0]]:5.2f} s of CPU)   {score}")
@@ -139,8 +139,11 @@ def main() -> None:
             print(f"{'':8}{label:24}{statistics.median(values):9.2f}{min(values):8.2f}{max(values):8.2f}")
         verdict = "meets" if st <= 0.67 * fa else "MISSES"
         print(f"ratio (Studio / FireAct, medians): {st / fa:.2f}x; target <= 0.67x: {verdict}")
-        print(f"`fireact --help`: median {statistics.median(help_times):.2f} s (target <= 0.3 s); first model request "
-              f"{statistics.median(first_request):.2f} s after the command starts (median; target <= 0.6 s)")
+        fa_first, st_first = (statistics.median(first_request[label]) for label in rows)
+        print(f"first model request after the command starts (medians): FireAct generation.py {fa_first:.2f} s, "
+              f"fireact generate {st_first:.2f} s ({st_first / fa_first:.2f}x; target <= 0.6 s: "
+              f"{'meets' if st_first <= 0.6 else 'MISSES'})")
+        print(f"`fireact --help`: median {statistics.median(help_times):.2f} s (target <= 0.3 s)")
     finally:
         proc.kill()
 

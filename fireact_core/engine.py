@@ -26,16 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .episode import EpisodeContext, make_episode
 from .errors import FireactError
-from .lint import lint_trajectory
 from .models import make_backend
 from .models.limits import CallLimits
-from .models.pricing import price_table
-from .prompts import make_spec
-from .records import stable_id
+from .models.pricing import DEFAULT_PRICES, cost_usd, price_table
+from .prompts import PromptSpec, make_spec
+from .records import Trajectory, stable_id
 from .redact import remember, url_password
-from .store.runs import SessionWriter
 from .tasks import Question, get_task
-from .team.roles import actor
 from .tools import SearchCache, Toolbox, make_search
 from .tools.perturb import Perturber, parse_perturb
 
@@ -160,17 +157,25 @@ def select_questions(cfg: RunConfig) -> list[Question]:
     return chosen
 
 
-def prepare_run(store: Any, cfg: RunConfig, by: str | None = None) -> Plan:
-    """Check the settings, pick the questions and register (or take up) the run; nothing runs yet.
-    `by` (default: the operating-system user) must be allowed to generate and is recorded as who started it."""
-    by = actor(store, by, "generate")
+def check_settings(cfg: RunConfig) -> None:
+    """What can be refused before anything runs or the store is opened."""
     if not cfg.run.strip():
         raise FireactError("a run needs a name")
     if cfg.backend == "local" and not cfg.local_model:
         raise FireactError("the local backend needs a model folder (--local-model DIR)")
     parse_perturb(cfg.perturb)
     remember(*cfg.secrets(), url_password(cfg.base_url))
-    questions = select_questions(cfg)
+
+
+def prepare_run(store: Any, cfg: RunConfig, by: str | None = None,
+                questions: list[Question] | None = None) -> Plan:
+    """Check the settings, pick the questions (unless given) and register (or take up) the run; nothing runs
+    yet. `by` (default: the operating-system user) must be allowed to generate and is recorded as who started it."""
+    from .team.roles import actor
+
+    by = actor(store, by, "generate")
+    check_settings(cfg)
+    questions = select_questions(cfg) if questions is None else questions
     with store.session():
         _check_same_run(store, cfg)
         make_spec(store, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version, cfg.prompts_dir)
@@ -216,28 +221,42 @@ def _scrubbed(text: str, secrets: list[str]) -> str:
 
 
 class _Runner:
-    """One run's shared state on its event loop."""
+    """One run's shared state on its event loop.
 
-    def __init__(self, plan: Plan, progress: Callable[[RunProgress], None] | None):
+    Given `opening` (`launch`: the store is not open yet), the run sends the first requests of its first
+    window of questions at once and calls `opening()` (open the store, register the run) in a thread as soon as
+    the first request is out; ended episodes wait in `unsaved` meanwhile and searches wait for the search cache.
+    Once it is open, episodes of questions the run had already done are dropped and the rest go on as usual.
+    When the prompt version lives in the database, nothing is sent before it is open."""
+
+    def __init__(self, plan: Plan, progress: Callable[[RunProgress], None] | None,
+                 opening: Callable[[], Plan] | None = None):
         self.plan, self.cfg, self.store, self.progress = plan, plan.config, plan.store, progress
+        self.opening = opening
         self.secrets = self.cfg.secrets()
-        self.writer = SessionWriter(self.store)
+        self.writer: Any = None
         self.saves: list[Future] = []
-        self.unsaved: list[Any] = []
+        self.unsaved: list[Trajectory] = []
         self.searched: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
         self.cancelled = False
+        self.dropped: set[str] = set()  # stable ids of early episodes whose question the run had done before
         self.started = time.monotonic()
-        with self.store.session():
-            run = self.store.get_run(self.cfg.run)
-            self.ctx = self._context()
         self.state = RunProgress(self.cfg.run, len(plan.questions), 0, 0, 0, 0.0, 0, 0.0, 0.0)
-        self._sync(run)
+        self.ready = asyncio.Event()  # the store is open and the run registered
+        self.early_spec = _spec_without_store(self.cfg) if opening is not None else None
+        self.ctx = self._context()
+        if opening is None:
+            self._on_open(self._attach(plan))
+        else:
+            self.ctx.toolbox.ready = self.ready
 
     async def _write(self, fn: Callable, *args: Any) -> Any:
         return await self.writer.call(fn, *args)
 
     def _context(self) -> EpisodeContext:
+        """The episodes' context; the spec, prices and search cache from the store are filled in by `_on_open`
+        (the spec is right from the start when it needs no store: `early_spec`)."""
         cfg = self.cfg
         options = {"model": cfg.model, "base_url": cfg.base_url, "timeout": cfg.timeout_s, "top_p": cfg.top_p,
                    "api_key": cfg.api_key.get_secret_value() if cfg.api_key else None}
@@ -247,27 +266,83 @@ class _Runner:
                        and cfg.mode == "finetuned" else "text"}
         search = make_search(cfg.search, corpus=cfg.corpus,
                              api_key=cfg.serpapi_key.get_secret_value() if cfg.serpapi_key else None)
+        self.search_backend = getattr(search, "cache_key", cfg.search)
         mode, p = parse_perturb(cfg.perturb)
         return EpisodeContext(
             config=cfg, task=get_task(cfg.task), backend=make_backend(cfg.backend, **options),
             limits=CallLimits(concurrency=cfg.concurrency, rpm=cfg.rpm, max_retries=cfg.max_retries,
                               backoff_s=cfg.backoff_s, max_concurrency=cfg.max_concurrency),
-            toolbox=Toolbox(search, self._cache(getattr(search, "cache_key", cfg.search)),
-                            Perturber(mode, p, cfg.seed)),
-            spec=make_spec(self.store, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version,
-                           cfg.prompts_dir),
-            prices=price_table(self.store), model_name=_model_name(cfg),
+            toolbox=Toolbox(search, self._cache(), Perturber(mode, p, cfg.seed)),
+            spec=self.early_spec or PromptSpec(method=cfg.method, task=cfg.task), prices=dict(DEFAULT_PRICES),
+            model_name=_model_name(cfg),
         )
 
-    def _cache(self, backend: str) -> SearchCache:
+    def _cache(self) -> SearchCache:
         """New results wait in `searched` and are written with the next batch of trajectories (one transaction)."""
-        self.search_backend = backend
 
         def persist(query: str, result: str | None) -> None:
             with self.lock:
                 self.searched.append((query, result))
 
-        return SearchCache(self.store.cached_searches(backend), persist)
+        return SearchCache({}, persist)
+
+    def _attach(self, plan: Plan) -> tuple[dict, PromptSpec, dict, dict]:
+        """Take the opened store (any thread): the run's writer, and what the episodes read from the database."""
+        from .store.runs import SessionWriter
+
+        store, cfg = plan.store, self.cfg
+        self.plan, self.store = plan, store  # registered: from here a failure marks the run failed
+        with store.session():
+            run = store.get_run(cfg.run)
+            spec = make_spec(store, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version,
+                             cfg.prompts_dir)
+            prices, cached = price_table(store), store.cached_searches(self.search_backend)
+        self.writer = SessionWriter(store)
+        return run, spec, prices, cached
+
+    def _on_open(self, attached: tuple[dict, PromptSpec, dict, dict]) -> None:
+        """The store is open (on the event loop's thread, or before it starts): fill in the context, drop what
+        the run had done before, hand what ended meanwhile to the writer."""
+        run, spec, prices, cached = attached
+        ctx = self.ctx
+        ctx.spec = spec
+        ctx.prices.clear()
+        ctx.prices.update(prices)
+        ctx.toolbox.cache.entries.update(cached)
+        todo = {stable_id(self.cfg.run, q.qid) for q in self.plan.todo}
+        with self.lock:
+            self.dropped = {stable_id(self.cfg.run, q.qid) for q in self.plan.questions} - todo
+            self.unsaved = [t for t in self.unsaved if t.id in todo]
+            for traj in self.unsaved:  # ended before the saved price table was read
+                traj.cost_usd = cost_usd(ctx.prices, ctx.model_name, traj.tokens_in or 0, traj.tokens_out or 0) \
+                    if self.cfg.backend == "openai" else 0.0
+            waiting = bool(self.unsaved)
+        self._sync(run)
+        self.ready.set()
+        if waiting:
+            self.saves.append(self.writer.submit(self._flush))
+
+    async def _open(self, opening: Callable[[], Plan], early: dict[str, asyncio.Task]) -> None:
+        """`launch`: once the first request is out (or could not go out), open the store in a thread."""
+        sent = asyncio.Event()
+        notify = getattr(self.ctx.backend, "notify_sent", None)
+        if early and notify is not None:
+            notify(sent.set)
+            waiter = asyncio.create_task(sent.wait())
+            await asyncio.wait([waiter, *early.values()], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        try:
+            plan = await asyncio.get_running_loop().run_in_executor(None, opening)
+            attached = await asyncio.get_running_loop().run_in_executor(None, self._attach, plan)
+        except BaseException:
+            for task in early.values():
+                task.cancel()
+            await asyncio.gather(*early.values(), return_exceptions=True)
+            await self.ctx.backend.aclose()
+            raise
+        self._on_open(attached)
+        for key in early.keys() & self.dropped:
+            early[key].cancel()
 
     async def run(self) -> str:
         ctx = self.ctx
@@ -276,19 +351,22 @@ class _Runner:
         width = slots + max(4, slots // 2)
         tools = ThreadPoolExecutor(max(4, min(32, slots)), thread_name_prefix="fireact-tool")
         asyncio.get_running_loop().set_default_executor(tools)
-        done_before = len(self.plan.questions) - len(self.plan.todo)
-        message = f"{len(self.plan.todo)} questions to run" + (f", {done_before} already done" if done_before else "")
-        self.saves.append(self.writer.submit(self.store.log_run_event, self.cfg.run, "start", message))
-        # the first save's one-time costs (DuckDB's Arrow path loads pandas), paid once the first requests are out
-        asyncio.get_running_loop().call_later(0.1, self.writer.submit, self.store.existing_ids,
-                                              [stable_id(self.cfg.run, "")])
+        early: dict[str, asyncio.Task] = {}
+        if self.opening is not None:
+            if self.early_spec is not None and self.cfg.schedule == "free":  # sent before the store is open
+                first = self.plan.questions[:self.cfg.concurrency or ctx.limits.start]
+                early = {stable_id(self.cfg.run, q.qid): asyncio.create_task(self._one(ctx, q)) for q in first}
+            await self._open(self.opening, early)
+        self._started()
         pending: asyncio.Queue[Question] = asyncio.Queue()
         for q in self.plan.todo:
-            pending.put_nowait(q)
+            if stable_id(self.cfg.run, q.qid) not in early:
+                pending.put_nowait(q)
         if self.cfg.schedule == "lockstep":
             workers = [asyncio.create_task(self._lockstep(ctx))]
         else:
-            workers = [asyncio.create_task(self._work(ctx, pending)) for _ in range(min(len(self.plan.todo), width))]
+            workers = [asyncio.create_task(self._work(ctx, pending)) for _ in range(min(pending.qsize(), width))]
+        workers += early.values()
         watcher = asyncio.create_task(self._watch(workers))
         try:
             await asyncio.gather(*workers)
@@ -309,13 +387,28 @@ class _Runner:
             await asyncio.wrap_future(fut)
         return "cancelled" if self.cancelled else "finished"
 
+    def _started(self) -> None:
+        done_before = len(self.plan.questions) - len(self.plan.todo)
+        message = f"{len(self.plan.todo)} questions to run" + (f", {done_before} already done" if done_before else "")
+        self.saves.append(self.writer.submit(self.store.log_run_event, self.cfg.run, "start", message))
+        # the first save's one-time costs (DuckDB's Arrow path loads pandas), paid once the first requests are out
+        asyncio.get_running_loop().call_later(0.1, self.writer.submit, self.store.existing_ids,
+                                              [stable_id(self.cfg.run, "")])
+
     async def _one(self, ctx: EpisodeContext, q: Question) -> None:
-        traj = await make_episode(ctx, q).run()
+        try:
+            traj = await make_episode(ctx, q).run()
+        except asyncio.CancelledError:
+            if stable_id(self.cfg.run, q.qid) in self.dropped and not self.cancelled:
+                return  # done before this run was taken up again: its earlier result stands
+            raise
         if traj.error:
             traj.error = _scrubbed(traj.error, self.secrets)
         with self.lock:
+            if traj.id in self.dropped:
+                return
             self.unsaved.append(traj)
-            first = len(self.unsaved) == 1
+            first = len(self.unsaved) == 1 and self.ready.is_set()
         if first:  # the writer saves whatever has ended by the time it gets to it
             self.saves.append(self.writer.submit(self._flush))
 
@@ -331,6 +424,8 @@ class _Runner:
             await asyncio.gather(*(self._one(ctx, q) for q in todo[i:i + n]))
 
     def _flush(self) -> None:
+        from .lint import lint_trajectory
+
         with self.lock:
             batch, self.unsaved = self.unsaved, []
             searched, self.searched = self.searched, []
@@ -364,6 +459,14 @@ class _Runner:
                 await self._write(self.store.heartbeat_run, self.cfg.run)
 
 
+def _spec_without_store(cfg: RunConfig) -> PromptSpec | None:
+    """The run's prompt when it can be read without the database (fine-tuned modes, a FireAct prompt folder,
+    the shipped examples); None when it is a saved version."""
+    if cfg.mode != "finetuned" and not cfg.prompts_dir and cfg.prompt_version != 0:
+        return None
+    return make_spec(None, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version, cfg.prompts_dir)
+
+
 def _run_to_end(coro: Any) -> Any:
     """`asyncio.run`, also from a thread whose event loop is already running (a notebook, a sync
     Playwright session): then the run gets a thread of its own."""
@@ -375,17 +478,23 @@ def _run_to_end(coro: Any) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None) -> dict[str, Any]:
-    """Run a prepared plan to its end (or until cancelled); returns the run's row."""
-    store, name = plan.store, plan.config.run
+def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None,
+            opening: Callable[[], Plan] | None = None) -> dict[str, Any]:
+    """Run a prepared plan to its end (or until cancelled); returns the run's row. With `opening` (see
+    `launch`), `plan` holds the questions only and the run is registered once `opening()` has opened the store."""
+    name = plan.config.run
     runner = None
-    _ACTIVE.add(name)
+    if opening is None:
+        _ACTIVE.add(name)
     try:
-        runner = _Runner(plan, progress)
+        runner = _Runner(plan, progress, opening)
         status = _run_to_end(runner.run())
     except BaseException as exc:
+        store = plan.store if runner is None else runner.store
+        if store is None:  # the store never opened, or the run was refused: nothing was written
+            raise
         message = _scrubbed(f"{type(exc).__name__}: {exc}", plan.config.secrets())
-        if runner is not None:
+        if runner is not None and runner.writer is not None:
             runner.writer.close()
         interrupted = isinstance(exc, KeyboardInterrupt)
         with store.session():
@@ -394,6 +503,8 @@ def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None) -
         raise
     finally:
         _ACTIVE.discard(name)
+    store = runner.store
+
     def close() -> dict[str, Any]:
         run = store.get_run(name)
         store.end_run(name, status)
@@ -425,6 +536,24 @@ def run_generation(store: Any, cfg: RunConfig, progress: Callable[[RunProgress],
     return execute(prepare_run(store, cfg, by), progress)
 
 
+def launch(open_store: Callable[[], Any], cfg: RunConfig, progress: Callable[[RunProgress], None] | None = None,
+           who: Callable[[Any], str | None] | None = None) -> dict:
+    """Run in the foreground with the first requests out before the store is open (the CLI): the settings and
+    questions are checked here, then the run's first window of questions is sent while another thread calls
+    `open_store()` and registers the run (as `who(store)`). A run refused there (a store that cannot be opened,
+    a run live in another process, a user not allowed to generate) raises with nothing written."""
+    check_settings(cfg)
+    questions = select_questions(cfg)
+
+    def opening() -> Plan:
+        store = open_store()
+        plan = prepare_run(store, cfg, who(store) if who else None, questions)
+        _ACTIVE.add(cfg.run)
+        return plan
+
+    return execute(Plan(store=None, config=cfg, questions=questions, todo=questions), progress, opening)
+
+
 def start_run(store: Any, cfg: RunConfig, by: str | None = None) -> str:
     """Prepare in the foreground (bad settings raise here), then run in a background thread; returns the name."""
     plan = prepare_run(store, cfg, by)
@@ -443,6 +572,8 @@ def start_run(store: Any, cfg: RunConfig, by: str | None = None) -> str:
 def cancel_run(store: Any, name: str, by: str | None = None) -> bool:
     """Ask a running run to stop (the engine polls the flag); what ended stays, the rest can be taken up again.
     Returns False, asking nothing, when the run is not running."""
+    from .team.roles import actor
+
     actor(store, by, "generate")
     if store.get_run(name)["status"] != "running":
         return False

@@ -17,11 +17,12 @@ import pytest
 from fireact_core.cli import main
 from fireact_core.engine import RunConfig, cancel_run, prepare_run, run_generation, start_run
 from fireact_core.episode import FIREACT_REASKS
+from fireact_core.errors import ToolError
 from fireact_core.prompts import PromptSpec, build_prompt, examples_for, make_spec, save_examples
 from fireact_core.records import stable_id
 from fireact_core.tasks import get_task
 from fireact_core.tools.perturb import Perturber, parse_perturb
-from fireact_core.tools.serpapi_search import extract_answer
+from fireact_core.tools.serpapi_search import SerpAPISearch, extract_answer
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
 
@@ -268,7 +269,7 @@ def test_cancel_stops_a_background_run(store, serp, llm):
 
 
 def test_cli_killed_mid_run_then_resumed(tmp_path, serp, llm, capsys):
-    llm(latency=(0.15, 0.25))
+    llm(latency=(0.4, 0.6))  # slow enough that the kill lands mid-run on a loaded machine
     db = tmp_path / "cli.duckdb"
     cmd = [sys.executable, "-m", "fireact_core.cli", "--db", str(db), "generate", "--task", "hotpotqa", "--split",
            "dev", "--tasks-dir", str(TASKS), "--start", "0", "--end", "12", "--method", "react", "--model",
@@ -455,9 +456,11 @@ def test_help_and_the_generate_path_import_nothing_heavy():
     code = ("import sys\nfrom fireact_core.cli import build_parser\nbuild_parser()\n"
             "heavy = {'pandas', 'pyarrow', 'duckdb', 'pydantic', 'openai', 'numpy', 'httpx', 'torch'}\n"
             "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
-            "import fireact_core.engine, fireact_core.models.openai_chat\nprint('openai' in sys.modules)")
+            "import fireact_core.engine, fireact_core.models.openai_chat, fireact_core.tools.serpapi_search\n"
+            "print(sorted((heavy - {'pydantic'}) & {m.split('.')[0] for m in sys.modules}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.split("\n")[:2] == ["[]", "False"]
+    # the store (DuckDB, pyarrow, pandas) is imported only once the first requests are out (engine.launch)
+    assert out.stdout.split("\n")[:2] == ["[]", "[]"]
 
 
 def test_fireact_prompt_files_and_prompt_versions(store, tmp_path):
@@ -512,6 +515,20 @@ def test_serpapi_extraction_order():
     assert extract_answer({"answer_box": {"snippet_highlighted_words": ["w"]}, "organic_results": [{"snippet": "o"}]}) == "w"
     assert extract_answer({"organic_results": [{"snippet": "o"}]}) == "o"
     assert extract_answer({"organic_results": [{"title": "t"}]}) is None
+
+
+def test_serpapi_requests_are_the_packages_over_one_connection(serp):
+    search = SerpAPISearch(api_key="serp-key-0123")
+    queries = ["grace darling birthplace", "box snippet", "Who wrote 'Q&A' (1991)? 50% / é"]
+    assert [search.search(q) for q in queries] == ["Bamburgh", "a snippet", f"A page about {queries[2]}."]
+    assert len(serp.peers) == 1  # one keep-alive connection
+    direct = list(serp.paths)
+    for q in queries:  # FireAct's client, the google-search-results package
+        search._get_via_package({"api_key": "serp-key-0123", "engine": "google", "q": q, "google_domain": "google.com",
+                                 "gl": "us", "hl": "en"})
+    assert serp.paths[len(queries):] == direct
+    with pytest.raises(ToolError, match="Invalid API key"):
+        search.search("broken query")
 
 
 def test_local_search_with_a_corpus_file(store, llm, tmp_path):

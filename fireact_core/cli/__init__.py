@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import sys
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         sys.stdout = stdout
+        if argv is None:  # the program ends here: its objects need no last garbage collection on the way out
+            gc.freeze()
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def progress_line(p) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from ..engine import run_generation
+    from ..engine import launch
 
     tty = sys.stdout.isatty()
 
@@ -98,8 +98,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         line = progress_line(p)
         print("\r" + line if tty else line, end="" if tty else "\n", flush=True)
 
-    store = open_store(args)
-    run = run_generation(store, config_from_args(args), progress=show, by=user_of(args, store))
+    # the first requests go out while the store is imported and opened (see engine.launch)
+    run = launch(lambda: open_store(args), config_from_args(args), progress=show, who=lambda store: user_of(args, store))
     if tty and not args.quiet:
         print()
     em = f"{run['em']:.3f}" if run["em"] is not None else "-"

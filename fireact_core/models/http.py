@@ -15,6 +15,7 @@ import asyncio
 import json
 import ssl
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -52,6 +53,7 @@ class JSONClient:
                      "Content-Type": "application/json", "User-Agent": "fireact-studio", **headers}
         self._idle: list[_Conn] = []
         self._proxied = None
+        self.on_sent: Callable[[], None] | None = None  # called once, when the first request is out (or failed)
         proxies = urllib.request.getproxies()
         if proxies.get(url.scheme) and not urllib.request.proxy_bypass(self.host):
             import httpx  # only behind a proxy
@@ -62,12 +64,20 @@ class JSONClient:
         """POST `body` as JSON to base URL + `path`; raises asyncio.TimeoutError after `timeout` seconds and
         OSError (ConnectionError, IncompleteReadError...) when the connection fails."""
         data = json.dumps(body, ensure_ascii=False).encode()
-        if self._proxied is not None:
-            r = await self._proxied.post(path, content=data, headers={"Content-Type": "application/json"})
-            return Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
-        lines = [f"POST {self.prefix}{path} HTTP/1.1"] + [f"{k}: {v}" for k, v in self.head.items()]
-        request = ("\r\n".join(lines) + f"\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data
-        return await asyncio.wait_for(self._exchange(request), self.timeout)
+        try:
+            if self._proxied is not None:
+                r = await self._proxied.post(path, content=data, headers={"Content-Type": "application/json"})
+                return Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
+            lines = [f"POST {self.prefix}{path} HTTP/1.1"] + [f"{k}: {v}" for k, v in self.head.items()]
+            request = ("\r\n".join(lines) + f"\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data
+            return await asyncio.wait_for(self._exchange(request), self.timeout)
+        finally:
+            self._sent()
+
+    def _sent(self) -> None:
+        callback, self.on_sent = self.on_sent, None
+        if callback is not None:
+            callback()
 
     async def _exchange(self, request: bytes) -> Response:
         for attempt in (0, 1):
@@ -78,6 +88,7 @@ class JSONClient:
             try:
                 conn.writer.write(request)
                 await conn.writer.drain()
+                self._sent()
                 response, keep = await _read_response(conn.reader)
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 conn.close()

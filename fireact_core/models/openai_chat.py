@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 
 from ..prompts import Prompt
 from . import Completion, ModelError, TransientError
@@ -48,6 +49,10 @@ class OpenAIChat:
         if resp.status != 200:
             self._raise(resp)
         return self._completion(resp, time.perf_counter() - start)
+
+    def notify_sent(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once, when the first request has been written to the connection (or failed)."""
+        self.client.on_sent = callback
 
     def _raise(self, resp: Response) -> None:
         detail = resp.body[:300].decode("utf-8", "replace")

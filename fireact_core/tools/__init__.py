@@ -72,6 +72,7 @@ class Toolbox:
         self.cache = cache if cache is not None else SearchCache()
         self.perturber = perturber or Perturber()
         self.calls = 0
+        self.ready: asyncio.Event | None = None  # set: the cache holds what the store had (searches wait for it)
 
     async def run(self, action: Action, key: tuple, history: list[str]) -> Observation:
         name = (action.name or "").lower()
@@ -93,6 +94,8 @@ class Toolbox:
         if name != "search" or self.search_backend is None:
             reason = f"Unknown tool name: {name}" if name != "search" else "search is not available in this run"
             return Observation(f"{(name, arg)!r} generated an exception: {reason}")
+        if self.ready is not None:
+            await self.ready.wait()
         found, result = self.cache.get(arg)
         if not found:
             self.calls += 1
@@ -109,6 +112,8 @@ class Toolbox:
         return Observation(replaced, perturbed=kind, original=text, cached=found)
 
     async def _search(self, query: str) -> tuple[str, bool]:
+        if self.ready is not None:
+            await self.ready.wait()
         found, result = self.cache.get(query)
         if found:
             return _as_observation(result), True

@@ -22,6 +22,8 @@ class FakeSerpAPI:
         self.delay_s = delay_s
         self.queries: list[str] = []
         self.keys: set[str] = set()
+        self.paths: list[str] = []  # each request's path and query string, as sent
+        self.peers: set[tuple] = set()  # the client end of each connection that asked
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
@@ -46,6 +48,8 @@ class FakeSerpAPI:
                     with fake.lock:
                         fake.queries.append(query)
                         fake.keys.add(params.get("api_key", ""))
+                        fake.paths.append(self.path)
+                        fake.peers.add(self.client_address)
                     status, payload = 200, fake.respond(query)
                 time.sleep(fake.delay_s)
                 send_json(self, status, payload)

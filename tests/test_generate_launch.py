@@ -1,0 +1,171 @@
+"""`fireact generate` sends a run's first requests before the store is imported and opened (`engine.launch`),
+and loses nothing for it: answers wait while the database is busy, a database that cannot be opened stops the
+command with nothing written, and questions a run had done before keep their stored results.
+
+Each run here is in FireAct's fine-tuned chat layout (its prompt needs nothing from the database) against the
+scripted OpenAI-compatible stand-in, without search."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fireact_core.cli import main
+from fireact_core.records import stable_id
+from fireact_core.store import Store
+from fireact_core.tasks import get_task
+from tests.fakes.openai_server import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ROOT.parent / "shared" / "fireact" / "tasks"
+# a process that reports, when it first imports each of these modules, whether the stand-in had a request by then
+WATCHED = ("fireact_core.store", "duckdb")
+HOOKED_CLI = """
+import sys, time
+from pathlib import Path
+
+flag, out, watched = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split(",")
+
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name in watched and not (out / name).exists():
+            deadline = time.monotonic() + 30  # a request already on its way arrives long before this
+            while not flag.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            (out / name).write_text(str(flag.exists()))
+        return None
+
+
+sys.meta_path.insert(0, Watch())
+from fireact_core.cli import main
+
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+def answers(text: str) -> Callable[[str, list[dict], bool], str]:
+    return lambda question, messages, reflect: f"Thought: I know this.\nAction: finish[{text}]"
+
+
+class Marking(FakeOpenAI):
+    """The stand-in, writing `flag` when its first request arrives."""
+
+    def __init__(self, flag: Path, **kw):
+        super().__init__(**kw)
+        self.flag = flag
+
+    def answer(self, path: str, body: bytes) -> tuple[int, bytes, float]:
+        if not self.flag.exists():
+            self.flag.write_text("a request arrived")
+        return super().answer(path, body)
+
+
+@pytest.fixture
+def model(monkeypatch):
+    servers: list[FakeOpenAI] = []
+
+    def start(server: FakeOpenAI) -> FakeOpenAI:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.start())
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def generate_args(db: Path, run: str, end: int) -> list[str]:
+    return ["--db", str(db), "generate", "--task", "hotpotqa", "--split", "dev", "--tasks-dir", str(TASKS),
+            "--end", str(end), "--finetuned", "chat", "--search", "none", "--model", "gpt-4o-mini", "--run", run,
+            "--quiet"]
+
+
+def wait_until(done: Callable[[], bool], proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not done():
+        assert proc.poll() is None, f"the command ended before {what}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no {what} within a minute"
+        time.sleep(0.02)
+
+
+def test_first_request_goes_out_before_the_store_is_imported(tmp_path, model):
+    flag, out = tmp_path / "first-request", tmp_path / "imports"
+    out.mkdir()
+    model(Marking(flag, policy=answers("unknown")))
+    db = tmp_path / "first.duckdb"
+    done = subprocess.run([sys.executable, "-c", HOOKED_CLI, str(flag), str(out), ",".join(WATCHED),
+                           *generate_args(db, "first", 3)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # when each was first imported, the stand-in had already received a request
+    assert {name: (out / name).read_text() for name in WATCHED} == {name: "True" for name in WATCHED}
+    assert Store(db).count_trajectories("first") == 3
+
+
+def test_answers_wait_while_the_database_is_held_and_none_is_lost(tmp_path, model):
+    server = model(FakeOpenAI(policy=answers("unknown")))
+    db = tmp_path / "held.duckdb"
+    store = Store(db)
+    proc = subprocess.Popen([sys.executable, "-m", "fireact_core.cli", *generate_args(db, "held", 3)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    with store.session():  # this process holds the file: the command cannot open it meanwhile
+        wait_until(lambda: server.calls >= 3, proc, "request for every question")
+        assert store.list_runs() == [] and store.count_trajectories() == 0
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    run = store.get_run("held")
+    assert (run["status"], run["attempted"], run["finished"]) == ("finished", 3, 3)
+    assert sorted(t.qid for t in store.iter_trajectories(source="held")) == ["0", "1", "2"]
+    assert server.calls == 3  # each answer kept while waiting, none asked for again
+
+
+@pytest.mark.parametrize("content", [b"not a database\n", None])
+def test_a_database_that_cannot_be_opened_stops_the_run_with_nothing_written(tmp_path, model, capsys, content):
+    model(FakeOpenAI(policy=answers("unknown")))
+    db = tmp_path / "notes.duckdb" if content else tmp_path / "missing" / "fireact.duckdb"
+    if content:
+        db.write_bytes(content)
+    assert main(generate_args(db, "nowhere", 3)) == 2
+    err = capsys.readouterr().err
+    assert ("cannot open the database" if content else "does not exist") in err
+    assert (db.read_bytes() == content) if content else not db.parent.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["notes.duckdb"] if content else [])
+
+
+def test_taking_a_run_up_again_keeps_what_it_had_done(tmp_path, model):
+    server = model(FakeOpenAI(policy=answers("first pass")))
+    db = tmp_path / "again.duckdb"
+    assert main(generate_args(db, "again", 2)) == 0
+    server.policy = answers("second pass")
+    assert main(generate_args(db, "again", 4)) == 0
+    store = Store(db)
+    stored = {t.qid: t.final_answer for t in store.iter_trajectories(source="again")}
+    assert stored == {"0": "first pass", "1": "first pass", "2": "second pass", "3": "second pass"}
+    run = store.get_run("again")
+    assert (run["status"], run["attempted"], run["total"]) == ("finished", 4, 4)
+    events = [e["message"] for e in store.run_events("again") if e["kind"] == "start"]
+    assert events[-1] == "2 questions to run, 2 already done"
+
+
+def test_a_run_live_in_another_process_is_refused_with_nothing_written(tmp_path, model, capsys):
+    server = model(FakeOpenAI(policy=answers("unknown")))
+    db = tmp_path / "live.duckdb"
+    store = Store(db)
+    questions = get_task("hotpotqa").load(TASKS, "dev")[:3]
+    store.begin_run("live", task="hotpotqa", split="dev", method="react", model="gpt-4o-mini", settings={},
+                    total=3, pid=os.getppid())
+    assert main(generate_args(db, "live", 3)) == 2
+    assert "is running now" in capsys.readouterr().err
+    assert store.get_run("live")["status"] == "running" and store.count_trajectories() == 0
+    assert store.run_statuses("live") == {} and stable_id("live", questions[0].qid) not in store.existing_ids(
+        [stable_id("live", q.qid) for q in questions])
+    assert server.calls <= 3  # at most the first request of each question went out before the refusal
