@@ -1,5 +1,6 @@
-"""Staged imports land in short transactions: the copy runs in stretches that readers never see, the trajectories
-arrive in one last step, a failed import takes its rows out again and a dead one's rows are cleared by the next."""
+"""Short write locks. Staged imports land in short transactions: the copy runs in stretches that readers never see,
+the trajectories arrive in one last step, a failed import takes its rows out again and a dead one's rows are cleared
+by the next. Saving a dataset version copies its snapshots in stretches before one short last step."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from fireact_core.errors import StoreError
+from fireact_core.errors import ConflictError, StoreError
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.importer import import_files
-from fireact_core.store import Store, staging
+from fireact_core.records import now
+from fireact_core.store import Store, datasets, staging
 from tests.conftest import FINETUNE
 
 ROWS = 60
@@ -153,3 +155,59 @@ def test_two_staged_imports_of_one_file_at_once_store_one_set(tmp_path, chat_fil
     assert sum(added) == ROWS
     trajectories, visible, steps, claims, pending = _counts(tmp_path / "db.duckdb")
     assert (trajectories, claims, pending) == (ROWS, 0, 0) and visible == steps
+
+
+def _version(store: Store, name: str) -> tuple[dict[str, Any], dict[str, list]]:
+    trajectories = list(store.iter_trajectories())
+    ids, revs = [t.id for t in trajectories], [t.revision for t in trajectories]
+    version = {"name": name, "spec": {}, "seed": 1, "created_at": now(), "created_by": None, "size": len(ids),
+               "n_train": len(ids), "n_val": 0, "cells": {}, "parent": None, "loss_mask": "observations", "note": None}
+    members = {"position": list(range(len(ids))), "trajectory_id": ids, "rev": revs, "split": ["train"] * len(ids),
+               "task": ["hotpotqa"] * len(ids), "method": ["react"] * len(ids)}
+    return version, members
+
+
+@pytest.fixture
+def snapshot_stretches(monkeypatch):
+    monkeypatch.setattr(datasets, "SNAPSHOT_STRETCH", 8)
+    monkeypatch.setattr(datasets, "SNAPSHOT_HOLD_S", 0.0)
+    monkeypatch.setattr(datasets, "SNAPSHOT_GAP_S", 0.0)
+
+
+def test_saving_a_version_copies_in_stretches_then_lands_at_once(tmp_path, chat_file, snapshot_stretches, monkeypatch):
+    store = Store(tmp_path / "db.duckdb")
+    import_files(store, [chat_file], parallel=False)
+    version, members = _version(store, "v1")
+    transactions = []
+    original = store.db.transaction
+    monkeypatch.setattr(store.db, "transaction", lambda: (transactions.append(1), original())[1])
+    saved = store.save_dataset_version(version, members)
+    assert len(transactions) >= ROWS // 8 + 1
+    assert saved["size"] == ROWS and saved["content_hash"]
+    kept = list(store.iter_dataset_trajectories("v1"))
+    assert [t.id for _, t in kept] == members["trajectory_id"]
+    assert all(t.steps for _, t in kept)
+    with store.db.connect() as con:
+        assert con.execute("SELECT count(*) FROM dataset_snapshot_trajectories").fetchone()[0] == ROWS
+
+
+def test_a_member_edited_while_a_version_is_saved_is_a_conflict(tmp_path, chat_file, snapshot_stretches,
+                                                                monkeypatch):
+    store = Store(tmp_path / "db.duckdb")
+    import_files(store, [chat_file], parallel=False)
+    version, members = _version(store, "v1")
+    last = store.get_trajectory(members["trajectory_id"][-1])
+    copy = datasets._copy_snapshots
+    calls = []
+
+    def edit_meanwhile(con: Any, stretch: Any) -> None:
+        copy(con, stretch)
+        calls.append(1)
+        if len(calls) == 1:  # an edit saved right after the first stretch (before the stretch of its trajectory)
+            store.save_edit(last.model_copy(update={"final_answer": "changed"}), base_revision=last.revision,
+                            author="x")
+
+    monkeypatch.setattr(datasets, "_copy_snapshots", edit_meanwhile)
+    with pytest.raises(ConflictError, match="since the preview"):
+        store.save_dataset_version(version, members)
+    assert store.list_dataset_versions() == [] and store.dataset_members("v1").empty
