@@ -92,11 +92,18 @@ class StagedImportStore:
         """Copy what the import wrote into `scratch` (see the module); returns trajectories added per source."""
         import_id = uuid.uuid4().hex
         alias = f"_stage_{import_id}"
+        with self._attached(scratch, alias) as con:
+            rowids, staged = con.execute(f"SELECT coalesce(max(rowid) + 1, 0), count(*) FROM {alias}.trajectories").fetchone()
+            if rowids <= FIRST_STRETCH:  # small: claimed, copied and landed by one short transaction
+                with self.db.transaction():
+                    _register(con, import_id)
+                    _claim_stretch(con, alias, import_id, 0, rowids, None)
+                    added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
+                    _forget(con, import_id)
+                return added
         with self.db.transaction() as con:
             clear_stale_imports(con)
-            now = _now()
-            con.execute("INSERT INTO pending_imports VALUES (?, ?, ?, ?, ?, false)",
-                        [import_id, os.getpid(), socket.gethostname(), now, now])
+            _register(con, import_id)
         try:
             bounds = _child_bounds(scratch)
             (end, staged), = bounds.pop("trajectories")
@@ -143,6 +150,12 @@ def _next_stretch(stretch: int, copied: float, held: float) -> int:
     time grows with the stretch, the rest of the hold (opening, committing, letting go) does not."""
     budget = max(STRETCH_HOLD_S - (held - copied), STRETCH_HOLD_S / 3)
     return max(FIRST_STRETCH // 4, min(stretch * 4, int(stretch * budget / max(copied, 1e-3))))
+
+
+def _register(con: Any, import_id: str) -> None:
+    now = _now()
+    con.execute("INSERT INTO pending_imports VALUES (?, ?, ?, ?, ?, false)",
+                [import_id, os.getpid(), socket.gethostname(), now, now])
 
 
 def _now() -> datetime:
@@ -222,15 +235,15 @@ def _span(spans: list[tuple[int, int]], start: int, end: int) -> tuple[int, int]
 
 
 def _claim_stretch(con: Any, stage: str, import_id: str, start: int, end: int,
-                   bounds: dict[str, list[tuple[int, int]]]) -> None:
+                   bounds: dict[str, list[tuple[int, int]]] | None) -> None:
     """Claim the new ids among the scratch trajectories `start` to `end` (rowids) and copy their rows that stay out
-    of sight until `_land`."""
+    of sight until `_land` (`bounds`: where each trajectory's rows lie, see `_child_bounds`; None: read all)."""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _claim AS SELECT s.id FROM {stage}.trajectories s
                     ANTI JOIN trajectories t ON t.id = s.id ANTI JOIN import_claims c ON c.id = s.id
                     WHERE s.rowid >= {int(start)} AND s.rowid < {int(end)}""")
     con.execute("INSERT INTO import_claims SELECT id, ? FROM _claim", [import_id])
     for table, key in CHILDREN.items():
-        first, last = _span(bounds[table], start, end)
+        first, last = _span(bounds[table], start, end) if bounds is not None else (0, 2**62)
         if last < first:
             continue
         order = "" if table == "steps" else " ORDER BY x.rowid"  # steps are read by their index, never their rowid
