@@ -96,6 +96,7 @@ class StagedImportStore:
             rowids, staged = con.execute(f"SELECT coalesce(max(rowid) + 1, 0), count(*) FROM {alias}.trajectories").fetchone()
             if rowids <= FIRST_STRETCH:  # small: claimed, copied and landed by one short transaction
                 with self.db.transaction():
+                    clear_stale_imports(con)
                     _register(con, import_id)
                     _claim_stretch(con, alias, import_id, 0, rowids, None)
                     added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
