@@ -1,13 +1,12 @@
 """Short write locks at scale: a large OpenAI chat JSONL import (1 GB by default) and the word index built after
 it, while another process asks `stats` and the Browse page's first page in a loop.
 
-Prints, for the import as it is now (staged in a scratch database, copied in by one short transaction; the word
-index built in chunks) and, side by side, for the same import in one transaction over the main file (the way
-imports ran before, FIREACT_IMPORT_STAGE_MB set beyond the file's size): the import's seconds, the longest time
-its process held the database file at a stretch (import and index separately), the reader's longest wait for an
-answer, how many answers it got and how many calls failed. Targets: every reader call answers; the longest wait
-under 5 s; no hold longer than about 2 s (the final copy of a very large import takes longer on a slow disk:
-the figure says how much).
+Prints, for the import as it is now (staged in a scratch database, copied in by short transactions of about a
+second, the trajectories landing in a last short one; the word index built in chunks) and, side by side, for the
+same import in one transaction over the main file (the way imports ran before, FIREACT_IMPORT_STAGE_MB set beyond
+the file's size): the import's seconds, the longest time its process held the database file at a stretch (import
+and index separately), the reader's longest wait for an answer, how many answers it got and how many calls
+failed. Targets: every reader call answers; the longest wait under 5 s; no hold longer than about 2 s.
 
     .venv/bin/python bench/lock_bench.py                  # 1 GB
     .venv/bin/python bench/lock_bench.py --size-mb 200    # a quicker look
@@ -27,7 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from import_bench import openai_row, synthetic  # noqa: E402 - the import bench's synthetic trajectories
+# the import bench's synthetic trajectories
+from import_bench import openai_row, synthetic
 
 # The importer process: `fireact import FILE`, then the word index (what the first search does), with every
 # stretch in which this process holds the main database file recorded (from opening it to letting it go).
@@ -140,7 +140,7 @@ def run(mode: str, folder: Path, data: Path, seed: Path, env: dict[str, str]) ->
     reader = subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, text=True)
     time.sleep(2)
-    importer = subprocess.run([sys.executable, "-c", IMPORTER, str(db), str(data)], cwd=ROOT, env=env,
+    importer = subprocess.run([sys.executable, "-c", IMPORTER, str(db), str(data)], cwd=ROOT, env=env, check=False,
                               capture_output=True, text=True)
     stop.write_text("")
     read = json.loads(reader.communicate()[0].strip().splitlines()[-1])
@@ -178,8 +178,11 @@ def main() -> None:
         a, b = results
         print(f"longest hold: {max(b['import_holds']) / max(max(a['import_holds']), 1e-9):.1f}x shorter staged; "
               f"longest reader wait: {b['max_wait'] / max(a['max_wait'], 1e-9):.1f}x shorter staged")
-    ok = all(not r["failures"] for r in results[:1]) and results[0]["max_wait"] < 5
+    first = results[0]
+    ok = not first["failures"] and first["max_wait"] < 5
     print("target (every reader answers, longest wait < 5 s):", "met" if ok else "NOT met")
+    held = max([*first["import_holds"], *first["index_holds"]])
+    print(f"target (no hold over about 2 s): {'met' if held <= 2.5 else 'NOT met'} (longest {held:.2f} s)")
     if not args.keep:
         for path in folder.iterdir():
             path.unlink()

@@ -1,4 +1,5 @@
-"""Writing a user's file safely: every file the project writes goes through `write_file` or `written_path`.
+"""Writing a user's file safely: every file the project writes goes through `write_file` or `written_path`, and
+every log it adds to line by line (a training run's metrics.jsonl) through `append_line`.
 
 The content goes to a temporary file created exclusively (random name, `O_EXCL`) in the target's own folder,
 is flushed to disk, then moved onto the target with `os.replace`, so a reader sees the old file or the new one,
@@ -10,12 +11,15 @@ kept); a folder, a device, a pipe or a symbolic link is refused before anything 
 from __future__ import annotations
 
 import errno
+import fcntl
+import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any
 
 from .errors import FireactError
 
@@ -106,3 +110,60 @@ def _sync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+MAX_LOG_LINE = 1 << 20  # a line of a run folder's log longer than this (1 MB) is not one the project wrote: skipped
+
+
+def append_line(target: str | os.PathLike, line: str) -> None:
+    """Add one line to `target` (created when absent). The target must be absent or a regular file: a symbolic
+    link, a folder, a device or a pipe is refused (a FireactError) and nothing is written. The line goes in one
+    write under an exclusive lock on the file, so the lines of writers in several threads or processes never
+    interleave; a line a crashed writer left unfinished is ended first, so it cannot swallow this one."""
+    target = Path(target)
+    _target_mode(target, True)
+    try:
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FireactError(f"{target}: is a symbolic link; give the path of a regular file to write") from exc
+        raise _failure(target, exc) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced by something else since it was looked at
+            raise FireactError(f"{target}: is not a regular file (a device, pipe or socket); give another path")
+        data = line.rstrip("\n").encode("utf-8") + b"\n"
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        raise _failure(target, exc) from exc
+    finally:
+        os.close(fd)  # lets go of the lock
+
+
+def read_json_lines(path: str | os.PathLike) -> Iterator[Any]:
+    """Each JSON value of a run folder's log (metrics.jsonl, events.jsonl), read one line at a time (memory does
+    not grow with the file). Lines that are not JSON, such as one a writer is adding at this moment, and lines over
+    `MAX_LOG_LINE` are skipped; a path that is not a regular file (missing, a pipe, a device) gives nothing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return
+    with open(fd, "rb") as fh:
+        while raw := fh.readline(MAX_LOG_LINE + 1):
+            if len(raw) > MAX_LOG_LINE:
+                while raw and not raw.endswith(b"\n"):  # the rest of the long line, a piece at a time
+                    raw = fh.readline(MAX_LOG_LINE)
+                continue
+            try:
+                yield json.loads(raw)
+            except ValueError:
+                continue

@@ -7,7 +7,6 @@ is reported as "not recorded", never guessed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import NotFoundError
+from .files import read_json_lines
 from .reports import run_records, with_variants
 
 METRICS_FILE = "metrics.jsonl"  # what training writes in a job's run folder
@@ -68,11 +68,7 @@ def training_curve(job: dict | None) -> pd.DataFrame | None:
     if path is None or not path.is_file():
         return None
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for rec in read_json_lines(path):
         if isinstance(rec, dict) and rec.get("step") is not None:
             rows.append({k: rec.get(k) for k in ("step", "loss", "eval_loss", "learning_rate")})
     return pd.DataFrame(rows) if rows else None

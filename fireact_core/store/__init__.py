@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from . import schema
 from .chat_import import ChatImportStore
@@ -16,11 +17,12 @@ from .jobs import JobStore
 from .keys import KEYS
 from .reports import ReportStore
 from .runs import RunStore
-from .staging import StagedImportStore, scratch_path, share_added, should_stage
+from .staging import STAGING, StagedImportStore, scratch_path, share_added, should_stage
 from .team import TeamStore
 from .trajectories import TrajectoryStore, question_key
 
 schema.register("keys", KEYS)  # after every feature's tables: it declares their keys
+schema.register("staging", STAGING)  # staged imports under way (they declare their own keys)
 
 
 class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore,
@@ -81,4 +83,4 @@ def staged_import(store: Store, inputs: list[str]) -> Iterator[StagedImport]:
         share_added(stage.reports, store.merge_staged(scratch))
 
 
-__all__ = ["Store", "resolve_db_path", "question_key", "staged_import"]
+__all__ = ["Store", "question_key", "resolve_db_path", "staged_import"]

@@ -8,6 +8,7 @@ editing a trajectory afterwards never changes the version or its exports.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -77,6 +78,34 @@ SELECT {', '.join('s.' + c for c in STEP_COLUMNS)}, t.revision FROM steps s JOIN
 WHERE t.id IN (SELECT trajectory_id FROM dataset_members WHERE dataset = ?)
   AND NOT EXISTS (SELECT 1 FROM dataset_snapshot_trajectories x WHERE x.id = t.id AND x.revision = t.revision)
 """
+_SNAPSHOT_STEPS = f"""
+INSERT INTO dataset_snapshot_steps ({', '.join(STEP_COLUMNS)}, revision)
+SELECT {', '.join('s.' + c for c in STEP_COLUMNS)}, t.revision FROM steps s JOIN trajectories t ON t.id = s.trajectory_id
+SEMI JOIN _stretch m ON m.trajectory_id = t.id AND m.rev = t.revision
+ANTI JOIN dataset_snapshot_trajectories x ON x.id = t.id AND x.revision = t.revision
+"""
+_SNAPSHOT_TRAJECTORIES = f"""
+INSERT INTO dataset_snapshot_trajectories ({', '.join(TRAJ_COLUMNS)})
+SELECT {', '.join('t.' + c for c in TRAJ_COLUMNS)} FROM trajectories t
+SEMI JOIN _stretch m ON m.trajectory_id = t.id AND m.rev = t.revision
+ANTI JOIN dataset_snapshot_trajectories x ON x.id = t.id AND x.revision = t.revision
+"""
+SNAPSHOT_STRETCH = 2000  # members copied by the first stretch of a save; then as many as take about SNAPSHOT_HOLD_S
+SNAPSHOT_HOLD_S = 1.0
+SNAPSHOT_GAP_S = 0.5  # the pause between stretches: longer than a waiting process sleeps between tries
+
+
+def _copy_snapshots(con: Any, stretch: pa.Table) -> None:
+    """Copy the rows and steps of the members in `stretch` (trajectory_id, rev) that are still at that revision
+    and not copied yet (steps first: the trajectory's copy marks the pair as done)."""
+    register(con, "_stretch", stretch)
+    try:
+        con.execute(_SNAPSHOT_STEPS)
+        con.execute(_SNAPSHOT_TRAJECTORIES)
+    finally:
+        con.unregister("_stretch")
+
+
 _COPY_TRAJECTORIES = f"""
 INSERT INTO dataset_snapshot_trajectories ({', '.join(TRAJ_COLUMNS)})
 SELECT {', '.join('t.' + c for c in TRAJ_COLUMNS)} FROM trajectories t
@@ -195,34 +224,56 @@ class DatasetStore:
                 con.unregister("_ids")
 
     def save_dataset_version(self, version: dict[str, Any], members: dict[str, list]) -> dict[str, Any]:
-        """Store a version and its members (columns position, trajectory_id, rev, split, task, method) in one
-        transaction, copying each member's row and steps at that revision; returns the version with its
-        content hash (over the loss mask and each member's position, split, id and revision, which covers its
-        per-step train flags). A member edited since `rev` was read makes it a ConflictError (nothing is written)."""
+        """Store a version and its members (columns position, trajectory_id, rev, split, task, method), copying
+        each member's row and steps at that revision; returns the version with its content hash (over the loss
+        mask and each member's position, split, id and revision, which covers its per-step train flags). A member
+        edited since `rev` was read makes it a ConflictError (no version is written).
+
+        The copies are made first, in stretches of about a second each (the file let go between them): a copy is
+        keyed by trajectory and revision and no reader reaches it before a version names it. The version and its
+        members are then written by one short transaction, which copies whatever is still missing."""
+        name = version["name"]
+        self._refuse_taken_name(name)
+        ids, revs = members["trajectory_id"], members["rev"]
+        start, stretch = 0, SNAPSHOT_STRETCH
+        while start < len(ids):
+            started = time.monotonic()
+            with self.db.transaction() as con:
+                _copy_snapshots(con, pa.table({"trajectory_id": pa.array(ids[start:start + stretch], pa.string()),
+                                               "rev": pa.array(revs[start:start + stretch], pa.int32())}))
+            took = time.monotonic() - started
+            start += stretch
+            stretch = max(SNAPSHOT_STRETCH // 4, min(stretch * 4, int(stretch * SNAPSHOT_HOLD_S / max(took, 1e-3))))
+            if start < len(ids):
+                time.sleep(SNAPSHOT_GAP_S)
         with self.db.transaction() as con:
-            if con.execute("SELECT 1 FROM dataset_versions WHERE name = ?", [version["name"]]).fetchall():
-                raise ConflictError(f"a dataset version named '{version['name']}' exists already: versions never "
-                                    "change, so choose another name")
-            cols = {"dataset": [version["name"]] * len(members["trajectory_id"]), **members}
+            self._refuse_taken_name(name)
+            cols = {"dataset": [name] * len(ids), **members}
             insert_arrow(con, "dataset_members", cols, MEMBER_SCHEMA)
             changed = con.execute("SELECT count(*) FROM dataset_members m ANTI JOIN trajectories t "
                                   "ON t.id = m.trajectory_id AND t.revision = m.rev WHERE m.dataset = ?",
-                                  [version["name"]]).fetchall()[0][0]
+                                  [name]).fetchall()[0][0]
             if changed:
                 raise ConflictError(f"{changed} chosen trajectories were edited or deleted since the preview: "
                                     "preview the mix again, then save")
-            con.execute(_COPY_STEPS, [version["name"]])
-            con.execute(_COPY_TRAJECTORIES, [version["name"]])
+            con.execute(_COPY_STEPS, [name])
+            con.execute(_COPY_TRAJECTORIES, [name])
             digest = con.execute("""SELECT md5('loss_mask:' || ? || ';' || string_agg(position || ':' || split || ':'
                                                           || trajectory_id || ':' || rev, ',' ORDER BY position))
                                     FROM dataset_members WHERE dataset = ?""",
-                                 [version.get("loss_mask") or "observations", version["name"]]).fetchall()[0][0]
+                                 [version.get("loss_mask") or "observations", name]).fetchall()[0][0]
             saved = {**version, "content_hash": digest}
             row = {**saved, "spec": json.dumps(saved["spec"], sort_keys=True), "cells": json.dumps(saved["cells"]),
                    "created_at": naive(saved["created_at"])}
             con.execute(f"INSERT INTO dataset_versions ({', '.join(VERSION_COLUMNS)}) VALUES ({', '.join('?' * len(VERSION_COLUMNS))})",
                         [row.get(c) for c in VERSION_COLUMNS])
         return saved
+
+    def _refuse_taken_name(self, name: str) -> None:
+        with self.db.connect() as con:
+            if con.execute("SELECT 1 FROM dataset_versions WHERE name = ?", [name]).fetchall():
+                raise ConflictError(f"a dataset version named '{name}' exists already: versions never change, so "
+                                    "choose another name")
 
     def get_dataset_version(self, name: str) -> dict[str, Any]:
         with self.db.connect() as con:

@@ -1,27 +1,52 @@
-"""Large imports are parsed and written into a scratch database beside the main one, then copied in by one short
-transaction, so the main file is held only for that copy (the app and other commands read meanwhile).
+"""Large imports are parsed and written into a scratch database beside the main one, then copied in by short
+transactions, so the main file is held only a moment at a time (the app and other commands read in between).
 
-The scratch database has the same schema (the same migrations ran). The copy adds the trajectories whose id the
-main database does not hold yet (decided inside the copy's transaction, so two imports of one file at once add
-one set of rows), with their steps, lints, revisions and annotations, replaces the sources it names, and appends
-the rows of any other table the import filled. It is all-or-nothing: a failure anywhere leaves the main database
-as it was, and the scratch file is removed either way.
+The scratch database has the same schema (the same migrations ran). The copy takes the scratch trajectories in
+stretches of file order. Each stretch is one transaction of its own: it claims the ids the main database does
+not hold and nobody else has claimed (`import_claims`, so two imports of one file at once add one set of rows)
+and copies their steps, lints, revisions and annotations. Those rows stay out of sight meanwhile: every reader
+reaches them through their trajectory, and no trajectory row points at them yet. A last short transaction adds
+the claimed trajectories themselves, replaces the sources the import names and appends the rows of any other
+table it filled: from every reader's view the import lands at once, all or nothing.
+
+An import that fails takes its claimed rows out again. One that dies on the way (killed, power lost) leaves them
+behind with its entry in `pending_imports`; the next staged import finds that entry stale (its process gone, or
+no sign of life for `STALE_S`) and removes what it left. The scratch file is removed either way.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
+import time
 import uuid
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from .connection import naive
+
+STAGING = [
+    """
+    CREATE TABLE pending_imports (
+        import_id VARCHAR PRIMARY KEY, pid INTEGER, host VARCHAR, started_at TIMESTAMP, heartbeat TIMESTAMP,
+        done BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE TABLE import_claims (id VARCHAR PRIMARY KEY, import_id VARCHAR NOT NULL);
+    """,
+]
 
 # tables whose rows belong to one trajectory: copied for the trajectories added
-BY_TRAJECTORY = {"trajectories": "id", "steps": "trajectory_id", "lints": "trajectory_id",
-                 "revisions": "trajectory_id", "annotations": "trajectory_id"}
-NOT_COPIED = {"schema_migrations", "sources", *BY_TRAJECTORY}
+CHILDREN = {"steps": "trajectory_id", "lints": "trajectory_id", "revisions": "trajectory_id",
+            "annotations": "trajectory_id"}
+NOT_COPIED = {"schema_migrations", "sources", "trajectories", "pending_imports", "import_claims", *CHILDREN}
+FIRST_STRETCH = 2000  # trajectories in the first stretch; then as many as take about STRETCH_HOLD_S
+STRETCH_HOLD_S = 1.2
+STRETCH_GAP_S = 0.5  # the pause between stretches: longer than a waiting process sleeps between tries
+STALE_S = 600.0  # an unfinished import that showed no sign of life this long is taken for dead
 
 
 def stage_threshold() -> int:
@@ -61,21 +86,171 @@ def scratch_path(main_path: str) -> Iterator[str]:
 class StagedImportStore:
     """Mixin of `Store`: the copy of a scratch database's import into this one."""
 
+    db: Any
+
     def merge_staged(self, scratch: str) -> dict[str, int]:
         """Copy what the import wrote into `scratch` (see the module); returns trajectories added per source."""
-        alias = f"_stage_{uuid.uuid4().hex}"  # attached databases are shared by the process's connections
+        import_id = uuid.uuid4().hex
+        alias = f"_stage_{import_id}"
+        with self._attached(scratch, alias) as con:
+            rowids, staged = con.execute(f"SELECT coalesce(max(rowid) + 1, 0), count(*) FROM {alias}.trajectories").fetchone()
+            if rowids <= FIRST_STRETCH:  # small: claimed, copied and landed by one short transaction
+                with self.db.transaction():
+                    clear_stale_imports(con)
+                    _register(con, import_id)
+                    _claim_stretch(con, alias, import_id, 0, rowids, None)
+                    added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
+                    _forget(con, import_id)
+                return added
+        with self.db.transaction() as con:
+            clear_stale_imports(con)
+            _register(con, import_id)
+        try:
+            bounds = _child_bounds(scratch)
+            (end, staged), = bounds.pop("trajectories")
+            start, stretch = 0, FIRST_STRETCH
+            while start < end:
+                started = time.monotonic()
+                with self._attached(scratch, alias) as con, self.db.transaction():
+                    copying = time.monotonic()
+                    _claim_stretch(con, alias, import_id, start, start + stretch, bounds)
+                    copied = time.monotonic() - copying
+                start += stretch
+                stretch = _next_stretch(stretch, copied, time.monotonic() - started)
+                time.sleep(STRETCH_GAP_S)
+            with self._attached(scratch, alias) as con, self.db.transaction():
+                added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
+        except BaseException:
+            self._abandon(import_id)
+            raise
+        # landed; claims left behind are cleared by the next staged import
+        with suppress(Exception), self.db.transaction() as con:
+            _forget(con, import_id)
+        return added
+
+    @contextmanager
+    def _attached(self, scratch: str, alias: str) -> Iterator[Any]:
+        """A connection to the main database with the scratch one attached (read-only) as `alias`; the main file
+        is let go when the block ends (unless this thread holds it open for more)."""
         with self.db.connect() as con:
-            con.execute(f"ATTACH '{_quoted(scratch)}' AS {alias} (READ_ONLY)")
+            con.execute(f"ATTACH IF NOT EXISTS '{_quoted(scratch)}' AS {alias} (READ_ONLY)")
             try:
-                with self.db.transaction() as con:
-                    return _copy(con, alias, _stage_tables(con, alias))
+                yield con
             finally:
-                con.execute("DROP TABLE IF EXISTS _fresh")
-                con.execute(f"DETACH {alias}")
+                con.execute("DROP TABLE IF EXISTS _claim")
+                con.execute(f"DETACH DATABASE IF EXISTS {alias}")
+
+    def _abandon(self, import_id: str) -> None:
+        """Take out what a failed import claimed and copied (left for the next staged import if this fails too)."""
+        with suppress(Exception), self.db.transaction() as con:  # the import's own error is the one to report
+            _remove_claimed(con, import_id)
+
+
+def _next_stretch(stretch: int, copied: float, held: float) -> int:
+    """How many trajectories the next stretch takes so that the file is held about STRETCH_HOLD_S: the copy's
+    time grows with the stretch, the rest of the hold (opening, committing, letting go) does not."""
+    budget = max(STRETCH_HOLD_S - (held - copied), STRETCH_HOLD_S / 3)
+    return max(FIRST_STRETCH // 4, min(stretch * 4, int(stretch * budget / max(copied, 1e-3))))
+
+
+def _register(con: Any, import_id: str) -> None:
+    now = _now()
+    con.execute("INSERT INTO pending_imports VALUES (?, ?, ?, ?, ?, false)",
+                [import_id, os.getpid(), socket.gethostname(), now, now])
+
+
+def _now() -> datetime:
+    stamp = naive(datetime.now(UTC))
+    assert stamp is not None
+    return stamp
 
 
 def _quoted(path: str) -> str:
     return path.replace("'", "''")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process
+    return True
+
+
+def clear_stale_imports(con: Any) -> int:
+    """Remove what dead imports left (see the module) and the claims of landed ones; returns how many imports."""
+    host, limit = socket.gethostname(), naive(datetime.now(UTC) - timedelta(seconds=STALE_S))
+    stale = [(import_id, done) for import_id, pid, their_host, heartbeat, done in con.execute(
+        "SELECT import_id, pid, host, heartbeat, done FROM pending_imports").fetchall()
+        if done or heartbeat < limit or (their_host == host and not _alive(pid))]
+    for import_id, done in stale:
+        if done:
+            _forget(con, import_id)
+        else:
+            _remove_claimed(con, import_id)
+    return len(stale)
+
+
+def _remove_claimed(con: Any, import_id: str) -> None:
+    """An unfinished import's claims and the rows it copied for them (never rows of a trajectory that is in)."""
+    claimed = ("trajectory_id IN (SELECT c.id FROM import_claims c ANTI JOIN trajectories t ON t.id = c.id "
+               "WHERE c.import_id = ?)")
+    for table in CHILDREN:
+        con.execute(f"DELETE FROM {table} WHERE {claimed}", [import_id])
+    _forget(con, import_id)
+
+
+def _forget(con: Any, import_id: str) -> None:
+    con.execute("DELETE FROM import_claims WHERE import_id = ?", [import_id])
+    con.execute("DELETE FROM pending_imports WHERE import_id = ?", [import_id])
+
+
+def _child_bounds(scratch: str) -> dict[str, list[tuple[int, int]]]:
+    """For each child table of the scratch database, the first and last rowid of each trajectory's rows (by the
+    trajectory's rowid; (0, -1) for none), so that a stretch reads only its part of the table; "trajectories":
+    [(how many rowids, how many trajectories)]. Read from the scratch file alone, before the main one is touched."""
+    from .connection import Connections
+
+    out: dict[str, list[tuple[int, int]]] = {}
+    scratch_db = Connections(scratch)
+    with scratch_db.connect() as con:
+        n, count = con.execute("SELECT coalesce(max(rowid) + 1, 0), count(*) FROM trajectories").fetchone()
+        out["trajectories"] = [(n, count)]
+        for table, key in CHILDREN.items():
+            spans = [(0, -1)] * n
+            for row, first, last in con.execute(
+                    f"SELECT t.rowid, min(x.rowid), max(x.rowid) FROM trajectories t JOIN {table} x ON x.{key} = t.id "
+                    "GROUP BY t.rowid").fetchall():
+                spans[row] = (first, last)
+            out[table] = spans
+    return out
+
+
+def _span(spans: list[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
+    """The rowids (first, last) that hold the rows of trajectories `start` to `end`; (0, -1) when none."""
+    firsts = [a for a, b in spans[start:end] if b >= a]
+    lasts = [b for a, b in spans[start:end] if b >= a]
+    return (min(firsts), max(lasts)) if firsts else (0, -1)
+
+
+def _claim_stretch(con: Any, stage: str, import_id: str, start: int, end: int,
+                   bounds: dict[str, list[tuple[int, int]]] | None) -> None:
+    """Claim the new ids among the scratch trajectories `start` to `end` (rowids) and copy their rows that stay out
+    of sight until `_land` (`bounds`: where each trajectory's rows lie, see `_child_bounds`; None: read all)."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _claim AS SELECT s.id FROM {stage}.trajectories s
+                    ANTI JOIN trajectories t ON t.id = s.id ANTI JOIN import_claims c ON c.id = s.id
+                    WHERE s.rowid >= {int(start)} AND s.rowid < {int(end)}""")
+    con.execute("INSERT INTO import_claims SELECT id, ? FROM _claim", [import_id])
+    for table, key in CHILDREN.items():
+        first, last = _span(bounds[table], start, end) if bounds is not None else (0, 2**62)
+        if last < first:
+            continue
+        order = "" if table == "steps" else " ORDER BY x.rowid"  # steps are read by their index, never their rowid
+        con.execute(f"INSERT INTO {table} BY NAME SELECT x.* FROM {stage}.{table} x SEMI JOIN _claim c "
+                    f"ON c.id = x.{key} WHERE x.rowid BETWEEN {int(first)} AND {int(last)}{order}")
+    con.execute("UPDATE pending_imports SET heartbeat = ? WHERE import_id = ?", [_now(), import_id])
 
 
 def _stage_tables(con: Any, alias: str) -> list[tuple[str, bool]]:
@@ -86,6 +261,25 @@ def _stage_tables(con: Any, alias: str) -> list[tuple[str, bool]]:
         "SELECT table_name FROM duckdb_constraints() WHERE database_name = ? "
         "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')", [alias]).fetchall()}
     return [(n, n in keyed) for n in names]
+
+
+def _land(con: Any, stage: str, import_id: str, staged: int, tables: list[tuple[str, bool]]) -> dict[str, int]:
+    """The import's last transaction: its claimed trajectories, sources and other rows; returns added per source."""
+    landing = (f"FROM {stage}.trajectories s SEMI JOIN import_claims c ON c.id = s.id AND c.import_id = ? "
+               "ANTI JOIN trajectories t ON t.id = s.id")  # taken meanwhile by an import that claims nothing
+    added = dict(con.execute(f"SELECT s.source, count(*) {landing} GROUP BY s.source", [import_id]).fetchall())
+    if sum(added.values()) == staged:  # all of them new (the usual case): a plain copy, in file order
+        con.execute(f"INSERT INTO trajectories BY NAME SELECT * FROM {stage}.trajectories")
+    else:
+        con.execute(f"INSERT INTO trajectories BY NAME SELECT s.* {landing} ORDER BY s.rowid", [import_id])
+    con.execute(f"DELETE FROM sources WHERE name IN (SELECT name FROM {stage}.sources)")
+    con.execute(f"INSERT INTO sources BY NAME SELECT * FROM {stage}.sources")
+    for table, keyed in tables:
+        if table not in NOT_COPIED:
+            conflict = " ON CONFLICT DO NOTHING" if keyed else ""
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {stage}.{table}{conflict}")
+    con.execute("UPDATE pending_imports SET done = true, heartbeat = ? WHERE import_id = ?", [_now(), import_id])
+    return added
 
 
 def share_added(reports: list[Any], added: dict[str, int]) -> None:
@@ -100,20 +294,3 @@ def share_added(reports: list[Any], added: dict[str, int]) -> None:
             used = min(left.get(name, 0), take)
             left[name] = left.get(name, 0) - used
             take -= used
-
-
-def _copy(con: Any, stage: str, tables: list[tuple[str, bool]]) -> dict[str, int]:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _fresh AS SELECT id FROM {stage}.trajectories "
-                "ANTI JOIN trajectories USING (id)")
-    fresh, staged = con.execute(f"SELECT (SELECT count(*) FROM _fresh), (SELECT count(*) FROM {stage}.trajectories)").fetchone()
-    for table, key in BY_TRAJECTORY.items():
-        only = "" if fresh == staged else f"WHERE {key} IN (SELECT id FROM _fresh)"  # all new: a plain copy
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {stage}.{table} {only} ORDER BY rowid")
-    con.execute(f"DELETE FROM sources WHERE name IN (SELECT name FROM {stage}.sources)")
-    con.execute(f"INSERT INTO sources BY NAME SELECT * FROM {stage}.sources")
-    for table, keyed in tables:
-        if table not in NOT_COPIED:
-            conflict = " ON CONFLICT DO NOTHING" if keyed else ""
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {stage}.{table}{conflict}")
-    return dict(con.execute(f"SELECT source, count(*) FROM {stage}.trajectories WHERE id IN (SELECT id FROM _fresh) "
-                            "GROUP BY source").fetchall())

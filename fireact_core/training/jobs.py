@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import FireactError
-from ..files import write_text
+from ..files import read_json_lines, write_text
 from ..team.roles import actor
 from .config import LocalTrainConfig
 from .data import export_dataset
@@ -151,15 +151,7 @@ def read_status(run: str | Path) -> dict[str, Any]:
 
 def read_metrics(run: str | Path) -> list[dict[str, Any]]:
     """Every row of metrics.jsonl (a row half-written at this moment is skipped)."""
-    path = Path(run) / METRICS_FILE
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
+    return list(read_json_lines(Path(run) / METRICS_FILE))
 
 
 def read_data_report(run: str | Path) -> dict[str, Any]:

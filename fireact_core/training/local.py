@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FireactError
-from ..files import write_text
+from ..files import append_line, write_text
 from .config import LocalTrainConfig
 from .data import LengthReport, TokenCounter, make_collator, prepare_examples, read_examples
 from .tracking import open_tracking
@@ -94,8 +94,7 @@ def metrics_callback(run: Path, counter: TokenCounter):
                 self.last_time, self.last_tokens = now, state.num_input_tokens_seen
             row.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
             if state.is_world_process_zero:
-                with (run / METRICS_FILE).open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+                append_line(run / METRICS_FILE, json.dumps(row))
 
         def on_evaluate(self, args, state, control, **kwargs):
             self.last_time = time.monotonic()  # evaluation time is not training time

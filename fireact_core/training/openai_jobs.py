@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import FireactError, PrerequisiteError, missing_package
-from ..files import write_file, write_text
+from ..files import read_json_lines, write_file, write_text
 from ..redact import redact_value, remember, url_password
 from ..formats.fireact import write_openai
 from ..team.roles import actor
@@ -130,8 +130,7 @@ def _write_run_files(run: Path, events: list[dict[str, Any]]) -> list[dict[str, 
 
 
 def read_events(run: str | Path) -> list[dict[str, Any]]:
-    path = Path(run) / EVENTS_FILE
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return list(read_json_lines(Path(run) / EVENTS_FILE))
 
 
 def refresh_openai_job(store: Any, job: TrainJob, api_key: str | None = None) -> TrainJob:

@@ -1,0 +1,213 @@
+"""Short write locks. Staged imports land in short transactions: the copy runs in stretches that readers never see,
+the trajectories arrive in one last step, a failed import takes its rows out again and a dead one's rows are cleared
+by the next. Saving a dataset version copies its snapshots in stretches before one short last step."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fireact_core.errors import ConflictError, StoreError
+from fireact_core.filters import TrajectoryFilter
+from fireact_core.importer import import_files
+from fireact_core.records import now
+from fireact_core.store import Store, datasets, staging
+from tests.conftest import FINETUNE
+
+ROWS = 60
+
+
+@pytest.fixture(scope="module")
+def chat_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("staged") / "chat.jsonl"
+    path.write_text("\n".join((FINETUNE / "gpt_hotpotqa.jsonl").read_text().splitlines()[:ROWS]) + "\n")
+    return path
+
+
+@pytest.fixture
+def small_stretches(monkeypatch):
+    """Every import staged, copied 8 trajectories at a time, without pauses."""
+    monkeypatch.setenv("FIREACT_IMPORT_STAGE_MB", "0")
+    monkeypatch.setattr(staging, "FIRST_STRETCH", 8)
+    monkeypatch.setattr(staging, "STRETCH_HOLD_S", 0.0)
+    monkeypatch.setattr(staging, "STRETCH_GAP_S", 0.0)
+
+
+def _counts(path: Path) -> tuple[int, ...]:
+    """What another session reads: trajectories, steps and lints of trajectories, claims and pending imports."""
+    other = Store(path)
+    with other.db.connect() as con:
+        return con.execute("""SELECT (SELECT count(*) FROM trajectories),
+            (SELECT count(*) FROM steps s SEMI JOIN trajectories t ON t.id = s.trajectory_id),
+            (SELECT count(*) FROM steps), (SELECT count(*) FROM import_claims),
+            (SELECT count(*) FROM pending_imports)""").fetchone()
+
+
+def test_stretches_stay_out_of_sight_until_the_import_lands(tmp_path, chat_file, small_stretches, monkeypatch):
+    db = tmp_path / "db.duckdb"
+    store = Store(db)
+    seen: dict[str, Any] = {}
+    stretches = []
+    claim, land = staging._claim_stretch, staging._land
+
+    def counted(*args: Any) -> None:
+        stretches.append(args[3])
+        claim(*args)
+
+    def look_then_land(*args: Any) -> dict[str, int]:
+        reader = Store(db)
+        seen["counts"] = _counts(db)
+        seen["stats"] = reader.stats()["trajectories"]
+        seen["page"] = reader.count_filtered(TrajectoryFilter())
+        return land(*args)
+
+    monkeypatch.setattr(staging, "_claim_stretch", counted)
+    monkeypatch.setattr(staging, "_land", look_then_land)
+    report = import_files(store, [chat_file], parallel=False)[0]
+    assert report.added == ROWS
+    assert len(stretches) >= ROWS // 8
+    trajectories, visible_steps, all_steps, claims, pending = seen["counts"]
+    assert (trajectories, visible_steps, seen["stats"], seen["page"]) == (0, 0, 0, 0)
+    assert all_steps > 0 and claims == ROWS and pending == 1  # copied, waiting for the last step
+    after = _counts(db)
+    assert after[0] == ROWS and after[1] == after[2] > 0 and after[3:] == (0, 0)
+    with store.db.connect() as con:
+        assert con.execute("SELECT count(*) FROM (SELECT trajectory_id, idx FROM steps GROUP BY ALL "
+                           "HAVING count(*) > 1)").fetchone()[0] == 0
+
+
+def test_a_failed_landing_takes_every_copied_row_out(tmp_path, chat_file, small_stretches, monkeypatch):
+    db = tmp_path / "db.duckdb"
+    store = Store(db)
+    other = tmp_path / "other.jsonl"
+    other.write_text("\n".join((FINETUNE / "gpt_hotpotqa.jsonl").read_text().splitlines()[ROWS:ROWS + 20]) + "\n")
+    import_files(store, [other], parallel=False)
+    before = _counts(db)
+
+    def fail(*args: Any) -> dict[str, int]:
+        raise StoreError("the disk is full")
+
+    monkeypatch.setattr(staging, "_land", fail)
+    with pytest.raises(StoreError, match="disk is full"):
+        import_files(store, [chat_file], parallel=False)
+    assert _counts(db) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fireact-import-")]
+
+
+def test_what_a_dead_import_left_is_cleared_by_the_next(tmp_path, chat_file, small_stretches, monkeypatch):
+    db = tmp_path / "db.duckdb"
+    store = Store(db)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a process that has ended
+
+    def killed(*args: Any) -> dict[str, int]:
+        raise KeyboardInterrupt  # the process dies before the last step: nothing cleans up after it
+
+    monkeypatch.setattr(staging, "_land", killed)
+    monkeypatch.setattr(staging.StagedImportStore, "_abandon", lambda self, import_id: None)
+    with pytest.raises(KeyboardInterrupt):
+        import_files(store, [chat_file], parallel=False)
+    with store.db.transaction() as con:
+        con.execute("UPDATE pending_imports SET pid = ?", [dead_pid])
+    trajectories, visible, steps, claims, pending = _counts(db)
+    assert (trajectories, visible, claims, pending) == (0, 0, ROWS, 1) and steps > 0
+    monkeypatch.undo()
+    monkeypatch.setenv("FIREACT_IMPORT_STAGE_MB", "0")
+    report = import_files(store, [chat_file], parallel=False)[0]
+    assert report.added == ROWS
+    trajectories, visible, steps, claims, pending = _counts(db)
+    assert (trajectories, claims, pending) == (ROWS, 0, 0) and visible == steps
+
+
+def test_a_live_import_is_left_alone(tmp_path, chat_file, small_stretches, monkeypatch):
+    db = tmp_path / "db.duckdb"
+    store = Store(db)
+    with store.db.transaction() as con:
+        con.execute("INSERT INTO pending_imports VALUES ('other', ?, ?, now(), now(), false)",
+                    [os.getpid(), socket.gethostname()])
+        con.execute("INSERT INTO import_claims VALUES ('x', 'other')")
+        assert staging.clear_stale_imports(con) == 0
+    assert _counts(db)[3:] == (1, 1)
+
+
+def test_two_staged_imports_of_one_file_at_once_store_one_set(tmp_path, chat_file, small_stretches):
+    store = Store(tmp_path / "db.duckdb")
+    barrier = threading.Barrier(2)
+    added: list[int] = []
+
+    def work() -> None:
+        barrier.wait()
+        added.append(import_files(store, [chat_file], parallel=False)[0].added)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(added) == ROWS
+    trajectories, visible, steps, claims, pending = _counts(tmp_path / "db.duckdb")
+    assert (trajectories, claims, pending) == (ROWS, 0, 0) and visible == steps
+
+
+def _version(store: Store, name: str) -> tuple[dict[str, Any], dict[str, list]]:
+    trajectories = list(store.iter_trajectories())
+    ids, revs = [t.id for t in trajectories], [t.revision for t in trajectories]
+    version = {"name": name, "spec": {}, "seed": 1, "created_at": now(), "created_by": None, "size": len(ids),
+               "n_train": len(ids), "n_val": 0, "cells": {}, "parent": None, "loss_mask": "observations", "note": None}
+    members = {"position": list(range(len(ids))), "trajectory_id": ids, "rev": revs, "split": ["train"] * len(ids),
+               "task": ["hotpotqa"] * len(ids), "method": ["react"] * len(ids)}
+    return version, members
+
+
+@pytest.fixture
+def snapshot_stretches(monkeypatch):
+    monkeypatch.setattr(datasets, "SNAPSHOT_STRETCH", 8)
+    monkeypatch.setattr(datasets, "SNAPSHOT_HOLD_S", 0.0)
+    monkeypatch.setattr(datasets, "SNAPSHOT_GAP_S", 0.0)
+
+
+def test_saving_a_version_copies_in_stretches_then_lands_at_once(tmp_path, chat_file, snapshot_stretches, monkeypatch):
+    store = Store(tmp_path / "db.duckdb")
+    import_files(store, [chat_file], parallel=False)
+    version, members = _version(store, "v1")
+    transactions = []
+    original = store.db.transaction
+    monkeypatch.setattr(store.db, "transaction", lambda: (transactions.append(1), original())[1])
+    saved = store.save_dataset_version(version, members)
+    assert len(transactions) >= ROWS // 8 + 1
+    assert saved["size"] == ROWS and saved["content_hash"]
+    kept = list(store.iter_dataset_trajectories("v1"))
+    assert [t.id for _, t in kept] == members["trajectory_id"]
+    assert all(t.steps for _, t in kept)
+    with store.db.connect() as con:
+        assert con.execute("SELECT count(*) FROM dataset_snapshot_trajectories").fetchone()[0] == ROWS
+
+
+def test_a_member_edited_while_a_version_is_saved_is_a_conflict(tmp_path, chat_file, snapshot_stretches,
+                                                                monkeypatch):
+    store = Store(tmp_path / "db.duckdb")
+    import_files(store, [chat_file], parallel=False)
+    version, members = _version(store, "v1")
+    last = store.get_trajectory(members["trajectory_id"][-1])
+    copy = datasets._copy_snapshots
+    calls = []
+
+    def edit_meanwhile(con: Any, stretch: Any) -> None:
+        copy(con, stretch)
+        calls.append(1)
+        if len(calls) == 1:  # an edit saved right after the first stretch (before the stretch of its trajectory)
+            store.save_edit(last.model_copy(update={"final_answer": "changed"}), base_revision=last.revision,
+                            author="x")
+
+    monkeypatch.setattr(datasets, "_copy_snapshots", edit_meanwhile)
+    with pytest.raises(ConflictError, match="since the preview"):
+        store.save_dataset_version(version, members)
+    assert store.list_dataset_versions() == [] and store.dataset_members("v1").empty
