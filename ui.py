@@ -14,9 +14,12 @@ from fireact_core.store import Store, resolve_db_path
 import ui_team
 
 
+LINGER_S = 1.0  # the app keeps the database open this long after its last read: clicks answer without reopening
+
+
 @st.cache_resource(show_spinner=False)
 def _store(path: str) -> Store:
-    return Store(path)
+    return Store(path, linger=LINGER_S)
 
 
 def get_store() -> Store:

@@ -4,6 +4,12 @@ A DuckDB file takes one writing process at a time, and the app and a CLI job mus
 So a connection is opened for a unit of work and closed after it; a process that finds the file locked
 waits and tries again (with backoff) until `lock_timeout` runs out. Within a thread, nested units of work
 reuse the open connection, and `Store.session()` keeps one open across several calls (a page run).
+
+Opening the file costs about a tenth of a second (and its first reads find no page in memory), so a process that
+serves people (the app) keeps it open for `linger` seconds after its last unit of work: the calls of a page run,
+and the runs a person's clicks start one after another, take cursors of that one open database (`cursor()`, a
+fraction of a millisecond). After `linger` idle seconds the file is let go, so another process (a CLI import, a
+training job) gets its turn. `version()` tells when anything may have changed, for caches of reads.
 """
 
 from __future__ import annotations
@@ -80,10 +86,16 @@ class Connection:
 
 
 class Connections:
-    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0):
+    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0):
         self.path = resolve_db_path(path)
         self.lock_timeout = lock_timeout
+        self.linger = linger
         self._local = threading.local()
+        self._held: Any = None  # the open database while units of work run or linger
+        self._users = 0
+        self._held_lock = threading.Lock()
+        self._letgo: threading.Timer | None = None
+        self._commits = 0
         self._memory = duckdb.connect(":memory:") if self.path == ":memory:" else None
         self._writer = threading.RLock() if self._memory is not None else _writer_lock(self.path)
         if self.path != ":memory:":
@@ -96,6 +108,68 @@ class Connections:
     def _open(self) -> Any:
         if self._memory is not None:
             return self._memory.cursor()
+        if self.linger <= 0:
+            return self._open_file()
+        with self._held_lock:
+            if self._letgo is not None:
+                self._letgo.cancel()
+                self._letgo = None
+            if self._held is None:
+                self._held = self._open_file()
+            self._users += 1
+            try:
+                with _OPEN_LOCK:
+                    return self._held.cursor()
+            except BaseException:
+                self._users -= 1
+                raise
+
+    def _close(self, con: Any) -> None:
+        with _OPEN_LOCK:
+            con.close()
+        if self.linger <= 0:
+            return
+        with self._held_lock:
+            self._users -= 1
+            if self._users == 0 and self._held is not None:
+                self._letgo = threading.Timer(self.linger, self._let_go)
+                self._letgo.daemon = True
+                self._letgo.start()
+
+    def _let_go(self) -> None:
+        """Close the lingering database once nothing used it for `linger` seconds (another process may then write)."""
+        with self._held_lock:
+            if self._users or self._held is None or self._letgo is None:
+                return
+            held, self._held, self._letgo = self._held, None, None
+            with _OPEN_LOCK:
+                held.close()
+
+    def release(self) -> None:
+        """Let go of a lingering database now, when no unit of work is running."""
+        with self._held_lock:
+            if self._letgo is not None:
+                self._letgo.cancel()
+                self._letgo = None
+            if self._held is not None and not self._users:
+                held, self._held = self._held, None
+                with _OPEN_LOCK:
+                    held.close()
+
+    def version(self) -> tuple:
+        """Changes whenever the database may have changed: a transaction of this process committed, or the
+        file (or its write-ahead log) was written, by this process or another one."""
+        stamp: list[Any] = [self._commits]
+        if self._memory is None:
+            for name in (self.path, self.path + ".wal"):
+                try:
+                    st = os.stat(name)
+                    stamp += [st.st_mtime_ns, st.st_size]
+                except OSError:
+                    stamp += [None, None]
+        return tuple(stamp)
+
+    def _open_file(self) -> Any:
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.02
         while True:
@@ -123,8 +197,7 @@ class Connections:
         finally:
             self._local.con = None
             if self._memory is None:
-                with _OPEN_LOCK:
-                    con.close()
+                self._close(con)
             else:
                 con.close()
 
@@ -146,10 +219,13 @@ class Connections:
                     yield con
                     con.execute("COMMIT")
                 except BaseException as exc:
+                    self._commits += 1  # a failed COMMIT may have written part of the log: caches start again
                     _rollback(con)
                     if isinstance(exc, duckdb.Error):
                         raise database_error(self.path, exc) from exc
                     raise
+                else:
+                    self._commits += 1
                 finally:
                     self._local.in_tx = False
 
