@@ -15,8 +15,17 @@ import pyarrow as pa
 from ..errors import ConflictError, NotFoundError
 from . import schema
 from .answers import correct_sql
+from .cache import cached_read
 from .connection import naive, utc
-from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, _rows, insert_arrow, register, step_from_row, trajectory_from_row
+from .trajectories import (
+    STEP_COLUMNS,
+    TRAJ_COLUMNS,
+    _rows,
+    insert_arrow,
+    register,
+    step_from_row,
+    trajectory_from_row,
+)
 
 schema.register("datasets", [
     # 1: versions, their members, and copies of the members' rows (trajectory and steps) per revision
@@ -153,12 +162,14 @@ class DatasetStore:
             removed["dedupe"] = row[0] - sum(row[1:]) - len(pool)
         return removed, pool
 
+    @cached_read
     def source_names(self) -> list[str]:
         """Names of the sources that hold trajectories or are recorded, sorted."""
         with self.db.connect() as con:
             rows = con.execute("SELECT name FROM sources UNION SELECT DISTINCT source FROM trajectories ORDER BY 1").fetchall()
         return [r[0] for r in rows]
 
+    @cached_read
     def task_method_counts(self, sources: list[str]) -> dict[str, int]:
         """Trajectories per "task/method" cell of `sources` (all when empty)."""
         where = f"WHERE source IN ({', '.join('?' * len(sources))})" if sources else ""
@@ -231,6 +242,7 @@ class DatasetStore:
             raise NotFoundError(f"no dataset version named '{name}': see `fireact datasets` for those there are")
         return _version_row(rows[0])
 
+    @cached_read
     def list_dataset_versions(self) -> list[dict[str, Any]]:
         with self.db.connect() as con:
             rows = _rows(con.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM dataset_versions ORDER BY created_at, name"))

@@ -10,6 +10,7 @@ if TYPE_CHECKING:  # imported where a frame is built: a command that makes no re
     import pandas as pd
 
 from .answers import first_per_question_sql
+from .cache import cached_read
 
 RUN_METRICS_SQL = """
 WITH agg AS (
@@ -154,6 +155,7 @@ def _in(column: str, values: Sequence[str] | None) -> tuple[str, list[Any]]:
 class ReportStore:
     """Mixin of `Store`: the aggregates behind the dashboard, computed in SQL."""
 
+    @cached_read
     def report_runs(self, runs: Sequence[str] | None = None, scored_only: bool = False) -> pd.DataFrame:
         """One row per source (run or import): counts by status; EM and F1 over attempted and over finished;
         steps, search calls, tokens, latency and cost; the perturbation ("clean", "none:0.5", "random" ...)."""
@@ -169,17 +171,20 @@ class ReportStore:
         with self.db.connect() as con:
             return con.execute(sql, params + params + tparams + outer_params).df()
 
+    @cached_read
     def report_steps(self, runs: Sequence[str] | None = None) -> pd.DataFrame:
         """How many trajectories of each run took each number of steps."""
         cond, params = _in("source", runs)
         with self.db.connect() as con:
             return con.execute(STEPS_SQL.format(where=f"WHERE {cond}" if cond else ""), params).df()
 
+    @cached_read
     def report_pairs(self, run_a: str, run_b: str) -> pd.DataFrame:
         """Per normalised question: the first trajectory of each run asking it (id, EM, F1, status), or nulls."""
         with self.db.connect() as con:
             return con.execute(PAIRS_SQL, [run_a, run_b]).df()
 
+    @cached_read
     def report_pair_counts(self, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
         """For several pairs of runs at once: how many questions have each (EM of A, EM of B, in A, in B); a null
         EM stands for a question the run lacks (not `in_a` / `in_b`) or left unscored. Questions match by
@@ -195,6 +200,7 @@ class ReportStore:
         names = pd.DataFrame(list(pairs), columns=["run_a", "run_b"]).rename_axis("pair").reset_index()
         return names.merge(counts, on="pair").drop(columns="pair")
 
+    @cached_read
     def report_run_names(self) -> list[str]:
         """Every source name, with or without trajectories, in the order they were made."""
         with self.db.connect() as con:
