@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_ENTRIES = 512  # answers kept for one state of the database; the oldest go first
+MAX_KEY = 4096  # arguments longer than this (thousands of ids) are read afresh each time
 _CREATE_LOCK = threading.Lock()
 
 
@@ -57,8 +58,10 @@ def cached_read(method: F) -> F:
         with db.connect():  # the file is held from here, so no other process writes between version and read
             if getattr(db._local, "in_tx", False) is True:
                 return method(self, *args, **kwargs)
-            version = db.version()
             key = (method.__name__, repr(args), repr(sorted(kwargs.items())))
+            if len(key[1]) + len(key[2]) > MAX_KEY:
+                return method(self, *args, **kwargs)
+            version = db.version()
             cache = _cache_of(self)
             found, value = cache.get(version, key)
             if not found:

@@ -61,6 +61,8 @@ SORTABLE = {
 LATEST_ANN = """(SELECT trajectory_id, status, labels, rating, comment, author, made_at FROM annotations
     QUALIFY row_number() OVER (PARTITION BY trajectory_id ORDER BY seq DESC) = 1)"""
 CORRECT = correct_sql("t")
+SUMMARY_COLUMNS = "t.id, t.source, t.task, t.method, t.model, t.question, t.gold, t.final_answer, t.em, t.f1, " \
+                  "t.n_steps, t.status"
 TEXT_COLUMNS = ("s.thought", "s.action_raw", "s.observation", "s.raw", "s.obs_raw")
 CELLS = ("both_right", "only_a", "only_b", "both_wrong", "only_in_a", "only_in_b")
 
@@ -232,10 +234,18 @@ class BrowseStore:
                        limit: int = 50, offset: int = 0) -> list[Summary]:
         """One page of summaries (no steps) matching `f`, in the given order."""
         where, params = self._where(f)
-        page_sql = f"SELECT t.rowid FROM trajectories t WHERE {where} ORDER BY {order_sql(sort, descending)} LIMIT ? OFFSET ?"
         with self.db.snapshot() as con:
-            rowids = [r[0] for r in con.execute(page_sql, [*params, int(limit), int(offset)]).fetchall()]
-            return self._summaries_at(rowids)
+            rows = _rows(con.execute(f"SELECT {SUMMARY_COLUMNS} FROM trajectories t WHERE {where} "
+                                     f"ORDER BY {order_sql(sort, descending)} LIMIT ? OFFSET ?",
+                                     [*params, int(limit), int(offset)]))
+            ids = [r["id"] for r in rows]
+            kinds = dict(con.execute("SELECT trajectory_id, list(DISTINCT kind ORDER BY kind) FROM lints "
+                                     "WHERE trajectory_id = ANY(?) GROUP BY trajectory_id", [ids]).fetchall()) if ids else {}
+            reviews = dict(con.execute(
+                "SELECT trajectory_id, status FROM annotations WHERE trajectory_id = ANY(?) "
+                "QUALIFY row_number() OVER (PARTITION BY trajectory_id ORDER BY seq DESC) = 1", [ids]).fetchall()) if ids else {}
+        return [Summary.model_validate({**r, "task": r["task"] or "unknown", "method": r["method"] or "unknown",
+                                        "lints": kinds.get(r["id"], []), "review": reviews.get(r["id"])}) for r in rows]
 
     def iter_summaries(self, f: TrajectoryFilter, sort: str = "imported", descending: bool = False,
                        limit: int | None = None, offset: int = 0, batch: int = 1000) -> Iterator[Summary]:
@@ -352,6 +362,7 @@ class BrowseStore:
             ).fetchone()
         return row[0] if row else None
 
+    @cached_read
     def review_states(self, ids: list[str]) -> dict[str, Annotation]:
         """The latest annotation of each of `ids` that has one."""
         if not ids:

@@ -112,6 +112,7 @@ def _version_row(row: dict[str, Any]) -> dict[str, Any]:
 class DatasetStore:
     """Mixin of `Store`: the mixer's pool and dataset versions."""
 
+    @cached_read
     def mix_stamp(self) -> tuple:
         """A cheap fingerprint of what the mixer reads (it changes when trajectories, reviews or lints do),
         ending with the sorted list of source names."""
