@@ -52,6 +52,16 @@ def test_a_lingering_database_is_reused_then_let_go_for_another_process(tmp_path
     assert store.count_trajectories() == 7  # read afresh: the other process's write is seen
 
 
+def test_a_waiting_process_gets_the_file_long_before_the_linger_ends(tmp_path):
+    db = tmp_path / "w.duckdb"
+    store = seeded(db, linger=3600)
+    assert store.count_trajectories() == 6
+    assert store.db._held is not None
+    # an hour of lingering, but the other process (a minute of patience) asks for its turn and gets it
+    assert other_process(db, f"store.save_trajectories([{ADDED}])\nprint(store.count_trajectories())") == "7"
+    assert store.count_trajectories() == 7
+
+
 def test_release_lets_go_at_once(tmp_path):
     store = seeded(tmp_path / "r.duckdb", linger=600)
     store.count_trajectories()

@@ -8,8 +8,10 @@ reuse the open connection, and `Store.session()` keeps one open across several c
 Opening the file costs about a tenth of a second (and its first reads find no page in memory), so a process that
 serves people (the app) keeps it open for `linger` seconds after its last unit of work: the calls of a page run,
 and the runs a person's clicks start one after another, take cursors of that one open database (`cursor()`, a
-fraction of a millisecond). After `linger` idle seconds the file is let go, so another process (a CLI import, a
-training job) gets its turn. `version()` tells when anything may have changed, for caches of reads.
+fraction of a millisecond). It lets go of the file after `linger` idle seconds, or as soon as no unit of work
+runs once another process of this package waits for it (a waiting process touches `DB.waiting` next to the
+file): a CLI import or a training job gets its turn as before. `version()` tells when anything may have changed,
+for caches of reads.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any, Iterator
 
 import duckdb
 
-from ..errors import ConflictError, StoreError
+from ..errors import ConflictError, FireactError, StoreError
+from ..files import write_text
 from .schema import BOOKKEEPING, MIGRATIONS
 
 DEFAULT_DB = "fireact.duckdb"
@@ -37,6 +40,7 @@ _OPEN_LOCK = threading.Lock()
 # fails the later one on any row both touched (or lets both read `max(seq)` and write the same number).
 # Other processes are kept out by the file lock itself.
 _WRITERS: dict[str, threading.RLock] = {}
+WATCH_S = 0.05  # how often a lingering database looks whether another process waits for the file
 _WRITERS_LOCK = threading.Lock()
 
 
@@ -92,9 +96,11 @@ class Connections:
         self.linger = linger
         self._local = threading.local()
         self._held: Any = None  # the open database while units of work run or linger
+        self._held_since = 0
+        self._idle_since = 0.0
         self._users = 0
         self._held_lock = threading.Lock()
-        self._letgo: threading.Timer | None = None
+        self._waiting = self.path + ".waiting"
         self._commits = 0
         self._memory = duckdb.connect(":memory:") if self.path == ":memory:" else None
         self._writer = threading.RLock() if self._memory is not None else _writer_lock(self.path)
@@ -111,11 +117,10 @@ class Connections:
         if self.linger <= 0:
             return self._open_file()
         with self._held_lock:
-            if self._letgo is not None:
-                self._letgo.cancel()
-                self._letgo = None
             if self._held is None:
                 self._held = self._open_file()
+                self._held_since = time.time_ns()
+                threading.Thread(target=self._watch, name="fireact-db-linger", daemon=True).start()
             self._users += 1
             try:
                 with _OPEN_LOCK:
@@ -131,30 +136,50 @@ class Connections:
             return
         with self._held_lock:
             self._users -= 1
-            if self._users == 0 and self._held is not None:
-                self._letgo = threading.Timer(self.linger, self._let_go)
-                self._letgo.daemon = True
-                self._letgo.start()
+            if not self._users:
+                self._idle_since = time.monotonic()
+                if self._someone_waits():
+                    self._let_go()
+
+    def _watch(self) -> None:
+        """While the database lingers: let it go after `linger` idle seconds, or at once when another process
+        asks for it (see `_ask_for_turn`)."""
+        while True:
+            time.sleep(WATCH_S)
+            with self._held_lock:
+                if self._held is None:
+                    return
+                if self._users:
+                    continue
+                if time.monotonic() - self._idle_since >= self.linger or self._someone_waits():
+                    self._let_go()
+                    return
+
+    def _someone_waits(self) -> bool:
+        try:
+            return os.stat(self._waiting).st_mtime_ns >= self._held_since
+        except OSError:
+            return False
+
+    def _ask_for_turn(self) -> None:
+        """Tell a process that holds the file only because it lingers that this one waits for it."""
+        try:
+            write_text(self._waiting, f"{os.getpid()}\n")
+        except (FireactError, OSError):
+            pass  # a read-only folder: the holder lets go after its `linger` anyway
 
     def _let_go(self) -> None:
-        """Close the lingering database once nothing used it for `linger` seconds (another process may then write)."""
-        with self._held_lock:
-            if self._users or self._held is None or self._letgo is None:
-                return
-            held, self._held, self._letgo = self._held, None, None
+        """Close the lingering database (the caller holds `_held_lock` and no unit of work runs)."""
+        held, self._held = self._held, None
+        if held is not None:
             with _OPEN_LOCK:
                 held.close()
 
     def release(self) -> None:
         """Let go of a lingering database now, when no unit of work is running."""
         with self._held_lock:
-            if self._letgo is not None:
-                self._letgo.cancel()
-                self._letgo = None
-            if self._held is not None and not self._users:
-                held, self._held = self._held, None
-                with _OPEN_LOCK:
-                    held.close()
+            if not self._users:
+                self._let_go()
 
     def version(self) -> tuple:
         """Changes whenever the database may have changed: a transaction of this process committed, or the
@@ -181,6 +206,7 @@ class Connections:
                     raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
             except duckdb.Error as exc:
                 raise StoreError(f"{self.path}: not a FireAct Studio database or damaged: {exc}") from exc
+            self._ask_for_turn()
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 1.6, 0.2)  # short pauses: a writer lets go for INDEX_GAP_S and more
 
