@@ -14,9 +14,14 @@ from fireact_core.store import Store, resolve_db_path
 import ui_team
 
 
+# the app keeps the database open this long after its last read, so clicks answer without reopening it; another
+# process of this package that waits for the file gets it as soon as no page is running (store/connection.py)
+LINGER_S = 10.0
+
+
 @st.cache_resource(show_spinner=False)
 def _store(path: str) -> Store:
-    return Store(path)
+    return Store(path, linger=LINGER_S)
 
 
 def get_store() -> Store:

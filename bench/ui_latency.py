@@ -12,8 +12,11 @@ measure, beside the target for it:
     python bench/ui_latency.py --db /tmp/ui100k.duckdb            # builds the database the first time
     python bench/ui_latency.py --n 5000 --db /tmp/ui5k.duckdb --repeat 3
 
-No other tool runs here to compare against, so each line prints its ratio to the target. The machine is shared:
-absolute times include waiting for a core.
+No other tool runs here to compare against, so each line prints its ratio to the target; the reads behind the
+filter change and the opening of a trajectory are also timed in DuckDB directly (one warm connection, before the
+app starts), the floor any page over this database stands on. The machine is shared: absolute times include
+waiting for a core, so each line also prints the CPU time the app's process spent on the action (all its
+threads; Chromium's own drawing not included).
 """
 
 from __future__ import annotations
@@ -45,6 +48,17 @@ READY = {"": '[data-testid="stMetric"]', "Browse": '[data-testid="stDataFrame"]'
          "Mix": '[data-testid="stPlotlyChart"]', "Train": '[data-testid="stTab"]', "Dashboard": '[data-testid="stDataFrame"]'}
 
 
+APP: dict[str, int] = {}  # the app's process id, once started
+CPU: list[float] = []  # the app's CPU seconds of each timed action, in order
+
+
+def app_cpu() -> float:
+    """CPU seconds the app's process has used so far (every thread): the work an action costs it, apart from
+    the time it waits for a core on a busy machine."""
+    fields = Path(f"/proc/{APP['pid']}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     k = (len(ordered) - 1) * q
@@ -54,8 +68,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def report(name: str, target: float, seconds: list[float]) -> None:
     med, p95 = statistics.median(seconds), percentile(seconds, 0.95)
+    cpu = f"   app CPU median {statistics.median(CPU[-len(seconds):]) * 1000:5.0f} ms" if APP and CPU else ""
     print(f"{name:36} median {med * 1000:7.0f} ms   p95 {p95 * 1000:7.0f} ms   target {target * 1000:5.0f} ms   "
-          f"median/target {med / target:4.2f}   (n={len(seconds)})", flush=True)
+          f"median/target {med / target:4.2f}{cpu}   (n={len(seconds)})", flush=True)
 
 
 def build_database(db: str, n: int) -> None:
@@ -69,6 +84,32 @@ def build_database(db: str, n: int) -> None:
         build(store, have, n, 5000)
         print(f"built {n - have} trajectories in {time.perf_counter() - start:.0f} s", flush=True)
     store.refresh_search_index()
+
+
+def peer_reads(db: str, repeat: int) -> None:
+    """The SQL a filter change and an opened trajectory need, run in DuckDB directly on a warm connection."""
+    import duckdb
+
+    con = duckdb.connect(db, read_only=True)
+    wrong = "NOT (CASE WHEN t.em IS NOT NULL THEN t.em >= 1 ELSE t.reward END)"
+    page = ("SELECT t.id, t.source, t.question, t.gold, t.final_answer, t.em, t.f1, t.n_steps, t.status "
+            f"FROM trajectories t WHERE {wrong} ORDER BY t.created_at, t.id LIMIT 50")
+    filter_sql = [f"SELECT count(*) FROM trajectories t WHERE {wrong}", page]
+    tid = con.execute(f"SELECT id FROM trajectories t WHERE {wrong} LIMIT 1 OFFSET 7").fetchone()[0]
+    open_sql = ["SELECT * FROM trajectories WHERE id = ?", "SELECT * FROM steps WHERE trajectory_id = ? ORDER BY idx",
+                "SELECT * FROM lints WHERE trajectory_id = ?"]
+
+    def run(sqls: list[str], params: list) -> float:
+        start = time.perf_counter()
+        for sql in sqls:
+            con.execute(sql, params if "?" in sql else []).fetchall()
+        return time.perf_counter() - start
+
+    for name, sqls, params in (("filter change", filter_sql, []), ("open trajectory", open_sql, [tid])):
+        run(sqls, params)
+        seconds = [run(sqls, params) for _ in range(repeat)]
+        report(f"peer: {name} reads in DuckDB", TARGETS[name], seconds)
+    con.close()
 
 
 def start_app(db: str, log: Path) -> tuple[subprocess.Popen, str]:
@@ -91,10 +132,14 @@ def settle(page, selector: str | None = None, timeout: float = 60_000) -> None:
 
 
 def timed(action, done) -> float:
+    cpu = app_cpu() if APP else 0.0
     start = time.perf_counter()
     action()
     done()
-    return time.perf_counter() - start
+    took = time.perf_counter() - start
+    if APP:
+        CPU.append(app_cpu() - cpu)
+    return took
 
 
 def until_changed(page, action, element_js: str, before: str) -> float:
@@ -241,7 +286,9 @@ def run(db: str, folder: Path, repeat: int, renders: bool = True) -> None:
     ids = store.filter_ids(TrajectoryFilter(source=["bench-run-3"]), limit=repeat + 1)
     print(f"database {db}: {store.count_trajectories()} trajectories; Chromium at 1400 x 1000", flush=True)
     del store
+    peer_reads(db, repeat)
     proc, base = start_app(db, folder / "streamlit.log")
+    APP["pid"] = proc.pid
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)

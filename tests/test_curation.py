@@ -287,6 +287,18 @@ def test_neighbours_follow_the_filter_order(runs):
     assert runs.neighbours(f, outside)["position"] is None
 
 
+
+@pytest.mark.parametrize("sort,desc", [("em", False), ("em", True), ("answer", True), ("imported", False)])
+def test_neighbours_agree_with_the_filter_order_everywhere(runs, sort, desc):
+    """Every trajectory's previous, next and position, ties and empty values (no answer, no score) included,
+    are those of the filter's full order."""
+    f = TrajectoryFilter(source=[RUN_B])
+    ids = runs.filter_ids(f, sort=sort, descending=desc)
+    for i in list(range(0, len(ids), 7)) + [len(ids) - 1]:
+        nav = runs.neighbours(f, ids[i], sort=sort, descending=desc)
+        assert (nav["prev"], nav["next"], nav["position"], nav["total"]) == (
+            ids[i - 1] if i else None, ids[i + 1] if i + 1 < len(ids) else None, i + 1, len(ids))
+
 # ---- review -----------------------------------------------------------------------------------------------
 
 

@@ -29,9 +29,15 @@ class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseS
             ReportStore, StagedImportStore, TeamStore):
     """All reads and writes of one database. Safe to share between threads and with other processes."""
 
-    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0):
-        self.db = Connections(path, lock_timeout=lock_timeout)
+    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0):
+        """`linger`: seconds the file stays open after the last unit of work (the app's cheap reruns); 0 lets
+        go of it at once."""
+        self.db = Connections(path, lock_timeout=lock_timeout, linger=linger)
         self.path = self.db.path
+
+    def release(self) -> None:
+        """Let go of the database file now, when it lingers idle (see `linger`)."""
+        self.db.release()
 
     @contextmanager
     def session(self) -> Iterator[Any]:

@@ -4,6 +4,14 @@ A DuckDB file takes one writing process at a time, and the app and a CLI job mus
 So a connection is opened for a unit of work and closed after it; a process that finds the file locked
 waits and tries again (with backoff) until `lock_timeout` runs out. Within a thread, nested units of work
 reuse the open connection, and `Store.session()` keeps one open across several calls (a page run).
+
+Opening the file costs about a tenth of a second (and its first reads find no page in memory), so a process that
+serves people (the app) keeps it open for `linger` seconds after its last unit of work: the calls of a page run,
+and the runs a person's clicks start one after another, take cursors of that one open database (`cursor()`, a
+fraction of a millisecond). It lets go of the file after `linger` idle seconds, or as soon as no unit of work
+runs once another process of this package waits for it (a waiting process touches `DB.waiting` next to the
+file): a CLI import or a training job gets its turn as before. `version()` tells when anything may have changed,
+for caches of reads.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from typing import Any, Iterator
 
 import duckdb
 
-from ..errors import ConflictError, StoreError
+from ..errors import ConflictError, FireactError, StoreError
+from ..files import write_text
 from .schema import BOOKKEEPING, MIGRATIONS
 
 DEFAULT_DB = "fireact.duckdb"
@@ -31,6 +40,7 @@ _OPEN_LOCK = threading.Lock()
 # fails the later one on any row both touched (or lets both read `max(seq)` and write the same number).
 # Other processes are kept out by the file lock itself.
 _WRITERS: dict[str, threading.RLock] = {}
+WATCH_S = 0.05  # how often a lingering database looks whether another process waits for the file
 _WRITERS_LOCK = threading.Lock()
 
 
@@ -80,10 +90,18 @@ class Connection:
 
 
 class Connections:
-    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0):
+    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0):
         self.path = resolve_db_path(path)
         self.lock_timeout = lock_timeout
+        self.linger = linger
         self._local = threading.local()
+        self._held: Any = None  # the open database while units of work run or linger
+        self._held_since = 0
+        self._idle_since = 0.0
+        self._users = 0
+        self._held_lock = threading.Lock()
+        self._waiting = self.path + ".waiting"
+        self._commits = 0
         self._memory = duckdb.connect(":memory:") if self.path == ":memory:" else None
         self._writer = threading.RLock() if self._memory is not None else _writer_lock(self.path)
         if self.path != ":memory:":
@@ -96,6 +114,87 @@ class Connections:
     def _open(self) -> Any:
         if self._memory is not None:
             return self._memory.cursor()
+        if self.linger <= 0:
+            return self._open_file()
+        with self._held_lock:
+            if self._held is None:
+                self._held = self._open_file()
+                self._held_since = time.time_ns()
+                threading.Thread(target=self._watch, name="fireact-db-linger", daemon=True).start()
+            self._users += 1
+            try:
+                with _OPEN_LOCK:
+                    return self._held.cursor()
+            except BaseException:
+                self._users -= 1
+                raise
+
+    def _close(self, con: Any) -> None:
+        with _OPEN_LOCK:
+            con.close()
+        if self.linger <= 0:
+            return
+        with self._held_lock:
+            self._users -= 1
+            if not self._users:
+                self._idle_since = time.monotonic()
+                if self._someone_waits():
+                    self._let_go()
+
+    def _watch(self) -> None:
+        """While the database lingers: let it go after `linger` idle seconds, or at once when another process
+        asks for it (see `_ask_for_turn`)."""
+        while True:
+            time.sleep(WATCH_S)
+            with self._held_lock:
+                if self._held is None:
+                    return
+                if self._users:
+                    continue
+                if time.monotonic() - self._idle_since >= self.linger or self._someone_waits():
+                    self._let_go()
+                    return
+
+    def _someone_waits(self) -> bool:
+        try:
+            return os.stat(self._waiting).st_mtime_ns >= self._held_since
+        except OSError:
+            return False
+
+    def _ask_for_turn(self) -> None:
+        """Tell a process that holds the file only because it lingers that this one waits for it."""
+        try:
+            write_text(self._waiting, f"{os.getpid()}\n")
+        except (FireactError, OSError):
+            pass  # a read-only folder: the holder lets go after its `linger` anyway
+
+    def _let_go(self) -> None:
+        """Close the lingering database (the caller holds `_held_lock` and no unit of work runs)."""
+        held, self._held = self._held, None
+        if held is not None:
+            with _OPEN_LOCK:
+                held.close()
+
+    def release(self) -> None:
+        """Let go of a lingering database now, when no unit of work is running."""
+        with self._held_lock:
+            if not self._users:
+                self._let_go()
+
+    def version(self) -> tuple:
+        """Changes whenever the database may have changed: a transaction of this process committed, or the
+        file (or its write-ahead log) was written, by this process or another one."""
+        stamp: list[Any] = [self._commits]
+        if self._memory is None:
+            for name in (self.path, self.path + ".wal"):
+                try:
+                    st = os.stat(name)
+                    stamp += [st.st_mtime_ns, st.st_size]
+                except OSError:
+                    stamp += [None, None]
+        return tuple(stamp)
+
+    def _open_file(self) -> Any:
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.02
         while True:
@@ -107,6 +206,7 @@ class Connections:
                     raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
             except duckdb.Error as exc:
                 raise StoreError(f"{self.path}: not a FireAct Studio database or damaged: {exc}") from exc
+            self._ask_for_turn()
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 1.6, 0.2)  # short pauses: a writer lets go for INDEX_GAP_S and more
 
@@ -123,8 +223,7 @@ class Connections:
         finally:
             self._local.con = None
             if self._memory is None:
-                with _OPEN_LOCK:
-                    con.close()
+                self._close(con)
             else:
                 con.close()
 
@@ -146,10 +245,13 @@ class Connections:
                     yield con
                     con.execute("COMMIT")
                 except BaseException as exc:
+                    self._commits += 1  # a failed COMMIT may have written part of the log: caches start again
                     _rollback(con)
                     if isinstance(exc, duckdb.Error):
                         raise database_error(self.path, exc) from exc
                     raise
+                else:
+                    self._commits += 1
                 finally:
                     self._local.in_tx = False
 

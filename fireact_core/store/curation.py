@@ -16,6 +16,7 @@ from ..filters import TrajectoryFilter
 from ..records import Annotation, Summary, now
 from . import schema
 from .answers import correct_sql, first_per_question_sql
+from .cache import cached_read
 from .connection import Error as DatabaseError
 from .connection import utc
 from .trajectories import _rows, register
@@ -44,6 +45,14 @@ def _after_row(column: str, descending: bool, value: Any, traj_id: str) -> tuple
             [value, value, traj_id])
 
 
+def _before_row(column: str, descending: bool, value: Any, traj_id: str) -> tuple[str, list[Any]]:
+    """The condition for rows before (value, id) in `order_sql`'s order (NULLs last, then by id)."""
+    if value is None:
+        return f" AND ({column} IS NOT NULL OR t.id < ?)", [traj_id]
+    ahead = ">" if descending else "<"
+    return f" AND ({column} {ahead} ? OR ({column} = ? AND t.id < ?))", [value, value, traj_id]
+
+
 SORTABLE = {
     "imported": "t.created_at", "question": "t.question", "source": "t.source", "task": "t.task",
     "method": "t.method", "model": "t.model", "em": "t.em", "f1": "t.f1", "steps": "t.n_steps",
@@ -52,6 +61,8 @@ SORTABLE = {
 LATEST_ANN = """(SELECT trajectory_id, status, labels, rating, comment, author, made_at FROM annotations
     QUALIFY row_number() OVER (PARTITION BY trajectory_id ORDER BY seq DESC) = 1)"""
 CORRECT = correct_sql("t")
+SUMMARY_COLUMNS = "t.id, t.source, t.task, t.method, t.model, t.question, t.gold, t.final_answer, t.em, t.f1, " \
+                  "t.n_steps, t.status"
 TEXT_COLUMNS = ("s.thought", "s.action_raw", "s.observation", "s.raw", "s.obs_raw")
 CELLS = ("both_right", "only_a", "only_b", "both_wrong", "only_in_a", "only_in_b")
 
@@ -212,19 +223,29 @@ class BrowseStore:
     def _search_signature(con: Any) -> tuple:
         return con.execute("SELECT count(*), sum(revision), max(created_at), max(updated_at) FROM trajectories").fetchone()
 
+    @cached_read
     def count_filtered(self, f: TrajectoryFilter) -> int:
         where, params = self._where(f)
         with self.db.connect() as con:
             return con.execute(f"SELECT count(*) FROM trajectories t WHERE {where}", params).fetchone()[0]
 
+    @cached_read
     def list_summaries(self, f: TrajectoryFilter, sort: str = "imported", descending: bool = False,
                        limit: int = 50, offset: int = 0) -> list[Summary]:
         """One page of summaries (no steps) matching `f`, in the given order."""
         where, params = self._where(f)
-        page_sql = f"SELECT t.rowid FROM trajectories t WHERE {where} ORDER BY {order_sql(sort, descending)} LIMIT ? OFFSET ?"
         with self.db.snapshot() as con:
-            rowids = [r[0] for r in con.execute(page_sql, [*params, int(limit), int(offset)]).fetchall()]
-            return self._summaries_at(rowids)
+            rows = _rows(con.execute(f"SELECT {SUMMARY_COLUMNS} FROM trajectories t WHERE {where} "
+                                     f"ORDER BY {order_sql(sort, descending)} LIMIT ? OFFSET ?",
+                                     [*params, int(limit), int(offset)]))
+            ids = [r["id"] for r in rows]
+            kinds = dict(con.execute("SELECT trajectory_id, list(DISTINCT kind ORDER BY kind) FROM lints "
+                                     "WHERE trajectory_id = ANY(?) GROUP BY trajectory_id", [ids]).fetchall()) if ids else {}
+            reviews = dict(con.execute(
+                "SELECT trajectory_id, status FROM annotations WHERE trajectory_id = ANY(?) "
+                "QUALIFY row_number() OVER (PARTITION BY trajectory_id ORDER BY seq DESC) = 1", [ids]).fetchall()) if ids else {}
+        return [Summary.model_validate({**r, "task": r["task"] or "unknown", "method": r["method"] or "unknown",
+                                        "lints": kinds.get(r["id"], []), "review": reviews.get(r["id"])}) for r in rows]
 
     def iter_summaries(self, f: TrajectoryFilter, sort: str = "imported", descending: bool = False,
                        limit: int | None = None, offset: int = 0, batch: int = 1000) -> Iterator[Summary]:
@@ -291,21 +312,32 @@ class BrowseStore:
             ).fetchall()
         return [r[0] for r in rows]
 
+    @cached_read
     def neighbours(self, f: TrajectoryFilter, traj_id: str, sort: str = "imported",
                    descending: bool = False) -> dict[str, Any]:
-        """Previous and next id around `traj_id` within `f`, its 1-based position and the total."""
+        """Previous and next id around `traj_id` within `f`, its 1-based position and the total. Four short reads
+        (the row's sort value, a count, the nearest row on each side), none of which sorts the whole filter."""
         where, params = self._where(f)
-        order = order_sql(sort, descending)
-        sql = f"""SELECT * FROM (
-                SELECT t.id, lag(t.id) OVER w AS prev, lead(t.id) OVER w AS next,
-                       row_number() OVER w AS position, count(*) OVER () AS total
-                FROM trajectories t WHERE {where} WINDOW w AS (ORDER BY {order})) WHERE id = ?"""
-        with self.db.connect() as con:
-            rows = _rows(con.execute(sql, [*params, traj_id]))
-        if not rows:
-            return {"prev": None, "next": None, "position": None, "total": self.count_filtered(f)}
-        return {k: rows[0][k] for k in ("prev", "next", "position", "total")}
+        column = SORTABLE.get(sort, SORTABLE["imported"])
+        with self.db.snapshot() as con:
+            found = con.execute(f"SELECT {column} FROM trajectories t WHERE t.id = ? AND {where}",
+                                [traj_id, *params]).fetchall()
+            if not found:
+                return {"prev": None, "next": None, "position": None, "total": self.count_filtered(f)}
+            value = found[0][0]
+            before, before_params = _before_row(column, descending, value, traj_id)
+            after, after_params = _after_row(column, descending, value, traj_id)
+            total, ahead = con.execute(f"SELECT count(*), count(*) FILTER (WHERE TRUE{before}) FROM trajectories t "
+                                       f"WHERE {where}", [*before_params, *params]).fetchone()
+            back = f"{column} {'ASC' if descending else 'DESC'} NULLS FIRST, t.id DESC"
+            prev = con.execute(f"SELECT t.id FROM trajectories t WHERE {where}{before} ORDER BY {back} LIMIT 1",
+                               [*params, *before_params]).fetchall()
+            nxt = con.execute(f"SELECT t.id FROM trajectories t WHERE {where}{after} ORDER BY "
+                              f"{order_sql(sort, descending)} LIMIT 1", [*params, *after_params]).fetchall()
+        return {"prev": prev[0][0] if prev else None, "next": nxt[0][0] if nxt else None, "position": ahead + 1,
+                "total": total}
 
+    @cached_read
     def review_progress(self, f: TrajectoryFilter) -> tuple[int, int]:
         """(reviewed, total) within `f`: reviewed means accepted or rejected."""
         where, params = self._where(f)
@@ -330,6 +362,7 @@ class BrowseStore:
             ).fetchone()
         return row[0] if row else None
 
+    @cached_read
     def review_states(self, ids: list[str]) -> dict[str, Annotation]:
         """The latest annotation of each of `ids` that has one."""
         if not ids:
@@ -372,6 +405,7 @@ class BrowseStore:
             self._insert_annotations(con, events)
         return len(events)
 
+    @cached_read
     def known_labels(self) -> list[str]:
         with self.db.connect() as con:
             rows = con.execute(
@@ -379,6 +413,7 @@ class BrowseStore:
             ).fetchall()
         return [r[0] for r in rows if r[0]]
 
+    @cached_read
     def facet_values(self) -> dict[str, list]:
         """The values each list filter can take, for the filter widgets."""
         out: dict[str, list] = {}
@@ -392,6 +427,7 @@ class BrowseStore:
         out["label"] = self.known_labels()
         return out
 
+    @cached_read
     def compare_counts(self, source_a: str, source_b: str) -> dict[str, int]:
         """How many questions fall in each cell of the contingency table of two runs."""
         with self.db.connect() as con:
@@ -402,6 +438,7 @@ class BrowseStore:
         counts["unscored"] = sum(n for c, n in rows if c not in CELLS)
         return counts
 
+    @cached_read
     def compare_pairs(self, source_a: str, source_b: str, cell: str | None = None, limit: int = 200,
                       offset: int = 0) -> list[dict[str, Any]]:
         """Questions of two runs paired by normalised question: the two trajectory ids, answers, EM and cell."""

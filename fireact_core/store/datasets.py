@@ -16,8 +16,17 @@ import pyarrow as pa
 from ..errors import ConflictError, NotFoundError
 from . import schema
 from .answers import correct_sql
+from .cache import cached_read
 from .connection import naive, utc
-from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, _rows, insert_arrow, register, step_from_row, trajectory_from_row
+from .trajectories import (
+    STEP_COLUMNS,
+    TRAJ_COLUMNS,
+    _rows,
+    insert_arrow,
+    register,
+    step_from_row,
+    trajectory_from_row,
+)
 
 schema.register("datasets", [
     # 1: versions, their members, and copies of the members' rows (trajectory and steps) per revision
@@ -132,6 +141,7 @@ def _version_row(row: dict[str, Any]) -> dict[str, Any]:
 class DatasetStore:
     """Mixin of `Store`: the mixer's pool and dataset versions."""
 
+    @cached_read
     def mix_stamp(self) -> tuple:
         """A cheap fingerprint of what the mixer reads (it changes when trajectories, reviews or lints do),
         ending with the sorted list of source names."""
@@ -182,12 +192,14 @@ class DatasetStore:
             removed["dedupe"] = row[0] - sum(row[1:]) - len(pool)
         return removed, pool
 
+    @cached_read
     def source_names(self) -> list[str]:
         """Names of the sources that hold trajectories or are recorded, sorted."""
         with self.db.connect() as con:
             rows = con.execute("SELECT name FROM sources UNION SELECT DISTINCT source FROM trajectories ORDER BY 1").fetchall()
         return [r[0] for r in rows]
 
+    @cached_read
     def task_method_counts(self, sources: list[str]) -> dict[str, int]:
         """Trajectories per "task/method" cell of `sources` (all when empty)."""
         where = f"WHERE source IN ({', '.join('?' * len(sources))})" if sources else ""
@@ -282,6 +294,7 @@ class DatasetStore:
             raise NotFoundError(f"no dataset version named '{name}': see `fireact datasets` for those there are")
         return _version_row(rows[0])
 
+    @cached_read
     def list_dataset_versions(self) -> list[dict[str, Any]]:
         with self.db.connect() as con:
             rows = _rows(con.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM dataset_versions ORDER BY created_at, name"))

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from ..errors import ConflictError
 from ..records import Annotation, Lint, Revision, Trajectory, now
+from .cache import cached_read
 from .connection import naive, utc
 from .trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _rows, insert_arrow, register, trajectory_columns
 
@@ -70,6 +71,7 @@ class HistoryStore:
         insert_arrow(con, "trajectories", t_cols, TRAJ_SCHEMA)
         insert_arrow(con, "steps", s_cols, STEP_SCHEMA)
 
+    @cached_read
     def list_revisions(self, traj_id: str) -> list[Revision]:
         with self.db.connect() as con:
             rows = _rows(con.execute(

@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # imported where a frame is built: a command that makes no re
     import pandas as pd
 
 from .answers import first_per_question_sql
+from .cache import cached_read
 
 # per run, over the trajectory standing for each question: counts by status, right answers (`answers`) over those
 # scored, F1 where recorded; `graded`: how many have an EM (a gold answer), which tells runs from training sets
@@ -173,6 +174,7 @@ def _in(column: str, values: Sequence[str] | None) -> tuple[str, list[Any]]:
 class ReportStore:
     """Mixin of `Store`: the aggregates behind the dashboard, computed in SQL."""
 
+    @cached_read
     def report_runs(self, runs: Sequence[str] | None = None, scored_only: bool = False) -> pd.DataFrame:
         """One row per source (run or import): counts of questions by status; EM (right answers, `answers`) and F1
         over attempted and over finished, one trajectory per question; steps, search calls, tokens, latency and
@@ -191,17 +193,20 @@ class ReportStore:
         with self.db.connect() as con:
             return con.execute(sql, params + tparams + params + tparams + outer_params).df()
 
+    @cached_read
     def report_steps(self, runs: Sequence[str] | None = None) -> pd.DataFrame:
         """How many trajectories of each run took each number of steps."""
         cond, params = _in("source", runs)
         with self.db.connect() as con:
             return con.execute(STEPS_SQL.format(where=f"WHERE {cond}" if cond else ""), params).df()
 
+    @cached_read
     def report_pairs(self, run_a: str, run_b: str) -> pd.DataFrame:
         """Per normalised question: the first trajectory of each run asking it (id, EM, F1, status), or nulls."""
         with self.db.connect() as con:
             return con.execute(PAIRS_SQL, [run_a, run_b]).df()
 
+    @cached_read
     def report_pair_counts(self, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
         """For several pairs of runs at once: how many questions have each (EM of A, EM of B, in A, in B); a null
         EM stands for a question the run lacks (not `in_a` / `in_b`) or left unscored. Questions match by
@@ -217,6 +222,7 @@ class ReportStore:
         names = pd.DataFrame(list(pairs), columns=["run_a", "run_b"]).rename_axis("pair").reset_index()
         return names.merge(counts, on="pair").drop(columns="pair")
 
+    @cached_read
     def report_run_names(self) -> list[str]:
         """Every source name, with or without trajectories, in the order they were made."""
         with self.db.connect() as con:

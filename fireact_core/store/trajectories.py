@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from ..errors import NotFoundError
 from ..records import Action, Lint, Message, Source, Step, StepFlags, Trajectory
 from ..tasks.scoring import normalize_answer
+from .cache import cached_read
 from .connection import naive, utc
 
 TRAJ_COLUMNS = [
@@ -313,11 +314,13 @@ class TrajectoryStore:
         row["meta"] = json.loads(row["meta"]) if row["meta"] else {}
         return Source.model_validate(row)
 
+    @cached_read
     def list_sources(self) -> list[Source]:
         with self.db.connect() as con:
             names = [r[0] for r in con.execute("SELECT name FROM sources ORDER BY created_at, name").fetchall()]
         return [s for s in (self.get_source(n) for n in names) if s is not None]
 
+    @cached_read
     def get_trajectory(self, traj_id: str) -> Trajectory:
         with self.db.connect() as con:
             rows = _rows(con.execute(f"SELECT {', '.join(TRAJ_COLUMNS)} FROM trajectories WHERE id = ?", [traj_id]))
@@ -363,6 +366,7 @@ class TrajectoryStore:
                 return con.execute("SELECT count(*) FROM trajectories").fetchall()[0][0]
             return con.execute("SELECT count(*) FROM trajectories WHERE source = ?", [source]).fetchall()[0][0]
 
+    @cached_read
     def stats(self) -> dict[str, Any]:
         with self.db.connect() as con:
             total = con.execute("SELECT count(*) FROM trajectories").fetchall()[0][0]
@@ -374,6 +378,7 @@ class TrajectoryStore:
                 out[key] = {str(k): n for k, n in rows}
         return out
 
+    @cached_read
     def lint_counts(self, source: str | None = None) -> dict[str, int]:
         """Trajectories per lint kind (a trajectory with two malformed actions counts once)."""
         where, params = ("JOIN trajectories t ON t.id = l.trajectory_id WHERE t.source = ?", [source]) if source else ("", [])
@@ -384,6 +389,7 @@ class TrajectoryStore:
             ).fetchall()
         return {k: n for k, n in rows}
 
+    @cached_read
     def lints_of(self, traj_id: str) -> list[Lint]:
         with self.db.connect() as con:
             rows = _rows(con.execute(
