@@ -375,13 +375,15 @@ def _run_to_end(coro: Any) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None) -> dict[str, Any]:
-    """Run a prepared plan to its end (or until cancelled); returns the run's row."""
+def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None,
+            runner_class: type[_Runner] | None = None) -> dict[str, Any]:
+    """Run a prepared plan to its end (or until cancelled); returns the run's row. `runner_class`: a runner of
+    other episodes than the plan's questions from scratch (forks)."""
     store, name = plan.store, plan.config.run
     runner = None
     _ACTIVE.add(name)
     try:
-        runner = _Runner(plan, progress)
+        runner = (runner_class or _Runner)(plan, progress)
         status = _run_to_end(runner.run())
     except BaseException as exc:
         message = _scrubbed(f"{type(exc).__name__}: {exc}", plan.config.secrets())
