@@ -125,7 +125,7 @@ def fork_config(store: Any, traj: Trajectory, run: str, overrides: dict[str, Any
 
 
 def make_jobs(store: Any, parents: list[tuple[Trajectory, int]], n: int, run: str, overrides: dict[str, Any],
-              kind: Kind = "continue", drafts: set[str] = frozenset()) -> list[ForkJob]:
+              kind: Kind = "continue", drafts: frozenset[str] | set[str] = frozenset()) -> list[ForkJob]:
     """N continuations of each (parent, K); a parent in `drafts` is continued as given (the editor's draft)."""
     if n < 1:
         raise FireactError(f"--n {n}: make at least one continuation")
