@@ -195,3 +195,18 @@ def test_cli_refuses_a_bad_id_and_a_step_out_of_range(store, llm, capsys, tmp_pa
                  "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "run 'c': 2 continuations stored" in out and out.count(f"from {parent.id} step 1") == 2
+
+
+def test_continue_with_a_local_model(store, llm, tiny_model_dir):
+    [q] = questions(1)
+    llm.policy = by_turns(turns(q.question, "wrong answer"))
+    [parent] = generate(store, "ft", mode="finetuned", finetuned_format="alpaca")
+    overrides = {"local_model": str(tiny_model_dir), "search": "local", "max_tokens": 12, "max_steps": 2,
+                 "temperature": 0.7}
+    run = continue_trajectory(store, parent.id, 1, n=2, run="local-fork", overrides=overrides)
+    assert run["attempted"] == 2
+    for link in store.fork_children(parent.id):
+        child = store.get_trajectory(link.child_id)
+        assert child.steps[0] == parent.steps[0] and len(child.steps) >= 2
+        assert child.model == Path(tiny_model_dir).name and child.meta["backend"] == "local"
+        assert child.meta["mode"] == "finetuned" and child.meta["calls"] and child.tokens_in > 0
