@@ -157,8 +157,9 @@ def family_view(store: Store, traj_id: str) -> None:
     link, child = next((x, t) for x, t in children if t.id == pick)
     st.text(f"Parent answer: {parent.final_answer}   EM: {parent.em}      Continuation answer: {child.final_answer}   "
             f"EM: {child.em}")
-    st.caption(f"Steps 1..{link.fork_step} are shared (kept from revision {link.parent_revision}); the rest is the "
-               "continuation's own.")
+    origin = f"revision {link.parent_revision}" + (", with edits not saved" if child.meta.get("fork", {}).get(
+        "from_draft") else "")
+    st.caption(f"Steps 1..{link.fork_step} are shared (kept from {origin}); the rest is the continuation's own.")
     pairs = align_fork(parent.steps, child.steps, link.fork_step)
     st.html(pair_cards_html(parent, child, f"Parent {parent.id}", f"Continuation {child.id}", pairs=pairs))
     if st.button("Open the continuation in the editor", key=f"family_open:{child.id}"):
