@@ -210,3 +210,19 @@ def test_continue_with_a_local_model(store, llm, tiny_model_dir):
         assert child.steps[0] == parent.steps[0] and len(child.steps) >= 2
         assert child.model == Path(tiny_model_dir).name and child.meta["backend"] == "local"
         assert child.meta["mode"] == "finetuned" and child.meta["calls"] and child.tokens_in > 0
+
+
+def test_links_travel_with_a_native_export(store, llm, tmp_path):
+    [q] = questions(1)
+    llm.script = {q.question: turns(q.question, "wrong answer")}
+    [parent] = generate(store, "p")
+    continue_trajectory(store, parent.id, 1, n=2, run="c", overrides=FAST)
+    out = tmp_path / "all.jsonl"
+    assert main(["--db", str(store.path), "export", "--format", "native", "--out", str(out)]) == 0
+    other = tmp_path / "other.duckdb"
+    assert main(["--db", str(other), "import", str(out)]) == 0
+    from fireact_core.store import Store
+
+    again = Store(other)
+    assert [(x.child_id, x.parent_id, x.fork_step, x.kind, x.run) for x in again.fork_links()] == \
+        [(x.child_id, x.parent_id, x.fork_step, x.kind, x.run) for x in store.fork_links()]

@@ -3,6 +3,7 @@ here; the table is registered through schema.register)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -36,6 +37,21 @@ def fork_table(links: list[ForkLink]) -> pa.Table:
         "run": [x.run for x in links], "kind": [x.kind for x in links],
         "created_at": [naive(x.created_at) for x in links],
     }, schema=FORK_SCHEMA)
+
+
+def links_in(trajs: pa.Table) -> list[ForkLink]:
+    """The fork links that trajectories being imported carry in their meta (`meta.fork`, as continuations are
+    stored and exported), so a native export imported elsewhere keeps its links."""
+    out = []
+    for traj_id, source, meta in zip(*(trajs.column(c).to_pylist() for c in ("id", "source", "meta"))):
+        if not meta or '"fork"' not in meta:
+            continue
+        fork = json.loads(meta).get("fork")
+        if isinstance(fork, dict) and fork.get("parent_id") and fork.get("kind") in ("continue", "repair"):
+            out.append(ForkLink(child_id=traj_id, parent_id=fork["parent_id"], run=source, kind=fork["kind"],
+                                parent_revision=int(fork.get("parent_revision") or 0),
+                                fork_step=int(fork.get("fork_step") or 0)))
+    return out
 
 
 def _link(row: tuple) -> ForkLink:
