@@ -226,3 +226,26 @@ def test_links_travel_with_a_native_export(store, llm, tmp_path):
     again = Store(other)
     assert [(x.child_id, x.parent_id, x.fork_step, x.kind, x.run) for x in again.fork_links()] == \
         [(x.child_id, x.parent_id, x.fork_step, x.kind, x.run) for x in store.fork_links()]
+
+
+def test_a_trajectory_of_fireacts_own_run_is_continued_in_its_layout(store, llm, shared):
+    """FireAct's Llama-2 run (fine-tuned, Alpaca layout): the continuation's request is the run file's own text
+    up to the end of step K, then "Thought:", as FireAct's generation.py would have sent it."""
+    import json
+
+    from fireact_core.importer import import_files
+    from tests.conftest import RUN_FILE
+
+    import_files(store, [RUN_FILE])
+    source = RUN_FILE.stem
+    [tid] = store.filter_ids(TrajectoryFilter(source=[source], steps_min=3, em="wrong"), limit=1)
+    parent = store.get_trajectory(tid)
+    raw = json.loads(RUN_FILE.read_text())[parent.qid]["traj"]
+    cuts = [i for i in range(len(raw)) if raw.startswith("\nThought: ", i)]
+    before = llm.calls
+    continue_trajectory(store, tid, 2, run="fork-fireact", overrides={**FAST, "model": "ft-llama"})
+    sent = first_request_after(llm, before)
+    assert sent == [{"role": "user", "content": raw[:cuts[2] + 1] + "Thought:"}]
+    [link] = store.fork_children(tid)
+    child = store.get_trajectory(link.child_id)
+    assert child.steps[:2] == parent.steps[:2] and child.meta["mode"] == "finetuned" and child.model == "ft-llama"
