@@ -17,6 +17,7 @@ finish) and keeps only the continuations that score right (`store.answers.is_cor
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -130,10 +131,15 @@ def make_jobs(store: Any, parents: list[tuple[Trajectory, int]], n: int, run: st
     if n < 1:
         raise FireactError(f"--n {n}: make at least one continuation")
     jobs = []
+    specs: dict[tuple, tuple[RunConfig, PromptSpec]] = {}  # parents made alike share their settings and prompt
     for traj, k in parents:
         check_fork(traj, k)
-        cfg = fork_config(store, traj, run, overrides)
-        spec = recorded_spec(store, traj, cfg)
+        same = (traj.source, traj.task, traj.split, traj.method, traj.model, json.dumps(traj.meta, sort_keys=True,
+                default=str), json.dumps([m.model_dump() for m in traj.prompt or []]))
+        if same not in specs:
+            cfg = fork_config(store, traj, run, overrides)
+            specs[same] = (cfg, recorded_spec(store, traj, cfg))
+        cfg, spec = specs[same]
         q = Question(task=cfg.task, split=cfg.split, qid=traj.qid or traj.id, question=traj.question, answer=traj.gold)
         draft = traj.id in drafts
         for i in range(n):
@@ -304,8 +310,9 @@ def continue_trajectory(store: Any, traj_id: str, from_step: int, n: int = 1, ru
                         overrides: dict[str, Any] | None = None, by: str | None = None,
                         progress: Callable[[RunProgress], None] | None = None) -> dict[str, Any]:
     """`fireact continue`: N continuations of a stored trajectory after its step `from_step`."""
-    traj = store.get_trajectory(traj_id)
-    jobs = make_jobs(store, [(traj, from_step)], n, run or fork_run_name("continue", traj_id), overrides or {})
+    with store.session():
+        traj = store.get_trajectory(traj_id)
+        jobs = make_jobs(store, [(traj, from_step)], n, run or fork_run_name("continue", traj_id), overrides or {})
     return run_forks(store, jobs, progress, by)
 
 
@@ -314,11 +321,12 @@ def repair(store: Any, f: TrajectoryFilter, n: int = 1, rule: str | None = None,
            progress: Callable[[RunProgress], None] | None = None, background: bool = False) -> dict[str, Any] | str:
     """`fireact repair`: continue each failed or wrong trajectory of `f` from before its first wrong step;
     keep what scores right. Returns the run's row (or, in the background, its name)."""
-    targets = repair_targets(store, f, rule, limit)
-    if not targets:
-        what = f"a lint '{rule}' on a step" if rule else "a step to repair from"
-        raise FireactError(f"no failed or wrong trajectory with {what} in this filter: nothing to repair")
-    jobs = make_jobs(store, targets, n, run or fork_run_name("repair"), overrides or {}, kind="repair")
+    with store.session():
+        targets = repair_targets(store, f, rule, limit)
+        if not targets:
+            what = f"a lint '{rule}' on a step" if rule else "a step to repair from"
+            raise FireactError(f"no failed or wrong trajectory with {what} in this filter: nothing to repair")
+        jobs = make_jobs(store, targets, n, run or fork_run_name("repair"), overrides or {}, kind="repair")
     if background:
         return start_forks(store, jobs, by)
     return run_forks(store, jobs, progress, by)

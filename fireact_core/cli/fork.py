@@ -63,11 +63,13 @@ def _show(args: argparse.Namespace):
 def _report(store, run: dict, quiet: bool) -> int:
     if sys.stdout.isatty() and not quiet:
         print()
-    links = [x for x in store.fork_links() if x.run == run["name"]]
+    with store.session():
+        links = [x for x in store.fork_links() if x.run == run["name"]]
+        children = {t.id: t for t in store.iter_trajectories(ids=[x.child_id for x in links])}
+        source = store.get_source(run["name"])
     for link in links:
-        t = store.get_trajectory(link.child_id)
+        t = children[link.child_id]
         print(f"{t.id}  from {link.parent_id} step {link.fork_step}  {t.status}  answer {t.final_answer!r}  EM {t.em}")
-    source = store.get_source(run["name"])
     tally = (source.meta.get("repair") if source else None) or {}
     kept = f"; {tally['tried']} tried, {tally['kept']} kept" if tally else ""
     print(f"run '{run['name']}': {len(links)} continuations stored, {run['failed']} failed{kept}; {run['status']}")
