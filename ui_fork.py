@@ -81,7 +81,11 @@ def fork_panel(store: Store, saved: Trajectory, draft: Trajectory, dirty: bool, 
                          key=f"{key}:k", format_func=lambda i: f"K = {i}" + (" (question only)" if i == 0 else ""))
         n = c2.number_input("Samples (N)", 1, 20, 1, key=f"{key}:n")
         run = c3.text_input("Run name (empty: continue_ID_time)", key=f"{key}:runname")
-        overrides = _model_form(store, saved, key)
+        try:
+            overrides = _model_form(store, saved, key)
+        except FireactError as exc:  # what it was made with does not make settings (an unknown backend)
+            st.error(md_escape(exc))
+            return
         if st.button("Continue", icon=":material/play_arrow:", type="primary", key=f"{key}:go"):
             try:
                 jobs = forking.make_jobs(store, [(draft, int(k))], int(n),

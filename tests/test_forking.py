@@ -249,3 +249,15 @@ def test_a_trajectory_of_fireacts_own_run_is_continued_in_its_layout(store, llm,
     [link] = store.fork_children(tid)
     child = store.get_trajectory(link.child_id)
     assert child.steps[:2] == parent.steps[:2] and child.meta["mode"] == "finetuned" and child.model == "ft-llama"
+
+
+def test_a_fork_pairs_the_kept_steps_then_aligns_the_rest():
+    from fireact_core.compare import align_fork, align_steps
+
+    def step(name: str, thought: str = "t") -> Step:
+        return Step(thought=thought, action=Action(raw=f"{name}[x]", name=name, arg="x"), observation="o")
+
+    parent = [step("search"), step("search"), step("finish")]
+    child = [step("search"), step("finish", "edited into a finish"), step("search"), step("finish")]
+    assert align_fork(parent, child, 2) == [(0, 0), (1, 1), (None, 2), (2, 3)]
+    assert align_fork(parent, child, 0) == align_steps(parent, child)  # nothing kept: aligned by kind alone
