@@ -81,7 +81,8 @@ def run(cmd: list[str], env: dict) -> tuple[float, str]:
     start = time.time()
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if done.returncode not in (0, 3):
-        raise SystemExit(f"{' '.join(cmd[:5])} ... exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        tail = done.stdout[-2000:] + done.stderr[-2000:]
+        raise SystemExit(f"{' '.join(cmd[:5])} ... exited {done.returncode}:\n{tail}")
     return time.time() - start, done.stdout
 
 

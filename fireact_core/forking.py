@@ -20,8 +20,9 @@ import dataclasses
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from .engine import _ACTIVE, Plan, RunConfig, RunProgress, _model_name, _Runner, _scrubbed, execute
 from .episode import EpisodeContext, make_episode

@@ -43,7 +43,7 @@ def links_in(trajs: pa.Table) -> list[ForkLink]:
     """The fork links that trajectories being imported carry in their meta (`meta.fork`, as continuations are
     stored and exported), so a native export imported elsewhere keeps its links."""
     out = []
-    for traj_id, source, meta in zip(*(trajs.column(c).to_pylist() for c in ("id", "source", "meta"))):
+    for traj_id, source, meta in zip(*(trajs.column(c).to_pylist() for c in ("id", "source", "meta")), strict=True):
         if not meta or '"fork"' not in meta:
             continue
         fork = json.loads(meta).get("fork")
@@ -55,7 +55,7 @@ def links_in(trajs: pa.Table) -> list[ForkLink]:
 
 
 def _link(row: tuple) -> ForkLink:
-    data = dict(zip(FORK_COLUMNS, row))
+    data = dict(zip(FORK_COLUMNS, row, strict=True))
     data["created_at"] = utc(data["created_at"])
     return ForkLink.model_validate(data)
 
