@@ -157,12 +157,13 @@ def _diffs(fields: dict[str, str], other: dict[str, str], left: bool) -> dict[st
     return out
 
 
-def pair_cards_html(a: Trajectory | None, b: Trajectory | None, name_a: str = "A", name_b: str = "B") -> str:
-    """Two trajectories' cards side by side, steps aligned by kind (thought, search, finish), the words that
-    differ marked."""
+def pair_cards_html(a: Trajectory | None, b: Trajectory | None, name_a: str = "A", name_b: str = "B",
+                    pairs: list[tuple[int | None, int | None]] | None = None) -> str:
+    """Two trajectories' cards side by side, steps aligned by kind (thought, search, finish) unless `pairs`
+    gives the alignment, the words that differ marked."""
     steps_a, steps_b = (a.steps if a else []), (b.steps if b else [])
     rows = [f'<div class="fa-n">{esc(name_a)}</div><div class="fa-n">{esc(name_b)}</div>']
-    for i, j in align_steps(steps_a, steps_b):
+    for i, j in align_steps(steps_a, steps_b) if pairs is None else pairs:
         sa = steps_a[i] if i is not None else None
         sb = steps_b[j] if j is not None else None
         fa, fb = step_fields(sa), step_fields(sb)

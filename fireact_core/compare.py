@@ -106,3 +106,10 @@ def pair_html(a: Trajectory | None, b: Trajectory | None, name_a: str = "A", nam
     head = (f'<tr><th style="{STYLE_CELL};width:4em">step</th><th style="{STYLE_CELL}">{html.escape(name_a)}</th>'
             f'<th style="{STYLE_CELL}">{html.escape(name_b)}</th></tr>')
     return f'<table style="{STYLE_TABLE}" class="fireact-compare">{head}{"".join(rows)}</table>'
+
+
+def align_fork(parent: list[Step], child: list[Step], kept: int) -> list[tuple[int | None, int | None]]:
+    """`align_steps` of a parent and a continuation of it: the `kept` shared steps one to one, then the rest."""
+    shared: list[tuple[int | None, int | None]] = [(i, i) for i in range(min(kept, len(parent), len(child)))]
+    rest = align_steps(parent[len(shared):], child[len(shared):])
+    return shared + [(None if i is None else i + len(shared), None if j is None else j + len(shared)) for i, j in rest]

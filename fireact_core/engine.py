@@ -479,15 +479,18 @@ def _run_to_end(coro: Any) -> Any:
 
 
 def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None,
-            opening: Callable[[], Plan] | None = None) -> dict[str, Any]:
+            opening: Callable[[], Plan] | None = None,
+            runner_class: type[_Runner] | None = None) -> dict[str, Any]:
     """Run a prepared plan to its end (or until cancelled); returns the run's row. With `opening` (see
-    `launch`), `plan` holds the questions only and the run is registered once `opening()` has opened the store."""
+    `launch`), `plan` holds the questions only and the run is registered once `opening()` has opened the store.
+    `runner_class`: a runner of other episodes than the plan's questions from scratch (forks)."""
     name = plan.config.run
     runner = None
     if opening is None:
         _ACTIVE.add(name)
     try:
-        runner = _Runner(plan, progress, opening)
+        runner = (_Runner(plan, progress, opening) if runner_class is None
+                  else runner_class(plan, progress))
         status = _run_to_end(runner.run())
     except BaseException as exc:
         store = plan.store if runner is None else runner.store

@@ -55,8 +55,12 @@ class Usage:
 
 
 class Episode:
-    def __init__(self, ctx: EpisodeContext, question: Question):
+    """`prefix`: steps kept as they stand (a fork of a trajectory); the model goes on after them, within the
+    same step budget (at least one more)."""
+
+    def __init__(self, ctx: EpisodeContext, question: Question, prefix: list[Step] | None = None):
         self.ctx, self.q, self.cfg = ctx, question, ctx.config
+        self.prefix = [s.model_copy(deep=True) for s in prefix or []]
         self.steps: list[Step] = []
         self.reflection_steps: set[int] = set()
         self.usage = Usage()
@@ -78,9 +82,31 @@ class Episode:
             status, self.error = "failed", f"{type(exc).__name__}: {exc}"
         return self._trajectory(status, time.perf_counter() - start)
 
+    async def _resume(self) -> None:
+        """Take the kept steps as this episode's own; a last kept step whose tool has not answered yet (an
+        edited action without an observation) is run first."""
+        self.steps = self.prefix[:-1] if self._pending_tool() else list(self.prefix)
+        self.actions = sum(1 for s in self.steps if s.action is not None and not s.flags.parse_error)
+        if self._pending_tool():
+            self.actions += 1
+            await self._answer_kept(self.prefix[-1])
+
+    async def _answer_kept(self, step: Step) -> None:
+        await self._act(step)
+
+    def _pending_tool(self) -> bool:
+        last = self.prefix[-1] if self.prefix else None
+        return (last is not None and last.action is not None and last.observation is None and bool(last.action.name)
+                and "finish" not in last.action.name.lower())
+
+    def _budget(self, default: int) -> int:
+        return max(self.cfg.max_steps or default, self.actions + 1) if self.prefix else self.cfg.max_steps or default
+
     async def _loop(self) -> str:
         invalid = 0
-        while self.actions < (self.cfg.max_steps or 8):
+        await self._resume()
+        budget = self._budget(8)
+        while self.actions < budget:
             if self._stalled():
                 await self._reflect(STALLED_CUE.format(n=self.cfg.reflect_after))
             step = await self._ask()
@@ -102,7 +128,7 @@ class Episode:
                 continue
             await self._act(step)
         if self.error is None:
-            self.error = f"no answer within {self.cfg.max_steps or 8} steps"
+            self.error = f"no answer within {budget} steps"
         return "unfinished"
 
     def _stalled(self) -> bool:
@@ -255,8 +281,11 @@ class FireActEpisode(Episode):
         chat = isinstance(base, list)
         default_stop = None if chat else ["\nObservation:"]
         stop = default_stop if self.cfg.stop is None else list(self.cfg.stop)
-        rounds = self.cfg.max_steps or FIREACT_ROUNDS
-        for _ in range(rounds):
+        await self._resume()
+        for step in self.steps:
+            base = self._grown(base, step)
+        rounds = self._budget(FIREACT_ROUNDS)
+        for _ in range(rounds - self.actions):
             turn = (await self._send(fireact_prompt(base, stop))).text
             for attempt in range(FIREACT_REASKS):
                 if "Action: " in turn:
@@ -284,13 +313,23 @@ class FireActEpisode(Episode):
                 self._end(step)
                 return "finished"
             await self._tool(step, *split)
-            if chat:
-                base = base + [{"role": "assistant", "content": turn},
-                               {"role": "user", "content": f"Observation: {step.observation}"}]
-            else:
-                base += f"Thought: {step.thought}\nAction: {action}\nObservation: {step.observation}\n"
+            base = self._grown(base, step, turn, action)
         self.error = f"no answer within {rounds} rounds"
         return "unfinished"
+
+    @staticmethod
+    def _grown(base: str | list[dict[str, str]], step: Step, turn: str | None = None,
+               action: str | None = None) -> str | list[dict[str, str]]:
+        """The prompt after one more step, as FireAct grows it (a kept step: its turn as stored; a step whose
+        action FireAct would have dropped adds nothing)."""
+        if action is None:
+            if step.action is None or fireact_split(step.action.raw) is None:
+                return base
+            action = step.action.raw
+        if isinstance(base, list):
+            return base + [{"role": "assistant", "content": turn or step.raw or render_model_turn(step)},
+                           {"role": "user", "content": f"Observation: {step.observation}"}]
+        return base + f"Thought: {step.thought}\nAction: {action}\nObservation: {step.observation}\n"
 
     @staticmethod
     def _step(turn: str, thought: str, action: Any, chat: bool) -> Step:
@@ -310,6 +349,13 @@ class FireActEpisode(Episode):
         self.steps.append(step)
         self.final, self.score = answer, score
 
+    async def _answer_kept(self, step: Step) -> None:
+        split = fireact_split(step.action.raw) if step.action is not None else None
+        if split is None:
+            self.steps.append(step)
+            return
+        await self._tool(step, *split)
+
     async def _tool(self, step: Step, name: str, arg: str) -> None:
         """FireAct's tool call: the type and argument exactly as split (" search" is no tool, as in FireAct)."""
         history = [s.observation for s in self.steps if s.observation and s.action and s.action.name == "search"]
@@ -320,6 +366,7 @@ class FireActEpisode(Episode):
         self.steps.append(step)
 
 
-def make_episode(ctx: EpisodeContext, question: Question) -> Episode:
-    """FireAct's loop for a prompt in FireAct's layout, the Studio's for its own prompts."""
-    return (FireActEpisode if ctx.spec.layout == "fireact" else Episode)(ctx, question)
+def make_episode(ctx: EpisodeContext, question: Question, prefix: list[Step] | None = None) -> Episode:
+    """FireAct's loop for a prompt in FireAct's layout, the Studio's for its own prompts; `prefix`: the kept
+    steps of a fork, which the model continues."""
+    return (FireActEpisode if ctx.spec.layout == "fireact" else Episode)(ctx, question, prefix)

@@ -29,6 +29,7 @@ from .records import SCHEMA_VERSION, Lint, Source, Trajectory, now, stable_id
 from .sources import claim_source
 from .store import Store, question_key, staged_import
 from .store.connection import naive
+from .store.forks import links_in
 from .store.trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _dumps, record_tables, trajectory_tables, without_ids
 from .tasks import get_task, list_tasks
 from .team.roles import actor
@@ -422,7 +423,9 @@ def _write_batch(store: Store, acc: _FileImport, part: _Batch) -> None:
 
 def _write_held(store: Store, acc: _FileImport) -> None:
     if acc.held:
-        store.insert_tables(pa.concat_tables([t for t, _ in acc.held]), pa.concat_tables([s for _, s in acc.held]))
+        trajs = pa.concat_tables([t for t, _ in acc.held])
+        store.insert_tables(trajs, pa.concat_tables([s for _, s in acc.held]))
+        store.add_forks(links_in(trajs))  # continuations keep the link to their parent
         acc.held.clear()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+import ui_fork
 from fireact_core.curation import browse_query, md_escape, split_query
 from fireact_core.errors import FireactError
 from fireact_core.filters import LIST_FIELDS, TrajectoryFilter
@@ -175,6 +176,7 @@ with right:
         confirm("browse_confirm", md_escape(f"{verb} all {count} trajectories matching this filter?"),
                 f"{dict(tag='Label', accepted='Accept', rejected='Reject')[what]} all {count}", apply_bulk, what, label,
                 None)
+    ui_fork.repair_panel(store, flt, who)
     if st.session_state.get("browse_done"):
         st.success(st.session_state.pop("browse_done"))
     if st.session_state.get("browse_error"):

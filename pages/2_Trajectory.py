@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_fork
 from fireact_core import curation as cur
 from fireact_core.errors import ConflictError, FireactError
 from ui import annotator, page_setup
@@ -202,6 +203,8 @@ if ss.get("traj_msg"):
     st.success(cur.md_escape(ss.pop("traj_msg")))
 if ss.get("traj_error"):
     st.error(cur.md_escape(ss.pop("traj_error")))
+
+ui_fork.fork_panel(store, traj, edited, draft["dirty"], who)
 
 with st.expander("Review", expanded=True, icon=":material/fact_check:"):
     seq = review.seq if review else 0

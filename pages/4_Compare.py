@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+import ui_fork
 from fireact_core.cards import pair_cards_html
 from fireact_core.compare import CELL_LABELS
 from fireact_core.curation import browse_query, md_escape
@@ -21,6 +22,9 @@ def plural(n: int, one: str, many: str) -> str:
 
 store = page_setup("Compare", ":material/compare_arrows:")
 params = st.query_params.to_dict()
+if params.get("family"):  # a trajectory and its continuations
+    ui_fork.family_view(store, params["family"])
+    st.stop()
 st.title("Compare two runs")
 sources = store.facet_values()["source"]
 short = display_names(sources)

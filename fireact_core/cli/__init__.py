@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from ..errors import FireactError
 
-COMMAND_MODULES = ["data", "demo", "curation", "generate", "mix", "train", "report", "team"]
+COMMAND_MODULES = ["data", "demo", "curation", "generate", "fork", "mix", "train", "report", "team"]
 
 
 def build_parser() -> argparse.ArgumentParser:

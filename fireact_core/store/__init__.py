@@ -12,6 +12,7 @@ from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
 from .curation import BrowseStore
 from .datasets import DatasetStore
+from .forks import ForkStore
 from .history import BulkHistory, HistoryStore
 from .jobs import JobStore
 from .keys import KEYS
@@ -26,7 +27,7 @@ schema.register("staging", STAGING)  # staged imports under way (they declare th
 
 
 class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore,
-            ReportStore, StagedImportStore, TeamStore):
+            ReportStore, StagedImportStore, TeamStore, ForkStore):
     """All reads and writes of one database. Safe to share between threads and with other processes."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0):
