@@ -193,3 +193,17 @@ def final_answer_of(steps: list[Step]) -> str | None:
         if step.action and step.action.name == "finish":
             return step.action.arg
     return None
+
+
+class ForkLink(Record):
+    """A trajectory made by continuing another one: steps 1..`fork_step` of the parent's revision
+    `parent_revision` were kept, the rest was generated (`continue`) or generated and kept because it scored
+    right (`repair`)."""
+
+    child_id: str
+    parent_id: str
+    parent_revision: int
+    fork_step: int
+    run: str | None = None
+    kind: Literal["continue", "repair"] = "continue"
+    created_at: datetime = Field(default_factory=now)

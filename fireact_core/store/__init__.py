@@ -11,6 +11,7 @@ from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
 from .curation import BrowseStore
 from .datasets import DatasetStore
+from .forks import ForkStore
 from .history import BulkHistory, HistoryStore
 from .jobs import JobStore
 from .keys import KEYS
@@ -24,7 +25,7 @@ schema.register("keys", KEYS)  # after every feature's tables: it declares their
 
 
 class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore,
-            ReportStore, StagedImportStore, TeamStore):
+            ReportStore, StagedImportStore, TeamStore, ForkStore):
     """All reads and writes of one database. Safe to share between threads and with other processes."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0):
