@@ -163,39 +163,32 @@ def fork_pairs(parent: Trajectory, children: list[Trajectory], level: Level) -> 
     return out
 
 
-def _fork_groups(store: Any, ids: list[str]) -> Iterator[tuple[Trajectory, list[Trajectory]]]:
-    """(parent as it stood when forked, its children) for every fork link touching `ids`."""
-    if not hasattr(store, "fork_links"):
-        return
-    groups: dict[tuple[str, int], list[str]] = {}
-    for link in store.fork_links(ids):
-        row = link if isinstance(link, dict) else link.model_dump()
-        groups.setdefault((row["parent_id"], int(row["parent_revision"] or 0)), []).append(row["child_id"])
-    for (parent_id, revision), child_ids in sorted(groups.items()):
-        try:
-            parent = store.revision_trajectory(parent_id, revision)
-        except FireactError:
-            continue
-        yield parent, list(store.iter_trajectories(ids=sorted(set(child_ids))))
-
-
-def build_pairs(store: Any, f: TrajectoryFilter | None = None, level: Level = "step",
-                origins: Iterable[str] = ("edit", "fork")) -> list[Pair]:
-    """Every pair of `level` among the trajectories the filter matches (their edits, and the fork links they are
-    part of, as parent or child); the same pair found twice is kept once."""
+def pairs_among(store: Any, trajs: dict[str, Trajectory], level: Level, origins: Iterable[str] = ("edit", "fork"),
+                imported: dict[str, Trajectory] | None = None) -> list[Pair]:
+    """The pairs of `level` among `trajs` (id: the trajectory at the revision to use): each edited one against its
+    imported revision, and every fork group whose children are in `trajs` (the parent as it stood when forked, from
+    the history, which never changes). The same pair found twice is kept once."""
     if level not in LEVELS:
         raise FireactError(f"unknown pair level '{level}': choose step or trajectory")
-    ids = store.filter_ids(f or TrajectoryFilter())
     origins = set(origins)
     pairs: list[Pair] = []
-    if "edit" in origins and ids:
-        imported = store.imported_revisions(ids)
-        current = {t.id: t for t in store.iter_trajectories(ids=sorted(imported))}
+    if "edit" in origins:
+        if imported is None:
+            imported = store.imported_revisions(sorted(i for i, t in trajs.items() if t.revision > 0))
         for traj_id in sorted(imported):
-            pairs += edit_pairs(imported[traj_id], current[traj_id], level)
-    if "fork" in origins and ids:
-        for parent, children in _fork_groups(store, ids):
-            pairs += fork_pairs(parent, children, level)
+            if traj_id in trajs and trajs[traj_id].revision > 0:
+                pairs += edit_pairs(imported[traj_id], trajs[traj_id], level)
+    if "fork" in origins and trajs:
+        groups: dict[tuple[str, int], list[str]] = {}
+        for link in store.fork_links(sorted(trajs)):
+            if link.child_id in trajs:
+                groups.setdefault((link.parent_id, link.parent_revision), []).append(link.child_id)
+        for (parent_id, revision), children in sorted(groups.items()):
+            try:
+                parent = store.revision_trajectory(parent_id, revision)
+            except FireactError:
+                continue
+            pairs += fork_pairs(parent, [trajs[c] for c in children], level)
     seen: set[str] = set()
     unique = []
     for p in pairs:
@@ -203,6 +196,42 @@ def build_pairs(store: Any, f: TrajectoryFilter | None = None, level: Level = "s
             seen.add(p.key())
             unique.append(p)
     return unique
+
+
+def build_pairs(store: Any, f: TrajectoryFilter | None = None, level: Level = "step",
+                origins: Iterable[str] = ("edit", "fork")) -> list[Pair]:
+    """Every pair of `level` among the trajectories the filter matches, as they are now: their edits, and the
+    fork groups they are part of (as parent or child)."""
+    if level not in LEVELS:
+        raise FireactError(f"unknown pair level '{level}': choose step or trajectory")
+    origins = set(origins)
+    ids = store.filter_ids(f or TrajectoryFilter())
+    if not ids:
+        return []
+    imported = store.imported_revisions(ids) if "edit" in origins else {}
+    children = {link.child_id for link in store.fork_links(ids)} if "fork" in origins else set()
+    wanted = sorted(set(imported) | children)
+    trajs = {t.id: t for t in store.iter_trajectories(ids=wanted)} if wanted else {}
+    return pairs_among(store, trajs, level, origins, imported)
+
+
+def pair_level(version: dict[str, Any]) -> Level:
+    """The pair level of a dataset version made as pairs; a version of trajectories is refused."""
+    level = (version.get("spec") or {}).get("pairs")
+    if level not in LEVELS:
+        raise FireactError(f"dataset version '{version.get('name')}' holds trajectories, not preference pairs: make a "
+                           "version with pairs (step or trajectory) in the mix spec (the Mix page's Pairs choice)")
+    return level  # type: ignore[return-value]
+
+
+def dataset_pairs(store: Any, dataset: str, split: str | None = None) -> dict[str, list[Pair]]:
+    """The pairs of a dataset version made as pairs, per split: built among each split's members as they were
+    snapshotted (a question's trajectories are all in one split), so the version's pairs never change."""
+    level = pair_level(store.get_dataset_version(dataset))
+    members: dict[str, dict[str, Trajectory]] = {}
+    for s, t in store.iter_dataset_trajectories(dataset, split):
+        members.setdefault(s, {})[t.id] = t
+    return {s: pairs_among(store, trajs, level) for s, trajs in members.items()}
 
 
 def pair_rows(pairs: Iterable[Pair], fmt: str) -> Iterator[dict[str, Any]]:

@@ -174,3 +174,36 @@ def test_trl_dpo_trainer_tokenises_the_rows_and_its_collator_batches_them(edited
     batch = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(tokenised)
     assert batch["input_ids"].shape[0] == 2 * len(rows)
     assert all(int(m.sum()) > 0 for m in batch["completion_mask"])
+
+
+def test_fork_links_in_the_store_pair_the_parent_as_forked_with_its_children(run_db, tmp_path):
+    """Children continued from step 1 of a wrong trajectory of the run: the right child is chosen over the parent
+    as it stood when forked (an edit made to the parent afterwards changes nothing) and over the wrong child."""
+    from fireact_core.records import ForkLink
+
+    store = Store(copy_database(run_db, tmp_path))
+    parent = next(t for t in store.iter_trajectories() if t.em == 0 and len(t.steps) >= 3 and t.gold)
+    kept = parent.steps[:1]
+    right = cur.rescore(parent.model_copy(update={"id": "child-right", "source": "fork-run", "revision": 0,
+                                                  "steps": [*kept, _turn("", answer=parent.gold)]}))
+    wrong = cur.rescore(parent.model_copy(update={"id": "child-wrong", "source": "fork-run", "revision": 0,
+                                                  "steps": [*kept, _turn("", answer="nobody")]}))
+    assert right.em == 1 and wrong.em == 0
+    store.save_trajectories([right, wrong])
+    store.add_forks([ForkLink(child_id=c.id, parent_id=parent.id, parent_revision=0, fork_step=1, run="fork-run")
+                     for c in (right, wrong)])
+    cur.save_trajectory_edit(store, cur.edit_step(parent, 2, cur.StepEdit(thought="Later edit.")),
+                             base_revision=0, author="bob")
+    from fireact_core.filters import TrajectoryFilter
+
+    pairs = build_pairs(store, TrajectoryFilter(source=["fork-run"]), "step", origins=["fork"])
+    assert {(p.chosen_id, p.rejected_id) for p in pairs} == {("child-right", parent.id), ("child-right", "child-wrong")}
+    shared = _plain(chat_messages(parent))
+    for p in pairs:
+        assert p.step == 2 and p.prompt == shared[:len(p.prompt)] and p.origin == "fork"
+        assert p.chosen[0]["content"].endswith(f"finish[{parent.gold}]")
+    [from_parent] = [p for p in pairs if p.rejected_id == parent.id]
+    assert from_parent.rejected == [shared[len(from_parent.prompt)]]  # step 2 as it was at the fork
+    by_parent = build_pairs(store, TrajectoryFilter(ids=[parent.id]), "trajectory")
+    assert {(p.origin, p.chosen_id, p.rejected_id) for p in by_parent} == {
+        ("fork", "child-right", parent.id), ("fork", "child-right", "child-wrong")}
