@@ -234,6 +234,13 @@ def dataset_pairs(store: Any, dataset: str, split: str | None = None) -> dict[st
     return {s: pairs_among(store, trajs, level) for s, trajs in members.items()}
 
 
+def describe_pairs(store: Any, dataset: str) -> str:
+    """How many pairs each split of a version of pairs holds, in words."""
+    counts = {s: len(p) for s, p in dataset_pairs(store, dataset).items()}
+    level = pair_level(store.get_dataset_version(dataset))
+    return f"{sum(counts.values())} {level}-level pairs ({counts.get('train', 0)} train, {counts.get('val', 0)} val)"
+
+
 def pair_rows(pairs: Iterable[Pair], fmt: str) -> Iterator[dict[str, Any]]:
     """DPO rows (one per pair) or KTO rows (two per pair: chosen labelled true, rejected false)."""
     if fmt not in PAIR_FORMATS:

@@ -207,3 +207,32 @@ def test_fork_links_in_the_store_pair_the_parent_as_forked_with_its_children(run
     by_parent = build_pairs(store, TrajectoryFilter(ids=[parent.id]), "trajectory")
     assert {(p.origin, p.chosen_id, p.rejected_id) for p in by_parent} == {
         ("fork", "child-right", parent.id), ("fork", "child-right", "child-wrong")}
+
+
+def test_the_mixer_makes_a_version_of_pairs_with_the_same_filters_splits_and_snapshots(edited, tmp_path, capsys):
+    from fireact_core.errors import FireactError
+    from fireact_core.mixing import MixSpec, MixSpecError, save_mix
+    from fireact_core.pairs import dataset_pairs
+
+    store, imported, corrected = edited
+    spec = {"sources": [RUN], "size": 1000, "val_fraction": 0.2, "seed": 1}
+    pairs_version = save_mix(store, MixSpec.parse({**spec, "pairs": "step"}), "fix-pairs")
+    assert pairs_version.spec.filters.dedupe is False and pairs_version.spec.pairs == "step"
+    plain = save_mix(store, MixSpec.parse({**spec, "filters": {"dedupe": False}}), "fix-trajs")
+    assert plain.size == pairs_version.size and plain.content_hash != pairs_version.content_hash
+    by_split = dataset_pairs(store, "fix-pairs")
+    [pair] = [p for ps in by_split.values() for p in ps]
+    assert pair.chosen_id == imported.id and pair.step == 2
+    member_split = dict(zip(store.dataset_members("fix-pairs")["trajectory_id"],
+                            store.dataset_members("fix-pairs")["split"]))[imported.id]
+    assert list(k for k, v in by_split.items() if v) == [member_split]
+    again = cur.edit_step(corrected, 0, cur.StepEdit(thought="A later edit of step 1."))
+    cur.save_trajectory_edit(store, again, base_revision=corrected.revision, author="alice")
+    assert [p for ps in dataset_pairs(store, "fix-pairs").values() for p in ps] == [pair]  # the snapshot holds
+    with pytest.raises(MixSpecError, match="dedupe"):
+        MixSpec.parse({**spec, "pairs": "step", "filters": {"dedupe": True}})
+    with pytest.raises(FireactError, match="not preference pairs"):
+        dataset_pairs(store, "fix-trajs")
+    out = tmp_path / "version.jsonl"
+    assert cli_main(["--db", str(store.path), "pairs", "--dataset", "fix-pairs", "--out", str(out)]) == 0
+    assert [json.loads(line)["chosen"] for line in out.read_text().splitlines()] == [pair.chosen]

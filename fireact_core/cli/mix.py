@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dpo: prompt, chosen, rejected; kto: prompt, completion, label (TRL's conversational form)")
     p.add_argument("--origin", action="append", choices=["edit", "fork"], default=[],
                    help="only pairs from edits or from forks (repeatable; default both)")
+    p.add_argument("--dataset", metavar="VERSION", help="write the pairs of this version of pairs instead (as "
+                   "snapshotted; its level); the filter options do not apply")
+    p.add_argument("--split", choices=["train", "val"], help="with --dataset: only this split")
     p.add_argument("--out", required=True, metavar="FILE", help="JSONL file to write")
     p.add_argument("--force", action="store_true", help="replace FILE when it exists (its mode is kept)")
     p.set_defaults(handler=cmd_pairs)
@@ -82,6 +85,10 @@ def cmd_mix(args: argparse.Namespace) -> int:
                        exact_tokens=args.exact_tokens)
     print(f"saved '{version.name}': {version.size} trajectories ({version.n_train} train, {version.n_val} val), "
           f"hash {version.content_hash}")
+    if version.spec.pairs:
+        from ..pairs import describe_pairs
+
+        print(f"pairs: {describe_pairs(store, version.name)}")
     return 0
 
 
@@ -102,12 +109,18 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_pairs(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from ..pairs import build_pairs, write_pairs
+    from ..pairs import build_pairs, dataset_pairs, pair_level, write_pairs
 
     store = open_store(args)
-    pairs = build_pairs(store, _filter(args), args.level, args.origin or ("edit", "fork"))
+    level = args.level
+    if args.dataset:
+        by_split = dataset_pairs(store, args.dataset, args.split)
+        pairs = [p for split in ("train", "val") for p in by_split.get(split, [])]
+        level = pair_level(store.get_dataset_version(args.dataset))
+    else:
+        pairs = build_pairs(store, _filter(args), level, args.origin or ("edit", "fork"))
     n = write_pairs(pairs, args.format, args.out, force=args.force)
     origins = Counter(p.origin for p in pairs)
     made = ", ".join(f"{k} {v}" for k, v in sorted(origins.items())) or "none"
-    print(f"{len(pairs)} {args.level}-level pairs (from {made}) written to {args.out} as {n} {args.format} rows")
+    print(f"{len(pairs)} {level}-level pairs (from {made}) written to {args.out} as {n} {args.format} rows")
     return 0

@@ -1,0 +1,117 @@
+"""Training on preferences: TRL's DPOTrainer with a LoRA adapter on the tiny model learns the corrected steps of
+FireAct's own run (the DPO loss falls from log 2, the adapter loads), as a background job registered with its
+model card; and OpenAI's preference fine-tuning job against the stand-in server."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from fireact_core import curation as cur
+from fireact_core.cli import main as cli_main
+from fireact_core.store import Store
+from tests.conftest import RUN_FILE, copy_database
+
+FAST = {"use_cpu": True, "batch_size": 4, "max_length": 1024, "overflow": "truncate", "learning_rate": 5e-3,
+        "lr_scheduler": "constant", "target_modules": ["all-linear"], "logging_steps": 1, "report_to": "none"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    """Two shared cores: one thread per process keeps tiny-model steps fast."""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pairs_db(tmp_path_factory) -> Path:
+    """FireAct's Llama-2 run with eight wrong trajectories corrected at step 2 and in their answer, and a
+    version of step pairs 'fixes' over the run."""
+    from fireact_core.importer import import_files
+    from fireact_core.mixing import MixSpec, save_mix
+
+    path = tmp_path_factory.mktemp("dpo-db") / "dpo.duckdb"
+    store = Store(path)
+    import_files(store, [RUN_FILE])
+    wrong = [t for t in store.iter_trajectories() if t.em == 0 and len(t.steps) >= 3 and t.gold][:8]
+    for t in wrong:
+        fixed = cur.set_final_answer(cur.edit_step(t, 1, cur.StepEdit(thought=f"The answer is {t.gold}.")), t.gold)
+        cur.save_trajectory_edit(store, fixed, base_revision=t.revision, author="alice", reason="fix")
+    save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 1000, "val_fraction": 0.0, "seed": 1,
+                                   "pairs": "step"}), "fixes")
+    return path
+
+
+def _losses(run: Path) -> list[float]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if "loss" in r]
+
+
+def test_dpo_with_a_lora_adapter_lowers_the_preference_loss_and_the_adapter_loads(pairs_db, tiny_model_dir, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from fireact_core.training import LocalTrainConfig
+    from fireact_core.training.data import export_pair_dataset
+    from fireact_core.training.local import train
+
+    store = Store(copy_database(pairs_db, tmp_path))
+    info = export_pair_dataset(store, "fixes", tmp_path / "data")
+    assert info["n_train"] == 8 and info["n_val"] == 0
+    config = LocalTrainConfig(dataset="fixes", base_model=str(tiny_model_dir), out=str(tmp_path / "run"),
+                              objective="dpo", beta=0.1, max_steps=12, train_file=info["train_file"], **FAST)
+    summary = train(config)
+    losses = _losses(tmp_path / "run")
+    assert summary["step"] == 12 and len(losses) == 12
+    assert abs(losses[0] - math.log(2)) < 0.05, losses  # chosen and rejected alike before any step
+    assert sum(losses[-3:]) / 3 < losses[0] - 0.1, losses
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("rewards/margins" in r for r in rows)
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert report["examples"] == 8 and report["pairs"] is True
+    adapter = tmp_path / "run" / "adapter"
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(adapter))
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.tensor([[1, 5, 9, 13, 2]])
+    with torch.no_grad():
+        assert not torch.allclose(model(ids).logits, base(ids).logits)
+
+
+def test_dpo_needs_a_version_of_pairs(pairs_db, tiny_model_dir, tmp_path, capsys):
+    from fireact_core.mixing import MixSpec, save_mix
+
+    store = Store(copy_database(pairs_db, tmp_path))
+    save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 20, "seed": 1}), "plain")
+    code = cli_main(["--db", str(store.path), "train", "--dataset", "plain", "--base-model", str(tiny_model_dir),
+                     "--method", "dpo", "--max-steps", "1", "--cpu", "--out", str(tmp_path / "run")])
+    assert code == 2 and "not preference pairs" in capsys.readouterr().err
+    assert store.list_jobs() == []
+
+
+def test_fireact_train_method_dpo_runs_a_job_and_registers_the_adapter_with_its_card(pairs_db, tiny_model_dir,
+                                                                                      tmp_path, capsys):
+    store = Store(copy_database(pairs_db, tmp_path))
+    code = cli_main(["--db", str(store.path), "train", "--dataset", "fixes", "--base-model", str(tiny_model_dir),
+                     "--method", "dpo", "--beta", "0.2", "--max-steps", "3", "--lr", "5e-3", "--batch-size", "4",
+                     "--max-length", "1024", "--overflow", "truncate", "--cpu", "--report-to", "none",
+                     "--name", "fixes-dpo", "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    [job] = store.list_jobs()
+    assert job.status == "succeeded" and job.kind == "lora" and job.steps == 3
+    assert job.config["objective"] == "dpo" and job.config["beta"] == 0.2
+    model = store.model_of_job(job.id)
+    assert model.name == "fixes-dpo" and model.dataset == "fixes" and Path(model.path_or_id).name == "adapter"
+    card = (Path(model.path_or_id) / "README.md").read_text()
+    assert "fixes" in card and store.get_dataset_version("fixes")["content_hash"] in card and "dpo" in card
+    rows = [json.loads(line) for line in (tmp_path / "run" / "data" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and all({"prompt", "chosen", "rejected"} <= set(r) for r in rows)
