@@ -112,6 +112,58 @@ def test_fireact_train_method_dpo_runs_a_job_and_registers_the_adapter_with_its_
     model = store.model_of_job(job.id)
     assert model.name == "fixes-dpo" and model.dataset == "fixes" and Path(model.path_or_id).name == "adapter"
     card = (Path(model.path_or_id) / "README.md").read_text()
-    assert "fixes" in card and store.get_dataset_version("fixes")["content_hash"] in card and "dpo" in card
+    assert store.get_dataset_version("fixes")["content_hash"] in card and "| objective | dpo |" in card
+    assert "| beta | 0.2 |" in card and "fireact pairs --dataset fixes" in card
     rows = [json.loads(line) for line in (tmp_path / "run" / "data" / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all({"prompt", "chosen", "rejected"} <= set(r) for r in rows)
+
+
+@pytest.fixture
+def api(monkeypatch):
+    from tests.fakes.openai_ft_server import FakeFineTuning
+
+    server = FakeFineTuning()
+    monkeypatch.setenv("OPENAI_BASE_URL", server.start())
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-stored")
+    yield server
+    server.stop()
+
+
+def test_train_openai_method_dpo_uploads_preference_rows_and_creates_a_dpo_job(pairs_db, tmp_path, api, capsys):
+    from fireact_core.pairs import dataset_pairs
+
+    store = Store(copy_database(pairs_db, tmp_path))
+    code = cli_main(["--db", str(store.path), "train-openai", "--dataset", "fixes", "--model", "gpt-4o-mini-2024-07-18",
+                     "--method", "dpo", "--beta", "0.25", "--epochs", "2", "--name", "fixes-oa-dpo", "--wait",
+                     "--poll", "0"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    [uploaded] = api.files.values()
+    rows = [json.loads(line) for line in uploaded["content"].splitlines()]
+    pairs = dataset_pairs(store, "fixes")["train"]
+    assert len(rows) == len(pairs) == 8
+    for row, pair in zip(rows, pairs):
+        assert row == {"input": {"messages": pair.prompt}, "preferred_output": pair.chosen,
+                       "non_preferred_output": pair.rejected}
+    [remote] = api.jobs.values()
+    assert remote["method"] == {"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 2, "beta": 0.25}}}
+    assert remote["hyperparameters"] == {}
+    [job] = store.list_jobs()
+    assert job.status == "succeeded" and job.config["method"] == "dpo"
+    model = store.model_of_job(job.id)
+    assert model.name == "fixes-oa-dpo" and model.dataset == "fixes" and model.kind == "openai"
+
+
+def test_train_openai_dpo_refuses_trajectory_pairs_and_plain_versions(pairs_db, tmp_path, api, capsys):
+    from fireact_core.mixing import MixSpec, save_mix
+
+    store = Store(copy_database(pairs_db, tmp_path))
+    save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 1000, "val_fraction": 0.0, "seed": 1,
+                                   "pairs": "trajectory"}), "whole")
+    save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 20, "seed": 1}), "plain")
+    base = ["--db", str(store.path), "train-openai", "--model", "gpt-4o-mini-2024-07-18", "--method", "dpo"]
+    assert cli_main([*base, "--dataset", "whole"]) == 2
+    assert "one assistant message on each side" in capsys.readouterr().err
+    assert cli_main([*base, "--dataset", "plain"]) == 2
+    assert "not preference pairs" in capsys.readouterr().err
+    assert api.files == {} and store.list_jobs() == []
