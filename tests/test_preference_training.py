@@ -167,3 +167,54 @@ def test_train_openai_dpo_refuses_trajectory_pairs_and_plain_versions(pairs_db, 
     assert cli_main([*base, "--dataset", "plain"]) == 2
     assert "not preference pairs" in capsys.readouterr().err
     assert api.files == {} and store.list_jobs() == []
+
+
+def _run(store: Store, name: str, em: list[int], model: str) -> None:
+    """A generated run of `model`: question i answered right when em[i] is 1."""
+    from fireact_core.records import Action, Source, Step, Trajectory
+
+    trajs = [Trajectory(source=name, task="hotpotqa", split="dev", qid=str(i), question=f"Question number {i}?",
+                        gold="x", method="react", model=model, em=float(e), f1=float(e), reward=bool(e),
+                        final_answer="x" if e else "y",
+                        steps=[Step(thought="done", action=Action(raw="finish[x]", name="finish", arg="x"))])
+             for i, e in enumerate(em)]
+    store.save_trajectories(trajs, sources=[Source(name=name, kind="run", task="hotpotqa", model=model,
+                                                   method="react", attempted=len(em))])
+
+
+def test_lineage_sets_a_model_of_pairs_against_the_model_of_the_parent_version(pairs_db, tmp_path):
+    from fireact_core import lineage, reports
+    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.records import ForkLink
+    from fireact_core.training.records import RegisteredModel
+
+    store = Store(copy_database(pairs_db, tmp_path))
+    save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 40, "seed": 1}), "sft-v")
+    save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 1000, "seed": 1, "pairs": "step"}),
+             "pairs-v", parent="sft-v")
+    for name, dataset in (("llama-sft", "sft-v"), ("llama-dpo", "pairs-v")):
+        store.register_model(RegisteredModel(name=name, kind="lora", path_or_id=str(tmp_path / name),
+                                             base_model="llama-base", dataset=dataset))
+    _run(store, "run-sft", [1, 0, 0, 0, 1, 0], "llama-sft")
+    _run(store, "run-dpo", [1, 1, 0, 1, 1, 0, 1], "llama-dpo")
+    registry = reports.model_registry(store)
+    lin = lineage.run_lineage(store, reports.run_table(store), "run-dpo", registry)
+    assert lin.data_kind == "step pairs" and lin.parent_dataset == "sft-v"
+    [row] = lin.against_parent.to_dict("records")
+    assert (row["parent_model"], row["parent_run"], row["shared"]) == ("llama-sft", "run-sft", 6)
+    assert row["em"] == pytest.approx(4 / 6) and row["em_parent"] == pytest.approx(2 / 6)
+    assert row["diff"] == pytest.approx(2 / 6) and "6 shared questions" in row["verdict"]
+    plain = lineage.run_lineage(store, reports.run_table(store), "run-sft", registry)
+    assert plain.data_kind is None and plain.against_parent.empty
+
+    save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 1000, "seed": 1, "pairs": "step"}),
+             "orphan-pairs")
+    store.register_model(RegisteredModel(name="llama-orphan", kind="lora", path_or_id=str(tmp_path / "o"),
+                                         base_model="llama-base", dataset="orphan-pairs"))
+    _run(store, "run-orphan", [1, 1], "llama-orphan")
+    orphan = lineage.run_lineage(store, reports.run_table(store), "run-orphan", reports.model_registry(store))
+    assert any("records no parent version" in n for n in orphan.notes)
+
+    member = store.dataset_members("sft-v")["trajectory_id"][0]
+    store.add_forks([ForkLink(child_id=member, parent_id="someone", parent_revision=0, fork_step=1, kind="repair")])
+    assert lineage.data_kind(store, store.get_dataset_version("sft-v")) == "repaired"

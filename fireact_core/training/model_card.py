@@ -26,8 +26,8 @@ LOCAL_SETTINGS = ["method", "learning_rate", "lr_scheduler", "warmup_steps", "we
                   "batch_size", "grad_accum", "max_length", "overflow", "batching", "precision", "seed",
                   "num_processes"]
 LORA_SETTINGS = ["lora_r", "lora_alpha", "lora_dropout", "target_modules"]
-OPENAI_SETTINGS = ["model", "method", "epochs", "suffix", "seed"]
-PREFERENCE_SETTINGS = ["objective", "beta"]  # shown for a model trained on preference pairs
+OPENAI_SETTINGS = ["model", "epochs", "suffix", "seed"]
+PREFERENCE_SETTINGS = ["objective", "method", "beta"]  # shown for a model trained on preference pairs
 VALIDATION_RE = re.compile(r"(?:validation|valid) loss=([0-9.eE+-]+)")
 
 
@@ -81,7 +81,7 @@ def model_facts(store: Any, model: RegisteredModel, report: list[dict[str, Any]]
     keys = OPENAI_SETTINGS if model.kind == "openai" else LOCAL_SETTINGS + (LORA_SETTINGS if model.kind == "lora"
                                                                             else [])
     if config.get("objective") == "dpo" or config.get("method") == "dpo":
-        keys = keys + [k for k in PREFERENCE_SETTINGS if k not in keys]
+        keys = keys + [k for k in PREFERENCE_SETTINGS if k in config and k not in keys]
     dataset_hash = config.get("dataset_hash") or None
     if not dataset_hash and model.dataset:
         try:
