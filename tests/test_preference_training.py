@@ -218,3 +218,48 @@ def test_lineage_sets_a_model_of_pairs_against_the_model_of_the_parent_version(p
     member = store.dataset_members("sft-v")["trajectory_id"][0]
     store.add_forks([ForkLink(child_id=member, parent_id="someone", parent_revision=0, fork_step=1, kind="repair")])
     assert lineage.data_kind(store, store.get_dataset_version("sft-v")) == "repaired"
+
+
+def test_a_dpo_run_resumes_from_its_newest_checkpoint(pairs_db, tiny_model_dir, tmp_path):
+    from fireact_core.training import LocalTrainConfig
+    from fireact_core.training.data import export_pair_dataset
+    from fireact_core.training.local import train
+
+    store = Store(copy_database(pairs_db, tmp_path))
+    info = export_pair_dataset(store, "fixes", tmp_path / "data")
+    config = LocalTrainConfig(dataset="fixes", base_model=str(tiny_model_dir), out=str(tmp_path / "run"),
+                              objective="dpo", max_steps=2, save_steps=2, train_file=info["train_file"],
+                              **{**FAST, "max_length": 256})
+    train(config)
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()
+    config.max_steps, config.resume = 4, True
+    summary = train(config)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert summary["step"] == 4 and steps == [1, 2, 3, 4]
+
+
+def test_pairs_over_max_length_are_counted_and_a_prompt_that_fills_it_is_dropped(pairs_db, tiny_model_dir, tmp_path):
+    from fireact_core.errors import FireactError
+    from fireact_core.training import LocalTrainConfig
+    from fireact_core.training.data import export_pair_dataset
+    from fireact_core.training.local import load_pairs, load_tokenizer, pair_lengths
+
+    store = Store(copy_database(pairs_db, tmp_path))
+    info = export_pair_dataset(store, "fixes", tmp_path / "data")
+    tok = load_tokenizer(str(tiny_model_dir))
+    rows = [json.loads(line) for line in Path(info["train_file"]).read_text().splitlines()]
+    lengths = sorted(pair_lengths(tok, r) for r in rows)
+    limit = lengths[len(lengths) // 2][0] + 1  # about half the prompts fit, with at least one answer token
+    base = {**FAST, "max_length": limit}
+    for overflow in ("truncate", "drop"):
+        config = LocalTrainConfig(dataset="fixes", base_model=str(tiny_model_dir), out=str(tmp_path / overflow),
+                                  objective="dpo", max_steps=1, train_file=info["train_file"],
+                                  **{**base, "overflow": overflow})
+        kept, _, report = load_pairs(config, tok)
+        fits = [r for r, (p, n) in zip(rows, map(lambda r: pair_lengths(tok, r), rows))
+                if (p < limit if overflow == "truncate" else n <= limit)]
+        assert kept == fits and report.examples == 8 and report.over_max_length == sum(n > limit for _, n in lengths)
+    config.max_length = 8
+    with pytest.raises(FireactError, match="no preference pair left"):
+        load_pairs(config, tok)

@@ -212,36 +212,44 @@ def hide_shadowing_datasets() -> None:
     import_utils.is_datasets_available.cache_clear()
 
 
-def pair_lengths(tokenizer: Any, row: dict[str, Any]) -> int:
-    """Tokens of the longer side of a DPO row (prompt and completion through the chat template)."""
-    def length(side: str) -> int:
-        messages = [*row["prompt"], *row[side]]
+def pair_lengths(tokenizer: Any, row: dict[str, Any]) -> tuple[int, int]:
+    """Tokens of a DPO row's prompt (with the assistant's turn opened) and of its longer side, prompt included,
+    through the chat template."""
+    def length(messages: list[dict], opened: bool = False) -> int:
         if getattr(tokenizer, "chat_template", None):
-            return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+            return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                                     add_generation_prompt=opened)["input_ids"])
         return len(tokenizer("".join(m["content"] + "\n" for m in messages))["input_ids"])
 
-    return max(length("chosen"), length("rejected"))
+    prompt = row["prompt"]
+    return length(prompt, True), max(length([*prompt, *row["chosen"]]), length([*prompt, *row["rejected"]]))
 
 
 def load_pairs(config: LocalTrainConfig, tokenizer: Any) -> tuple[list, list, LengthReport]:
-    """The DPO rows of the run, pairs longer than max length counted and dropped (or left for TRL to truncate)."""
+    """The DPO rows of the run. Pairs longer than max length are counted, then dropped, or left for TRL to cut to
+    their first max-length tokens; a pair whose prompt alone fills max length is dropped either way (nothing of
+    its answer would be left to learn from)."""
     report = LengthReport(max_length=config.max_length, overflow=config.overflow)
     train = []
     for row in read_examples(config.train_file):
         report.examples += 1
-        n = pair_lengths(tokenizer, row)
+        prompt, n = pair_lengths(tokenizer, row)
         report.longest = max(report.longest, n)
         if n > config.max_length:
             report.over_max_length += 1
             if config.overflow == "drop":
                 report.dropped += 1
                 continue
+            if prompt >= config.max_length:
+                report.no_trained_tokens += 1
+                continue
             report.truncated += 1
         report.kept += 1
         report.tokens += min(n, config.max_length)
+        report.trained_tokens += min(n, config.max_length) - prompt
         train.append(row)
     if not train:
-        raise FireactError(f"no preference pair left: {report.describe()}; raise max length or choose truncate")
+        raise FireactError(f"no preference pair left: {report.describe()}; raise max length")
     val = read_examples(config.val_file) if config.val_file and Path(config.val_file).exists() else []
     if rank() == 0:
         write_json(Path(config.out) / REPORT_FILE, {**report.to_dict(), "val_examples": len(val), "pairs": True})
