@@ -225,7 +225,7 @@ def test_the_mixer_makes_a_version_of_pairs_with_the_same_filters_splits_and_sna
     assert pair.chosen_id == imported.id and pair.step == 2
     member_split = dict(zip(store.dataset_members("fix-pairs")["trajectory_id"],
                             store.dataset_members("fix-pairs")["split"]))[imported.id]
-    assert list(k for k, v in by_split.items() if v) == [member_split]
+    assert [k for k, v in by_split.items() if v] == [member_split]
     again = cur.edit_step(corrected, 0, cur.StepEdit(thought="A later edit of step 1."))
     cur.save_trajectory_edit(store, again, base_revision=corrected.revision, author="alice")
     assert [p for ps in dataset_pairs(store, "fix-pairs").values() for p in ps] == [pair]  # the snapshot holds
@@ -236,3 +236,30 @@ def test_the_mixer_makes_a_version_of_pairs_with_the_same_filters_splits_and_sna
     out = tmp_path / "version.jsonl"
     assert cli_main(["--db", str(store.path), "pairs", "--dataset", "fix-pairs", "--out", str(out)]) == 0
     assert [json.loads(line)["chosen"] for line in out.read_text().splitlines()] == [pair.chosen]
+
+
+def test_trl_kto_trainer_tokenises_the_kto_rows(edited, tiny_model_dir, tmp_path):
+    """TRL's KTOTrainer reads the KTO rows as written: one prompt, each side a completion with its label."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import KTOConfig, KTOTrainer
+
+    from fireact_core.masks import load_tokenizer
+
+    store, _, _ = edited
+    out = tmp_path / "kto.jsonl"
+    assert cli_main(["--db", str(store.path), "pairs", "--format", "kto", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    tok = load_tokenizer(str(tiny_model_dir))
+    trainer = KTOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), processing_class=tok,
+                         train_dataset=Dataset.from_list(rows),
+                         args=KTOConfig(output_dir=str(tmp_path / "kto"), use_cpu=True, report_to=[], max_length=None,
+                                        dataset_num_proc=None, per_device_train_batch_size=2))
+    tokenised = [trainer.train_dataset[i] for i in range(len(rows))]
+    assert tokenised[0]["prompt_ids"] == tokenised[1]["prompt_ids"]
+    assert tok.decode(tokenised[0]["prompt_ids"]) == tok.apply_chat_template(rows[0]["prompt"], tokenize=False,
+                                                                           add_generation_prompt=True)
+    for row, ex in zip(rows, tokenised):
+        assert tok.decode(ex["prompt_ids"] + ex["completion_ids"]) == tok.apply_chat_template(
+            row["prompt"] + row["completion"], tokenize=False)
+        assert ex["label"] is row["label"]

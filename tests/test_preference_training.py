@@ -257,7 +257,7 @@ def test_pairs_over_max_length_are_counted_and_a_prompt_that_fills_it_is_dropped
                                   objective="dpo", max_steps=1, train_file=info["train_file"],
                                   **{**base, "overflow": overflow})
         kept, _, report = load_pairs(config, tok)
-        fits = [r for r, (p, n) in zip(rows, map(lambda r: pair_lengths(tok, r), rows))
+        fits = [r for r, (p, n) in zip(rows, (pair_lengths(tok, r) for r in rows))
                 if (p < limit if overflow == "truncate" else n <= limit)]
         assert kept == fits and report.examples == 8 and report.over_max_length == sum(n > limit for _, n in lengths)
     config.max_length = 8
