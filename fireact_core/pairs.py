@@ -209,7 +209,10 @@ def build_pairs(store: Any, f: TrajectoryFilter | None = None, level: Level = "s
     if not ids:
         return []
     imported = store.imported_revisions(ids) if "edit" in origins else {}
-    children = {link.child_id for link in store.fork_links(ids)} if "fork" in origins else set()
+    children: set[str] = set()
+    parents = sorted({link.parent_id for link in store.fork_links(ids)}) if "fork" in origins else []
+    if parents:  # every child of each parent the filter touches (as the parent, or through one of its children)
+        children = {link.child_id for link in store.fork_links(parents) if link.parent_id in parents}
     wanted = sorted(set(imported) | children)
     trajs = {t.id: t for t in store.iter_trajectories(ids=wanted)} if wanted else {}
     return pairs_among(store, trajs, level, origins, imported)

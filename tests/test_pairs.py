@@ -263,3 +263,39 @@ def test_trl_kto_trainer_tokenises_the_kto_rows(edited, tiny_model_dir, tmp_path
         assert tok.decode(ex["prompt_ids"] + ex["completion_ids"]) == tok.apply_chat_template(
             row["prompt"] + row["completion"], tokenize=False)
         assert ex["label"] is row["label"]
+
+
+def test_the_mix_page_saves_a_version_of_pairs(edited, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from fireact_core.mixing import get_version
+
+    store, _, _ = edited
+    monkeypatch.setenv("FIREACT_DB", str(store.path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "6_Mix.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    at.selectbox(key="mix_pairs").set_value("step").run()
+    assert at.checkbox(key="mix_dedupe").disabled and not at.exception and not at.error
+    at.text_input(key="mix_name").input("page-pairs")
+    next(b for b in at.button if b.label == "Save version").click().run()
+    assert any("Saved 'page-pairs'" in s.value and "1 step-level pairs" in s.value for s in at.success), \
+        [e.value for e in at.error]
+    version = get_version(store, "page-pairs")
+    assert version.spec.pairs == "step" and version.spec.filters.dedupe is False
+
+
+def test_a_filter_matching_one_child_brings_its_whole_fork_group(store):
+    """The pairs among a parent and its two children do not depend on which of the three the filter matched."""
+    from fireact_core.filters import TrajectoryFilter
+    from fireact_core.records import ForkLink
+
+    kept = [_turn("Bob")]
+    parent = _traj("p", [*kept, _turn("Carl"), _turn("", answer="Carl")], em=0.0)
+    right = _traj("r", [*kept, _turn("Ann"), _turn("", answer="Ann")], em=1.0)
+    wrong = _traj("w", [*kept, _turn("Dora"), _turn("", answer="Dora")], em=0.0)
+    store.save_trajectories([parent, right, wrong])
+    store.add_forks([ForkLink(child_id=c, parent_id="p", parent_revision=0, fork_step=1) for c in ("r", "w")])
+    for ids in (["w"], ["r"], ["p"]):
+        pairs = build_pairs(store, TrajectoryFilter(ids=ids), "step", origins=["fork"])
+        assert {(p.chosen_id, p.rejected_id) for p in pairs} == {("r", "p"), ("r", "w")}, ids

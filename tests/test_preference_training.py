@@ -116,6 +116,8 @@ def test_fireact_train_method_dpo_runs_a_job_and_registers_the_adapter_with_its_
     assert "| beta | 0.2 |" in card and "fireact pairs --dataset fixes" in card
     rows = [json.loads(line) for line in (tmp_path / "run" / "data" / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all({"prompt", "chosen", "rejected"} <= set(r) for r in rows)
+    assert cli_main(["--db", str(store.path), "jobs"]) == 0
+    assert f"{job.id}  lora/dpo   succeeded" in capsys.readouterr().out
 
 
 @pytest.fixture

@@ -168,7 +168,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         return 0
     for j in jobs:
         loss = f"loss {j.loss_first:.4f} -> {j.loss_last:.4f}" if j.loss_first is not None else ""
-        print(f"{j.id}  {j.kind:6} {j.status:9} {j.dataset:20} {j.steps:6} steps  {loss}  {j.out or j.remote_id}")
+        kind = f"{j.kind}/dpo" if "dpo" in (j.config.get("objective"), j.config.get("method")) else j.kind
+        print(f"{j.id}  {kind:10} {j.status:9} {j.dataset:20} {j.steps:6} steps  {loss}  {j.out or j.remote_id}")
     return 0
 
 
