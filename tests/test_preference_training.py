@@ -184,7 +184,7 @@ def _run(store: Store, name: str, em: list[int], model: str) -> None:
                                                    method="react", attempted=len(em))])
 
 
-def test_lineage_sets_a_model_of_pairs_against_the_model_of_the_parent_version(pairs_db, tmp_path):
+def test_lineage_sets_a_model_of_pairs_against_the_model_of_the_parent_version(pairs_db, tmp_path, monkeypatch):
     from fireact_core import lineage, reports
     from fireact_core.mixing import MixSpec, save_mix
     from fireact_core.records import ForkLink
@@ -208,6 +208,19 @@ def test_lineage_sets_a_model_of_pairs_against_the_model_of_the_parent_version(p
     assert row["diff"] == pytest.approx(2 / 6) and "6 shared questions" in row["verdict"]
     plain = lineage.run_lineage(store, reports.run_table(store), "run-sft", registry)
     assert plain.data_kind is None and plain.against_parent.empty
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("FIREACT_DB", str(store.path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "8_Dashboard.py"),
+                           default_timeout=120).run()
+    at.session_state["dash_tab"] = "Lineage"
+    at.run()
+    at.selectbox(key="lineage_run").set_value("run-dpo").run()
+    assert not at.exception, at.exception
+    assert any("Trained on step pairs" in m.value and "sft-v" in m.value for m in at.markdown)
+    [shown] = [d.value for d in at.dataframe if "parent_run" in d.value.columns]
+    assert shown.iloc[0]["parent_run"] == "run-sft" and shown.iloc[0]["shared"] == 6
 
     save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 1000, "seed": 1, "pairs": "step"}),
              "orphan-pairs")
