@@ -278,3 +278,27 @@ def test_pairs_over_max_length_are_counted_and_a_prompt_that_fills_it_is_dropped
     config.max_length = 8
     with pytest.raises(FireactError, match="no preference pair left"):
         load_pairs(config, tok)
+
+
+def test_the_train_page_offers_dpo_locally_and_at_openai(pairs_db, tiny_model_dir, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from fireact_core.mixing import MixSpec, save_mix
+
+    store = Store(copy_database(pairs_db, tmp_path))
+    save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 20, "seed": 1}), "plain")
+    monkeypatch.setenv("FIREACT_DB", str(store.path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+    at.switch_page("pages/7_Train.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="local.objective").options == ["sft", "dpo"]
+    assert at.selectbox(key="openai.method").options == ["supervised", "dpo"]
+    assert any(w.key == "local.beta" for w in at.number_input)
+    at.selectbox(key="local.dataset").set_value("plain")
+    at.selectbox(key="local.objective").set_value("dpo")
+    at.text_input(key="local.base_model").set_value(str(tiny_model_dir))
+    at.text_input(key="local.out").set_value(str(tmp_path / "run"))
+    at.button[0].click().run()
+    assert any("not preference pairs" in e.value for e in at.error), [e.value for e in at.error]
+    assert store.list_jobs() == []
