@@ -1,5 +1,7 @@
 """Lineage of a run: for a fine-tuned model, the dataset version and training job it came from (with the
-job's training curve), and the runs of its base model on the same task, side by side.
+job's training curve), and the runs of its base model on the same task, side by side. A model trained on
+preference pairs or on repaired trajectories is also set against the models of its dataset's parent version
+(the version it was made from), each run of theirs on the same task compared with it question by question.
 
 The model registry and jobs belong to training, dataset versions to the mixer; a record that is not there
 is reported as "not recorded", never guessed.
@@ -35,6 +37,49 @@ class Lineage:
     curve: pd.DataFrame | None = None
     side_by_side: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    data_kind: str | None = None  # "step pairs", "trajectory pairs" or "repaired": what the model learnt beyond SFT
+    parent_dataset: str | None = None
+    against_parent: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+PARENT_COLUMNS = ["run", "parent_model", "parent_run", "shared", "em", "em_parent", "diff", "ci_low", "ci_high",
+                  "p_value", "verdict"]
+
+
+def data_kind(store: Any, dataset: dict | None) -> str | None:
+    """What a dataset version holds beyond plain trajectories: preference pairs (of a level), or trajectories
+    kept by repair (continuations that scored right); None for neither."""
+    if not dataset:
+        return None
+    pairs = (dataset.get("spec") or {}).get("pairs")
+    if pairs:
+        return f"{pairs} pairs"
+    if not hasattr(store, "fork_links") or not hasattr(store, "dataset_members"):
+        return None
+    ids = store.dataset_members(dataset["name"])["trajectory_id"].tolist()
+    members = set(ids)
+    if any(link.kind == "repair" and link.child_id in members for link in store.fork_links(ids)):
+        return "repaired"
+    return None
+
+
+def against_parent(store: Any, table: pd.DataFrame, run: str, task: str, parent: str,
+                   registry: dict[str, dict]) -> pd.DataFrame:
+    """`run` against every run, on the same task, of a model trained on the version `parent`: EM of each on the
+    questions both answered, the difference with its bootstrap interval, McNemar's p and the verdict."""
+    from .reports import compare_runs
+
+    models = sorted(name for name, rec in registry.items() if rec.get("dataset") == parent)
+    rows = []
+    for model in models:
+        same = [r for r, m, x in zip(table["run"], table["model"], table["task"])
+                if m == model and (x if isinstance(x, str) else "") == task and r != run]
+        for other in same:
+            cmp = compare_runs(store, run, other)
+            rows.append({"run": run, "parent_model": model, "parent_run": other, "shared": cmp.n, "em": cmp.em_a,
+                         "em_parent": cmp.em_b, "diff": cmp.diff, "ci_low": cmp.ci_low, "ci_high": cmp.ci_high,
+                         "p_value": cmp.p_value, "verdict": cmp.verdict()})
+    return pd.DataFrame(rows, columns=PARENT_COLUMNS)
 
 
 def _as_dict(rec: Any) -> dict | None:
@@ -89,8 +134,20 @@ def run_lineage(store: Any, table: pd.DataFrame, run: str, registry: dict[str, d
         out.dataset = _lookup(store, ("get_dataset", "get_dataset_version"), rec.get("dataset"))
         out.job = _lookup(store, ("get_job",), rec.get("job"))
         out.curve = training_curve(out.job)
-    out.notes = _lineage_notes(out, rec)
     task = row["task"] if isinstance(row["task"], str) else ""
+    out.data_kind = data_kind(store, out.dataset)
+    out.notes = _lineage_notes(out, rec)
+    if out.data_kind and out.dataset:
+        out.parent_dataset = out.dataset.get("parent")
+        if not out.parent_dataset:
+            out.notes.append(f"dataset version {out.dataset['name']} records no parent version: make it from the "
+                             "version the base model was trained on (Mix page: load it first; `fireact mix --from`) "
+                             "to compare the two models here")
+        else:
+            out.against_parent = against_parent(store, t, run, task, out.parent_dataset, registry)
+            if out.against_parent.empty:
+                out.notes.append(f"no run on {task or 'this task'} of a model trained on {out.parent_dataset}, "
+                                 "the parent version: evaluate one on the same questions to compare")
     same_base = [b == base and (x if isinstance(x, str) else "") == task for b, x in zip(t["base_model"], t["task"])]
     out.side_by_side = t.loc[same_base, ["run", "variant", "model", "method", "perturb", "attempted", "em_attempted",
                                          "em_finished", "f1_attempted", "mean_steps"]].reset_index(drop=True)

@@ -22,11 +22,13 @@ def shares_from_sliders(values: dict[str, int | float]) -> dict[str, float] | No
 
 def form_spec(*, sources: list[str], mode: str, task_shares: dict[str, float], method_shares: dict[str, float],
               grid: dict[str, float], size: int, val_fraction: float, seed: int, filters: dict[str, Any],
-              loss_mask: str, allow_upsample: bool) -> MixSpec:
+              loss_mask: str, allow_upsample: bool, pairs: str | None = None) -> MixSpec:
     """The spec the page's widgets describe (validated: a MixSpecError says what to change)."""
     data: dict[str, Any] = {"sources": sources, "size": int(size), "val_fraction": float(val_fraction),
                             "seed": int(seed), "filters": filters, "loss_mask": loss_mask,
                             "allow_upsample": bool(allow_upsample)}
+    if pairs:
+        data["pairs"] = pairs
     if mode == "grid":
         data["cells"] = {c: float(v) for c, v in grid.items()}
     else:

@@ -91,9 +91,25 @@ class MixSpec(BaseModel):
     loss_mask: Literal["observations", "none"] = Field(
         "observations", description="'observations': train on thoughts and actions only; 'none': on everything")
     allow_upsample: bool = Field(False, description="repeat a short cell's trajectories to reach its count")
+    pairs: Literal["step", "trajectory"] | None = Field(
+        None, description="make the version of preference pairs (step or trajectory level) among the chosen "
+        "trajectories (their edits and forks) instead of trajectories; a question's trajectories all stay, so "
+        "dedupe is off by default")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pairs_keep_every_trajectory(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("pairs"):
+            filters = data.get("filters")
+            if filters is None or (isinstance(filters, dict) and "dedupe" not in filters):
+                data = {**data, "filters": {**(filters or {}), "dedupe": False}}
+        return data
 
     @model_validator(mode="after")
     def _check_ratios(self) -> "MixSpec":
+        if self.pairs and self.filters.dedupe:
+            raise ValueError("a version of pairs needs every trajectory of a question (the corrected one, the "
+                             "continuations): set filters.dedupe to false")
         if self.cells is not None and (self.task_ratio is not None or self.method_ratio is not None):
             raise ValueError("give either a 'cells' grid or 'task_ratio' with 'method_ratio', not both")
         if (self.task_ratio is None) != (self.method_ratio is None):

@@ -12,6 +12,7 @@ from fireact_core.masks import LOSS_MASKS
 from fireact_core.mix_view import (cells_frame, composition_figure, example_html, form_spec, grid_cells, grid_frame,
                                    versions_frame)
 from fireact_core.mixing import CELL_SEP, MixSpec, get_version, plan_mix, save_mix
+from fireact_core.pairs import describe_pairs
 from ui import annotator, page_setup
 
 store = page_setup("Mix", ":material/tune:")
@@ -29,7 +30,7 @@ def load_version(name: str) -> None:
     """Put a saved version's spec into the widgets (a button callback, before the widgets exist)."""
     spec = get_version(store, name).spec
     ss.update({"mix_sources": spec.sources or sources, "mix_size": spec.size, "mix_val": spec.val_fraction,
-               "mix_seed": spec.seed, "mix_mask": spec.loss_mask, "mix_upsample": spec.allow_upsample,
+               "mix_seed": spec.seed, "mix_mask": spec.loss_mask, "mix_upsample": spec.allow_upsample, "mix_pairs": spec.pairs,
                "mix_parent": name, "mix_mode": "grid" if spec.cells else "sliders"})
     ss.pop("mix_grid", None)
     for key in [k for k in ss if k.startswith(("mix_task_", "mix_method_"))]:
@@ -61,6 +62,11 @@ with st.sidebar:
     size = st.number_input("Total size", min_value=1, max_value=10_000_000, step=50, key="mix_size")
     val = st.slider("Validation share", 0.0, 0.9, step=0.05, key="mix_val")
     seed = st.number_input("Seed", step=1, key="mix_seed")
+    pairs = st.selectbox("Make", [None, "step", "trajectory"], key="mix_pairs",
+                         format_func={None: "trajectories (SFT)", "step": "step-level preference pairs",
+                                      "trajectory": "trajectory-level preference pairs"}.get,
+                         help="pairs are built among the chosen trajectories: each edit against the imported "
+                              "revision, each parent against its continuations (DPO and KTO read them)")
     st.subheader("Filters")
     only_correct = st.checkbox("Only correct (EM)", key="mix_correct")
     only_accepted = st.checkbox("Only accepted", key="mix_accepted")
@@ -70,7 +76,8 @@ with st.sidebar:
     lints = st.multiselect("Exclude lint kinds", [k for k in LINT_KINDS if k != "eval_contamination"], key="mix_lints")
     keep_irregular = st.checkbox("Keep rows with an irregular layout", key="mix_irregular",
                                  help="no question, the model's turn first, two observations in a row, no steps")
-    dedupe = st.checkbox("Dedupe by question", key="mix_dedupe")
+    dedupe = st.checkbox("Dedupe by question", key="mix_dedupe", disabled=bool(pairs),
+                         help="off for pairs: they need every trajectory of a question") and not pairs
     keep = st.radio("Keep", ["best", "latest"], key="mix_keep", horizontal=True, disabled=not dedupe,
                     format_func={"best": "best-scored", "latest": "latest revision"}.get)
     st.subheader("Training")
@@ -105,7 +112,7 @@ filters = {"only_correct": only_correct, "only_accepted": only_accepted, "exclud
            "exclude_lints": (["eval_contamination"] if no_eval else []) + lints, "keep_irregular": keep_irregular}
 try:
     spec = form_spec(sources=chosen, mode=mode, task_shares=task_shares, method_shares=method_shares, grid=grid,
-                     size=size, val_fraction=val, seed=seed, filters=filters, loss_mask=mask, allow_upsample=upsample)
+                     size=size, val_fraction=val, seed=seed, filters=filters, loss_mask=mask, allow_upsample=upsample, pairs=pairs)
     plan = plan_mix(store, spec, tokenizer)
 except FireactError as exc:
     st.error(str(exc))
@@ -147,7 +154,9 @@ with st.form("mix_save_form"):
             v = save_mix(store, spec, name, author=author, parent=parent, note=note, tokenizer_dir=tokenizer)
             ss["mix_version"] = v.name  # the versions below show, and download, the one just saved
             ss.pop("mix_download", None)
-            st.success(f"Saved '{v.name}': {v.size} trajectories ({v.n_train} train, {v.n_val} val), hash {v.content_hash[:12]}")
+            made = f" giving {describe_pairs(store, v.name)}" if v.spec.pairs else ""
+            st.success(f"Saved '{v.name}': {v.size} trajectories ({v.n_train} train, {v.n_val} val){made}, "
+                       f"hash {v.content_hash[:12]}")
         except FireactError as exc:
             st.error(str(exc))
 

@@ -170,6 +170,12 @@ def show_lineage(data) -> None:
     st.markdown("**Runs of the same base model on this task**")
     side = lin.side_by_side
     table(side, "lineage", "lineage_table", drill=lambda r, c: TrajectoryFilter(source=[side.iloc[r]["run"]]))
+    if lin.data_kind and not lin.against_parent.empty:
+        st.markdown(f"**Trained on {lin.data_kind}: against the models of the parent version `{lin.parent_dataset}`**"
+                    " (same task, the questions both answered; diff is this run's EM minus theirs)")
+        vs = lin.against_parent
+        table(vs, "lineage_vs_parent", "lineage_parent_table",
+              drill=lambda r, c: TrajectoryFilter(source=[vs.iloc[r]["run"], vs.iloc[r]["parent_run"]]))
 
 
 def main() -> None:

@@ -1,10 +1,12 @@
-"""mix, datasets: dataset versions by task x method ratio (`export --dataset` lives with export in data.py)."""
+"""mix, datasets, pairs: dataset versions by task x method ratio, and preference pairs (`export --dataset` lives
+with export in data.py)."""
 
 from __future__ import annotations
 
 import argparse
 
 from . import open_store, print_json, user_of
+from .curation import _add_filter, _filter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +22,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="count characters over every member (slower) instead of a sample of each cell")
     p.add_argument("--dry-run", action="store_true", help="print the plan, save nothing")
     p.set_defaults(handler=cmd_mix)
+
+    p = sub.add_parser("pairs", help="preference pairs (DPO or KTO rows) from edits and forks of the trajectories a "
+                       "filter matches")
+    _add_filter(p)
+    p.add_argument("--level", choices=["step", "trajectory"], default="step",
+                   help="step: the shared prefix, then the chosen and the rejected step; trajectory: the right and "
+                   "the wrong whole trajectory after the question")
+    p.add_argument("--format", choices=["dpo", "kto"], default="dpo",
+                   help="dpo: prompt, chosen, rejected; kto: prompt, completion, label (TRL's conversational form)")
+    p.add_argument("--origin", action="append", choices=["edit", "fork"], default=[],
+                   help="only pairs from edits or from forks (repeatable; default both)")
+    p.add_argument("--dataset", metavar="VERSION", help="write the pairs of this version of pairs instead (as "
+                   "snapshotted; its level); the filter options do not apply")
+    p.add_argument("--split", choices=["train", "val"], help="with --dataset: only this split")
+    p.add_argument("--out", required=True, metavar="FILE", help="JSONL file to write")
+    p.add_argument("--force", action="store_true", help="replace FILE when it exists (its mode is kept)")
+    p.set_defaults(handler=cmd_pairs)
 
     p = sub.add_parser("datasets", help="list saved dataset versions")
     p.add_argument("--json", action="store_true")
@@ -66,6 +85,10 @@ def cmd_mix(args: argparse.Namespace) -> int:
                        exact_tokens=args.exact_tokens)
     print(f"saved '{version.name}': {version.size} trajectories ({version.n_train} train, {version.n_val} val), "
           f"hash {version.content_hash}")
+    if version.spec.pairs:
+        from ..pairs import describe_pairs
+
+        print(f"pairs: {describe_pairs(store, version.name)}")
     return 0
 
 
@@ -80,4 +103,24 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         parent = f" (from {v.parent})" if v.parent else ""
         print(f"{v.name}{parent}: {v.size} ({v.n_train} train, {v.n_val} val), mask {v.loss_mask}, "
               f"{v.created_at:%Y-%m-%d %H:%M}, hash {v.content_hash[:12]}")
+    return 0
+
+
+def cmd_pairs(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from ..pairs import build_pairs, dataset_pairs, pair_level, write_pairs
+
+    store = open_store(args)
+    level = args.level
+    if args.dataset:
+        by_split = dataset_pairs(store, args.dataset, args.split)
+        pairs = [p for split in ("train", "val") for p in by_split.get(split, [])]
+        level = pair_level(store.get_dataset_version(args.dataset))
+    else:
+        pairs = build_pairs(store, _filter(args), level, args.origin or ("edit", "fork"))
+    n = write_pairs(pairs, args.format, args.out, force=args.force)
+    origins = Counter(p.origin for p in pairs)
+    made = ", ".join(f"{k} {v}" for k, v in sorted(origins.items())) or "none"
+    print(f"{len(pairs)} {level}-level pairs (from {made}) written to {args.out} as {n} {args.format} rows")
     return 0

@@ -12,7 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fine-tune a local model on a dataset version (runs to the end)")
     p.add_argument("--dataset", required=True, help="dataset version name")
     p.add_argument("--base-model", required=True, metavar="DIR", help="folder of the base model")
-    p.add_argument("--method", choices=["lora", "full"], default="lora")
+    p.add_argument("--method", choices=["lora", "full", "dpo"], default="lora",
+                   help="lora or full: supervised fine-tuning; dpo: preference training of a LoRA adapter on a "
+                   "version of pairs (TRL's DPOTrainer)")
+    p.add_argument("--full", action="store_true", help="with --method dpo: update every weight instead of an adapter")
+    p.add_argument("--beta", type=float, default=0.1, help="with --method dpo: how close the model stays to the base")
     steps = p.add_mutually_exclusive_group()
     steps.add_argument("--max-steps", type=int, default=0)
     steps.add_argument("--epochs", type=float, default=3.0)
@@ -43,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-openai", help="fine-tune through the OpenAI fine-tuning API")
     p.add_argument("--dataset", required=True)
     p.add_argument("--model", required=True, help="base model, as the API names it")
+    p.add_argument("--method", choices=["supervised", "dpo"], default="supervised",
+                   help="dpo: the API's preference fine-tuning on a version of pairs")
+    p.add_argument("--beta", type=float, default=0.0, help="with --method dpo (0: the API chooses)")
     p.add_argument("--epochs", type=int, default=0, help="0: the API chooses")
     p.add_argument("--suffix", default="")
     p.add_argument("--base-url", default="", help="default: $OPENAI_BASE_URL, else api.openai.com")
@@ -75,8 +82,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..training.jobs import start_local_job
 
     store = open_store(args)
+    dpo = args.method == "dpo"
+    method = "full" if args.full or args.method == "full" else "lora"
     config = LocalTrainConfig(
-        dataset=args.dataset, base_model=args.base_model, method=args.method, max_steps=args.max_steps,
+        dataset=args.dataset, base_model=args.base_model, method=method, objective="dpo" if dpo else "sft",
+        beta=args.beta, max_steps=args.max_steps,
         epochs=args.epochs, learning_rate=args.lr, max_length=args.max_length, overflow=args.overflow,
         batch_size=args.batch_size, grad_accum=args.grad_accum, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
         num_processes=args.num_processes, accelerate_config=args.accelerate_config, use_cpu=args.cpu,
@@ -131,7 +141,8 @@ def cmd_train_openai(args: argparse.Namespace) -> int:
     from ..training.openai_jobs import follow_openai_job, start_openai_job
 
     store = open_store(args)
-    config = OpenAITrainConfig(dataset=args.dataset, model=args.model, epochs=args.epochs, suffix=args.suffix,
+    config = OpenAITrainConfig(dataset=args.dataset, model=args.model, method=args.method, beta=args.beta,
+                               epochs=args.epochs, suffix=args.suffix,
                                base_url=args.base_url, model_name=args.name)
     job = start_openai_job(store, config, by=user_of(args, store))
     print(f"job {job.id} created at the API as {job.remote_id} ({job.status})")
@@ -157,7 +168,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         return 0
     for j in jobs:
         loss = f"loss {j.loss_first:.4f} -> {j.loss_last:.4f}" if j.loss_first is not None else ""
-        print(f"{j.id}  {j.kind:6} {j.status:9} {j.dataset:20} {j.steps:6} steps  {loss}  {j.out or j.remote_id}")
+        kind = f"{j.kind}/dpo" if "dpo" in (j.config.get("objective"), j.config.get("method")) else j.kind
+        print(f"{j.id}  {kind:10} {j.status:9} {j.dataset:20} {j.steps:6} steps  {loss}  {j.out or j.remote_id}")
     return 0
 
 

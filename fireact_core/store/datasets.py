@@ -130,6 +130,13 @@ MEMBER_SCHEMA = pa.schema([
 VERSION_COLUMNS = ["name", "spec", "seed", "created_at", "created_by", "content_hash", "size", "n_train", "n_val",
                    "cells", "parent", "loss_mask", "note"]
 
+def _hash_kind(version: dict[str, Any]) -> str:
+    """What the content hash covers besides the members: the loss mask, and the pair level of a version of pairs."""
+    kind = version.get("loss_mask") or "observations"
+    pairs = (version.get("spec") or {}).get("pairs")
+    return f"{kind};pairs:{pairs}" if pairs else kind
+
+
 def _version_row(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     row["created_at"] = utc(row["created_at"])
@@ -238,8 +245,9 @@ class DatasetStore:
     def save_dataset_version(self, version: dict[str, Any], members: dict[str, list]) -> dict[str, Any]:
         """Store a version and its members (columns position, trajectory_id, rev, split, task, method), copying
         each member's row and steps at that revision; returns the version with its content hash (over the loss
-        mask and each member's position, split, id and revision, which covers its per-step train flags). A member
-        edited since `rev` was read makes it a ConflictError (no version is written).
+        mask, the pair level of a version of pairs, and each member's position, split, id and revision, which
+        covers its per-step train flags). A member edited since `rev` was read makes it a ConflictError (no
+        version is written).
 
         The copies are made first, in stretches of about a second each (the file let go between them): a copy is
         keyed by trajectory and revision and no reader reaches it before a version names it. The version and its
@@ -273,7 +281,7 @@ class DatasetStore:
             digest = con.execute("""SELECT md5('loss_mask:' || ? || ';' || string_agg(position || ':' || split || ':'
                                                           || trajectory_id || ':' || rev, ',' ORDER BY position))
                                     FROM dataset_members WHERE dataset = ?""",
-                                 [version.get("loss_mask") or "observations", name]).fetchall()[0][0]
+                                 [_hash_kind(version), name]).fetchall()[0][0]
             saved = {**version, "content_hash": digest}
             row = {**saved, "spec": json.dumps(saved["spec"], sort_keys=True), "cells": json.dumps(saved["cells"]),
                    "created_at": naive(saved["created_at"])}

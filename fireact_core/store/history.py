@@ -90,6 +90,25 @@ class HistoryStore:
             return current
         raise ConflictError(f"trajectory {traj_id} has no revision {rev}")
 
+    def imported_revisions(self, ids: list[str]) -> dict[str, Trajectory]:
+        """Of `ids`, those edited since they came in (current revision above 0): each as it was at revision 0,
+        the state it was imported or generated in."""
+        if not ids:
+            return {}
+        with self.db.connect() as con:
+            register(con, "_ids", pa.table({"id": pa.array(ids, pa.string())}))
+            try:
+                rows = _rows(con.execute(
+                    "SELECT r.trajectory_id, r.data, t.created_at FROM revisions r JOIN _ids i ON i.id = r.trajectory_id "
+                    "JOIN trajectories t ON t.id = r.trajectory_id WHERE r.rev = 0 AND t.revision > 0 "
+                    "ORDER BY r.trajectory_id"
+                ))
+            finally:
+                con.unregister("_ids")
+        return {r["trajectory_id"]: Trajectory.model_validate(
+            {**json.loads(r["data"]), "id": r["trajectory_id"], "revision": 0, "created_at": utc(r["created_at"])})
+            for r in rows}
+
     def annotate(self, ann: Annotation) -> Annotation:
         with self.db.transaction() as con:
             seq = con.execute(

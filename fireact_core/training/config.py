@@ -73,6 +73,11 @@ class LocalTrainConfig(ConfigMixin):
                           choices=["lora", "full"])
     model_name: str = setting("", "Name under which the result is registered (default: derived from the job).",
                               "Model")
+    objective: str = setting("sft", "sft learns the dataset's trajectories; dpo learns to prefer the chosen side of "
+                             "each preference pair over the rejected one (TRL's DPOTrainer; needs a version of "
+                             "pairs, made on the Mix page).", "Model", choices=["sft", "dpo"])
+    beta: float = setting(0.1, "DPO: how far the model may move from the base model (higher keeps it closer).",
+                          "DPO", min=0.0, max=10.0, step=0.01)
     lora_r: int = setting(16, "LoRA rank (size of the adapter matrices).", "LoRA", min=1, max=1024)
     lora_alpha: int = setting(32, "LoRA scaling numerator (the update is scaled by alpha / r).", "LoRA", min=1)
     lora_dropout: float = setting(0.05, "Dropout on the LoRA input.", "LoRA", min=0.0, max=0.9, step=0.01)
@@ -164,6 +169,11 @@ class OpenAITrainConfig(ConfigMixin):
     dataset: str = setting("", "Dataset version to upload (its train split; its val split as validation file).",
                            "Data")
     model: str = setting("gpt-4o-mini-2024-07-18", "Base model to fine-tune, as the API names it.", "Model")
+    method: str = setting("supervised", "supervised learns the dataset's trajectories; dpo uploads preference pairs "
+                          "for the API's preference fine-tuning (needs a version of pairs).", "Model",
+                          choices=["supervised", "dpo"])
+    beta: float = setting(0.0, "DPO: how far the model may move from the base model (0: let the API choose).",
+                          "Training", min=0.0, max=10.0, step=0.01)
     epochs: int = setting(0, "Passes over the data (0: let the API choose).", "Training", min=0, max=50)
     suffix: str = setting("", "Up to 64 characters added to the fine-tuned model's name.", "Model")
     base_url: str = setting("", "API base URL (empty: $OPENAI_BASE_URL, else api.openai.com).", "Model")
@@ -176,6 +186,8 @@ class OpenAITrainConfig(ConfigMixin):
                                 hidden=True)
 
     def __post_init__(self) -> None:
+        self._check(self.method in ("supervised", "dpo"), "method", "choose supervised or dpo")
+        self._check(0.0 <= self.beta <= 10.0, "beta", "between 0 (API default) and 10")
         self._check(len(self.suffix) <= 64, "suffix", "at most 64 characters")
         self._check(0 <= self.epochs <= 50, "epochs", "between 0 (API default) and 50")
         self._check(self.base_url == "" or self.base_url.startswith(("http://", "https://")), "base_url",

@@ -178,3 +178,28 @@ def export_dataset(store: Any, dataset: str, folder: str | Path) -> dict[str, An
     info["n_val"] = write_examples(splits["val"], folder / "val.jsonl", loss_mask) if splits["val"] else 0
     info["val_file"] = str(folder / "val.jsonl") if splits["val"] else ""
     return info
+
+
+def export_pair_dataset(store: Any, dataset: str, folder: str | Path) -> dict[str, Any]:
+    """Write a version of pairs' train and val pairs (built among its snapshotted members) to `folder` as DPO rows
+    (TRL's conversational prompt, chosen, rejected); returns the same facts as `export_dataset`."""
+    from ..pairs import dataset_pairs, pair_rows
+
+    version = store.get_dataset_version(dataset)
+    by_split = dataset_pairs(store, dataset)
+    if not by_split.get("train"):
+        raise FireactError(f"dataset version '{dataset}' gives no preference pair in its train split: its members "
+                           "need edits or continuations with one right and one wrong answer")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {"dataset": dataset, "loss_mask": version.get("loss_mask") or "observations",
+                            "hash": version.get("content_hash"), "val_file": "", "n_val": 0}
+    for split in ("train", "val"):
+        rows = list(pair_rows(by_split.get(split, []), "dpo"))
+        if not rows:
+            continue
+        with write_file(folder / f"{split}.jsonl", force=True) as out:
+            for row in rows:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        info[f"{split}_file"], info[f"n_{split}"] = str(folder / f"{split}.jsonl"), len(rows)
+    return info

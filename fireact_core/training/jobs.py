@@ -21,7 +21,7 @@ from ..errors import FireactError
 from ..files import read_json_lines, write_text
 from ..team.roles import actor
 from .config import LocalTrainConfig
-from .data import export_dataset
+from .data import export_dataset, export_pair_dataset
 from .local import METRICS_FILE, REPORT_FILE, STATUS_FILE, result_folder
 from .records import RegisteredModel, TrainJob
 
@@ -82,7 +82,8 @@ def start_local_job(store: Any, config: LocalTrainConfig, by: str | None = None)
     run.mkdir(parents=True, exist_ok=True)
     config.out = str(run)
     if not config.train_file:
-        info = export_dataset(store, config.dataset, run / "data")
+        export = export_pair_dataset if config.objective == "dpo" else export_dataset
+        info = export(store, config.dataset, run / "data")
         config.train_file, config.val_file = info["train_file"], info["val_file"]
     if config.dataset:
         config.dataset_hash = store.get_dataset_version(config.dataset)["content_hash"] or ""
@@ -178,7 +179,8 @@ def _losses(run: Path) -> dict[str, Any]:
 
 def register_result(store: Any, job: TrainJob) -> RegisteredModel:
     config = LocalTrainConfig.from_dict(job.config)
-    name = config.model_name or f"{job.dataset}-{job.kind}-{job.id[:6]}"
+    objective = f"-{config.objective}" if config.objective != "sft" else ""
+    name = config.model_name or f"{job.dataset}-{job.kind}{objective}-{job.id[:6]}"
     model = store.register_model(RegisteredModel(name=name, kind=job.kind, path_or_id=str(result_folder(config)),
                                                  base_model=job.base_model, dataset=job.dataset, job=job.id,
                                                  config=job.config))

@@ -148,9 +148,12 @@ def load_model(config: LocalTrainConfig, precision: str):
         raise FireactError(f"LoRA target modules {config.target_modules} do not fit {config.base_model}: {exc}") from exc
 
 
-def training_arguments(config: LocalTrainConfig, precision: str, has_eval: bool):
+def training_arguments(config: LocalTrainConfig, precision: str, has_eval: bool, args_class: Any = None,
+                       **extra: Any):
+    """The Trainer's arguments for `config` (`args_class` a subclass such as TRL's DPOConfig, with `extra`)."""
     from transformers import TrainingArguments
 
+    args_class = args_class or TrainingArguments
     save = {"save_strategy": "steps", "save_steps": config.save_steps} if config.save_steps else {"save_strategy": "epoch"}
     if not has_eval:
         evaluation = {"eval_strategy": "no"}
@@ -158,7 +161,7 @@ def training_arguments(config: LocalTrainConfig, precision: str, has_eval: bool)
         evaluation = {"eval_strategy": "steps", "eval_steps": config.eval_steps}
     else:
         evaluation = {"eval_strategy": "epoch"}
-    return TrainingArguments(
+    settings: dict[str, Any] = dict(
         output_dir=str(Path(config.out) / "checkpoints"), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.learning_rate, num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
@@ -173,6 +176,7 @@ def training_arguments(config: LocalTrainConfig, precision: str, has_eval: bool)
         include_num_input_tokens_seen="non_padding",
         ddp_find_unused_parameters=False, **save, **evaluation,
     )
+    return args_class(**{**settings, **extra})
 
 
 def load_examples(config: LocalTrainConfig, tokenizer) -> tuple[list, list, LengthReport]:
@@ -207,9 +211,83 @@ def hide_shadowing_datasets() -> None:
     import_utils.is_datasets_available.cache_clear()
 
 
+def pair_lengths(tokenizer: Any, row: dict[str, Any]) -> tuple[int, int]:
+    """Tokens of a DPO row's prompt (with the assistant's turn opened) and of its longer side, prompt included,
+    through the chat template."""
+    def length(messages: list[dict], opened: bool = False) -> int:
+        if getattr(tokenizer, "chat_template", None):
+            return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                                     add_generation_prompt=opened)["input_ids"])
+        return len(tokenizer("".join(m["content"] + "\n" for m in messages))["input_ids"])
+
+    prompt = row["prompt"]
+    return length(prompt, True), max(length([*prompt, *row["chosen"]]), length([*prompt, *row["rejected"]]))
+
+
+def load_pairs(config: LocalTrainConfig, tokenizer: Any) -> tuple[list, list, LengthReport]:
+    """The DPO rows of the run. Pairs longer than max length are counted, then dropped, or left for TRL to cut to
+    their first max-length tokens; a pair whose prompt alone fills max length is dropped either way (nothing of
+    its answer would be left to learn from)."""
+    report = LengthReport(max_length=config.max_length, overflow=config.overflow)
+    train = []
+    for row in read_examples(config.train_file):
+        report.examples += 1
+        prompt, n = pair_lengths(tokenizer, row)
+        report.longest = max(report.longest, n)
+        if n > config.max_length:
+            report.over_max_length += 1
+            if config.overflow == "drop":
+                report.dropped += 1
+                continue
+            if prompt >= config.max_length:
+                report.no_trained_tokens += 1
+                continue
+            report.truncated += 1
+        report.kept += 1
+        report.tokens += min(n, config.max_length)
+        report.trained_tokens += min(n, config.max_length) - prompt
+        train.append(row)
+    if not train:
+        raise FireactError(f"no preference pair left: {report.describe()}; raise max length")
+    val = read_examples(config.val_file) if config.val_file and Path(config.val_file).exists() else []
+    if rank() == 0:
+        write_json(Path(config.out) / REPORT_FILE, {**report.to_dict(), "val_examples": len(val), "pairs": True})
+    print(f"data: {report.describe()} (pairs); {len(val)} validation pairs", flush=True)
+    return train, val, report
+
+
+def build_dpo_trainer(config: LocalTrainConfig, counter: TokenCounter, callbacks: list | None = None):
+    """TRL's DPOTrainer on the run's pairs: a LoRA model's reference is the base model (adapter off); a full
+    model's is a frozen copy TRL makes."""
+    try:
+        from datasets import Dataset
+        from trl import DPOConfig, DPOTrainer
+    except ImportError as exc:
+        from ..errors import missing_package
+
+        raise missing_package("trl", "train") from exc
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    tokenizer = load_tokenizer(config.base_model)
+    train, val, report = load_pairs(config, tokenizer)
+    precision = pick_precision(config)
+    model = load_model(config, precision)
+    settings = {"train_sampling_strategy": "random", "remove_unused_columns": True}
+    args = training_arguments(config, precision, bool(val), DPOConfig, beta=config.beta,
+                              max_length=config.max_length, truncation_mode="keep_start", dataset_num_proc=None,
+                              **settings)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(train),
+                         eval_dataset=Dataset.from_list(val) if val else None, processing_class=tokenizer,
+                         callbacks=[metrics_callback(Path(config.out), counter), *(callbacks or [])])
+    return trainer, report
+
+
 def build_trainer(config: LocalTrainConfig, counter: TokenCounter | None = None, callbacks: list | None = None):
     """The Trainer for `config`, ready to `.train()` (with `callbacks` besides the metrics one, such as a
     tracker's); also used by the bench to time training."""
+    if config.objective == "dpo":
+        return build_dpo_trainer(config, counter or TokenCounter(), callbacks)
     hide_shadowing_datasets()
     from transformers import Trainer, set_seed
 

@@ -27,6 +27,7 @@ LOCAL_SETTINGS = ["method", "learning_rate", "lr_scheduler", "warmup_steps", "we
                   "num_processes"]
 LORA_SETTINGS = ["lora_r", "lora_alpha", "lora_dropout", "target_modules"]
 OPENAI_SETTINGS = ["model", "epochs", "suffix", "seed"]
+PREFERENCE_SETTINGS = ["objective", "method", "beta"]  # shown for a model trained on preference pairs
 VALIDATION_RE = re.compile(r"(?:validation|valid) loss=([0-9.eE+-]+)")
 
 
@@ -79,6 +80,8 @@ def model_facts(store: Any, model: RegisteredModel, report: list[dict[str, Any]]
     config, job = model.config or {}, _job(store, model)
     keys = OPENAI_SETTINGS if model.kind == "openai" else LOCAL_SETTINGS + (LORA_SETTINGS if model.kind == "lora"
                                                                             else [])
+    if config.get("objective") == "dpo" or config.get("method") == "dpo":
+        keys = keys + [k for k in PREFERENCE_SETTINGS if k in config and k not in keys]
     dataset_hash = config.get("dataset_hash") or None
     if not dataset_hash and model.dataset:
         try:
@@ -101,9 +104,10 @@ def _fmt(value: Any) -> str:
 def model_card(facts: dict[str, Any]) -> str:
     """README.md of a local model's folder."""
     lora = facts["kind"] == "lora"
+    dpo = facts["settings"].get("objective") == "dpo"
     library = "peft" if lora else "transformers"
     header = ["---", f"library_name: {library}", "pipeline_tag: text-generation", "tags:", "- fireact", "- agents",
-              "- react", f"- {'lora' if lora else 'full-fine-tuning'}", "---", ""]
+              "- react", f"- {'lora' if lora else 'full-fine-tuning'}", *(["- dpo"] if dpo else []), "---", ""]
     settings = [f"| {k} | {', '.join(v) if isinstance(v, list) else v} |" for k, v in facts["settings"].items()]
     scores = [f"| {s['run']} | {s['task']} | {s['method']} | {s['attempted']} | {_fmt(s['em_attempted'])} | "
               f"{_fmt(s['f1_attempted'])} |" for s in facts["scores"]]
@@ -116,8 +120,10 @@ def model_card(facts: dict[str, Any]) -> str:
         "",
         f"- base model: `{facts['base_model']}`",
         f"- method: {facts['method']}",
-        f"- dataset version: `{facts['dataset']}` (content hash `{facts['dataset_hash']}`); "
-        f"`fireact export --dataset {facts['dataset']} --format hf --out DIR` writes it with its dataset card",
+        f"- dataset version: `{facts['dataset']}` (content hash `{facts['dataset_hash']}`); " + (
+            f"preference pairs (DPO, beta {facts['settings'].get('beta')}): `fireact pairs --dataset "
+            f"{facts['dataset']} --out FILE` writes them" if dpo else
+            f"`fireact export --dataset {facts['dataset']} --format hf --out DIR` writes it with its dataset card"),
         f"- training job: `{facts['job']}`, {facts['steps']} steps",
         f"- final train loss: {_fmt(facts['train_loss'])}; final eval loss: {_fmt(facts['eval_loss'])}",
         "",

@@ -80,6 +80,34 @@ def export_chat_files(store: Any, dataset: str, folder: Path) -> dict[str, Any]:
     return files
 
 
+def preference_row(pair: Any) -> dict[str, Any]:
+    """A step pair as the API's preference fine-tuning reads it: the shared context as the input messages, one
+    assistant message on each side."""
+    return {"input": {"messages": pair.prompt}, "preferred_output": pair.chosen,
+            "non_preferred_output": pair.rejected}
+
+
+def export_preference_files(store: Any, dataset: str, folder: Path) -> dict[str, Any]:
+    """A version of step pairs' train (and val) pairs in the API's preference JSONL."""
+    from ..pairs import dataset_pairs, pair_level
+
+    if pair_level(store.get_dataset_version(dataset)) != "step":
+        raise FireactError(f"dataset version '{dataset}' holds trajectory-level pairs: OpenAI's preference "
+                           "fine-tuning takes one assistant message on each side, so make a version of step pairs")
+    by_split = dataset_pairs(store, dataset)
+    if not by_split.get("train"):
+        raise FireactError(f"dataset version '{dataset}' gives no preference pair in its train split")
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for split in ("train", "val"):
+        if by_split.get(split):
+            with write_file(folder / f"{split}.jsonl", force=True) as out:
+                for pair in by_split[split]:
+                    out.write(json.dumps(preference_row(pair), ensure_ascii=False) + "\n")
+            files[split] = folder / f"{split}.jsonl"
+    return files
+
+
 def _upload(client: Any, path: Path) -> str:
     with path.open("rb") as f:
         return call(f"files.create ({path.name})", client.files.create, file=(path.name, f.read()),
@@ -97,12 +125,18 @@ def start_openai_job(store: Any, config: OpenAITrainConfig, api_key: str | None 
     config.out = str(run)
     config.base_url = config.base_url or os.environ.get("OPENAI_BASE_URL", "")
     client = make_client(config.base_url, api_key)
-    files = export_chat_files(store, config.dataset, run / "data")
+    dpo = config.method == "dpo"
+    files = (export_preference_files if dpo else export_chat_files)(store, config.dataset, run / "data")
     ids = {split: _upload(client, path) for split, path in files.items()}
     options: dict[str, Any] = {"model": config.model, "training_file": ids["train"]}
     if "val" in ids:
         options["validation_file"] = ids["val"]
-    if config.epochs:
+    if dpo:
+        hyper: dict[str, Any] = {"n_epochs": config.epochs} if config.epochs else {}
+        if config.beta:
+            hyper["beta"] = config.beta
+        options["method"] = {"type": "dpo", "dpo": {"hyperparameters": hyper}}
+    elif config.epochs:
         options["hyperparameters"] = {"n_epochs": config.epochs}
     if config.suffix:
         options["suffix"] = config.suffix

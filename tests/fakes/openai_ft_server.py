@@ -23,6 +23,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from tests.fakes.http import send_json
 
 
+class BadRequest(Exception):
+    """A request the API refuses with HTTP 400 and this message."""
+
+
 class FakeFineTuning:
     def __init__(self, progress: list[str] | None = None, fail_job_with: str | None = None, steps: int = 4):
         self.progress = progress or ["validating_files", "queued", "running", "running", "succeeded"]
@@ -85,6 +89,8 @@ class FakeFineTuning:
                 status, answer = self._route(method, path, body, h.headers.get("Content-Type", ""))
             except KeyError as exc:
                 status, answer = 404, {"error": {"message": f"No such object: {exc}", "type": "invalid_request_error"}}
+            except BadRequest as exc:
+                status, answer = 400, {"error": {"message": str(exc), "type": "invalid_request_error"}}
         self._send(h, status, answer)
 
     def _route(self, method: str, path: str, body: bytes, ctype: str) -> tuple[int, dict]:
@@ -121,17 +127,35 @@ class FakeFineTuning:
     def _create(self, req: dict) -> dict:
         if req.get("training_file") not in self.files:
             raise KeyError(req.get("training_file"))
+        method = req.get("method") or {"type": "supervised"}
+        if method.get("type") == "dpo":
+            for name in ("training_file", "validation_file"):
+                if req.get(name):
+                    self._check_preference_file(self.files[req[name]])
         job_id = self._id("ftjob")
         job = {"id": job_id, "object": "fine_tuning.job", "model": req["model"], "created_at": int(time.time()),
                "status": self.progress[0], "training_file": req["training_file"],
                "validation_file": req.get("validation_file"), "hyperparameters": req.get("hyperparameters") or {},
                "fine_tuned_model": None, "finished_at": None, "error": None, "organization_id": "org-test",
                "result_files": [], "seed": req.get("seed") or 0, "trained_tokens": None, "suffix": req.get("suffix"),
+               "method": req.get("method") or {"type": "supervised"},
                "_script": list(self.progress[1:]), "_step": 0}
         self.jobs[job_id] = job
         self.events[job_id] = []
         self._event(job, f"Created fine-tuning job: {job_id}")
         return self._public(job)
+
+    @staticmethod
+    def _check_preference_file(file: dict) -> None:
+        """As the API checks a DPO file: input messages, one assistant message on each side."""
+        for n, line in enumerate(file["content"].splitlines(), 1):
+            row = json.loads(line)
+            sides = [row.get("preferred_output"), row.get("non_preferred_output")]
+            messages = (row.get("input") or {}).get("messages")
+            if not isinstance(messages, list) or not messages or not all(
+                    isinstance(s, list) and len(s) == 1 and s[0].get("role") == "assistant" for s in sides):
+                raise BadRequest(f"Invalid file format. Line {n}: a preference example needs input.messages and one "
+                                 "assistant message in preferred_output and in non_preferred_output")
 
     def _advance(self, job: dict) -> None:
         if job["status"] in ("succeeded", "failed", "cancelled") or not job["_script"]:
