@@ -10,7 +10,7 @@ from fireact_core.errors import FireactError
 from fireact_core.models.pricing import price_table
 from fireact_core.names import display_names
 from fireact_core.preflight import in_page_words, run_problems
-from fireact_core.prompts import METHODS, examples_for, import_fireact_prompt, save_examples, version_row
+from fireact_core.prompts import METHODS, import_fireact_prompt, save_examples, version_row
 from fireact_core.tasks import list_tasks
 from ui import annotator, page_setup
 

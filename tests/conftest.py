@@ -8,8 +8,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from fireact_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fireact"
@@ -154,7 +158,7 @@ def copy_database(built: Path, folder: Path) -> Path:
     return target
 
 
-def signed_in_pages_database(built: Path, folder: Path, monkeypatch) -> "Store":
+def signed_in_pages_database(built: Path, folder: Path, monkeypatch) -> Store:
     """A copy of `built` that AppTest pages open, each session signing in as its own user (oidc mode)."""
     from fireact_core.store import Store
 

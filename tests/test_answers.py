@@ -52,7 +52,7 @@ def _expected() -> dict[str, int]:
     firsts = {}
     for run, rows in RUNS.items():
         chosen: dict[str, tuple] = {}
-        for n, (question, em, reward, seconds) in enumerate(rows):
+        for question, em, reward, seconds in rows:
             if question not in chosen or seconds < chosen[question][0]:
                 chosen[question] = (seconds, is_correct(em, reward))
         firsts[run] = {q: ok for q, (_, ok) in chosen.items()}
