@@ -462,8 +462,8 @@ def default_run_name(task: str, split: str, method: str, model: str) -> str:
 
 
 def registered_models(store: Any) -> list[Any]:
-    """Models the training jobs registered (empty when this database has no model registry)."""
-    return list(store.list_models()) if hasattr(store, "list_models") else []
+    """Models the training jobs registered."""
+    return list(store.list_models())
 
 
 def model_settings(model: Any) -> dict[str, Any]:

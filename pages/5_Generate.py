@@ -12,7 +12,7 @@ from fireact_core.names import display_names
 from fireact_core.preflight import in_page_words, run_problems
 from fireact_core.prompts import METHODS, import_fireact_prompt, save_examples, version_row
 from fireact_core.tasks import list_tasks
-from ui import annotator, page_setup
+from ui import annotator, page_setup, show_error
 
 store = page_setup("Generate", ":material/play_arrow:")
 who = annotator()
@@ -151,7 +151,7 @@ with st.expander("Few-shot examples (versioned)"):
             saved = save_examples(store, ex_task, ex_method, parts, who, note or None, layout, row["source"])
             st.success(f"Saved version {saved}.")
         except FireactError as exc:
-            st.error(str(exc))
+            show_error(exc)
     f1, f2 = st.columns([3, 1], vertical_alignment="bottom")
     folder = f1.text_input("FireAct prompt folder ({method}_{task}[_google].txt files)", key="ex_fireact_dir")
     if f2.button("Load as a new version"):
@@ -159,7 +159,7 @@ with st.expander("Few-shot examples (versioned)"):
             saved = import_fireact_prompt(store, folder, ex_task, ex_method, who)
             st.success(f"Saved version {saved} from {folder}.")
         except FireactError as exc:
-            st.error(str(exc))
+            show_error(exc)
 
 with st.expander("Price table (USD per million tokens)"):
     prices = price_table(store)

@@ -12,7 +12,7 @@ from fireact_core.masks import LOSS_MASKS
 from fireact_core.mix_view import (cells_frame, composition_figure, example_html, form_spec, grid_cells, grid_frame,
                                    versions_frame)
 from fireact_core.mixing import CELL_SEP, MixSpec, get_version, plan_mix, save_mix
-from ui import annotator, page_setup
+from ui import annotator, page_setup, show_error
 
 store = page_setup("Mix", ":material/tune:")
 st.title("Mix")
@@ -108,7 +108,7 @@ try:
                      size=size, val_fraction=val, seed=seed, filters=filters, loss_mask=mask, allow_upsample=upsample)
     plan = plan_mix(store, spec, tokenizer)
 except FireactError as exc:
-    st.error(str(exc))
+    show_error(exc)
     st.stop()
 
 st.subheader("Preview")
@@ -134,7 +134,7 @@ if plan.size:
             st.caption(caption)
             st.html(html_text)
         except FireactError as exc:
-            st.error(str(exc))
+            show_error(exc)
 
 st.subheader("Save as a version")
 with st.form("mix_save_form"):
@@ -149,7 +149,7 @@ with st.form("mix_save_form"):
             ss.pop("mix_download", None)
             st.success(f"Saved '{v.name}': {v.size} trajectories ({v.n_train} train, {v.n_val} val), hash {v.content_hash[:12]}")
         except FireactError as exc:
-            st.error(str(exc))
+            show_error(exc)
 
 st.subheader("Versions")
 versions = versions_frame(store)
@@ -169,7 +169,7 @@ if st.button("Prepare download", key="mix_prepare"):
         ss["mix_download"] = export_dataset_bytes(store, pick, fmt, None if split == "all" else split)
         ss["mix_download_of"] = (pick, fmt, split)
     except FireactError as exc:
-        st.error(str(exc))
+        show_error(exc)
 if ss.get("mix_download") and ss.get("mix_download_of") == (pick, fmt, split):
     file_name, data = ss["mix_download"]
     st.download_button(f"Download {file_name}", data, file_name=file_name, key="mix_download_button")

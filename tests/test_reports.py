@@ -368,9 +368,9 @@ def test_a_run_just_started_shows_with_nothing_finished(store):
     assert math.isnan(row["em_attempted"]) and row["perturb"] == "clean"
     out = reports.run_report(store, ["starting"])[0]
     assert out["em_attempted"] is None and out["mean_steps"] is None and out["attempted"] == 50
-    data = reports.dashboard(store)
-    assert data.by_model_method.empty and data.robustness.empty and data.steps.empty
-    assert charts.cost_vs_em(data.runs) is None
+    data = reports.dashboard_runs(store)
+    assert reports.em_by_model_method(data.runs).empty and reports.robustness(store, data.runs).empty
+    assert reports.steps_distribution(store, list(data.runs["run"])).empty and charts.cost_vs_em(data.runs) is None
 
 
 def test_fine_tuned_mode_of_a_generated_run_comes_from_its_settings(store):
