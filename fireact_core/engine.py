@@ -31,7 +31,7 @@ from .models import make_backend
 from .models.limits import CallLimits
 from .models.pricing import price_table
 from .prompts import make_spec
-from .records import stable_id
+from .records import AgentMethod, stable_id
 from .redact import remember, url_password
 from .store.runs import SessionWriter
 from .tasks import Question, get_task
@@ -57,7 +57,7 @@ class RunConfig(BaseModel):
     end: int | None = None
     sample: int | None = None
     seed: int = 0
-    method: Literal["io", "cot", "react", "reflexion"] = "react"
+    method: AgentMethod = "react"
     mode: Literal["fewshot", "finetuned"] = "fewshot"
     finetuned_format: Literal["chat", "alpaca"] = "chat"
     prompt_version: int | None = None

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import NotFoundError
+from .records import METHODS
 from .names import display_model, display_names, finetuned_base
 
 REPORT_KEYS = ["run", "task", "method", "model", "attempted", "finished", "failed", "em_attempted", "em_finished",
@@ -28,7 +29,7 @@ TABLE_COLUMNS = ["run", "task", "method", "model", "perturb", "attempted", "fini
 VIEW_COLUMNS = ["run", "em_attempted", "f1_attempted", "em_finished", "f1_finished", "task", "method", "model",
                 "perturb", "attempted", "finished", "failed", "missing", "mean_steps", "search_calls", "tokens_in",
                 "tokens_out", "latency_s", "cost_usd", "full name"]
-METHOD_ORDER = ["io", "cot", "react", "reflexion"]
+METHOD_ORDER = list(METHODS)
 CLEAN = "clean"
 
 

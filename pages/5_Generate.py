@@ -10,8 +10,10 @@ from fireact_core.errors import FireactError
 from fireact_core.models.pricing import price_table
 from fireact_core.names import display_names
 from fireact_core.preflight import in_page_words, run_problems
-from fireact_core.prompts import METHODS, import_fireact_prompt, save_examples, version_row
+from fireact_core.prompts import import_fireact_prompt, save_examples, version_row
+from fireact_core.records import METHODS
 from fireact_core.tasks import list_tasks
+from fireact_core.tools import SEARCH_KINDS
 from ui import annotator, page_setup, show_error
 
 store = page_setup("Generate", ":material/play_arrow:")
@@ -47,7 +49,7 @@ with st.form("generate"):
     api_key = c2.text_input("API key (empty: $OPENAI_API_KEY; never stored)", "", type="password")
     local_model = c2.text_input("Local model folder", preset.get("local_model") or "")
     adapter = c2.text_input("Adapter folder (optional)", preset.get("adapter") or "")
-    search = c3.selectbox("Search", ["serpapi", "local", "none"])
+    search = c3.selectbox("Search", SEARCH_KINDS)
     corpus = c3.text_input("Corpus JSONL (local search; empty: shipped corpus)", "")
     perturb = c3.selectbox("Perturb observations", ["off", "none", "random"])
     perturb_p = c3.slider("Perturbation probability", 0.0, 1.0, 0.5)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from fireact_core.errors import FireactError
+from fireact_core.tasks import list_tasks
+from fireact_core.tools import SEARCH_KINDS
 from fireact_core.training import LocalTrainConfig, OpenAITrainConfig, form_fields
 from fireact_core.training import jobs as runner
 from fireact_core.training.evaluate import default_tasks_dir, start_evaluation
@@ -191,10 +193,10 @@ def models_panel() -> None:
                   | {"evaluations": len(facts["scores"])} for facts in models_with_facts(store)], hide_index=True)
     name = st.selectbox("Model", [m.name for m in models], key="models.chosen")
     c1, c2, c3, c4 = st.columns(4)
-    task = c1.selectbox("Task", ["hotpotqa", "strategyqa", "bamboogle", "mmlu"])
+    task = c1.selectbox("Task", list_tasks(), index=list_tasks().index("hotpotqa"))
     split = c2.text_input("Split", "dev")
     sample = int(c3.number_input("Questions (sample)", 1, 100_000, 50))
-    search = c4.selectbox("Search", ["local", "serpapi", "none"])
+    search = c4.selectbox("Search", SEARCH_KINDS, index=SEARCH_KINDS.index("local"))
     tasks_dir = st.text_input("Tasks folder", default_tasks_dir())
     if st.button("Evaluate now", type="primary", help="a ReAct run of this model in fine-tuned mode"):
         try:
