@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,15 +56,15 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    from tests.helpers import wait_until
+
+    def listening() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, timeout, f"something listening on 127.0.0.1:{port}", interval=0.2)
 
 
 @pytest.fixture

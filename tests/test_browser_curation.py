@@ -13,7 +13,7 @@ from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from fireact_core.team import local_user
 from tests.conftest import copy_database, screenshot, wait_for_app
-from tests.test_curation import RUN_A, RUN_B, XSS, XSS_QUESTION, build_two_runs
+from tests.helpers.runs import RUN_A, RUN_B, XSS, XSS_QUESTION, build_two_runs
 
 XSS_ID = "xss0000000000001"
 ME = local_user()

@@ -18,7 +18,7 @@ from fireact_core.store import Store
 from tests.conftest import ROOT, free_port, screenshot, wait_for_app, wait_for_port
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
-from tests.test_curation import RUN_A, RUN_B, build_two_runs
+from tests.helpers.runs import RUN_A, RUN_B, build_two_runs
 
 pytestmark = pytest.mark.timeout(600)
 TASKS = ROOT.parent / "shared" / "fireact" / "tasks"

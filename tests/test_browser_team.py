@@ -11,7 +11,7 @@ from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from fireact_core.team.assign import next_in_queue
 from tests.conftest import screenshot, wait_for_app
-from tests.test_curation import RUN_A, build_two_runs
+from tests.helpers.runs import RUN_A, build_two_runs
 
 expect.set_options(timeout=30_000)
 HEADER = "X-Forwarded-User"

@@ -12,7 +12,7 @@ from fireact_core.compare import CELL_LABELS
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from tests.conftest import ROOT, signed_in_pages_database
-from tests.test_curation import RUN_A, RUN_B, XSS_QUESTION, build_two_runs
+from tests.helpers.runs import RUN_A, RUN_B, XSS_QUESTION, build_two_runs
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +263,7 @@ def test_compare_counts_cells_and_aligned_steps(db):
 
 def test_model_text_is_shown_as_text_on_every_page(db):
     tid = "xss0000000000001"
-    from tests.test_curation import XSS
+    from tests.helpers.runs import XSS
 
     at = ok(open_page("2_Trajectory.py", id=tid))
     body = "".join(h.proto.body for h in at.get("html"))

@@ -18,7 +18,7 @@ from fireact_core.team import agreement as agr
 from fireact_core.team import assign as asg
 from fireact_core.team.roles import remove_user
 from tests.conftest import copy_database
-from tests.test_curation import RUN_A, build_two_runs
+from tests.helpers.runs import RUN_A, build_two_runs
 
 ME = local_user()
 

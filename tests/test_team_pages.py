@@ -13,7 +13,7 @@ from fireact_core.store import Store
 from fireact_core.team import agreement as agr
 from fireact_core.team import assign as asg
 from tests.conftest import ROOT, signed_in_pages_database
-from tests.test_curation import RUN_A, build_two_runs
+from tests.helpers.runs import RUN_A, build_two_runs
 from tests.test_pages_curation import ok
 from tests.test_pages_curation import open_page as signed_in_page
 
