@@ -150,6 +150,18 @@ def fireact_reference(shared) -> tuple[Path, Path]:
     return python, runner
 
 
+@pytest.fixture(scope="session")
+def two_runs_db(tmp_path_factory, shared) -> Path:
+    """FireAct's Llama-2 run as run A and a second run built from it as run B (tests/helpers/runs.py), built once
+    per session: modules copy it (`copy_database`) and add what they need."""
+    from fireact_core.store import Store
+    from tests.helpers.runs import build_two_runs
+
+    path = tmp_path_factory.mktemp("two-runs") / "runs.duckdb"
+    build_two_runs(Store(path))
+    return path
+
+
 def copy_database(built: Path, folder: Path) -> Path:
     """A copy of a database built once per module, for one test to change as it likes."""
     target = folder / built.name

@@ -17,13 +17,11 @@ from fireact_core.records import Action, Step, Trajectory
 from fireact_core.store import Store
 from fireact_core.store.curation import query_words
 from tests.conftest import RUN_FILE, copy_database
-from tests.helpers.runs import RUN_A, RUN_B, XSS_QUESTION, build_two_runs, second_run
+from tests.helpers.runs import RUN_A, RUN_B, XSS_QUESTION, second_run
 
 @pytest.fixture(scope="module")
-def runs_db(tmp_path_factory, shared) -> Path:
-    path = tmp_path_factory.mktemp("curation") / "runs.duckdb"
-    build_two_runs(Store(path))
-    return path
+def runs_db(two_runs_db) -> Path:
+    return two_runs_db
 
 
 @pytest.fixture

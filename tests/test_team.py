@@ -24,11 +24,10 @@ ME = local_user()
 
 
 @pytest.fixture(scope="module")
-def team_db(tmp_path_factory, shared):
+def team_db(tmp_path_factory, two_runs_db):
     """The two FireAct runs, with an admin (the OS user), three annotators and a viewer."""
-    path = tmp_path_factory.mktemp("team") / "team.duckdb"
+    path = copy_database(two_runs_db, tmp_path_factory.mktemp("team"))
     store = Store(path)
-    build_two_runs(store)
     add_user(store, ME, ME, "admin")
     for name in ("ann", "ben", "cat"):
         add_user(store, ME, name, "annotator")
