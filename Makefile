@@ -12,7 +12,7 @@ REF_SETUP := ../shared/fireact/reference/setup_venv.sh
 DB ?= fireact.duckdb
 PORT ?= 8501
 
-.PHONY: run test install install-test demo bench clean
+.PHONY: run test lint install install-test demo bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,12 @@ run: demo
 	FIREACT_DB=$(DB) $(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
 	  --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none
 
-test: $(TEST_STAMP)
+# ruff over the tree (rules and banned imports in pyproject.toml and the ruff.toml files), mypy over fireact_core
+lint: $(TEST_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -14,7 +14,7 @@ import streamlit as st
 import ui
 from fireact_core.demo import load_demo
 from fireact_core.errors import FireactError
-from fireact_core.importer import METHODS
+from fireact_core.records import METHODS
 from fireact_core.overview import import_uploads, summary
 from fireact_core.tasks import list_tasks
 

@@ -7,6 +7,7 @@ import os
 import streamlit as st
 
 from fireact_core import cards
+from fireact_core.curation import md_escape
 from fireact_core.errors import FireactError
 from fireact_core.records import Lint, Step, Trajectory
 from fireact_core.store import Store, resolve_db_path
@@ -48,7 +49,7 @@ def page_setup(title: str, icon: str = ":material/local_fire_department:") -> St
     try:
         store = get_store()
     except FireactError as exc:
-        st.error(str(exc))
+        show_error(exc)
         st.stop()
     ui_team.sign_in(store)
     return store
@@ -59,8 +60,10 @@ def annotator() -> str:
     return ui_team.signed_in(get_store())
 
 
-def show_error(exc: FireactError) -> None:
-    st.error(str(exc))
+def show_error(error: object) -> None:
+    """An error message shown as the text it is: markdown, HTML and directive characters escaped (file names,
+    brackets and underscores in messages stay literal)."""
+    st.error(md_escape(error))
 
 
 def trajectory_header(traj: Trajectory, lints: list[Lint] = (), review: str | None = None) -> None:

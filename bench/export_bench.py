@@ -27,12 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fireact_core.hub_cards import dataset_card  # noqa: E402
-from fireact_core.datasets_export import export_dataset  # noqa: E402
-from fireact_core.export_folders import HF_COLUMNS, WRITERS, _rows_by_split  # noqa: E402
-from fireact_core.importer import import_files  # noqa: E402
-from fireact_core.mixing import MixSpec, save_mix  # noqa: E402
-from fireact_core.store import Store  # noqa: E402
+from fireact_core.hub_cards import dataset_card
+from fireact_core.datasets_export import export_dataset
+from fireact_core.export_folders import HF_COLUMNS, WRITERS, _rows_by_split
+from fireact_core.importer import import_files
+from fireact_core.mixing import MixSpec, save_mix
+from fireact_core.store import Store
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "fireact"
 

@@ -95,7 +95,7 @@ def pair_html(a: Trajectory | None, b: Trajectory | None, name_a: str = "A", nam
     """A table of the two trajectories' steps, aligned, differences marked; all text escaped."""
     steps_a, steps_b = (a.steps if a else []), (b.steps if b else [])
     rows = []
-    for n, (i, j) in enumerate(align_steps(steps_a, steps_b), start=1):
+    for i, j in align_steps(steps_a, steps_b):
         fa = step_fields(steps_a[i] if i is not None else None)
         fb = step_fields(steps_b[j] if j is not None else None)
         label = f"{'' if i is None else i + 1} / {'' if j is None else j + 1}"

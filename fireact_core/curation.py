@@ -18,10 +18,12 @@ from .lint import lint_trajectory
 from .parsing import action_problem, parse_action, render_text
 from .records import Action, Annotation, Revision, Step, StepFlags, Trajectory, final_answer_of
 from .store import Store
+from .store.curation import SORTABLE
 from .team.roles import check_review, require
 from .tasks import get_task, list_tasks
 
 FORM_FIELDS = ("thought", "action", "observation", "train")
+SORT_KEYS: tuple[str, ...] = tuple(SORTABLE)  # what Browse can sort by, "imported" first
 
 
 @dataclass

@@ -30,7 +30,7 @@ from .models import make_backend
 from .models.limits import CallLimits
 from .models.pricing import DEFAULT_PRICES, cost_usd, price_table
 from .prompts import PromptSpec, make_spec
-from .records import Trajectory, stable_id
+from .records import AgentMethod, Trajectory, stable_id
 from .redact import remember, url_password
 from .tasks import Question, get_task
 from .tools import SearchCache, Toolbox, make_search
@@ -54,7 +54,7 @@ class RunConfig(BaseModel):
     end: int | None = None
     sample: int | None = None
     seed: int = 0
-    method: Literal["io", "cot", "react", "reflexion"] = "react"
+    method: AgentMethod = "react"
     mode: Literal["fewshot", "finetuned"] = "fewshot"
     finetuned_format: Literal["chat", "alpaca"] = "chat"
     prompt_version: int | None = None
@@ -596,8 +596,8 @@ def default_run_name(task: str, split: str, method: str, model: str) -> str:
 
 
 def registered_models(store: Any) -> list[Any]:
-    """Models the training jobs registered (empty when this database has no model registry)."""
-    return list(store.list_models()) if hasattr(store, "list_models") else []
+    """Models the training jobs registered."""
+    return list(store.list_models())
 
 
 def model_settings(model: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 LIST_FIELDS = ("source", "model", "task", "method", "lint", "label")
 
@@ -53,7 +53,7 @@ class TrajectoryFilter(BaseModel):
                 data[key] = value
         try:
             return cls.model_validate(data)
-        except Exception:
+        except ValidationError:
             valid = {k: v for k, v in data.items() if _valid(k, v)}
             return cls.model_validate(valid)
 
@@ -65,5 +65,5 @@ def _valid(key: str, value: Any) -> bool:
     try:
         TrajectoryFilter.model_validate({key: value})
         return True
-    except Exception:
+    except ValidationError:
         return False

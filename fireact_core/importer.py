@@ -25,7 +25,7 @@ from .formats.limits import file_needs_line_checks
 from .lint import (QuestionKey, contamination_lints, duplicate_lints, lint_fields, lint_trajectory, load_eval_questions,
                    question_keys, record_question_keys)
 from .parsing import infer_method, infer_method_fields, infer_task
-from .records import SCHEMA_VERSION, Lint, Source, Trajectory, now, stable_id
+from .records import METHODS, SCHEMA_VERSION, Lint, Source, Trajectory, now, stable_id
 from .sources import claim_source
 from .store import Store, question_key, staged_import
 from .store.connection import naive
@@ -34,7 +34,6 @@ from .store.trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _dumps, record_tables,
 from .tasks import get_task, list_tasks
 from .team.roles import actor
 
-METHODS = ("react", "cot", "io", "reflexion")
 POOL_STRETCH = 2500  # lines a pool process reads at a time
 HELD_STEPS = 8 * 122_880  # new steps held back to write at once (eight of DuckDB's row groups, about 0.5 GB)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -92,17 +92,14 @@ def _as_dict(rec: Any) -> dict | None:
     return {k: v for k, v in vars(rec).items() if not k.startswith("_")}
 
 
-def _lookup(store: Any, names: tuple[str, ...], key: Any) -> dict | None:
-    """A record from whichever store method exists (the training and mixing stores own them)."""
+def _lookup(get: Callable[[Any], Any], key: Any) -> dict | None:
+    """The record `get(key)` reads (a dataset version, a job), or None for no key or a record since deleted."""
     if key in (None, ""):
         return None
-    for name in names:
-        if hasattr(store, name):
-            try:
-                return _as_dict(getattr(store, name)(key))
-            except NotFoundError:
-                return None
-    return None
+    try:
+        return _as_dict(get(key))
+    except NotFoundError:
+        return None
 
 
 def training_curve(job: dict | None) -> pd.DataFrame | None:
@@ -131,8 +128,8 @@ def run_lineage(store: Any, table: pd.DataFrame, run: str, registry: dict[str, d
     rec = registry.get(model)
     if rec:
         out.model_record = rec
-        out.dataset = _lookup(store, ("get_dataset", "get_dataset_version"), rec.get("dataset"))
-        out.job = _lookup(store, ("get_job",), rec.get("job"))
+        out.dataset = _lookup(store.get_dataset_version, rec.get("dataset"))
+        out.job = _lookup(store.get_job, rec.get("job"))
         out.curve = training_curve(out.job)
     task = row["task"] if isinstance(row["task"], str) else ""
     out.data_kind = data_kind(store, out.dataset)

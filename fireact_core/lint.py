@@ -36,7 +36,6 @@ LINT_KINDS = [
 ]
 # Rows that break the layout of a conversation: imported as they are, left out of mixes unless asked for.
 IRREGULAR_KINDS = ("role_order", "no_question", "empty_trajectory", "consecutive_observation")
-CROSS_KINDS = {"duplicate_question", "eval_contamination"}
 
 
 def lint_trajectory(t: Trajectory) -> list[Lint]:

@@ -22,9 +22,6 @@ REFLECTION_RE = re.compile(r"let me do a reflection|^reflection:", re.I)
 UNPARSED = "text outside Thought/Action/Observation"
 
 
-READINGS = ("fireact", "strict")
-
-
 def action_fields(raw: str, reading: str = "fireact") -> dict:
     """`parse_action` as plain data: {"raw", "name", "arg"} (name and arg only when it parsed)."""
     if reading == "strict":

@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 
-Method = Literal["react", "cot", "io", "reflexion", "unknown"]
+AgentMethod = Literal["io", "cot", "react", "reflexion"]
+METHODS: tuple[AgentMethod, ...] = get_args(AgentMethod)  # the agent methods, simplest first: every list of them
+Method = Literal[AgentMethod, "unknown"]  # a stored trajectory's method ("unknown" when nothing tells it)
 Status = Literal["finished", "unfinished", "failed"]
 ReviewStatus = Literal["accepted", "rejected"]
 KNOWN_TOOLS = ("search", "finish")

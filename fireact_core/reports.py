@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import NotFoundError
+from .records import METHODS
 from .names import display_model, display_names, finetuned_base
 
 REPORT_KEYS = ["run", "task", "method", "model", "attempted", "finished", "failed", "em_attempted", "em_finished",
@@ -28,7 +29,7 @@ TABLE_COLUMNS = ["run", "task", "method", "model", "perturb", "attempted", "fini
 VIEW_COLUMNS = ["run", "em_attempted", "f1_attempted", "em_finished", "f1_finished", "task", "method", "model",
                 "perturb", "attempted", "finished", "failed", "missing", "mean_steps", "search_calls", "tokens_in",
                 "tokens_out", "latency_s", "cost_usd", "full name"]
-METHOD_ORDER = ["io", "cot", "react", "reflexion"]
+METHOD_ORDER = list(METHODS)
 CLEAN = "clean"
 
 
@@ -189,9 +190,7 @@ def lineage_choices(table: pd.DataFrame, registry: dict[str, dict]) -> list[str]
 
 
 def model_registry(store: Any) -> dict[str, dict]:
-    """Models registered by training (name -> record as a dict), or nothing when training keeps no registry."""
-    if not hasattr(store, "list_models"):
-        return {}
+    """Models registered by training (name -> record as a dict)."""
     out = {}
     for rec in store.list_models():
         data = rec.model_dump() if hasattr(rec, "model_dump") else dict(rec if isinstance(rec, dict) else vars(rec))
@@ -384,24 +383,3 @@ class Runs:
 def dashboard_runs(store: Any, runs: Sequence[str] | None = None, scored_only: bool = True) -> Runs:
     registry = model_registry(store)
     return Runs(with_variants(run_table(store, runs, scored_only=scored_only), registry), registry)
-
-
-@dataclass
-class Dashboard(Runs):
-    by_model_method: pd.DataFrame
-    prompted_finetuned: pd.DataFrame
-    robustness: pd.DataFrame
-    steps: pd.DataFrame
-
-
-def dashboard(store: Any, runs: Sequence[str] | None = None, scored_only: bool = True, seed: int = 0) -> Dashboard:
-    """Every table of the dashboard at once, read through one connection (the page reads each tab's own
-    tables only when that tab is open)."""
-    with store.session():
-        base = dashboard_runs(store, runs, scored_only)
-        table = base.runs
-        return Dashboard(
-            runs=table, registry=base.registry, by_model_method=em_by_model_method(table),
-            prompted_finetuned=prompted_vs_finetuned(table, base.registry),
-            robustness=robustness(store, table, seed=seed), steps=steps_distribution(store, list(table["run"])),
-        )

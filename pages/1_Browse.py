@@ -6,11 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 import ui_fork
-from fireact_core.curation import browse_query, md_escape, split_query
+from fireact_core.curation import SORT_KEYS, browse_query, md_escape, split_query
 from fireact_core.errors import FireactError
 from fireact_core.filters import LIST_FIELDS, TrajectoryFilter
 from fireact_core.names import display_names
-from fireact_core.store.curation import SORTABLE
 from fireact_core.team import bulk_review
 from ui import annotator, confirm, page_setup
 
@@ -55,7 +54,7 @@ if st.session_state.get("browse_sig") != url_sig or "f_q" not in st.session_stat
     st.session_state.update({
         "f_q": url_filter.q or "", "f_em": url_filter.em or "any", "f_review": url_filter.review or "any",
         "f_status": url_filter.status, "f_smin": url_filter.steps_min, "f_smax": url_filter.steps_max,
-        "f_sort": url_sort if url_sort in SORTABLE else "imported", "f_desc": url_desc, "f_page": 1,
+        "f_sort": url_sort if url_sort in SORT_KEYS else "imported", "f_desc": url_desc, "f_page": 1,
         "browse_sig": url_sig,
     })
 if st.session_state.get("browse_url_page") != url_page:
@@ -74,7 +73,7 @@ with st.sidebar:
     c1, c2 = st.columns(2)
     smin = c1.number_input("Min steps", min_value=0, value=None, step=1, key="f_smin")
     smax = c2.number_input("Max steps", min_value=0, value=None, step=1, key="f_smax")
-    sort = st.selectbox("Sort by", list(SORTABLE), key="f_sort")
+    sort = st.selectbox("Sort by", list(SORT_KEYS), key="f_sort")
     desc = st.toggle("Descending", key="f_desc")
 
 flt = TrajectoryFilter(**lists, q=q.strip() or None, em=EM[em], review=REVIEW[review], status=status,

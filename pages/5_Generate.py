@@ -10,9 +10,11 @@ from fireact_core.errors import FireactError
 from fireact_core.models.pricing import price_table
 from fireact_core.names import display_names
 from fireact_core.preflight import in_page_words, run_problems
-from fireact_core.prompts import METHODS, examples_for, import_fireact_prompt, save_examples, version_row
+from fireact_core.prompts import import_fireact_prompt, save_examples, version_row
+from fireact_core.records import METHODS
 from fireact_core.tasks import list_tasks
-from ui import annotator, page_setup
+from fireact_core.tools import SEARCH_KINDS
+from ui import annotator, page_setup, show_error
 
 store = page_setup("Generate", ":material/play_arrow:")
 who = annotator()
@@ -47,7 +49,7 @@ with st.form("generate"):
     api_key = c2.text_input("API key (empty: $OPENAI_API_KEY; never stored)", "", type="password")
     local_model = c2.text_input("Local model folder", preset.get("local_model") or "")
     adapter = c2.text_input("Adapter folder (optional)", preset.get("adapter") or "")
-    search = c3.selectbox("Search", ["serpapi", "local", "none"])
+    search = c3.selectbox("Search", SEARCH_KINDS)
     corpus = c3.text_input("Corpus JSONL (local search; empty: shipped corpus)", "")
     perturb = c3.selectbox("Perturb observations", ["off", "none", "random"])
     perturb_p = c3.slider("Perturbation probability", 0.0, 1.0, 0.5)
@@ -151,7 +153,7 @@ with st.expander("Few-shot examples (versioned)"):
             saved = save_examples(store, ex_task, ex_method, parts, who, note or None, layout, row["source"])
             st.success(f"Saved version {saved}.")
         except FireactError as exc:
-            st.error(str(exc))
+            show_error(exc)
     f1, f2 = st.columns([3, 1], vertical_alignment="bottom")
     folder = f1.text_input("FireAct prompt folder ({method}_{task}[_google].txt files)", key="ex_fireact_dir")
     if f2.button("Load as a new version"):
@@ -159,7 +161,7 @@ with st.expander("Few-shot examples (versioned)"):
             saved = import_fireact_prompt(store, folder, ex_task, ex_method, who)
             st.success(f"Saved version {saved} from {folder}.")
         except FireactError as exc:
-            st.error(str(exc))
+            show_error(exc)
 
 with st.expander("Price table (USD per million tokens)"):
     prices = price_table(store)

@@ -13,7 +13,7 @@ from fireact_core.mix_view import (cells_frame, composition_figure, example_html
                                    versions_frame)
 from fireact_core.mixing import CELL_SEP, MixSpec, get_version, plan_mix, save_mix
 from fireact_core.pairs import describe_pairs
-from ui import annotator, page_setup
+from ui import annotator, page_setup, show_error
 
 store = page_setup("Mix", ":material/tune:")
 st.title("Mix")
@@ -115,7 +115,7 @@ try:
                      size=size, val_fraction=val, seed=seed, filters=filters, loss_mask=mask, allow_upsample=upsample, pairs=pairs)
     plan = plan_mix(store, spec, tokenizer)
 except FireactError as exc:
-    st.error(str(exc))
+    show_error(exc)
     st.stop()
 
 st.subheader("Preview")
@@ -141,7 +141,7 @@ if plan.size:
             st.caption(caption)
             st.html(html_text)
         except FireactError as exc:
-            st.error(str(exc))
+            show_error(exc)
 
 st.subheader("Save as a version")
 with st.form("mix_save_form"):
@@ -158,7 +158,7 @@ with st.form("mix_save_form"):
             st.success(f"Saved '{v.name}': {v.size} trajectories ({v.n_train} train, {v.n_val} val){made}, "
                        f"hash {v.content_hash[:12]}")
         except FireactError as exc:
-            st.error(str(exc))
+            show_error(exc)
 
 st.subheader("Versions")
 versions = versions_frame(store)
@@ -178,7 +178,7 @@ if st.button("Prepare download", key="mix_prepare"):
         ss["mix_download"] = export_dataset_bytes(store, pick, fmt, None if split == "all" else split)
         ss["mix_download_of"] = (pick, fmt, split)
     except FireactError as exc:
-        st.error(str(exc))
+        show_error(exc)
 if ss.get("mix_download") and ss.get("mix_download_of") == (pick, fmt, split):
     file_name, data = ss["mix_download"]
     st.download_button(f"Download {file_name}", data, file_name=file_name, key="mix_download_button")

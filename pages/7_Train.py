@@ -6,13 +6,15 @@ from __future__ import annotations
 import streamlit as st
 
 from fireact_core.errors import FireactError
+from fireact_core.tasks import list_tasks
+from fireact_core.tools import SEARCH_KINDS
 from fireact_core.training import LocalTrainConfig, OpenAITrainConfig, form_fields
 from fireact_core.training import jobs as runner
 from fireact_core.training.evaluate import default_tasks_dir, start_evaluation
 from fireact_core.training.model_card import models_with_facts
 from fireact_core.training.openai_jobs import start_openai_job
 from fireact_core.training.views import curves_figure, describe_report, job_detail, job_label, job_rows
-from ui import annotator, page_setup
+from ui import annotator, page_setup, show_error
 
 LABELS = {
     "base_model": "Base model folder", "out": "Run folder", "method": "Method", "model_name": "Register the model as",
@@ -84,7 +86,7 @@ def start(kind: str, values: dict, api_key: str = "") -> None:
         else:
             job = start_openai_job(store, OpenAITrainConfig(**values), api_key=api_key or None, by=who)
     except FireactError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return
     st.success(f"Job {job.id} started ({job.status}); follow it under Jobs.")
 
@@ -123,7 +125,7 @@ def job_actions(job, api_key: str) -> None:
             runner.resume_job(store, job.id, by=who)
             st.rerun()
     except FireactError as exc:
-        st.error(str(exc))
+        show_error(exc)
 
 
 def show_job(job_id: str, api_key: str) -> None:
@@ -134,7 +136,7 @@ def show_job(job_id: str, api_key: str) -> None:
 
             job = refresh_openai_job(store, job, api_key=api_key or None)
         except FireactError as exc:
-            st.error(str(exc))
+            show_error(exc)
     detail = job_detail(job)
     st.markdown(f"**{job.status}** · {job.kind} on `{job.dataset}` from `{job.base_model}` · step {job.steps}"
                 + (f" · loss {job.loss_first:.4f} → {job.loss_last:.4f}" if job.loss_first is not None else ""))
@@ -191,17 +193,17 @@ def models_panel() -> None:
                   | {"evaluations": len(facts["scores"])} for facts in models_with_facts(store)], hide_index=True)
     name = st.selectbox("Model", [m.name for m in models], key="models.chosen")
     c1, c2, c3, c4 = st.columns(4)
-    task = c1.selectbox("Task", ["hotpotqa", "strategyqa", "bamboogle", "mmlu"])
+    task = c1.selectbox("Task", list_tasks(), index=list_tasks().index("hotpotqa"))
     split = c2.text_input("Split", "dev")
     sample = int(c3.number_input("Questions (sample)", 1, 100_000, 50))
-    search = c4.selectbox("Search", ["local", "serpapi", "none"])
+    search = c4.selectbox("Search", SEARCH_KINDS, index=SEARCH_KINDS.index("local"))
     tasks_dir = st.text_input("Tasks folder", default_tasks_dir())
     if st.button("Evaluate now", type="primary", help="a ReAct run of this model in fine-tuned mode"):
         try:
             run = start_evaluation(store, name, task, split, by=who, sample=sample, search=search, tasks_dir=tasks_dir)
             st.success(f"Evaluation run {run} started; follow it on the Generate page.")
         except FireactError as exc:
-            st.error(str(exc))
+            show_error(exc)
     st.page_link("pages/5_Generate.py", label=f"Evaluate {name} on {task} {split} (fine-tuned mode)",
                  icon=":material/play_arrow:",
                  query_params={"model": name, "mode": "finetuned", "task": task, "split": split})

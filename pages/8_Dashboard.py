@@ -10,7 +10,7 @@ from streamlit.errors import StreamlitAPIException
 from fireact_core import charts, lineage, names, reports
 from fireact_core.errors import FireactError
 from fireact_core.filters import TrajectoryFilter
-from ui import annotator, page_setup
+from ui import annotator, page_setup, show_error
 from ui_team import agreement_section
 
 BROWSE = "pages/1_Browse.py"
@@ -209,4 +209,4 @@ try:
     with store.session():
         main()
 except FireactError as exc:
-    st.error(str(exc))
+    show_error(exc)

@@ -6,10 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from fireact_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fireact"
@@ -53,15 +56,15 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    from tests.helpers import wait_until
+
+    def listening() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, timeout, f"something listening on 127.0.0.1:{port}", interval=0.2)
 
 
 @pytest.fixture
@@ -147,6 +150,18 @@ def fireact_reference(shared) -> tuple[Path, Path]:
     return python, runner
 
 
+@pytest.fixture(scope="session")
+def two_runs_db(tmp_path_factory, shared) -> Path:
+    """FireAct's Llama-2 run as run A and a second run built from it as run B (tests/helpers/runs.py), built once
+    per session: modules copy it (`copy_database`) and add what they need."""
+    from fireact_core.store import Store
+    from tests.helpers.runs import build_two_runs
+
+    path = tmp_path_factory.mktemp("two-runs") / "runs.duckdb"
+    build_two_runs(Store(path))
+    return path
+
+
 def copy_database(built: Path, folder: Path) -> Path:
     """A copy of a database built once per module, for one test to change as it likes."""
     target = folder / built.name
@@ -154,7 +169,7 @@ def copy_database(built: Path, folder: Path) -> Path:
     return target
 
 
-def signed_in_pages_database(built: Path, folder: Path, monkeypatch) -> "Store":
+def signed_in_pages_database(built: Path, folder: Path, monkeypatch) -> Store:
     """A copy of `built` that AppTest pages open, each session signing in as its own user (oidc mode)."""
     from fireact_core.store import Store
 

@@ -13,7 +13,7 @@ from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from fireact_core.team import local_user
 from tests.conftest import copy_database, screenshot, wait_for_app
-from tests.test_curation import RUN_A, RUN_B, XSS, XSS_QUESTION, build_two_runs
+from tests.helpers.runs import RUN_A, RUN_B, XSS, XSS_QUESTION
 
 XSS_ID = "xss0000000000001"
 ME = local_user()
@@ -21,11 +21,9 @@ expect.set_options(timeout=30_000)
 
 
 @pytest.fixture(scope="module")
-def runs_db(tmp_path_factory, shared):
+def runs_db(two_runs_db):
     """The real FireAct run imported as run A, and a second run over the same questions, built once."""
-    path = tmp_path_factory.mktemp("browser") / "runs.duckdb"
-    build_two_runs(Store(path))
-    return path
+    return two_runs_db
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from tests.conftest import screenshot, wait_for_app
-from tests.test_reports import make_run
+from tests.helpers.runs import make_run
 
 pytestmark = pytest.mark.timeout(300)
 WAIT = 90_000  # ms: the test machine may be busy

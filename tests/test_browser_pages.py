@@ -15,10 +15,10 @@ from playwright.sync_api import expect
 
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
-from tests.conftest import ROOT, free_port, screenshot, wait_for_app, wait_for_port
+from tests.conftest import copy_database, ROOT, free_port, screenshot, wait_for_app, wait_for_port
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
-from tests.test_curation import RUN_A, RUN_B, build_two_runs
+from tests.helpers.runs import RUN_A, RUN_B
 
 pytestmark = pytest.mark.timeout(600)
 TASKS = ROOT.parent / "shared" / "fireact" / "tasks"
@@ -26,14 +26,13 @@ expect.set_options(timeout=60_000)
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, shared):
+def app(tmp_path_factory, two_runs_db):
     """The two runs of the curation tests and a dataset version, served by one Streamlit for every test here,
     with stand-in model and search servers for Generate."""
     from fireact_core.mixing import MixSpec, save_mix
 
     folder = tmp_path_factory.mktemp("pages")
-    store = Store(folder / "pages.duckdb")
-    build_two_runs(store)
+    store = Store(copy_database(two_runs_db, folder))
     save_mix(store, MixSpec.parse({"sources": [RUN_A], "size": 20, "val_fraction": 0.1, "seed": 1}), "first-mix")
     llm, serp = FakeOpenAI(), FakeSerpAPI()
     env = {**os.environ, "FIREACT_DB": str(store.path), "OPENAI_BASE_URL": llm.start(), "OPENAI_API_KEY": "sk-pages",

@@ -10,18 +10,17 @@ from playwright.sync_api import expect
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from fireact_core.team.assign import next_in_queue
-from tests.conftest import screenshot, wait_for_app
-from tests.test_curation import RUN_A, build_two_runs
+from tests.conftest import copy_database, screenshot, wait_for_app
+from tests.helpers.runs import RUN_A
 
 expect.set_options(timeout=30_000)
 HEADER = "X-Forwarded-User"
 
 
 @pytest.fixture
-def app(tmp_path, streamlit_app, monkeypatch, shared):
-    path = tmp_path / "team.duckdb"
+def app(tmp_path, streamlit_app, monkeypatch, two_runs_db):
+    path = copy_database(two_runs_db, tmp_path)
     store = Store(path)
-    build_two_runs(store)
     store.save_user("boss", "admin", "test")
     store.save_user("ann@lab.org", "annotator", "boss")
     del store

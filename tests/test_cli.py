@@ -331,3 +331,20 @@ def test_import_and_stats_through_a_real_process(shared, tmp_path):
     stats = subprocess.run([*cmd, "stats", "--json"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert stats.returncode == 0
     assert json.loads(stats.stdout)["by_source"] == {"alpaca_hotpotqa": 500}
+
+
+def test_train_settings_left_out_are_the_configs_and_given_ones_are_checked_by_it(tmp_path, capsys, monkeypatch):
+    from fireact_core.training import LocalTrainConfig, jobs
+
+    started = []
+    monkeypatch.setattr(jobs, "start_local_job", lambda store, config, by=None: started.append(config) or 1 / 0)
+    db, common = str(tmp_path / "t.duckdb"), ["--dataset", "d", "--base-model", "b", "--out", str(tmp_path / "o")]
+    with pytest.raises(ZeroDivisionError):
+        main(["--db", db, "train", *common, "--lr", "1e-3", "--lora-r", "8", "--cpu"])
+    expected = LocalTrainConfig(dataset="d", base_model="b", out=str(tmp_path / "o"), learning_rate=1e-3, lora_r=8,
+                                lora_alpha=16, use_cpu=True)
+    assert started == [expected]
+    assert main(["--db", db, "train", *common, "--method", "qlora"]) == 2
+    assert "choose one of ['lora', 'full']" in capsys.readouterr().err
+    assert main(["--db", db, "train", *common, "--max-length", "long"]) == 2
+    assert "max_length = 'long': not a number" in capsys.readouterr().err

@@ -12,53 +12,16 @@ from fireact_core.compare import align_steps, pair_html, step_kind, word_diff_ht
 from fireact_core.errors import ConflictError, FireactError
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.formats import read_file
-from fireact_core.importer import import_files, prepare
-from fireact_core.lint import lint_trajectory
-from fireact_core.records import Action, Source, Step, Trajectory
+from fireact_core.importer import prepare
+from fireact_core.records import Action, Step, Trajectory
 from fireact_core.store import Store
 from fireact_core.store.curation import query_words
 from tests.conftest import RUN_FILE, copy_database
-
-RUN_A, RUN_B = "llama-run-a", "llama-run-b"
-XSS = ("<script>window.__xss = 1; alert('xss')</script> <b>bold</b> ![x](http://127.0.0.1:9/pixel.png) "
-       "[click](javascript:alert(1))")
-XSS_QUESTION = "Which observation tries to run a script?"
-
-
-def second_run(source: str = RUN_B) -> list[Trajectory]:
-    """The real Llama-2 run again under another name: every 10th question left out, every 5th answer flipped
-    (a wrong one set to the gold answer, a right one to a wrong answer), and one question only this run has,
-    whose observation holds HTML, a script and a markdown image."""
-    trajs = []
-    for i, t in enumerate(prepare(read_file(RUN_FILE, source=source)).trajectories):
-        if i % 10 == 9:
-            continue
-        if i % 5 == 0 and t.gold:
-            t = cur.rescore(cur.set_final_answer(t, "no idea" if t.em else t.gold))
-        trajs.append(t.model_copy(update={"model": "llama-b"}))
-    xss = Trajectory(
-        id="xss0000000000001", source=source, task="hotpotqa", question=XSS_QUESTION, gold="nothing", method="react",
-        steps=[Step(thought="I should search.", action=Action(raw="search[script]", name="search", arg="script"),
-                    observation=XSS),
-               Step(thought="Done.", action=Action(raw="finish[script]", name="finish", arg="script"),
-                    observation="Episode finished, reward = False")],
-    )
-    return trajs + [cur.rescore(xss)]
-
-
-def build_two_runs(store: Store) -> None:
-    """The real FireAct run imported as run A, a second run built from it as run B."""
-    import_files(store, [RUN_FILE], source=RUN_A)
-    trajs = second_run()
-    store.save_trajectories(trajs, [x for t in trajs for x in lint_trajectory(t)],
-                            [Source(name=RUN_B, kind="run", model="llama-b")])
-
+from tests.helpers.runs import RUN_A, RUN_B, XSS_QUESTION, second_run
 
 @pytest.fixture(scope="module")
-def runs_db(tmp_path_factory, shared) -> Path:
-    path = tmp_path_factory.mktemp("curation") / "runs.duckdb"
-    build_two_runs(Store(path))
-    return path
+def runs_db(two_runs_db) -> Path:
+    return two_runs_db
 
 
 @pytest.fixture

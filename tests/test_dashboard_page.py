@@ -12,7 +12,7 @@ from fireact_core import charts, reports
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from tests.conftest import RUN_FILE
-from tests.test_reports import make_run
+from tests.helpers.runs import make_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "8_Dashboard.py")

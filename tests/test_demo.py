@@ -50,7 +50,7 @@ def test_files_are_what_the_generator_writes(tmp_path):
 def test_two_runs_per_task_over_the_same_questions_text_and_chat(demo_store):
     runs = runs_of(demo_store)
     assert set(runs) == {"hotpotqa", "strategyqa"}
-    for task, pair in runs.items():
+    for pair in runs.values():
         assert len(pair) == 2
         questions = [sorted(question_key(t.question) for t in run) for run in pair]
         assert questions[0] == questions[1] and len(questions[0]) >= 3

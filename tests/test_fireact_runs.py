@@ -38,11 +38,10 @@ def _policy(questions):
     """A model whose answers are ReAct steps: for question i, PLAN[i][0] searches, then an answer."""
 
     def reply(first_user: str, messages: list[dict], reflect: bool) -> str:
-        for i, (question, answer) in enumerate(questions):
-            if question in first_user:
-                break
-        else:
+        i = next((k for k, (q, _) in enumerate(questions) if q in first_user), None)
+        if i is None:
             return "Thought: I do not know this question.\nAction: finish[unknown]"
+        question, answer = questions[i]
         chat = messages[0]["content"] == question
         done = (sum(m["role"] == "assistant" for m in messages) if chat
                 else first_user[first_user.rindex(question):].count("\nAction: "))

@@ -3,7 +3,7 @@ the few-shot examples editor, and prefilling from the Train page's link."""
 
 from __future__ import annotations
 
-import time
+from typing import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from fireact_core.store import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "5_Generate.py")
@@ -43,15 +44,9 @@ def widget(items, label):
     return next(w for w in items if w.label == label)
 
 
-def wait_status(db: Path, name: str, done: callable, timeout: float = 60.0) -> dict:
+def wait_status(db: Path, name: str, done: Callable[[dict], bool], timeout: float = 60.0) -> dict:
     store = Store(db)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = store.get_run(name)
-        if done(run):
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {name} did not get there: {store.get_run(name)}")
+    return wait_until(lambda: (lambda run: run if done(run) else None)(store.get_run(name)), timeout, f"run {name}")
 
 
 def start(at: AppTest, name: str, end: int, concurrency: int = 4) -> AppTest:

@@ -25,6 +25,7 @@ from fireact_core.tools.perturb import Perturber, parse_perturb
 from fireact_core.tools.serpapi_search import SerpAPISearch, extract_answer
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT.parent / "shared" / "fireact" / "tasks"
@@ -257,12 +258,9 @@ def test_keys_never_reach_database_events_or_exports(store, serp, llm, tmp_path,
 def test_cancel_stops_a_background_run(store, serp, llm):
     llm(latency=(0.2, 0.3))
     name = start_run(store, config("bg", end=40, concurrency=2))
-    deadline = time.monotonic() + 20
-    while store.get_run(name)["attempted"] < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: store.get_run(name)["attempted"] >= 2, 20, "two questions attempted")
     cancel_run(store, name)
-    while store.get_run(name)["status"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: store.get_run(name)["status"] != "running", 20, "the run to stop")
     run = store.get_run(name)
     assert run["status"] == "cancelled" and 2 <= run["attempted"] < 40
     assert store.count_trajectories(name) == run["attempted"]
@@ -562,7 +560,5 @@ def test_a_running_run_cannot_be_started_twice(store, serp, llm):
     with pytest.raises(Exception, match="is running now"):
         start_run(store, config("twice", end=20, concurrency=1))
     cancel_run(store, name)
-    deadline = time.monotonic() + 20
-    while store.get_run(name)["status"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: store.get_run(name)["status"] != "running", 20, "the run to stop")
     assert store.get_run(name)["status"] == "cancelled"

@@ -11,15 +11,15 @@ from streamlit.testing.v1 import AppTest
 from fireact_core.compare import CELL_LABELS
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
-from tests.conftest import ROOT, signed_in_pages_database
-from tests.test_curation import RUN_A, RUN_B, XSS_QUESTION, build_two_runs
+from tests.conftest import copy_database, signed_in_pages_database
+from tests.helpers.pages import ok, open_page
+from tests.helpers.runs import RUN_A, RUN_B, XSS_QUESTION
 
 
 @pytest.fixture(scope="module")
-def runs_db(tmp_path_factory, shared):
-    path = tmp_path_factory.mktemp("pages") / "runs.duckdb"
+def runs_db(tmp_path_factory, two_runs_db):
+    path = copy_database(two_runs_db, tmp_path_factory.mktemp("pages"))
     store = Store(path)
-    build_two_runs(store)
     store.save_user("alice", "admin", "test")
     for name in ("bob", "carol", "dave"):
         store.save_user(name, "annotator", "alice")
@@ -29,20 +29,6 @@ def runs_db(tmp_path_factory, shared):
 @pytest.fixture
 def db(runs_db, tmp_path, monkeypatch):
     return signed_in_pages_database(runs_db, tmp_path, monkeypatch)
-
-
-def open_page(name: str, who: str = "alice", **params: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page(f"pages/{name}")
-    at.user = {"is_logged_in": True, "email": who}
-    for key, value in params.items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def button(at: AppTest, label: str):
@@ -263,7 +249,7 @@ def test_compare_counts_cells_and_aligned_steps(db):
 
 def test_model_text_is_shown_as_text_on_every_page(db):
     tid = "xss0000000000001"
-    from tests.test_curation import XSS
+    from tests.helpers.runs import XSS
 
     at = ok(open_page("2_Trajectory.py", id=tid))
     body = "".join(h.proto.body for h in at.get("html"))

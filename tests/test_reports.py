@@ -14,35 +14,11 @@ from fireact_core.cli import main
 from fireact_core.errors import NotFoundError, PrerequisiteError
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.importer import import_files
-from fireact_core.records import Action, Source, Step, StepFlags, Trajectory
+from fireact_core.records import Source
 from tests.conftest import RUN_FILE
+from tests.helpers.runs import make_run
 
 RUN_NAME = RUN_FILE.stem
-
-
-def make_run(store, name, em, *, status=None, model="gpt-4", method="react", task="hotpotqa", attempted=None,
-             perturb=None, meta=None, tokens=True, questions=None):
-    """A generated run: one trajectory per entry of `em` (question i asks `Question number i`)."""
-    status = status or ["finished"] * len(em)
-    trajs = []
-    for i, (score, st) in enumerate(zip(em, status)):
-        steps = [Step(thought="look it up", action=Action(raw=f"search[q{i}]", name="search", arg=f"q{i}"),
-                      observation="None" if perturb else f"result {i}",
-                      flags=StepFlags(perturbed=perturb if perturb and i % 2 == 0 else None)),
-                 Step(thought="done", action=Action(raw="finish[x]", name="finish", arg="x"))]
-        trajs.append(Trajectory(
-            source=name, task=task, split="dev", qid=str(i),
-            question=(questions or [f"Question number {k}?" for k in range(len(em))])[i], gold="x", method=method,
-            model=model, steps=steps if st != "failed" else [], final_answer="x" if st == "finished" else None,
-            em=score, f1=None if score is None else min(1.0, score + 0.25), status=st,
-            error="HTTP 500" if st == "failed" else None,
-            tokens_in=1000 if tokens else None, tokens_out=100 if tokens else None,
-            latency_s=2.0 if tokens else None, cost_usd=0.01 if tokens else None,
-        ))
-    store.save_trajectories(trajs)
-    store.save_source(Source(name=name, kind="run", task=task, split="dev", model=model, method=method,
-                             attempted=attempted if attempted is not None else len(em), meta=meta or {}))
-    return trajs
 
 
 def by_run(table, name):
@@ -369,9 +345,9 @@ def test_a_run_just_started_shows_with_nothing_finished(store):
     assert math.isnan(row["em_attempted"]) and row["perturb"] == "clean"
     out = reports.run_report(store, ["starting"])[0]
     assert out["em_attempted"] is None and out["mean_steps"] is None and out["attempted"] == 50
-    data = reports.dashboard(store)
-    assert data.by_model_method.empty and data.robustness.empty and data.steps.empty
-    assert charts.cost_vs_em(data.runs) is None
+    data = reports.dashboard_runs(store)
+    assert reports.em_by_model_method(data.runs).empty and reports.robustness(store, data.runs).empty
+    assert reports.steps_distribution(store, list(data.runs["run"])).empty and charts.cost_vs_em(data.runs) is None
 
 
 def test_fine_tuned_mode_of_a_generated_run_comes_from_its_settings(store):

@@ -18,17 +18,16 @@ from fireact_core.team import agreement as agr
 from fireact_core.team import assign as asg
 from fireact_core.team.roles import remove_user
 from tests.conftest import copy_database
-from tests.test_curation import RUN_A, build_two_runs
+from tests.helpers.runs import RUN_A, build_two_runs
 
 ME = local_user()
 
 
 @pytest.fixture(scope="module")
-def team_db(tmp_path_factory, shared):
+def team_db(tmp_path_factory, two_runs_db):
     """The two FireAct runs, with an admin (the OS user), three annotators and a viewer."""
-    path = tmp_path_factory.mktemp("team") / "team.duckdb"
+    path = copy_database(two_runs_db, tmp_path_factory.mktemp("team"))
     store = Store(path)
-    build_two_runs(store)
     add_user(store, ME, ME, "admin")
     for name in ("ann", "ben", "cat"):
         add_user(store, ME, name, "annotator")

@@ -12,17 +12,16 @@ from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from fireact_core.team import agreement as agr
 from fireact_core.team import assign as asg
-from tests.conftest import ROOT, signed_in_pages_database
-from tests.test_curation import RUN_A, build_two_runs
-from tests.test_pages_curation import ok
-from tests.test_pages_curation import open_page as signed_in_page
+from tests.conftest import copy_database, ROOT, signed_in_pages_database
+from tests.helpers.runs import RUN_A
+from tests.helpers.pages import ok
+from tests.helpers.pages import open_page as signed_in_page
 
 
 @pytest.fixture(scope="module")
-def team_db(tmp_path_factory, shared):
-    path = tmp_path_factory.mktemp("team_pages") / "team.duckdb"
+def team_db(tmp_path_factory, two_runs_db):
+    path = copy_database(two_runs_db, tmp_path_factory.mktemp("team_pages"))
     store = Store(path)
-    build_two_runs(store)
     store.save_user("boss", "admin", "test")
     for name in ("ann", "ben"):
         store.save_user(name, "annotator", "boss")

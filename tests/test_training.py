@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from fireact_core.cli import main as cli_main
 from fireact_core.errors import FireactError
 from fireact_core.training import LocalTrainConfig
 from fireact_core.training.data import IGNORE, PaddingCollator, export_dataset, prepare_examples
+from tests.helpers import wait_until
 
 FAST = {"use_cpu": True, "batch_size": 4, "max_length": 160, "overflow": "truncate", "learning_rate": 1e-2,
         "lr_scheduler": "constant", "target_modules": ["all-linear"], "logging_steps": 1}
@@ -231,13 +231,6 @@ def test_config_rejects_bad_settings():
         LocalTrainConfig(dataset="d", base_model="/nonexistent", out="/tmp/x").check_paths()
 
 
-def _wait(predicate, timeout: float = 120.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
-
-
 def test_two_processes_train_through_accelerate(tmp_path, tiny_model_dir, mixed_store):
     from fireact_core.training.jobs import follow_job, start_local_job
 
@@ -274,9 +267,9 @@ def test_killed_job_is_marked_failed_with_its_log(tmp_path, tiny_model_dir, mixe
                               max_steps=100_000, **FAST)
     job = start_local_job(mixed_store, config)
     job_pids.append(job.pid)
-    _wait(lambda: "data:" in (Path(job.out) / "train.log").read_text(), what="the examples to be read")
+    wait_until(lambda: "data:" in (Path(job.out) / "train.log").read_text(), 120, "the examples to be read")
     os.kill(job.pid, signal.SIGKILL)
-    _wait(lambda: not process_alive(job.pid), what="the process to end")
+    wait_until(lambda: not process_alive(job.pid), 120, "the process to end")
     refresh_jobs(mixed_store, remote=False)
     failed = mixed_store.get_job(job.id)
     assert failed.status == "failed" and "ended without finishing" in failed.error

@@ -7,9 +7,6 @@ import sys
 
 from . import open_store, print_json, user_of
 
-RUN_KEYS = ["run", "task", "split", "method", "model", "attempted", "finished", "failed", "em", "f1"]
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="run an agent over a task's questions and store the trajectories")
     p.add_argument("--task", required=True, help="hotpotqa, strategyqa, bamboogle, mmlu or custom")

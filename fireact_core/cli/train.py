@@ -4,34 +4,49 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from . import open_store, print_json, user_of
 
 
+# Flag -> field of the training config. A flag not given leaves the config's own default; types, ranges and
+# choices are the config's too (a value it refuses exits with status 2), so the CLI and the Train page agree.
+LOCAL_FLAGS = {"method": "method", "max_steps": "max_steps", "epochs": "epochs", "lr": "learning_rate",
+               "max_length": "max_length", "overflow": "overflow", "batch_size": "batch_size",
+               "grad_accum": "grad_accum", "lora_r": "lora_r", "num_processes": "num_processes",
+               "accelerate_config": "accelerate_config", "cpu": "use_cpu", "name": "model_name",
+               "report_to": "report_to", "beta": "beta"}
+OPENAI_FLAGS = {"method": "method", "beta": "beta", "epochs": "epochs", "suffix": "suffix", "base_url": "base_url",
+                "name": "model_name"}
+UNSET = argparse.SUPPRESS  # a flag left out is absent from the parsed arguments
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="fine-tune a local model on a dataset version (runs to the end)")
+    p = sub.add_parser("train", help="fine-tune a local model on a dataset version (runs to the end); settings "
+                       "left out take LocalTrainConfig's defaults (docs/training.md)")
     p.add_argument("--dataset", required=True, help="dataset version name")
     p.add_argument("--base-model", required=True, metavar="DIR", help="folder of the base model")
-    p.add_argument("--method", choices=["lora", "full", "dpo"], default="lora",
+    p.add_argument("--method", default=UNSET, metavar="lora|full|dpo",
                    help="lora or full: supervised fine-tuning; dpo: preference training of a LoRA adapter on a "
                    "version of pairs (TRL's DPOTrainer)")
-    p.add_argument("--full", action="store_true", help="with --method dpo: update every weight instead of an adapter")
-    p.add_argument("--beta", type=float, default=0.1, help="with --method dpo: how close the model stays to the base")
+    p.add_argument("--full", action="store_true", default=UNSET,
+                   help="with --method dpo: update every weight instead of an adapter")
+    p.add_argument("--beta", default=UNSET, metavar="B", help="with --method dpo: how close the model stays to the base")
     steps = p.add_mutually_exclusive_group()
-    steps.add_argument("--max-steps", type=int, default=0)
-    steps.add_argument("--epochs", type=float, default=3.0)
-    p.add_argument("--lr", type=float, default=2e-4, help="learning rate")
-    p.add_argument("--max-length", type=int, default=1024)
-    p.add_argument("--overflow", choices=["drop", "truncate"], default="drop",
+    steps.add_argument("--max-steps", default=UNSET, metavar="N")
+    steps.add_argument("--epochs", default=UNSET, metavar="N")
+    p.add_argument("--lr", default=UNSET, metavar="LR", help="learning rate")
+    p.add_argument("--max-length", default=UNSET, metavar="N")
+    p.add_argument("--overflow", default=UNSET, metavar="drop|truncate",
                    help="what to do with examples longer than --max-length")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--lora-r", type=int, default=16)
-    p.add_argument("--num-processes", type=int, default=1, help="more than one runs through accelerate launch")
-    p.add_argument("--accelerate-config", default="", metavar="YAML")
-    p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
-    p.add_argument("--name", default="", help="name of the registered model")
-    p.add_argument("--report-to", choices=["tensorboard", "wandb", "mlflow", "none"], default="tensorboard",
+    p.add_argument("--batch-size", default=UNSET, metavar="N")
+    p.add_argument("--grad-accum", default=UNSET, metavar="N")
+    p.add_argument("--lora-r", default=UNSET, metavar="N", help="LoRA rank (alpha follows as twice the rank)")
+    p.add_argument("--num-processes", default=UNSET, metavar="N", help="more than one runs through accelerate launch")
+    p.add_argument("--accelerate-config", default=UNSET, metavar="YAML")
+    p.add_argument("--cpu", action="store_true", default=UNSET, help="train on the CPU even when a GPU is present")
+    p.add_argument("--name", default=UNSET, help="name of the registered model")
+    p.add_argument("--report-to", default=UNSET, metavar="tensorboard|wandb|mlflow|none",
                    help="tracker that gets the curves, written into the run folder (W&B offline, MLflow file store)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder")
     p.set_defaults(handler=cmd_train)
@@ -47,13 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-openai", help="fine-tune through the OpenAI fine-tuning API")
     p.add_argument("--dataset", required=True)
     p.add_argument("--model", required=True, help="base model, as the API names it")
-    p.add_argument("--method", choices=["supervised", "dpo"], default="supervised",
+    p.add_argument("--method", default=UNSET, metavar="supervised|dpo",
                    help="dpo: the API's preference fine-tuning on a version of pairs")
-    p.add_argument("--beta", type=float, default=0.0, help="with --method dpo (0: the API chooses)")
-    p.add_argument("--epochs", type=int, default=0, help="0: the API chooses")
-    p.add_argument("--suffix", default="")
-    p.add_argument("--base-url", default="", help="default: $OPENAI_BASE_URL, else api.openai.com")
-    p.add_argument("--name", default="", help="name of the registered model")
+    p.add_argument("--beta", default=UNSET, metavar="B", help="with --method dpo (0: the API chooses)")
+    p.add_argument("--epochs", default=UNSET, metavar="N", help="0: the API chooses")
+    p.add_argument("--suffix", default=UNSET)
+    p.add_argument("--base-url", default=UNSET, help="default: $OPENAI_BASE_URL, else api.openai.com")
+    p.add_argument("--name", default=UNSET, help="name of the registered model")
     p.add_argument("--wait", action="store_true", help="poll until the job ends")
     p.add_argument("--poll", type=float, default=10.0, metavar="SECONDS", help="time between looks with --wait")
     p.set_defaults(handler=cmd_train_openai)
@@ -66,6 +81,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "and scores (local models' cards brought up to date)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_models)
+
+
+def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
+    """{config field: value} of the flags given on the command line."""
+    return {field: getattr(args, dest) for dest, field in flags.items() if hasattr(args, dest)}
 
 
 def progress_bar(job, status: dict) -> None:
@@ -82,15 +102,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..training.jobs import start_local_job
 
     store = open_store(args)
-    dpo = args.method == "dpo"
-    method = "full" if args.full or args.method == "full" else "lora"
-    config = LocalTrainConfig(
-        dataset=args.dataset, base_model=args.base_model, method=method, objective="dpo" if dpo else "sft",
-        beta=args.beta, max_steps=args.max_steps,
-        epochs=args.epochs, learning_rate=args.lr, max_length=args.max_length, overflow=args.overflow,
-        batch_size=args.batch_size, grad_accum=args.grad_accum, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
-        num_processes=args.num_processes, accelerate_config=args.accelerate_config, use_cpu=args.cpu,
-        model_name=args.name, out=args.out, report_to=args.report_to)
+    given = _given(args, LOCAL_FLAGS)
+    if given.get("method") == "dpo":  # preference training: the objective, of an adapter or (--full) every weight
+        given["objective"] = "dpo"
+        given["method"] = "full" if getattr(args, "full", False) else "lora"
+    elif getattr(args, "full", False):
+        given["method"] = "full"
+    if "lora_r" in given:
+        given["lora_alpha"] = str(2 * int(given["lora_r"])) if given["lora_r"].isdigit() else given["lora_r"]
+    config = LocalTrainConfig.from_options(dataset=args.dataset, base_model=args.base_model, out=args.out, **given)
     job = start_local_job(store, config, by=user_of(args, store))
     print(f"job {job.id} started: run folder {job.out}, log {job.out}/train.log", file=sys.stderr)
     return _follow(store, job)
@@ -141,9 +161,7 @@ def cmd_train_openai(args: argparse.Namespace) -> int:
     from ..training.openai_jobs import follow_openai_job, start_openai_job
 
     store = open_store(args)
-    config = OpenAITrainConfig(dataset=args.dataset, model=args.model, method=args.method, beta=args.beta,
-                               epochs=args.epochs, suffix=args.suffix,
-                               base_url=args.base_url, model_name=args.name)
+    config = OpenAITrainConfig.from_options(dataset=args.dataset, model=args.model, **_given(args, OPENAI_FLAGS))
     job = start_openai_job(store, config, by=user_of(args, store))
     print(f"job {job.id} created at the API as {job.remote_id} ({job.status})")
     if not args.wait:

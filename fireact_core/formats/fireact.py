@@ -17,7 +17,7 @@ from ..parsing import (
     render_observation,
     render_text,
 )
-from ..records import Source, Step, Trajectory, stable_id
+from ..records import Source, Trajectory, stable_id
 from .common import ReadResult, expect, iter_json_array, iter_jsonl, load_json, reward_of, trajectory_record
 from .limits import trajectory_problem, weight_problem
 
@@ -163,10 +163,6 @@ def step_fields_from_turns(turns: list[dict]) -> list[dict]:
             step["observation"] = step["obs_raw"] = content
         observed = True
     return steps
-
-
-def steps_from_turns(turns: list[dict]) -> list[Step]:
-    return [Step.model_validate(s) for s in step_fields_from_turns(turns)]
 
 
 def read_alpaca(path: str, text: str, source: str) -> ReadResult:

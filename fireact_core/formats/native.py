@@ -186,12 +186,12 @@ def write_native(items: Iterable[tuple[Trajectory, list[Revision], list[Annotati
     for src in sources:
         out.write(json.dumps({"record": "source", "source": src.model_dump(mode="json")}, ensure_ascii=False) + "\n")
     n = 0
-    for traj, revisions, annotations, lints in items:
+    for traj, revisions, notes, lints in items:
         row = {
             "record": "trajectory",
             "trajectory": traj.model_dump(mode="json"),
             "revisions": [r.model_dump(mode="json") for r in revisions],
-            "annotations": [a.model_dump(mode="json") for a in annotations],
+            "annotations": [a.model_dump(mode="json") for a in notes],
             "lints": [x.model_dump(mode="json") for x in lints],
         }
         out.write(json.dumps(row, ensure_ascii=False) + "\n")

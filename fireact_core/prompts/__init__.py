@@ -16,9 +16,8 @@ from typing import Any, Literal
 
 from ..errors import FireactError, FormatError, NotFoundError
 from ..parsing import render_model_turn, render_observation
-from ..records import Step
+from ..records import METHODS, Step
 
-METHODS = ("io", "cot", "react", "reflexion")
 STOP = ["\nObservation:"]
 EXAMPLES_DIR = Path(__file__).with_name("examples")
 TASK_EXAMPLES = {"hotpotqa": "hotpotqa", "bamboogle": "hotpotqa", "custom": "hotpotqa", "strategyqa": "strategyqa",

@@ -136,9 +136,6 @@ class RunStore:
             self._recount(con, name)
         return [t.id for t in keep]
 
-    def save_run_trajectory(self, name: str, traj: Trajectory, lints: list[Lint] = ()) -> bool:
-        return bool(self.save_run_trajectories(name, [traj], list(lints)))
-
     def run_statuses(self, name: str) -> dict[str, str]:
         """Trajectory id -> status of everything the run has stored."""
         with self.db.connect() as con:
@@ -200,9 +197,6 @@ class RunStore:
         """Every cached query of a backend, with its result."""
         with self.db.connect() as con:
             return dict(con.execute("SELECT query, result FROM search_cache WHERE backend = ?", [backend]).fetchall())
-
-    def cache_search(self, backend: str, query: str, result: str | None) -> None:
-        self.cache_searches(backend, [(query, result)])
 
     def cache_searches(self, backend: str, entries: list[tuple[str, str | None]]) -> None:
         """Cache many (query, result) pairs of a backend in one transaction."""

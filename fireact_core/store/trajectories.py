@@ -235,16 +235,12 @@ class TrajectoryStore:
             self._insert_annotations(con, [a for a in annotations if a.trajectory_id not in existing])
             return len(fresh)
 
-    def save_records(self, records: list[dict[str, Any]], lints: Iterable[Lint] = (), revisions: Iterable[Any] = (),
-                     annotations: Iterable[Any] = ()) -> int:
-        """`save_trajectories` for trajectories as plain data (`record_columns`): the import path."""
-        return self.save_record_tables(*record_tables(records), lints, revisions, annotations)
-
     def save_record_tables(self, trajs: pa.Table, steps: pa.Table, lints: Iterable[Lint] = (),
                            revisions: Iterable[Any] = (), annotations: Iterable[Any] = (),
                            existing: set[str] | None = None) -> int:
-        """`save_records` of trajectories already built into Arrow tables (`record_tables`); `existing`: which
-        of their ids are stored already, when the caller has just asked (`existing_ids`) in this transaction."""
+        """`save_trajectories` for trajectories as plain data built into Arrow tables (`record_tables`): the import
+        path; `existing`: which of their ids are stored already, when the caller has just asked (`existing_ids`)
+        in this transaction."""
         with self.db.transaction() as con:
             if existing is None:
                 existing = self._existing_ids(con, trajs.column("id").to_pylist())

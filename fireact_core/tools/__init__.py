@@ -14,6 +14,7 @@ from ..records import Action
 from .perturb import Perturber
 
 SEARCH_BACKENDS = {"serpapi": "serpapi_search:SerpAPISearch", "local": "bm25_search:BM25Search"}
+SEARCH_KINDS = (*SEARCH_BACKENDS, "none")  # what a run can search with: a backend, or nothing
 TOOL_NAMES = ("search", "finish")
 
 
@@ -133,4 +134,4 @@ def _as_observation(result: str | None) -> str:
     return "None" if result is None else str(result).strip() or "None"
 
 
-__all__ = ["Observation", "Perturber", "SearchCache", "Toolbox", "make_search", "SEARCH_BACKENDS", "TOOL_NAMES"]
+__all__ = ["Observation", "Perturber", "SearchCache", "Toolbox", "make_search", "SEARCH_BACKENDS", "SEARCH_KINDS", "TOOL_NAMES"]

@@ -17,6 +17,12 @@ from ..files import write_text
 from ..redact import redact_value
 
 
+def default_run_folder(store: Any, job_id: str) -> Path:
+    """`runs/JOB` beside the database file (or in the working directory for an in-memory database)."""
+    base = Path.cwd() if store.path == ":memory:" else Path(store.path).expanduser().resolve().parent
+    return base / "runs" / job_id
+
+
 class ConfigError(FireactError):
     """A training setting is out of range or inconsistent."""
 
@@ -40,6 +46,22 @@ class ConfigMixin:
         if unknown:
             raise ConfigError(f"{cls.__name__}: unknown settings {unknown}; known: {sorted(known)}")
         return cls(**data)
+
+    @classmethod
+    def from_options(cls, **options: Any):
+        """The config from command-line options: text converted to each field's type (flags as True); a value
+        that does not convert is a ConfigError naming the field."""
+        hints = get_type_hints(cls)
+        data = {}
+        for name, value in options.items():
+            kind = hints.get(name)
+            if isinstance(value, str) and kind in (int, float):
+                try:
+                    value = kind(value)
+                except ValueError:
+                    raise ConfigError(f"{cls.__name__}.{name} = {value!r}: not a number") from None
+            data[name] = value
+        return cls.from_dict(data)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ..errors import FireactError
 from ..files import read_json_lines, write_text
 from ..team.roles import actor
-from .config import LocalTrainConfig
+from .config import LocalTrainConfig, default_run_folder
 from .data import export_dataset, export_pair_dataset
 from .local import METRICS_FILE, REPORT_FILE, STATUS_FILE, result_folder
 from .records import RegisteredModel, TrainJob
@@ -29,12 +29,6 @@ LOG_FILE = "train.log"
 CONFIG_FILE = "config.json"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _CHILDREN: dict[int, subprocess.Popen] = {}
-
-
-def default_run_folder(store: Any, job_id: str) -> Path:
-    """`runs/JOB` beside the database file (or in the working directory for an in-memory database)."""
-    base = Path.cwd() if store.path == ":memory:" else Path(store.path).expanduser().resolve().parent
-    return base / "runs" / job_id
 
 
 def _free_port() -> int:

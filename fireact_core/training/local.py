@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     except FireactError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
-    except Exception:
+    except Exception:  # noqa: BLE001 - the training process's last word: the traceback, for the job's log
         traceback.print_exc()
         return 1
     print(f"done: {json.dumps(summary, default=str)}", flush=True)

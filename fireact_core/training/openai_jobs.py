@@ -19,8 +19,7 @@ from ..files import read_json_lines, write_file, write_text
 from ..redact import redact_value, remember, url_password
 from ..formats.fireact import write_openai
 from ..team.roles import actor
-from .config import OpenAITrainConfig
-from .jobs import default_run_folder
+from .config import OpenAITrainConfig, default_run_folder
 from .local import METRICS_FILE
 from .records import RegisteredModel, TrainJob
 
