@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 # the import bench's synthetic trajectories
-from import_bench import openai_row, synthetic
+from import_bench import openai_row, synthetic  # noqa: E402
 
 # The importer process: `fireact import FILE`, then the word index (what the first search does), with every
 # stretch in which this process holds the main database file recorded (from opening it to letting it go).

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
-
 from fireact_core.records import ForkLink
 from fireact_core.store import Store
 
@@ -40,10 +38,9 @@ def test_links_are_kept_with_the_transaction_that_saves_them(store: Store) -> No
 
 def test_a_database_without_the_table_gains_it(tmp_path) -> None:
     path = tmp_path / "old.duckdb"
-    Store(path)
-    con = duckdb.connect(str(path))
-    con.execute("DROP TABLE forks")
-    con.execute("DELETE FROM schema_migrations WHERE component = 'forks'")
-    con.close()
+    old = Store(path)
+    with old.db.transaction() as con:
+        con.execute("DROP TABLE forks")
+        con.execute("DELETE FROM schema_migrations WHERE component = 'forks'")
     db = Store(path)
     assert db.add_forks([_link("c1")]) == 1

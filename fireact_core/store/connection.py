@@ -175,6 +175,25 @@ class Connections:
             with _OPEN_LOCK:
                 held.close()
 
+    @contextmanager
+    def lingering(self, seconds: float) -> Iterator[None]:
+        """Keep the file open between this block's units of work (as the app does; see `linger`): a long series
+        of short transactions, e.g. a staged import's stretches, pays for opening the file once, and still lets
+        go as soon as another process asks for it. A database that lingers already is left as it is."""
+        if self._memory is not None or self.linger > 0:
+            yield
+            return
+        self.linger = seconds
+        try:
+            yield
+        finally:
+            self.linger = 0.0
+            self.release()
+
+    def someone_waits(self) -> bool:
+        """Another process of this package asked for the file since this one opened it."""
+        return self._someone_waits()
+
     def release(self) -> None:
         """Let go of a lingering database now, when no unit of work is running."""
         with self._held_lock:

@@ -45,6 +45,7 @@ CHILDREN = {"steps": "trajectory_id", "lints": "trajectory_id", "revisions": "tr
 NOT_COPIED = {"schema_migrations", "sources", "trajectories", "pending_imports", "import_claims", *CHILDREN}
 FIRST_STRETCH = 2000  # trajectories in the first stretch; then as many as take about STRETCH_HOLD_S
 STRETCH_HOLD_S = 1.2
+STRETCH_LINGER_S = 5.0  # the file stays open between stretches unless another process asks for it
 STRETCH_GAP_S = 0.5  # the pause between stretches: longer than a waiting process sleeps between tries
 STALE_S = 600.0  # an unfinished import that showed no sign of life this long is taken for dead
 
@@ -109,17 +110,19 @@ class StagedImportStore:
             bounds = _child_bounds(scratch)
             (end, staged), = bounds.pop("trajectories")
             start, stretch = 0, FIRST_STRETCH
-            while start < end:
-                started = time.monotonic()
+            with self.db.lingering(STRETCH_LINGER_S):  # open once; let go between stretches only when asked
+                while start < end:
+                    started = time.monotonic()
+                    with self._attached(scratch, alias) as con, self.db.transaction():
+                        copying = time.monotonic()
+                        _claim_stretch(con, alias, import_id, start, start + stretch, bounds)
+                        copied = time.monotonic() - copying
+                    start += stretch
+                    stretch = _next_stretch(stretch, copied, time.monotonic() - started)
+                    if self.db.someone_waits():
+                        time.sleep(STRETCH_GAP_S)
                 with self._attached(scratch, alias) as con, self.db.transaction():
-                    copying = time.monotonic()
-                    _claim_stretch(con, alias, import_id, start, start + stretch, bounds)
-                    copied = time.monotonic() - copying
-                start += stretch
-                stretch = _next_stretch(stretch, copied, time.monotonic() - started)
-                time.sleep(STRETCH_GAP_S)
-            with self._attached(scratch, alias) as con, self.db.transaction():
-                added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
+                    added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
         except BaseException:
             self._abandon(import_id)
             raise
