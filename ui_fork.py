@@ -12,7 +12,7 @@ from fireact_core.curation import md_escape
 from fireact_core.errors import FireactError
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.records import Trajectory
-from fireact_core.store import Store
+from ui import Store
 
 SEARCH = ["serpapi", "local", "none"]
 
