@@ -19,8 +19,11 @@ from fireact_core.records import Action, Source, Step, Trajectory
 from fireact_core.reports import (
     compare_runs,
     counts_stats,
-    dashboard,
+    dashboard_runs,
+    em_by_model_method,
     model_method_table,
+    prompted_vs_finetuned,
+    robustness,
     run_report,
 )
 from fireact_core.store import Store
@@ -128,7 +131,7 @@ def test_every_dashboard_figure_counts_the_same_right_answers(store, capsys):
                          "em_finished": right / len(questions), "f1_attempted": sum(f1) / len(questions)}
     assert {run: e["em_attempted"] for run, e in expected.items()} == {"run_a": 3 / 6, "run_b": 5 / 6}
 
-    board = dashboard(store, scored_only=True)
+    board = dashboard_runs(store, scored_only=True)  # the tables the Dashboard page builds, as it builds them
     runs = {r["run"]: r for r in board.runs.to_dict("records")}
     assert set(runs) == set(RUNS)
     for run, figures in expected.items():
@@ -143,13 +146,13 @@ def test_every_dashboard_figure_counts_the_same_right_answers(store, capsys):
         {run: e["em_attempted"] for run, e in expected.items()})
 
     both = (3 + 5) / 12  # both runs grouped: right answers over questions attempted
-    assert board.by_model_method["em"].tolist() == pytest.approx([both])
-    variants = board.prompted_finetuned.set_index("variant")["em"].to_dict()
+    assert em_by_model_method(board.runs)["em"].tolist() == pytest.approx([both])
+    variants = prompted_vs_finetuned(board.runs, board.registry).set_index("variant")["em"].to_dict()
     assert variants == pytest.approx({"prompted": 3 / 6, "fine-tuned": 5 / 6})
     table, _ = model_method_table(board.runs, board.registry)
     assert sorted(table["cot"].tolist()) == pytest.approx([3 / 6, 5 / 6])
 
-    robust = board.robustness.iloc[0]
+    robust = robustness(store, board.runs).iloc[0]
     assert (robust["clean_run"], robust["perturbed_run"]) == ("run_a", "run_b")
     assert (robust["em_clean"], robust["em_perturbed"]) == pytest.approx((3 / 6, 5 / 6))
     cells = _expected()
