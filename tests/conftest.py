@@ -13,6 +13,7 @@ import pytest
 
 if TYPE_CHECKING:
     from fireact_core.store import Store
+    from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fireact"
@@ -130,6 +131,49 @@ def wait_for_app(page, timeout: float = 30000) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
     )
+
+
+@pytest.fixture
+def one_torch_thread(monkeypatch):
+    """Two shared cores: one thread per process keeps tiny-model steps fast."""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def llm(monkeypatch):
+    """Starts stand-in OpenAI servers (a given one, or FakeOpenAI(**kw)) with the client pointed at the last."""
+    from tests.fakes.openai_server import FakeOpenAI
+
+    servers: list[FakeOpenAI] = []
+
+    def start(server: FakeOpenAI | None = None, **kw) -> FakeOpenAI:
+        server = server or FakeOpenAI(**kw)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.start())
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def api(monkeypatch):
+    """The stand-in OpenAI fine-tuning API, with the client pointed at it."""
+    from tests.fakes.openai_ft_server import FakeFineTuning
+
+    server = FakeFineTuning()
+    monkeypatch.setenv("OPENAI_BASE_URL", server.start())
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-stored")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

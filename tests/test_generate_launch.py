@@ -67,20 +67,6 @@ class Marking(FakeOpenAI):
         return super().answer(path, body)
 
 
-@pytest.fixture
-def model(monkeypatch):
-    servers: list[FakeOpenAI] = []
-
-    def start(server: FakeOpenAI) -> FakeOpenAI:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.start())
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
-        servers.append(server)
-        return server
-
-    yield start
-    for s in servers:
-        s.stop()
-
 
 def generate_args(db: Path, run: str, end: int) -> list[str]:
     return ["--db", str(db), "generate", "--task", "hotpotqa", "--split", "dev", "--tasks-dir", str(TASKS),
@@ -96,10 +82,10 @@ def wait_until(done: Callable[[], bool], proc: subprocess.Popen, what: str) -> N
         time.sleep(0.02)
 
 
-def test_first_request_goes_out_before_the_store_is_imported(tmp_path, model):
+def test_first_request_goes_out_before_the_store_is_imported(tmp_path, llm):
     flag, out = tmp_path / "first-request", tmp_path / "imports"
     out.mkdir()
-    model(Marking(flag, policy=answers("unknown")))
+    llm(Marking(flag, policy=answers("unknown")))
     db = tmp_path / "first.duckdb"
     done = subprocess.run([sys.executable, "-c", HOOKED_CLI, str(flag), str(out), ",".join(WATCHED),
                            *generate_args(db, "first", 3)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -110,8 +96,8 @@ def test_first_request_goes_out_before_the_store_is_imported(tmp_path, model):
     assert Store(db).count_trajectories("first") == 3
 
 
-def test_answers_wait_while_the_database_is_held_and_none_is_lost(tmp_path, model):
-    server = model(FakeOpenAI(policy=answers("unknown")))
+def test_answers_wait_while_the_database_is_held_and_none_is_lost(tmp_path, llm):
+    server = llm(FakeOpenAI(policy=answers("unknown")))
     db = tmp_path / "held.duckdb"
     store = Store(db)
     proc = subprocess.Popen([sys.executable, "-m", "fireact_core.cli", *generate_args(db, "held", 3)], cwd=ROOT,
@@ -129,8 +115,8 @@ def test_answers_wait_while_the_database_is_held_and_none_is_lost(tmp_path, mode
 
 
 @pytest.mark.parametrize("content", [b"not a database\n", None])
-def test_a_database_that_cannot_be_opened_stops_the_run_with_nothing_written(tmp_path, model, capsys, content):
-    model(FakeOpenAI(policy=answers("unknown")))
+def test_a_database_that_cannot_be_opened_stops_the_run_with_nothing_written(tmp_path, llm, capsys, content):
+    llm(FakeOpenAI(policy=answers("unknown")))
     db = tmp_path / "notes.duckdb" if content else tmp_path / "missing" / "fireact.duckdb"
     if content:
         db.write_bytes(content)
@@ -141,8 +127,8 @@ def test_a_database_that_cannot_be_opened_stops_the_run_with_nothing_written(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == (["notes.duckdb"] if content else [])
 
 
-def test_taking_a_run_up_again_keeps_what_it_had_done(tmp_path, model):
-    server = model(FakeOpenAI(policy=answers("first pass")))
+def test_taking_a_run_up_again_keeps_what_it_had_done(tmp_path, llm):
+    server = llm(FakeOpenAI(policy=answers("first pass")))
     db = tmp_path / "again.duckdb"
     assert main(generate_args(db, "again", 2)) == 0
     server.policy = answers("second pass")
@@ -156,8 +142,8 @@ def test_taking_a_run_up_again_keeps_what_it_had_done(tmp_path, model):
     assert events[-1] == "2 questions to run, 2 already done"
 
 
-def test_a_run_live_in_another_process_is_refused_with_nothing_written(tmp_path, model, capsys):
-    server = model(FakeOpenAI(policy=answers("unknown")))
+def test_a_run_live_in_another_process_is_refused_with_nothing_written(tmp_path, llm, capsys):
+    server = llm(FakeOpenAI(policy=answers("unknown")))
     db = tmp_path / "live.duckdb"
     store = Store(db)
     questions = get_task("hotpotqa").load(TASKS, "dev")[:3]

@@ -23,7 +23,6 @@ from fireact_core.records import stable_id
 from fireact_core.tasks import get_task
 from fireact_core.tools.perturb import Perturber, parse_perturb
 from fireact_core.tools.serpapi_search import SerpAPISearch, extract_answer
-from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
 from tests.helpers import wait_until
 
@@ -51,21 +50,6 @@ def serp(monkeypatch):
     yield server
     server.stop()
 
-
-@pytest.fixture
-def llm(monkeypatch):
-    servers = []
-
-    def start(**kw) -> FakeOpenAI:
-        server = FakeOpenAI(**kw)
-        monkeypatch.setenv("OPENAI_BASE_URL", server.start())
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
-        servers.append(server)
-        return server
-
-    yield start
-    for s in servers:
-        s.stop()
 
 
 def trajs(store, run):

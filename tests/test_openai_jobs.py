@@ -26,14 +26,6 @@ def mixed_store(tmp_path_factory, shared):
     return store
 
 
-@pytest.fixture
-def api(monkeypatch):
-    server = FakeFineTuning()
-    monkeypatch.setenv("OPENAI_BASE_URL", server.start())
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-stored")
-    yield server
-    server.stop()
-
 
 def _config(tmp_path, **extra) -> OpenAITrainConfig:
     return OpenAITrainConfig(dataset="hq30", model="gpt-4o-mini-2024-07-18", epochs=2, out=str(tmp_path / "oa"), **extra)

@@ -19,16 +19,7 @@ FAST = {"use_cpu": True, "batch_size": 4, "max_length": 1024, "overflow": "trunc
         "lr_scheduler": "constant", "target_modules": ["all-linear"], "logging_steps": 1, "report_to": "none"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
-    """Two shared cores: one thread per process keeps tiny-model steps fast."""
-    import torch
-
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -119,16 +110,6 @@ def test_fireact_train_method_dpo_runs_a_job_and_registers_the_adapter_with_its_
     assert cli_main(["--db", str(store.path), "jobs"]) == 0
     assert f"{job.id}  lora/dpo   succeeded" in capsys.readouterr().out
 
-
-@pytest.fixture
-def api(monkeypatch):
-    from tests.fakes.openai_ft_server import FakeFineTuning
-
-    server = FakeFineTuning()
-    monkeypatch.setenv("OPENAI_BASE_URL", server.start())
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-stored")
-    yield server
-    server.stop()
 
 
 def test_train_openai_method_dpo_uploads_preference_rows_and_creates_a_dpo_job(pairs_db, tmp_path, api, capsys):

@@ -22,16 +22,7 @@ FAST = {"use_cpu": True, "batch_size": 4, "max_length": 160, "overflow": "trunca
         "lr_scheduler": "constant", "target_modules": ["all-linear"], "logging_steps": 1}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
-    """The CI machine has two shared cores: one thread per process keeps tiny-model steps fast."""
-    import torch
-
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
