@@ -133,6 +133,12 @@ def wait_for_app(page, timeout: float = 30000) -> None:
     )
 
 
+def settle(page) -> None:
+    """Let a rerun that an action started begin (Streamlit shows no sign of it at first), then wait for the app."""
+    page.wait_for_timeout(300)
+    wait_for_app(page)
+
+
 @pytest.fixture
 def one_torch_thread(monkeypatch):
     """Two shared cores: one thread per process keeps tiny-model steps fast."""

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from fireact_core.team import local_user
-from tests.conftest import copy_database, screenshot, wait_for_app
+from tests.conftest import copy_database, screenshot, settle, wait_for_app
 from tests.helpers.runs import RUN_A, RUN_B, XSS, XSS_QUESTION
 
 XSS_ID = "xss0000000000001"
@@ -30,11 +30,6 @@ def runs_db(two_runs_db):
 def app(runs_db, tmp_path, streamlit_app):
     path = copy_database(runs_db, tmp_path)
     return streamlit_app(path), Store(path, lock_timeout=120)
-
-
-def settle(page) -> None:
-    page.wait_for_timeout(300)
-    wait_for_app(page)
 
 
 def commit(locator, text: str) -> None:

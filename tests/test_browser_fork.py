@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from fireact_core.engine import RunConfig, run_generation
 from fireact_core.store import Store
 from fireact_core.tasks import get_task
-from tests.conftest import screenshot, wait_for_app
+from tests.conftest import screenshot, settle, wait_for_app
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
 
@@ -42,11 +42,6 @@ def app(monkeypatch, tmp_path, streamlit_app):
     yield streamlit_app(path), Store(path, lock_timeout=120), parent
     llm.stop()
     serp.stop()
-
-
-def settle(page) -> None:
-    page.wait_for_timeout(300)
-    wait_for_app(page)
 
 
 def test_edit_step_2_continue_and_open_the_child_in_compare(app, page):

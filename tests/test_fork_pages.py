@@ -4,7 +4,6 @@ stand-in model server), the children listed, Compare's family view, and Browse's
 from __future__ import annotations
 
 import html
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from fireact_core.store import Store
 from fireact_core.tasks import get_task
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT.parent / "shared" / "fireact" / "tasks"
@@ -56,13 +56,8 @@ def ok(at: AppTest) -> AppTest:
 
 
 def wait_ended(store: Store, name: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = store.get_run(name)
-        if run["status"] != "running":
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {name} still running: {store.get_run(name)}")
+    return wait_until(lambda: (run := store.get_run(name))["status"] != "running" and run, timeout,
+                      f"run {name} to end")
 
 
 def test_trajectory_page_continues_from_a_step_and_lists_the_children(env):
