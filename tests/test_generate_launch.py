@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from fireact_core.cli import main
-from fireact_core.prompts import default_examples, save_examples
+from fireact_core.prompts import default_examples, import_fireact_prompt, save_examples
 from fireact_core.records import stable_id
 from fireact_core.store import Store
 from fireact_core.tasks import get_task
@@ -110,25 +110,34 @@ def test_first_request_goes_out_before_the_store_is_imported(tmp_path, llm, fine
 NEW_EXAMPLE = "Question: Which city hosts the Louvre?\nThought: It is in Paris.\nAction: finish[Paris]"
 
 
+FIREACT_FILE = ROOT.parent / "shared" / "fireact" / "reference" / "prompts" / "react_hotpotqa_google.txt"
+
+
 def by_prompt(messages: list[dict]) -> str:
-    """The answer tells which few-shot examples the request carried."""
-    system = messages[0]["content"] if messages[0]["role"] == "system" else ""
-    return "saved" if "the Louvre" in system else "shipped"
+    """The answer tells which few-shot examples the request carried: the shipped ones, or a saved version (the
+    example above, or FireAct's prompt file in FireAct's layout)."""
+    first = messages[0]["content"]
+    saved = "the Louvre" in first if messages[0]["role"] == "system" else first.startswith(FIREACT_FILE.read_text())
+    return "saved" if saved else "shipped"
 
 
-def test_default_prompts_start_again_with_the_newest_saved_version(tmp_path, llm):
+@pytest.mark.parametrize("layout", ["studio", "fireact"])
+def test_default_prompts_start_again_with_the_newest_saved_version(tmp_path, llm, layout):
     """Questions sent with the shipped examples before the database opened are started again with the newest saved
-    version, so every trajectory is what that version gives; questions done before stay as they were."""
+    version (the Studio's layout, or a FireAct prompt file loaded as a version), so every trajectory is what that
+    version gives; questions done before stay as they were."""
     server = llm(FakeOpenAI(policy=lambda q, messages, r: f"Thought: ok.\nAction: finish[{by_prompt(messages)}]"))
     db = tmp_path / "versions.duckdb"
     assert main(generate_args(db, "ver", 2, finetuned=False)) == 0  # no saved version: the shipped one (0)
     store = Store(db)
-    version = save_examples(store, "hotpotqa", "react", [NEW_EXAMPLE], "ann", "the Louvre")
+    version = save_examples(store, "hotpotqa", "react", [NEW_EXAMPLE], "ann", "the Louvre") if layout == "studio" \
+        else import_fireact_prompt(store, FIREACT_FILE.parent, "hotpotqa", "react", "ann")
     server.requests.clear()
     assert main(generate_args(db, "ver", 5, finetuned=False)) == 0
-    stored = {t.qid: (t.final_answer, t.meta["prompt_version"]) for t in store.iter_trajectories(source="ver")}
-    assert stored == {"0": ("shipped", 0), "1": ("shipped", 0), "2": ("saved", version), "3": ("saved", version),
-                      "4": ("saved", version)}
+    stored = {t.qid: (t.final_answer, t.meta["prompt_version"], t.meta["prompt_layout"])
+              for t in store.iter_trajectories(source="ver")}
+    assert stored == {"0": ("shipped", 0, "studio"), "1": ("shipped", 0, "studio"), "2": ("saved", version, layout),
+                      "3": ("saved", version, layout), "4": ("saved", version, layout)}
     sent = [by_prompt(r["messages"]) for r in server.requests]
     assert sent.count("saved") == 3 and "shipped" in sent  # the first window went out before the database opened
     assert all(s == "saved" for s in sent[sent.index("saved"):])  # nothing sent with the shipped examples after
