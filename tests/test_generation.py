@@ -295,6 +295,35 @@ def test_cli_killed_mid_run_then_resumed(tmp_path, serp, llm, capsys):
     assert sorted(qids, key=int) == [str(i) for i in range(12)]
 
 
+def test_ctrl_c_marks_the_run_interrupted_and_the_same_run_takes_it_up(tmp_path, serp, llm, capsys):
+    llm(latency=(0.4, 0.6))
+    db = tmp_path / "ctrl-c.duckdb"
+    cmd = [sys.executable, "-m", "fireact_core.cli", "--db", str(db), "generate", "--task", "hotpotqa", "--split",
+           "dev", "--tasks-dir", str(TASKS), "--end", "12", "--model", "gpt-4o-mini", "--concurrency", "2",
+           "--run", "ctrl-c"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    for line in proc.stdout:
+        if line.startswith("["):  # a first question is saved
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "fireact: interrupted" in out and "Traceback" not in out
+    capsys.readouterr()
+    assert main(["--db", str(db), "runs", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["status"] == "interrupted" and 0 < row["done"] < 12
+    from fireact_core.store import Store
+
+    assert [e["kind"] for e in Store(db).run_events("ctrl-c")][-1] == "interrupted"
+    done = subprocess.run(cmd, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert main(["--db", str(db), "runs", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["done"], row["total"], row["status"]) == (12, 12, "finished")
+
+
 def test_exit_status_says_whether_every_question_ended(tmp_path, serp, llm, capsys):
     """0 when every question ended, 3 when some failed after their retries, 2 for bad input."""
     broken = question("hotpotqa", "dev", 1).question
