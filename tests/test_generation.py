@@ -414,6 +414,23 @@ def test_sampling_settings_default_to_fireacts_and_can_be_changed(store, serp, l
     assert (body["max_tokens"], body["top_p"], body["stop"], body["temperature"]) == (50, 0.5, ["\nThought:"], 0.3)
 
 
+def test_sampling_flags_of_the_command_line(tmp_path, serp, llm):
+    server = llm()
+    base = ["--db", str(tmp_path / "flags.duckdb"), "generate", "--task", "hotpotqa", "--split", "dev",
+            "--tasks-dir", str(TASKS), "--end", "1", "--quiet"]
+    sent = []
+    for run, flags in [("plain", []), ("changed", ["--max-tokens", "50", "--top-p", "0.5", "--temperature", "0.3",
+                                                   "--stop", "\nThought:", "--stop", "END"]),
+                       ("no-stop", ["--no-stop"]), ("chat", ["--finetuned", "chat"]),
+                       ("chat-stop", ["--finetuned", "chat", "--stop", "\nObservation:"])]:
+        server.requests.clear()
+        assert main([*base, "--run", run, *flags]) == 0
+        body = server.requests[0]
+        sent.append((body["max_tokens"], body["top_p"], body["temperature"], body["stop"]))
+    assert sent == [(1000, 1, 0.0, ["\nObservation:"]), (50, 0.5, 0.3, ["\nThought:", "END"]), (1000, 1, 0.0, None),
+                    (1000, 1, 0.0, None), (1000, 1, 0.0, ["\nObservation:"])]
+
+
 def test_adaptive_window_rises_per_answer_and_halves_once_per_round_trip():
     from fireact_core.models.limits import AdaptiveLimit
 
