@@ -17,7 +17,7 @@ from fireact_core.engine import RunConfig, run_generation
 from fireact_core.store import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
-from tests.helpers import wait_until
+from tests.helpers import wait_for_run_thread, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "5_Generate.py")
@@ -51,7 +51,10 @@ def widget(items, label):
 
 def wait_status(db: Path, name: str, done: Callable[[dict], bool], timeout: float = 60.0) -> dict:
     store = Store(db)
-    return wait_until(lambda: (lambda run: run if done(run) else None)(store.get_run(name)), timeout, f"run {name}")
+    run = wait_until(lambda: (lambda run: run if done(run) else None)(store.get_run(name)), timeout, f"run {name}")
+    if run["status"] != "running":
+        wait_for_run_thread(name, timeout)
+    return run
 
 
 def start(at: AppTest, name: str, end: int, concurrency: int = 4) -> AppTest:

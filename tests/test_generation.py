@@ -24,7 +24,7 @@ from fireact_core.tasks import get_task
 from fireact_core.tools.perturb import Perturber, parse_perturb
 from fireact_core.tools.serpapi_search import SerpAPISearch, extract_answer
 from tests.fakes.serpapi_server import FakeSerpAPI
-from tests.helpers import wait_until
+from tests.helpers import wait_for_run_thread, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT.parent / "shared" / "fireact" / "tasks"
@@ -245,6 +245,7 @@ def test_cancel_stops_a_background_run(store, serp, llm):
     wait_until(lambda: store.get_run(name)["attempted"] >= 2, 20, "two questions attempted")
     cancel_run(store, name)
     wait_until(lambda: store.get_run(name)["status"] != "running", 20, "the run to stop")
+    wait_for_run_thread(name)
     run = store.get_run(name)
     assert run["status"] == "cancelled" and 2 <= run["attempted"] < 40
     assert store.count_trajectories(name) == run["attempted"]
@@ -591,4 +592,5 @@ def test_a_running_run_cannot_be_started_twice(store, serp, llm):
         start_run(store, config("twice", end=20, concurrency=1))
     cancel_run(store, name)
     wait_until(lambda: store.get_run(name)["status"] != "running", 20, "the run to stop")
+    wait_for_run_thread(name)
     assert store.get_run(name)["status"] == "cancelled"
