@@ -1,12 +1,14 @@
 """FireAct Studio's `fireact generate` against FireAct's own generation.py, side by side, with no tuning flags.
 
-Both run FireAct's few-shot ReAct over the 125 Bamboogle questions (FireAct: `--promptpath default`; the Studio:
-`--prompts-dir` on FireAct's prompt files, so both send the same requests) against the same stand-ins, in a
-separate process: an OpenAI-compatible server whose latency is uniform between 50 and 500 ms and a SerpAPI
-stand-in answering in 50 ms. The model searches twice, then answers. Runs are interleaved, three of each;
-every figure is the wall-clock of the whole command (start-up included). Also printed: `fireact --help` and
-how long after each program starts its first model request reaches the server (the stand-in notes the time it
-arrives; the bench, the time it started the command).
+Both run few-shot ReAct over the 125 Bamboogle questions, each with its default prompts and settings (FireAct:
+`--promptpath default`, its prompt files; the Studio: `fireact generate` with only the task, model, endpoint and
+run name, so its own prompts, whose version it reads from the database, and SerpAPI search), against the same
+stand-ins, in a separate process: an OpenAI-compatible server whose latency is uniform between 50 and 500 ms and
+a SerpAPI stand-in answering in 50 ms. The model searches twice, then answers, in both layouts. Each Studio run
+gets a new database (no search cached by an earlier run). Runs are interleaved, three of each; every figure is
+the wall-clock of the whole command (start-up included). Also printed: `fireact --help` and how long after each
+program starts its first model request reaches the server (the stand-in notes the time it arrives; the bench,
+the time it started the command). `--prompts-dir` runs the Studio on FireAct's prompt files instead.
 
     .venv/bin/python bench/generate_vs_fireact.py            # needs .venv-ref (make install-test)
     .venv/bin/python bench/generate_vs_fireact.py --repeats 5
@@ -36,14 +38,19 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
 
 FIRST = {first!r}
+COUNTS = {{}}
 
 def policy(first, messages, reflect):
-    tail = messages[-1]["content"].split("Episode finished, reward = 1")[-1]
-    question = tail.strip().split("\\n")[0]
-    turns = tail.count("\\nObservation: ")
+    if len(messages) == 1:  # FireAct's layout: one text, continued after its "Thought:"
+        tail = messages[-1]["content"].split("Episode finished, reward = 1")[-1]
+        question, head = tail.strip().split("\\n")[0], " "
+        turns = tail.count("\\nObservation: ")
+    else:  # the Studio's: instructions and examples, the question, then one message per turn
+        question, head = first, "Thought: "
+        turns = sum(1 for m in messages if m["role"] == "user" and m["content"].startswith("Observation:"))
     if turns < 2:
-        return f" I need fact {{turns}}.\\nAction: search[{{question[:40]}} {{turns}}]"
-    return " I have it.\\nAction: finish[unknown]"
+        return f"{{head}}I need fact {{turns}}.\\nAction: search[{{question[:40]}} {{turns}}]"
+    return f"{{head}}I have it.\\nAction: finish[unknown]"
 
 class Timed(FakeOpenAI):
     def answer(self, path, body):
@@ -53,8 +60,10 @@ class Timed(FakeOpenAI):
             with open(mark, "w") as fh:
                 fh.write(repr(now))
         out = super().answer(path, body)
-        with open(mark + ".last", "w") as fh:
-            fh.write(repr(now + out[2]))
+        with self.lock:
+            COUNTS[mark] = COUNTS.get(mark, 0) + 1
+            with open(mark + ".last", "w") as fh:
+                fh.write(f"{{now + out[2]!r}} {{COUNTS[mark]}}")
         return out
 
 llm = Timed(policy=policy, latency={latency!r}, seed=1)
@@ -96,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--n", type=int, default=125, help="Bamboogle questions (it has 125)")
+    parser.add_argument("--prompts-dir", action="store_true", help="the Studio on FireAct's prompt files")
     args = parser.parse_args()
     if not REF_PYTHON.exists():
         raise SystemExit(f"FireAct's venv not found at {REF_PYTHON}: `make install-test` builds it")
@@ -110,7 +120,8 @@ def main() -> None:
         help_times = [timed([studio_py, "-m", "fireact_core.cli", "--help"], env, ROOT)[1] for _ in range(5)]
         rows: dict[str, list[float]] = {"FireAct generation.py": [], "fireact generate": []}
         first_request: dict[str, list[float]] = {label: [] for label in rows}
-        print(f"{args.n} Bamboogle questions, few-shot ReAct (FireAct's prompts), model latency "
+        prompts = "FireAct's prompt files" if args.prompts_dir else "its default prompts"
+        print(f"{args.n} Bamboogle questions, few-shot ReAct (the Studio with {prompts}), model latency "
               f"{LATENCY[0] * 1000:.0f}-{LATENCY[1] * 1000:.0f} ms, search 50 ms; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         for i in range(args.repeats):
@@ -118,21 +129,23 @@ def main() -> None:
                       f"{llm_url}/fa{i}/v1", "--serp-url", serp_url, "--workdir", str(tmp / "fa"), "--", "--task",
                       "bamboogle", "--task_split", "test", "--task_start_index", "0", "--task_end_index", str(args.n),
                       "--backend", "gpt-4", "--promptpath", "default", "--evaluate", "--temperature", "0"]
-            st_cmd = [studio_py, "-m", "fireact_core.cli", "--db", str(tmp / "studio.duckdb"), "generate", "--task",
-                      "bamboogle", "--split", "test", "--tasks-dir", str(SHARED / "tasks"), "--end", str(args.n),
-                      "--prompts-dir", str(SHARED / "reference" / "prompts"), "--model", "gpt-4",
-                      "--base-url", f"{llm_url}/st{i}/v1", "--run", f"bench-{i}", "--quiet"]
+            st_cmd = [studio_py, "-m", "fireact_core.cli", "--db", str(tmp / f"studio-{i}.duckdb"), "generate",
+                      "--task", "bamboogle", "--split", "test", "--tasks-dir", str(SHARED / "tasks"), "--end",
+                      str(args.n), "--model", "gpt-4", "--base-url", f"{llm_url}/st{i}/v1", "--run", f"bench-{i}"]
+            if args.prompts_dir:
+                st_cmd += ["--prompts-dir", str(SHARED / "reference" / "prompts")]
             order = [("FireAct generation.py", fa_cmd), ("fireact generate", st_cmd)]
             for label, cmd in order if i % 2 == 0 else order[::-1]:
                 start, wall, out = timed(cmd, env, ROOT)
                 rows[label].append(wall)
                 tag = "fa" if label.startswith("FireAct") else "st"
                 begin = float((first / f"{tag}{i}").read_text()) - start
-                last = float((first / f"{tag}{i}.last").read_text()) - start
+                last_at, calls = (first / f"{tag}{i}.last").read_text().split()
+                last = float(last_at) - start
                 first_request[label].append(begin)
                 score = em_of(out, "em " if tag == "fa" else "run ")
                 print(f"  run {i + 1} {label:22} {wall:6.2f} s (first request at {begin:5.2f} s, last answer at "
-                      f"{last:5.2f} s, {CPU[cmd[0]]:5.2f} s of CPU)   {score}")
+                      f"{last:5.2f} s, {calls} requests, {CPU[cmd[0]]:5.2f} s of CPU)   {score}")
         fa, st = statistics.median(rows["FireAct generation.py"]), statistics.median(rows["fireact generate"])
         print(f"{'':8}{'program':24}{'median s':>9}{'min s':>8}{'max s':>8}")
         for label, values in rows.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 import random
 import threading
@@ -227,7 +228,10 @@ class _Runner:
     window of questions at once and calls `opening()` (open the store, register the run) in a thread as soon as
     the first request is out; ended episodes wait in `unsaved` meanwhile and searches wait for the search cache.
     Once it is open, episodes of questions the run had already done are dropped and the rest go on as usual.
-    When the prompt version lives in the database, nothing is sent before it is open."""
+    With the default prompt version (the newest saved one, which lives in the database) the first window starts
+    with the shipped version (`provisional`); once the store is open, if the stored version would send other
+    requests, the episodes begun with the shipped one are dropped and started again with it (`restarted`), so
+    every trajectory is what the stored version gives and records that version."""
 
     def __init__(self, plan: Plan, progress: Callable[[RunProgress], None] | None,
                  opening: Callable[[], Plan] | None = None):
@@ -241,11 +245,15 @@ class _Runner:
         self.lock = threading.Lock()
         self.cancelled = False
         self.dropped: set[str] = set()  # stable ids of early episodes whose question the run had done before
+        self.restarted: set[str] = set()  # stable ids of early episodes begun with a prompt the run does not use
+        self.early_ids: list[str] = []  # stable ids of the questions sent before the store is open
         self.started = time.monotonic()
         self.state = RunProgress(self.cfg.run, len(plan.questions), 0, 0, 0, 0.0, 0, 0.0, 0.0)
         self.ready = asyncio.Event()  # the store is open and the run registered
-        self.early_spec = _spec_without_store(self.cfg) if opening is not None else None
+        self.early_spec, self.provisional = _spec_without_store(self.cfg) if opening is not None else (None, False)
         self.ctx = self._context()
+        # the early episodes' own context when their prompt may yet change: the run's spec stays the stored one
+        self.early_ctx = dataclasses.replace(self.ctx) if self.provisional else self.ctx
         if opening is None:
             self._on_open(self._attach(plan))
         else:
@@ -306,13 +314,15 @@ class _Runner:
         run, spec, prices, cached = attached
         ctx = self.ctx
         ctx.spec = spec
+        if self.provisional:
+            self._settle_prompt(spec)
         ctx.prices.clear()
         ctx.prices.update(prices)
         ctx.toolbox.cache.entries.update(cached)
         todo = {stable_id(self.cfg.run, q.qid) for q in self.plan.todo}
         with self.lock:
             self.dropped = {stable_id(self.cfg.run, q.qid) for q in self.plan.questions} - todo
-            self.unsaved = [t for t in self.unsaved if t.id in todo]
+            self.unsaved = [t for t in self.unsaved if t.id in todo and t.id not in self.restarted]
             for traj in self.unsaved:  # ended before the saved price table was read
                 traj.cost_usd = cost_usd(ctx.prices, ctx.model_name, traj.tokens_in or 0, traj.tokens_out or 0) \
                     if self.cfg.backend == "openai" else 0.0
@@ -321,6 +331,23 @@ class _Runner:
         self.ready.set()
         if waiting:
             self.saves.append(self.writer.submit(self._flush))
+
+    def _settle_prompt(self, spec: PromptSpec) -> None:
+        """The store is open: the early episodes go on when the stored prompt sends what the shipped one sent
+        (then they record the stored version), else they are marked to start again with it."""
+        early = self.early_ctx.spec
+        if _same_requests(early, spec):
+            self.early_ctx.spec = spec
+            with self.lock:
+                for traj in self.unsaved:  # ended meanwhile
+                    traj.meta.update(prompt_version=spec.version, prompt_file=spec.source)
+            return
+        self.restarted = set(self.early_ids) & {stable_id(self.cfg.run, q.qid) for q in self.plan.todo}
+        if self.restarted:
+            self.saves.append(self.writer.submit(
+                self.store.log_run_event, self.cfg.run, "prompt",
+                f"prompt version {spec.version}: {len(self.restarted)} questions begun with the shipped version "
+                f"{early.version} before the database was open started again with it"))
 
     async def _open(self, opening: Callable[[], Plan], early: dict[str, asyncio.Task]) -> None:
         """`launch`: once the first request is out (or could not go out), open the store in a thread."""
@@ -341,7 +368,7 @@ class _Runner:
             await self.ctx.backend.aclose()
             raise
         self._on_open(attached)
-        for key in early.keys() & self.dropped:
+        for key in early.keys() & (self.dropped | self.restarted):
             early[key].cancel()
 
     async def run(self) -> str:
@@ -355,12 +382,13 @@ class _Runner:
         if self.opening is not None:
             if self.early_spec is not None and self.cfg.schedule == "free":  # sent before the store is open
                 first = self.plan.questions[:self.cfg.concurrency or ctx.limits.start]
-                early = {stable_id(self.cfg.run, q.qid): asyncio.create_task(self._one(ctx, q)) for q in first}
+                self.early_ids = [stable_id(self.cfg.run, q.qid) for q in first]
+                early = {key: asyncio.create_task(self._one(self.early_ctx, q)) for key, q in zip(self.early_ids, first)}
             await self._open(self.opening, early)
         self._started()
         pending: asyncio.Queue[Question] = asyncio.Queue()
-        for q in self.plan.todo:
-            if stable_id(self.cfg.run, q.qid) not in early:
+        for q in self.plan.todo:  # questions started again come first, as they were sent first
+            if stable_id(self.cfg.run, q.qid) not in early.keys() - self.restarted:
                 pending.put_nowait(q)
         if self.cfg.schedule == "lockstep":
             workers = [asyncio.create_task(self._lockstep(ctx))]
@@ -399,8 +427,9 @@ class _Runner:
         try:
             traj = await make_episode(ctx, q).run()
         except asyncio.CancelledError:
-            if stable_id(self.cfg.run, q.qid) in self.dropped and not self.cancelled:
-                return  # done before this run was taken up again: its earlier result stands
+            key = stable_id(self.cfg.run, q.qid)
+            if ctx is self.early_ctx and key in self.dropped | self.restarted and not self.cancelled:
+                return  # done before this run was taken up again, or started again with the run's prompt
             raise
         if traj.error:
             traj.error = _scrubbed(traj.error, self.secrets)
@@ -459,12 +488,20 @@ class _Runner:
                 await self._write(self.store.heartbeat_run, self.cfg.run)
 
 
-def _spec_without_store(cfg: RunConfig) -> PromptSpec | None:
-    """The run's prompt when it can be read without the database (fine-tuned modes, a FireAct prompt folder,
-    the shipped examples); None when it is a saved version."""
-    if cfg.mode != "finetuned" and not cfg.prompts_dir and cfg.prompt_version != 0:
-        return None
-    return make_spec(None, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version, cfg.prompts_dir)
+def _spec_without_store(cfg: RunConfig) -> tuple[PromptSpec | None, bool]:
+    """(spec, provisional): the run's prompt when it can be read without the database (fine-tuned modes, a FireAct
+    prompt folder, the shipped examples); for the default version (the newest saved one) the shipped examples,
+    provisional until the store says which version is the newest; None for a saved version named by number."""
+    if cfg.mode != "finetuned" and not cfg.prompts_dir and cfg.prompt_version not in (0, None):
+        return None, False
+    provisional = cfg.mode != "finetuned" and not cfg.prompts_dir and cfg.prompt_version is None
+    return make_spec(None, cfg.task, cfg.method, cfg.mode, cfg.finetuned_format, cfg.prompt_version,
+                     cfg.prompts_dir), provisional
+
+
+def _same_requests(a: PromptSpec, b: PromptSpec) -> bool:
+    """Whether two prompt specs send the same requests (they may differ in the version they record)."""
+    return dataclasses.replace(a, version=None, source=None) == dataclasses.replace(b, version=None, source=None)
 
 
 def _run_to_end(coro: Any) -> Any:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from fireact_core.cli import main
+from fireact_core.prompts import import_fireact_prompt
 from fireact_core.store import Store
 from fireact_core.tasks import get_task
 from tests.fakes.openai_server import FakeOpenAI
@@ -115,11 +116,8 @@ def studio_args(db: Path, base_url: str, task: str, split: str, n: int, flags: l
             "--model", MODEL, "--base-url", base_url, "--run", run, "--quiet", "--timeout", "20", *flags]
 
 
-@pytest.fixture(scope="module")
-def both_runs(fireact_reference, tmp_path_factory):
-    """Every (task, mode), run by both programs at once; returns (requests per path, the Studio's database,
-    FireAct's work folders)."""
-    tmp = tmp_path_factory.mktemp("parity")
+def task_policy() -> Policy:
+    """The stand-in's replies for every question of TASK_RUNS."""
     questions, answers, script = [], {}, {}
     for task, split, n in TASK_RUNS:
         for i, q in enumerate(load(task, split, n)):
@@ -127,7 +125,15 @@ def both_runs(fireact_reference, tmp_path_factory):
             answers[q.question] = answer_for(i, q.answer)
             if task == "bamboogle":
                 script[q.question] = EDGE_SCRIPT[i]
-    llm = FakeOpenAI(policy=Policy(questions, answers, script))
+    return Policy(questions, answers, script)
+
+
+@pytest.fixture(scope="module")
+def both_runs(fireact_reference, tmp_path_factory):
+    """Every (task, mode), run by both programs at once; returns (requests per path, the Studio's database,
+    FireAct's work folders)."""
+    tmp = tmp_path_factory.mktemp("parity")
+    llm = FakeOpenAI(policy=task_policy())
     serp = FakeSerpAPI(SERP)
     llm_url, serp_url = llm.start().removesuffix("/v1"), serp.start()
     env = {**os.environ, "OPENAI_API_KEY": "sk-parity-0000", "SERPAPI_API_KEY": "serp-parity",
@@ -204,3 +210,29 @@ def test_edge_case_script_scores_as_fireact(both_runs, mode):
     assert "generated an exception: Unknown tool name: lookup" in studio["8"].steps[0].observation
     assert studio["8"].steps[1].observation.startswith("('Search', 'camel meat') generated an exception")
     assert all(t.steps[-1].observation.startswith("Episode finished") for k, t in studio.items() if k != "7")
+
+
+@pytest.mark.parametrize("version_flag", [["--prompt-version", "1"], []], ids=["named", "default"])
+def test_a_fireact_prompt_file_saved_as_a_version_sends_fireacts_requests(both_runs, tmp_path, monkeypatch,
+                                                                          version_flag):
+    """FireAct's prompt file loaded as a prompt version (as the Generate page does) sends FireAct's few-shot requests,
+    named with --prompt-version or as the newest version by default; by default the first requests go out with
+    the shipped examples before the database is open and those questions start again with the saved version."""
+    by_path, _, _ = both_runs
+    llm, serp = FakeOpenAI(policy=task_policy()), FakeSerpAPI(SERP)
+    url = llm.start()
+    monkeypatch.setenv("FIREACT_SERPAPI_URL", serp.start())
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-parity-0000")
+    db = tmp_path / "version.duckdb"
+    try:
+        assert import_fireact_prompt(Store(db), PROMPTS, "hotpotqa", "react", "ann") == 1
+        assert main(studio_args(db, url, "hotpotqa", "dev", 3, version_flag, "as-version")) == 0
+    finally:
+        llm.stop()
+        serp.stop()
+    fireact_layout = [body for body in llm.requests if body["messages"][0]["role"] == "user"]
+    assert canonical(fireact_layout) == canonical(by_path["/fireact/hotpotqa-fewshot"])
+    assert len(fireact_layout) == len(llm.requests) if version_flag else len(fireact_layout) < len(llm.requests)
+    stored = list(Store(db).iter_trajectories(source="as-version"))
+    assert {(t.meta["prompt_version"], t.meta["prompt_layout"]) for t in stored} == {(1, "fireact")}
+    assert len(stored) == 3

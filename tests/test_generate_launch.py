@@ -2,8 +2,10 @@
 and loses nothing for it: answers wait while the database is busy, a database that cannot be opened stops the
 command with nothing written, and questions a run had done before keep their stored results.
 
-Each run here is in FireAct's fine-tuned chat layout (its prompt needs nothing from the database) against the
-scripted OpenAI-compatible stand-in, without search."""
+Most runs here are in FireAct's fine-tuned chat layout (its prompt needs nothing from the database); the
+default path (the Studio's prompts, whose newest version lives in the database) starts with the shipped version
+and starts again what it began once the database holds another. All run against the scripted OpenAI-compatible
+stand-in, without search."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from fireact_core.cli import main
+from fireact_core.prompts import default_examples, import_fireact_prompt, save_examples
 from fireact_core.records import stable_id
 from fireact_core.store import Store
 from fireact_core.tasks import get_task
@@ -68,10 +71,10 @@ class Marking(FakeOpenAI):
 
 
 
-def generate_args(db: Path, run: str, end: int) -> list[str]:
+def generate_args(db: Path, run: str, end: int, finetuned: bool = True) -> list[str]:
     return ["--db", str(db), "generate", "--task", "hotpotqa", "--split", "dev", "--tasks-dir", str(TASKS),
-            "--end", str(end), "--finetuned", "chat", "--search", "none", "--model", "gpt-4o-mini", "--run", run,
-            "--quiet"]
+            "--end", str(end), *(["--finetuned", "chat"] if finetuned else []), "--search", "none", "--model",
+            "gpt-4o-mini", "--run", run, "--quiet"]
 
 
 def while_running(done: Callable[[], bool], proc: subprocess.Popen, what: str) -> None:
@@ -84,18 +87,76 @@ def while_running(done: Callable[[], bool], proc: subprocess.Popen, what: str) -
     wait_until(check, what=what, interval=0.02)
 
 
-def test_first_request_goes_out_before_the_store_is_imported(tmp_path, llm):
+@pytest.mark.parametrize("finetuned", [True, False], ids=["finetuned-chat", "default-prompts"])
+def test_first_request_goes_out_before_the_store_is_imported(tmp_path, llm, finetuned):
     flag, out = tmp_path / "first-request", tmp_path / "imports"
     out.mkdir()
-    llm(Marking(flag, policy=answers("unknown")))
+    server = llm(Marking(flag, policy=answers("unknown")))
     db = tmp_path / "first.duckdb"
     done = subprocess.run([sys.executable, "-c", HOOKED_CLI, str(flag), str(out), ",".join(WATCHED),
-                           *generate_args(db, "first", 3)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=180, check=False)
+                           *generate_args(db, "first", 3, finetuned)], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=180,
+                          check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     # when each was first imported, the stand-in had already received a request
     assert {name: (out / name).read_text() for name in WATCHED} == {name: "True" for name in WATCHED}
-    assert Store(db).count_trajectories("first") == 3
+    store = Store(db)
+    assert store.count_trajectories("first") == 3 and server.calls == 3  # nothing asked twice
+    expected = None if finetuned else 0  # the default path: the shipped version, the database holding no other
+    assert {t.meta["prompt_version"] for t in store.iter_trajectories(source="first")} == {expected}
+    assert not [e for e in store.run_events("first") if e["kind"] == "prompt"]
+
+
+NEW_EXAMPLE = "Question: Which city hosts the Louvre?\nThought: It is in Paris.\nAction: finish[Paris]"
+
+
+FIREACT_FILE = ROOT.parent / "shared" / "fireact" / "reference" / "prompts" / "react_hotpotqa_google.txt"
+
+
+def by_prompt(messages: list[dict]) -> str:
+    """The answer tells which few-shot examples the request carried: the shipped ones, or a saved version (the
+    example above, or FireAct's prompt file in FireAct's layout)."""
+    first = messages[0]["content"]
+    saved = "the Louvre" in first if messages[0]["role"] == "system" else first.startswith(FIREACT_FILE.read_text())
+    return "saved" if saved else "shipped"
+
+
+@pytest.mark.parametrize("layout", ["studio", "fireact"])
+def test_default_prompts_start_again_with_the_newest_saved_version(tmp_path, llm, layout):
+    """Questions sent with the shipped examples before the database opened are started again with the newest saved
+    version (the Studio's layout, or a FireAct prompt file loaded as a version), so every trajectory is what that
+    version gives; questions done before stay as they were."""
+    server = llm(FakeOpenAI(policy=lambda q, messages, r: f"Thought: ok.\nAction: finish[{by_prompt(messages)}]"))
+    db = tmp_path / "versions.duckdb"
+    assert main(generate_args(db, "ver", 2, finetuned=False)) == 0  # no saved version: the shipped one (0)
+    store = Store(db)
+    version = save_examples(store, "hotpotqa", "react", [NEW_EXAMPLE], "ann", "the Louvre") if layout == "studio" \
+        else import_fireact_prompt(store, FIREACT_FILE.parent, "hotpotqa", "react", "ann")
+    server.requests.clear()
+    assert main(generate_args(db, "ver", 5, finetuned=False)) == 0
+    stored = {t.qid: (t.final_answer, t.meta["prompt_version"], t.meta["prompt_layout"])
+              for t in store.iter_trajectories(source="ver")}
+    assert stored == {"0": ("shipped", 0, "studio"), "1": ("shipped", 0, "studio"), "2": ("saved", version, layout),
+                      "3": ("saved", version, layout), "4": ("saved", version, layout)}
+    sent = [by_prompt(r["messages"]) for r in server.requests]
+    assert sent.count("saved") == 3 and "shipped" in sent  # the first window went out before the database opened
+    assert all(s == "saved" for s in sent[sent.index("saved"):])  # nothing sent with the shipped examples after
+    run = store.get_run("ver")
+    assert (run["status"], run["attempted"], run["finished"], run["em"]) == ("finished", 5, 5, 0.0)
+    [event] = [e["message"] for e in store.run_events("ver") if e["kind"] == "prompt"]
+    assert event == (f"prompt version {version}: 3 questions begun with the shipped version 0 before the database "
+                     f"was open started again with it")
+
+
+def test_a_saved_version_that_sends_the_same_requests_is_recorded_without_starting_again(tmp_path, llm):
+    server = llm(FakeOpenAI(policy=lambda q, messages, r: f"Thought: ok.\nAction: finish[{by_prompt(messages)}]"))
+    db = tmp_path / "same.duckdb"
+    version = save_examples(Store(db), "hotpotqa", "react", default_examples("hotpotqa", "react"), "ann", "a copy")
+    assert main(generate_args(db, "same", 4, finetuned=False)) == 0
+    store = Store(db)
+    assert {(t.final_answer, t.meta["prompt_version"]) for t in store.iter_trajectories(source="same")} == {
+        ("shipped", version)}
+    assert server.calls == 4 and not [e for e in store.run_events("same") if e["kind"] == "prompt"]
 
 
 def test_answers_wait_while_the_database_is_held_and_none_is_lost(tmp_path, llm):

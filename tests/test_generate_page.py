@@ -3,16 +3,21 @@ the few-shot examples editor, and prefilling from the Train page's link."""
 
 from __future__ import annotations
 
-from typing import Callable
+import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from fireact_core.cli import main
+from fireact_core.engine import RunConfig, run_generation
 from fireact_core.store import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
-from tests.helpers import wait_until
+from tests.helpers import wait_for_run_thread, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "5_Generate.py")
@@ -46,7 +51,10 @@ def widget(items, label):
 
 def wait_status(db: Path, name: str, done: Callable[[dict], bool], timeout: float = 60.0) -> dict:
     store = Store(db)
-    return wait_until(lambda: (lambda run: run if done(run) else None)(store.get_run(name)), timeout, f"run {name}")
+    run = wait_until(lambda: (lambda run: run if done(run) else None)(store.get_run(name)), timeout, f"run {name}")
+    if run["status"] != "running":
+        wait_for_run_thread(name, timeout)
+    return run
 
 
 def start(at: AppTest, name: str, end: int, concurrency: int = 4) -> AppTest:
@@ -172,3 +180,26 @@ def test_registered_model_from_the_train_page(env):
     assert widget(at.selectbox, "Registered model").value == "llama-lora-1"
     assert widget(at.text_input, "Local model folder").value == "/models/base"
     assert widget(at.text_input, "Adapter folder (optional)").value == "/models/adapter1"
+
+
+def test_an_interrupted_run_reads_the_same_on_the_page_and_in_runs(env, capsys):
+    """A run marked running whose process is gone: the page, `fireact runs` and `runs --json` all say interrupted,
+    with the same done/total, and the page offers no Cancel."""
+    _, db = env
+    store = Store(db)
+    run_generation(store, RunConfig(run="gone", task="hotpotqa", split="dev", end=2, concurrency=2, poll_s=0.1))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    store.begin_run("gone", task="hotpotqa", split="dev", method="react", model="gpt-4o-mini", settings={}, total=5,
+                    pid=int(dead))  # taken up for 5 questions by a process that has since ended
+    at = page()
+    assert not at.exception, at.exception
+    assert at.get("progress")[0].proto.text == "2/5 questions · interrupted"
+    assert not [b for b in at.button if b.label == "Cancel run"]
+    capsys.readouterr()
+    assert main(["--db", str(db), "runs", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["done"], row["total"], row["status"]) == (2, 5, "interrupted")
+    assert main(["--db", str(db), "runs"]) == 0
+    line = capsys.readouterr().out.rstrip()
+    assert "    2/5 " in line and line.endswith("interrupted")

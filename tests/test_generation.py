@@ -24,7 +24,7 @@ from fireact_core.tasks import get_task
 from fireact_core.tools.perturb import Perturber, parse_perturb
 from fireact_core.tools.serpapi_search import SerpAPISearch, extract_answer
 from tests.fakes.serpapi_server import FakeSerpAPI
-from tests.helpers import wait_until
+from tests.helpers import wait_for_run_thread, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT.parent / "shared" / "fireact" / "tasks"
@@ -245,6 +245,7 @@ def test_cancel_stops_a_background_run(store, serp, llm):
     wait_until(lambda: store.get_run(name)["attempted"] >= 2, 20, "two questions attempted")
     cancel_run(store, name)
     wait_until(lambda: store.get_run(name)["status"] != "running", 20, "the run to stop")
+    wait_for_run_thread(name)
     run = store.get_run(name)
     assert run["status"] == "cancelled" and 2 <= run["attempted"] < 40
     assert store.count_trajectories(name) == run["attempted"]
@@ -293,6 +294,35 @@ def test_cli_killed_mid_run_then_resumed(tmp_path, serp, llm, capsys):
     st = Store(db)
     qids = [t.qid for t in st.iter_trajectories(source="killed")]
     assert sorted(qids, key=int) == [str(i) for i in range(12)]
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_the_same_run_takes_it_up(tmp_path, serp, llm, capsys):
+    llm(latency=(0.4, 0.6))
+    db = tmp_path / "ctrl-c.duckdb"
+    cmd = [sys.executable, "-m", "fireact_core.cli", "--db", str(db), "generate", "--task", "hotpotqa", "--split",
+           "dev", "--tasks-dir", str(TASKS), "--end", "12", "--model", "gpt-4o-mini", "--concurrency", "2",
+           "--run", "ctrl-c"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    for line in proc.stdout:
+        if line.startswith("["):  # a first question is saved
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "fireact: interrupted" in out and "Traceback" not in out
+    capsys.readouterr()
+    assert main(["--db", str(db), "runs", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["status"] == "interrupted" and 0 < row["done"] < 12
+    from fireact_core.store import Store
+
+    assert [e["kind"] for e in Store(db).run_events("ctrl-c")][-1] == "interrupted"
+    done = subprocess.run(cmd, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert main(["--db", str(db), "runs", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["done"], row["total"], row["status"]) == (12, 12, "finished")
 
 
 def test_exit_status_says_whether_every_question_ended(tmp_path, serp, llm, capsys):
@@ -383,6 +413,23 @@ def test_sampling_settings_default_to_fireacts_and_can_be_changed(store, serp, l
     run_generation(store, config("changed", max_tokens=50, top_p=0.5, stop=["\nThought:"], temperature=0.3))
     body = server.requests[-1]
     assert (body["max_tokens"], body["top_p"], body["stop"], body["temperature"]) == (50, 0.5, ["\nThought:"], 0.3)
+
+
+def test_sampling_flags_of_the_command_line(tmp_path, serp, llm):
+    server = llm()
+    base = ["--db", str(tmp_path / "flags.duckdb"), "generate", "--task", "hotpotqa", "--split", "dev",
+            "--tasks-dir", str(TASKS), "--end", "1", "--quiet"]
+    sent = []
+    for run, flags in [("plain", []), ("changed", ["--max-tokens", "50", "--top-p", "0.5", "--temperature", "0.3",
+                                                   "--stop", "\nThought:", "--stop", "END"]),
+                       ("no-stop", ["--no-stop"]), ("chat", ["--finetuned", "chat"]),
+                       ("chat-stop", ["--finetuned", "chat", "--stop", "\nObservation:"])]:
+        server.requests.clear()
+        assert main([*base, "--run", run, *flags]) == 0
+        body = server.requests[0]
+        sent.append((body["max_tokens"], body["top_p"], body["temperature"], body["stop"]))
+    assert sent == [(1000, 1, 0.0, ["\nObservation:"]), (50, 0.5, 0.3, ["\nThought:", "END"]), (1000, 1, 0.0, None),
+                    (1000, 1, 0.0, None), (1000, 1, 0.0, ["\nObservation:"])]
 
 
 def test_adaptive_window_rises_per_answer_and_halves_once_per_round_trip():
@@ -545,4 +592,5 @@ def test_a_running_run_cannot_be_started_twice(store, serp, llm):
         start_run(store, config("twice", end=20, concurrency=1))
     cancel_run(store, name)
     wait_until(lambda: store.get_run(name)["status"] != "running", 20, "the run to stop")
+    wait_for_run_thread(name)
     assert store.get_run(name)["status"] == "cancelled"

@@ -19,3 +19,12 @@ def wait_until(check: Callable[[], T], timeout: float = 60.0, what: str = "", in
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what or check}: last {value!r}")
         time.sleep(interval)
+
+
+def wait_for_run_thread(name: str, timeout: float = 60.0) -> None:
+    """Wait until the background thread of run `name` (`engine.start_run`) has ended, so that no test leaves it
+    writing to its database while the interpreter shuts down."""
+    import threading
+
+    wait_until(lambda: not any(t.name == f"fireact-run-{name}" and t.is_alive() for t in threading.enumerate()),
+               timeout, f"the thread of run {name} to end")
