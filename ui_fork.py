@@ -72,8 +72,13 @@ def fork_panel(store: Store, saved: Trajectory, draft: Trajectory, dirty: bool, 
     """Continue from a step: of the draft when there are unsaved edits, else of the saved revision."""
     ss = st.session_state
     key = f"fork:{saved.id}"
-    with st.expander("Continue from a step", expanded=bool(ss.get(f"{key}:run")), icon=":material/call_split:"):
-        children_list(store, saved)
+    children_list(store, saved)
+    if ss.get(f"{key}:run"):  # a run of this session goes on: its progress shows
+        ss.setdefault(f"{key}:open", True)
+    panel = st.expander("Continue from a step", key=f"{key}:open", on_change="rerun", icon=":material/call_split:")
+    if not panel.open:  # its form, and the reads behind it, run only while it is open
+        return
+    with panel:
         st.caption("Steps 1..K are kept as they stand" + (" (with your unsaved edits)" if dirty else "") +
                    "; the model goes on with the prompt layout and tools this trajectory was made with.")
         c1, c2, c3 = st.columns([2, 1, 3])

@@ -55,8 +55,6 @@ author = annotator()
 with st.sidebar:
     chosen = st.multiselect("Sources", sources, key="mix_sources")
     counts = store.task_method_counts(chosen)
-    tasks = sorted({c.split(CELL_SEP)[0] for c in counts})
-    methods = sorted({c.split(CELL_SEP)[1] for c in counts})
     mode = st.radio("Shares", ["sliders", "grid"], key="mix_mode", horizontal=True,
                     format_func={"sliders": "task and method sliders", "grid": "task x method grid"}.get)
     size = st.number_input("Total size", min_value=1, max_value=10_000_000, step=50, key="mix_size")
@@ -85,63 +83,76 @@ with st.sidebar:
     upsample = st.checkbox("Allow upsampling short cells", key="mix_upsample")
     tokenizer = st.text_input("Tokenizer (local model folder, optional)", key="mix_tokenizer").strip() or None
 
-total = sum(counts.values()) or 1
-task_shares, method_shares, grid = {}, {}, {}
-if mode == "sliders":
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Task shares**")
-        for t in tasks:
-            n = sum(v for c, v in counts.items() if c.startswith(t + CELL_SEP))
-            ss.setdefault(f"mix_task_{t}", max(1, round(100 * n / total)))
-            task_shares[t] = st.slider(f"{t} ({n} trajectories)", 0, 100, key=f"mix_task_{t}")
-    with right:
-        st.markdown("**Method shares**")
-        for m in methods:
-            n = sum(v for c, v in counts.items() if c.endswith(CELL_SEP + m))
-            ss.setdefault(f"mix_method_{m}", max(1, round(100 * n / total)))
-            method_shares[m] = st.slider(f"{m} ({n} trajectories)", 0, 100, key=f"mix_method_{m}")
-else:
-    loaded = ss.get("mix_spec_cells")
-    base = MixSpec(size=1, cells=loaded) if loaded else None
-    st.markdown("**Share of each task x method cell (%)**")
-    grid = grid_cells(st.data_editor(grid_frame(counts, base), key="mix_grid", width="stretch"))
-
 filters = {"only_correct": only_correct, "only_accepted": only_accepted, "exclude_rejected": no_rejected,
            "dedupe": dedupe, "dedupe_keep": keep, "max_steps": int(max_steps) or None,
            "exclude_lints": (["eval_contamination"] if no_eval else []) + lints, "keep_irregular": keep_irregular}
-try:
-    spec = form_spec(sources=chosen, mode=mode, task_shares=task_shares, method_shares=method_shares, grid=grid,
-                     size=size, val_fraction=val, seed=seed, filters=filters, loss_mask=mask, allow_upsample=upsample, pairs=pairs)
-    plan = plan_mix(store, spec, tokenizer)
-except FireactError as exc:
-    show_error(exc)
+settings = {"sources": chosen, "mode": mode, "size": size, "val_fraction": val, "seed": seed, "filters": filters,
+            "loss_mask": mask, "allow_upsample": upsample, "pairs": pairs}
+
+
+@st.fragment
+def mixer(counts: dict[str, int], settings: dict, tokenizer: str | None) -> MixSpec | None:
+    """The shares and the preview they steer: moving a slider (or a grid cell, or the example shown) reruns this
+    part alone, not the sidebar, the save form or the versions; None when the shares do not make a mix."""
+    total = sum(counts.values()) or 1
+    task_shares, method_shares, grid = {}, {}, {}
+    if settings["mode"] == "sliders":
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Task shares**")
+            for t in sorted({c.split(CELL_SEP)[0] for c in counts}):
+                n = sum(v for c, v in counts.items() if c.startswith(t + CELL_SEP))
+                ss.setdefault(f"mix_task_{t}", max(1, round(100 * n / total)))
+                task_shares[t] = st.slider(f"{t} ({n} trajectories)", 0, 100, key=f"mix_task_{t}")
+        with right:
+            st.markdown("**Method shares**")
+            for m in sorted({c.split(CELL_SEP)[1] for c in counts}):
+                n = sum(v for c, v in counts.items() if c.endswith(CELL_SEP + m))
+                ss.setdefault(f"mix_method_{m}", max(1, round(100 * n / total)))
+                method_shares[m] = st.slider(f"{m} ({n} trajectories)", 0, 100, key=f"mix_method_{m}")
+    else:
+        loaded = ss.get("mix_spec_cells")
+        base = MixSpec(size=1, cells=loaded) if loaded else None
+        st.markdown("**Share of each task x method cell (%)**")
+        grid = grid_cells(st.data_editor(grid_frame(counts, base), key="mix_grid", width="stretch"))
+    try:
+        spec = form_spec(task_shares=task_shares, method_shares=method_shares, grid=grid, **settings)
+        plan = plan_mix(store, spec, tokenizer)
+    except FireactError as exc:
+        show_error(exc)
+        return None
+
+    st.subheader("Preview")
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c1.metric("Asked", int(plan.cells["asked"].sum()))
+    c2.metric("Got", plan.size, delta=plan.size - int(plan.cells["asked"].sum()) or None)
+    c3.metric("Train / val",
+              f"{int((plan.members['split'] == 'train').sum())} / {int((plan.members['split'] == 'val').sum())}")
+    c4.metric("Tokens", f"{int(plan.cells['tokens'].sum()):,}")
+    c5.metric("Carrying loss", f"{int(plan.cells['trained_tokens'].sum()):,}")
+    st.markdown("**Composition** (got of asked): " + " · ".join(
+        f"{r.cell} {r.got} of {r.asked}" for r in plan.cells.itertuples()))
+    st.caption("Filters: " + ", ".join(f"{k} {v}" for k, v in plan.funnel.items()) + f" · tokens: {plan.token_label}")
+    for msg in plan.messages:
+        st.warning(msg)
+    st.dataframe(cells_frame(plan), hide_index=True, width="stretch", key="mix_preview")
+    st.plotly_chart(composition_figure(plan), width="stretch")
+
+    if plan.size:
+        with st.expander("Which tokens carry loss: one example", expanded=True):
+            pos = st.number_input("Member", 0, plan.size - 1, 0, key="mix_example")
+            try:
+                caption, html_text = example_html(store, plan, int(pos), tokenizer)
+                st.caption(caption)
+                st.html(html_text)
+            except FireactError as exc:
+                show_error(exc)
+    return spec
+
+
+spec = mixer(counts, settings, tokenizer)
+if spec is None:
     st.stop()
-
-st.subheader("Preview")
-c1, c2, c3, c4, c5 = st.columns(5)
-c1.metric("Asked", int(plan.cells["asked"].sum()))
-c2.metric("Got", plan.size, delta=plan.size - int(plan.cells["asked"].sum()) or None)
-c3.metric("Train / val", f"{int((plan.members['split'] == 'train').sum())} / {int((plan.members['split'] == 'val').sum())}")
-c4.metric("Tokens", f"{int(plan.cells['tokens'].sum()):,}")
-c5.metric("Carrying loss", f"{int(plan.cells['trained_tokens'].sum()):,}")
-st.markdown("**Composition** (got of asked): " + " · ".join(
-    f"{r.cell} {r.got} of {r.asked}" for r in plan.cells.itertuples()))
-st.caption("Filters: " + ", ".join(f"{k} {v}" for k, v in plan.funnel.items()) + f" · tokens: {plan.token_label}")
-for msg in plan.messages:
-    st.warning(msg)
-st.dataframe(cells_frame(plan), hide_index=True, width="stretch", key="mix_preview")
-st.plotly_chart(composition_figure(plan), width="stretch")
-
-if plan.size:
-    with st.expander("Which tokens carry loss: one example", expanded=True):
-        pos = st.number_input("Member", 0, plan.size - 1, 0, key="mix_example")
-        try:
-            caption, html_text = example_html(store, plan, int(pos), tokenizer)
-            st.caption(caption)
-            st.html(html_text)
-        except FireactError as exc:
-            show_error(exc)
 
 st.subheader("Save as a version")
 with st.form("mix_save_form"):

@@ -64,6 +64,9 @@ def test_trajectory_page_continues_from_a_step_and_lists_the_children(env):
     store, parent = env
     at = ok(page("2_Trajectory.py", id=parent.id))
     key = f"fork:{parent.id}"
+    assert f"{key}:k" not in [w.key for w in at.selectbox]  # closed, the panel's form is not drawn
+    at.session_state[f"{key}:open"] = True  # open the panel: its form is drawn only then
+    ok(at.run())
     at.selectbox(key=f"{key}:k").set_value(2)
     at.number_input(key=f"{key}:n").set_value(2)
     at.text_input(key=f"{key}:runname").input("from-page")
