@@ -9,7 +9,7 @@ and index separately), the reader's longest wait for an answer, how many answers
 failed. Targets: every reader call answers; the longest wait under 5 s; no hold longer than about 2 s.
 
     .venv/bin/python bench/lock_bench.py                  # 1 GB
-    .venv/bin/python bench/lock_bench.py --size-mb 200    # a quicker look
+    .venv/bin/python bench/lock_bench.py --size 200M      # a quicker look
 """
 
 from __future__ import annotations
@@ -110,23 +110,40 @@ print(json.dumps({"answers": answers, "failures": failures, "max_wait": max(wait
 
 
 def write_file(path: Path, size_mb: int) -> int:
-    """A chat JSONL file of about `size_mb` MB: synthetic trajectories, each question made unique."""
+    """A chat JSONL file of about `size_mb` MB: 500 synthetic trajectories serialised once, written over and over
+    with each question made unique by its row number (a few seconds a gigabyte)."""
     marker = path.with_suffix(".mb")
     if path.exists() and marker.exists() and marker.read_text() == str(size_mb):
         return sum(1 for _ in open(path, "rb"))
     rng = random.Random(0)
-    rows = [openai_row(synthetic(rng, i)) for i in range(500)]
+    templates = []
+    for i in range(500):
+        row = openai_row(synthetic(rng, i))
+        row["messages"][0]["content"] += " [\0]"
+        head, tail = json.dumps(row).split("\\u0000", 1)
+        templates.append((head, tail + "\n", len(head) + len(tail) + 1))
     target, written, n = size_mb * 2**20, 0, 0
     with open(path, "w") as fh:
         while written < target:
-            row = rows[n % len(rows)]
-            first = row["messages"][0]
-            line = json.dumps({"messages": [{**first, "content": f"{first['content']} [{n}]"}, *row["messages"][1:]]})
-            fh.write(line + "\n")
-            written += len(line) + 1
-            n += 1
+            block = []
+            for _ in range(2000):
+                head, tail, size = templates[n % len(templates)]
+                number = str(n)
+                block += (head, number, tail)
+                written += size + len(number)
+                n += 1
+                if written >= target:
+                    break
+            fh.write("".join(block))
     marker.write_text(str(size_mb))
     return n
+
+
+def size_in_mb(text: str) -> int:
+    """`--size`: 1G, 300M, 1.5GB or a number of MB."""
+    value = text.strip().upper().removesuffix("B")
+    scale = {"G": 1024, "M": 1}.get(value[-1:], None)
+    return max(1, round(float(value[:-1]) * scale if scale else float(value)))
 
 
 def run(mode: str, folder: Path, data: Path, seed: Path, env: dict[str, str]) -> dict:
@@ -152,20 +169,24 @@ def run(mode: str, folder: Path, data: Path, seed: Path, env: dict[str, str]) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-mb", type=int, default=1024, help="size of the imported file (default 1024: 1 GB)")
+    parser.add_argument("--size", "--size-mb", dest="size", type=size_in_mb, default=1024,
+                        help="size of the imported file: 1G, 300M or a number of MB (default 1G)")
     parser.add_argument("--keep", help="folder for the file and databases (kept; default a temporary one)")
     parser.add_argument("--no-peer", action="store_true", help="skip the one-transaction import")
     args = parser.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="fireact-lock-"))
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "lock_chat.jsonl"
-    n = write_file(data, args.size_mb)
+    t0 = time.perf_counter()
+    n = write_file(data, args.size)
+    made = time.perf_counter() - t0
     seed = ROOT.parent / "shared" / "fireact" / "finetune" / "gpt_hotpotqa.jsonl"
     base = {**os.environ, "PYTHONPATH": str(ROOT)}
-    print(f"{data.stat().st_size / 2**20:.0f} MB, {n:,} trajectories, imported while another process reads")
+    print(f"{data.stat().st_size / 2**20:.0f} MB, {n:,} trajectories (file made in {made:.1f} s), imported while "
+          "another process reads")
     modes = [("staged", base)]
     if not args.no_peer:
-        modes.append(("one transaction", {**base, "FIREACT_IMPORT_STAGE_MB": str(10 * args.size_mb + 1024)}))
+        modes.append(("one transaction", {**base, "FIREACT_IMPORT_STAGE_MB": str(10 * args.size + 1024)}))
     results = [run(mode.replace(" ", "_"), folder, data, seed, env) for mode, env in modes]
     print(f"{'import':16} {'import s':>9} {'longest hold':>13} {'index hold':>11} {'reader wait':>12} "
           f"{'answers':>8} {'failed':>7}")

@@ -7,20 +7,21 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import FireactError, FormatError
-from .common import LineRange, ReadResult, first_line, iter_jsonl_file, iter_jsonl_range, line_ranges, read_text
-from .fireact import openai_batches, read_alpaca, read_fireact_run, read_openai, write_alpaca, write_messages, write_openai
-from .native import native_batches, read_native, write_native
+from .common import LineRange, ReadResult, first_line, iter_jsonl_file, iter_jsonl_range, line_ranges
+from .fireact import alpaca_batches, fireact_run_batches, openai_batches, write_alpaca, write_messages, write_openai
+from .native import native_batches, write_native
 from .runs import run_file_name, write_fireact_run
 
-READERS: dict[str, Callable[[str, str, str], ReadResult]] = {
-    "fireact-run": read_fireact_run,
-    "alpaca": read_alpaca,
-    "openai-jsonl": read_openai,
-    "native": read_native,
+# one JSON document per file, walked an element at a time: (path, source, batch) -> batches
+DOCUMENTS: dict[str, Callable[[str, str, int], Iterator[ReadResult]]] = {
+    "fireact-run": fireact_run_batches,
+    "alpaca": alpaca_batches,
 }
 WRITERS = {"openai-jsonl": write_openai, "alpaca": write_alpaca, "messages": write_messages, "native": write_native,
            "fireact-run": write_fireact_run}
-STREAMED = {"openai-jsonl": openai_batches, "native": native_batches}
+# JSON lines, a line at a time: (path, rows, source, batch, plain) -> batches
+STREAMED: dict[str, Callable[..., Iterator[ReadResult]]] = {"openai-jsonl": openai_batches, "native": native_batches}
+READERS: dict[str, Callable[..., Iterator[ReadResult]]] = {**DOCUMENTS, **STREAMED}
 IMPORT_FORMATS = ["auto", *READERS]
 BATCH = 5000
 EXPORT_FORMATS = list(WRITERS)
@@ -52,8 +53,8 @@ def detect_format(path: str, text: str) -> str:
 
 def iter_batches(path: str | Path, fmt: str = "auto", source: str | None = None, batch: int = BATCH,
                  plain: bool = False) -> Iterator[ReadResult]:
-    """Read one file a batch of trajectories at a time (JSONL formats stream line by line; one JSON document
-    comes as one batch). Nothing is written anywhere. Sources are given with the batch they are found in.
+    """Read one file a batch of trajectories at a time (JSONL formats line by line, a JSON document element by
+    element: memory holds one batch however large the file). Nothing is written anywhere. Sources are given with the batch they are found in.
     With `plain`, readers that can give their trajectories as plain data (`ReadResult.records`) do so."""
     path = str(path)
     if fmt == "auto":
@@ -64,7 +65,7 @@ def iter_batches(path: str | Path, fmt: str = "auto", source: str | None = None,
         name = source if fmt == "native" else source or Path(path).stem
         yield from STREAMED[fmt](path, iter_jsonl_file(path), name, batch, plain=plain)
         return
-    yield READERS[fmt](path, read_text(path), source or Path(path).stem)
+    yield from DOCUMENTS[fmt](path, source or Path(path).stem, batch)
 
 
 def iter_span_batches(path: str, fmt: str, source: str | None, span: LineRange, batch: int = BATCH) -> Iterator[ReadResult]:
@@ -82,7 +83,7 @@ def read_file(path: str | Path, fmt: str = "auto", source: str | None = None) ->
     """Read one file into trajectories (nothing is written anywhere)."""
     result: ReadResult | None = None
     for part in iter_batches(path, fmt, source, batch=2**62):
-        result = part
+        result = part  # one batch
     if result is None:
         resolved = detect_format(str(path), first_line(path)) if fmt == "auto" else fmt
         result = ReadResult(path=str(path), format=resolved)

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from ..errors import FormatError
 from ..records import SCHEMA_VERSION, Annotation, Lint, Revision, Source, Trajectory, now
-from .limits import bounded_lines, decode_at, load_document, parse_json, regular_file
+from .limits import bounded_lines, parse_json, regular_file
 
 MAX_RECORD_BYTES = int(float(os.environ.get("FIREACT_MAX_RECORD_MB", "16")) * 1024 * 1024)
 REWARD_RE = re.compile(r"Episode finished, reward = (\w+)")
@@ -87,15 +87,6 @@ def loads(path: str, line: int, text: str) -> Any:
     """One JSON value (pydantic-core's parser, the standard one for the message when it fails), within the
     bounds of `limits`."""
     return parse_json(path, line, text)
-
-
-def iter_jsonl(path: str, text: str) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed object) for each non-blank line."""
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        _check_size(path, number, len(line))
-        yield number, loads(path, number, line)
 
 
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -183,7 +174,7 @@ def may_have_long_line(path: str | Path, limit: int = MAX_RECORD_BYTES) -> bool:
 
 
 def iter_jsonl_file(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """`iter_jsonl` straight from the file, one line in memory at a time."""
+    """(line number, parsed object) for each non-blank line, one line in memory at a time."""
     for number, line in iter_lines(path):
         yield number, loads(str(path), number, line)
 
@@ -193,36 +184,6 @@ def first_line(path: str | Path) -> str:
     for _, line in iter_lines(path):
         return line
     raise FormatError(path, 1, "the file is empty")
-
-
-def iter_json_array(path: str, text: str) -> Iterator[tuple[int, Any]]:
-    """(line number, element) for each element of a top-level JSON array, without loading it twice."""
-    ws = re.compile(r"[ \t\n\r]*")
-    pos = ws.match(text, 0).end()
-    line = 1 + text.count("\n", 0, pos)
-    if not text.startswith("[", pos):
-        raise FormatError(path, line, "expected a JSON array of objects")
-    pos = ws.match(text, pos + 1).end()
-    counted = 0
-    if text.startswith("]", pos):
-        return
-    while True:
-        line += text.count("\n", counted, pos)
-        counted = pos
-        obj, end = decode_at(path, text, pos, line)
-        _check_size(path, line, end - pos)
-        yield line, obj
-        pos = ws.match(text, end).end()
-        if text.startswith("]", pos):
-            return
-        if not text.startswith(",", pos):
-            raise FormatError(path, 1 + text.count("\n", 0, pos), "invalid JSON: expected ',' or ']' after an element")
-        pos = ws.match(text, pos + 1).end()
-
-
-def load_json(path: str, text: str) -> Any:
-    _check_size(path, 1, len(text)) if "\n" not in text.strip() else None
-    return load_document(path, text)
 
 
 def expect(cond: bool, path: str, line: int, message: str) -> None:

@@ -18,7 +18,8 @@ from ..parsing import (
     render_text,
 )
 from ..records import Source, Trajectory, stable_id
-from .common import ReadResult, expect, iter_json_array, iter_jsonl, load_json, reward_of, trajectory_record
+from .common import ReadResult, expect, reward_of, trajectory_record
+from .documents import iter_json_array, iter_json_object
 from .limits import trajectory_problem, weight_problem
 
 ALPACA_TEMPLATE = (
@@ -165,9 +166,10 @@ def step_fields_from_turns(turns: list[dict]) -> list[dict]:
     return steps
 
 
-def read_alpaca(path: str, text: str, source: str) -> ReadResult:
+def alpaca_batches(path: str, source: str, batch: int) -> Iterator[ReadResult]:
+    """An Alpaca file (a JSON array of objects), `batch` trajectories at a time, read one element at a time."""
     result = ReadResult(path=path, format="alpaca")
-    for index, (line, row) in enumerate(iter_json_array(path, text)):
+    for index, (line, row) in enumerate(iter_json_array(path)):
         expect(isinstance(row, dict), path, line, "each element must be an object with 'instruction' and 'output'")
         expect(isinstance(row.get("instruction"), str) and isinstance(row.get("output"), str), path, line,
                "each element needs string fields 'instruction' and 'output'")
@@ -183,7 +185,10 @@ def read_alpaca(path: str, text: str, source: str) -> ReadResult:
         data = {"id": stable_id(source, index), "source": source, "question": question, "meta": meta}
         result.trajectories.append(_finish(data, steps, path, line))
         result.rows += 1
-    return result
+        if result.rows >= batch:
+            yield result
+            result = ReadResult(path=path, format="alpaca")
+    yield result
 
 
 def openai_batches(path: str, rows: Iterable[tuple[int, Any]], source: str, batch: int, plain: bool = False,
@@ -212,13 +217,6 @@ def openai_indexed_batches(path: str, rows: Iterable[tuple[int, int, Any]], sour
         yield result
 
 
-def read_openai(path: str, text: str, source: str) -> ReadResult:
-    result = ReadResult(path=path, format="openai-jsonl")
-    for part in openai_batches(path, iter_jsonl(path, text), source, batch=2**62):
-        result = part
-    return result
-
-
 def run_name_fields(path: str) -> dict[str, Any]:
     """task, split, model, attempted and temperature from FireAct's run file name, when it follows the pattern."""
     match = RUN_NAME_RE.match(Path(path).name)
@@ -242,30 +240,25 @@ def _split_run_text(traj: str) -> tuple[str, str | None, str]:
     return traj[: field.start() - 1], None, traj[field.start():]
 
 
-def read_fireact_run(path: str, text: str, source: str) -> ReadResult:
-    data = load_json(path, text)
-    expect(isinstance(data, dict), path, 1, "a FireAct run is a JSON object keyed by question index")
+def fireact_run_batches(path: str, source: str, batch: int) -> Iterator[ReadResult]:
+    """A FireAct run file (a JSON object keyed by question index), `batch` trajectories at a time, read one entry
+    at a time; the run's source comes with the last batch."""
     named = run_name_fields(path)
     result = ReadResult(path=path, format="fireact-run")
-    line_of = _key_lines(text)
-    for index, (key, row) in enumerate(data.items()):
-        line = line_of.get(key, 1)
+    entries = 0
+    for index, (line, key, row) in enumerate(iter_json_object(path, "a FireAct run is a JSON object keyed by question index")):
         expect(isinstance(row, dict) and "traj" in row, path, line, f"entry '{key}' needs a 'traj' field")
         result.trajectories.append(_run_entry(source, index, key, row, named, path, line))
         result.rows += 1
+        entries += 1
+        if result.rows >= batch:
+            yield result
+            result = ReadResult(path=path, format="fireact-run")
     result.sources = [Source(name=source, kind="run", format="fireact-run", path=str(path), task=named.get("task"),
-                           split=named.get("split"), model=named.get("model"), attempted=named.get("attempted") or len(data),
-                           meta={k: named[k] for k in ("temperature", "started", "start") if k in named})]
-    return result
-
-
-def _key_lines(text: str) -> dict[str, int]:
-    lines: dict[str, int] = {}
-    for number, line in enumerate(text.split("\n"), start=1):
-        match = re.match(r'^\s{0,4}"([^"]+)": \{', line)
-        if match and match.group(1) not in lines:
-            lines[match.group(1)] = number
-    return lines
+                             split=named.get("split"), model=named.get("model"),
+                             attempted=named.get("attempted") or entries,
+                             meta={k: named[k] for k in ("temperature", "started", "start") if k in named})]
+    yield result
 
 
 def _run_entry(source: str, index: int, key: str, row: dict, named: dict, path: str, line: int) -> Trajectory:

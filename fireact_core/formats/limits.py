@@ -145,29 +145,6 @@ class _Decoder(json.JSONDecoder):
 DECODER = _Decoder()
 
 
-def decode_at(path: str, text: str, pos: int, line: int) -> tuple[Any, int]:
-    """`raw_decode` of one value of a JSON document at `pos` (its line `line`), within the bounds above."""
-    try:
-        value, end = DECODER.raw_decode(text, pos)
-    except json.JSONDecodeError as exc:
-        raise FormatError(path, exc.lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
-    except RecursionError:
-        raise FormatError(path, line, f"nested deeper than {MAX_DEPTH} levels") from None
-    except ValueError as exc:
-        raise FormatError(path, line, f"invalid JSON: {exc}") from None
-    check_value(path, line, value)
-    return value, end
-
-
-def load_document(path: str, text: str) -> Any:
-    """A whole JSON document (`json.loads`), within the bounds above."""
-    start = len(text) - len(text.lstrip())
-    value, end = decode_at(path, text, start, 1 + text.count("\n", 0, start))
-    if text[end:].strip():
-        raise FormatError(path, 1 + text.count("\n", 0, end), "invalid JSON (extra data after the document)")
-    return value
-
-
 def file_needs_line_checks(path: str | os.PathLike) -> bool:
     """Whether a JSONL file may hold a value DuckDB reads but the bounds refuse (NaN, Infinity, a huge number,
     deep nesting): such a file goes through the line-by-line reader, so both import paths decide alike.

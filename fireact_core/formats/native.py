@@ -15,7 +15,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import Required, TypedDict
 
 from ..records import SCHEMA_VERSION, Annotation, Lint, Method, Revision, Source, Status, Trajectory, new_id
-from .common import ReadResult, expect, iter_jsonl, trajectory_record
+from .common import ReadResult, expect, trajectory_record
 from .limits import native_problem
 
 FORMAT = "fireact-native"
@@ -142,13 +142,6 @@ def native_batches(path: str, rows: Iterable[tuple[int, Any]], source: str | Non
             result = ReadResult(path=path, format="native")
     if result.rows or result.sources:
         yield result
-
-
-def read_native(path: str, text: str, source: str | None = None) -> ReadResult:
-    result = ReadResult(path=path, format="native")
-    for part in native_batches(path, iter_jsonl(path, text), source, batch=2**62):
-        result = part
-    return result
 
 
 def _read_source(result: ReadResult, row: dict[str, Any], source: str | None, named: list[bool]) -> None:

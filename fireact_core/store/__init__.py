@@ -30,10 +30,11 @@ class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseS
             ReportStore, StagedImportStore, TeamStore, ForkStore):
     """All reads and writes of one database. Safe to share between threads and with other processes."""
 
-    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0):
+    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0,
+                 compress: bool = True):
         """`linger`: seconds the file stays open after the last unit of work (the app's cheap reruns); 0 lets
-        go of it at once."""
-        self.db = Connections(path, lock_timeout=lock_timeout, linger=linger)
+        go of it at once. `compress`: see `Connections`."""
+        self.db = Connections(path, lock_timeout=lock_timeout, linger=linger, compress=compress)
         self.path = self.db.path
 
     def release(self) -> None:
@@ -48,10 +49,11 @@ class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseS
 
 
 class ScratchStore(Store):
-    """The scratch database of a staged import (`staging`): its duplicate checks count the main database's rows."""
+    """The scratch database of a staged import (`staging`): its duplicate checks count the main database's rows.
+    Written once and read once, it is stored uncompressed."""
 
     def __init__(self, path: str, main: Store):
-        super().__init__(path)
+        super().__init__(path, compress=False)
         self.main = main
 
     def get_source(self, name: str):

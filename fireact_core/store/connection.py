@@ -90,8 +90,12 @@ class Connection:
 
 
 class Connections:
-    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0):
+    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0,
+                 compress: bool = True):
+        """`compress`: False for a database written once and read once (a staged import's scratch file): its
+        columns are stored as they are, which writes and reads them faster than compressing them would."""
         self.path = resolve_db_path(path)
+        self.compress = compress
         self.lock_timeout = lock_timeout
         self.linger = linger
         self._local = threading.local()
@@ -219,7 +223,10 @@ class Connections:
         while True:
             try:
                 with _OPEN_LOCK:
-                    return duckdb.connect(self.path)
+                    con = duckdb.connect(self.path)
+                if not self.compress:
+                    con.execute("SET force_compression = 'uncompressed'")
+                return con
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc

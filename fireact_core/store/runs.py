@@ -17,6 +17,7 @@ from ..errors import NotFoundError
 from ..records import Lint, Source, Trajectory
 from ..redact import redact_text, redact_trajectory, redact_value
 from . import schema
+from .answers import first_per_question_sql
 from .connection import naive, utc
 from .trajectories import _rows
 
@@ -41,11 +42,25 @@ schema.register("runs", [
 RUN_FIELDS = ["name", "task", "split", "method", "model", "settings", "status", "total", "attempted", "finished",
               "unfinished", "failed", "em_sum", "f1_sum", "tokens_in", "tokens_out", "cost_usd", "cancel", "error",
               "pid", "started_at", "heartbeat", "ended_at"]
-COUNTERS_SQL = """
+# Counts are over every trajectory of the run; right answers and F1 over the trajectory that stands for each
+# question, right as `answers` says (the Dashboard's, Compare's and `report`'s definition).
+COUNTERS_SQL = f"""
+    WITH firsts AS ({first_per_question_sql("{correct} AS ok, t.f1", "t.source = $name")})
     SELECT count(*), count(*) FILTER (status = 'finished'), count(*) FILTER (status = 'unfinished'),
-           count(*) FILTER (status = 'failed'), coalesce(sum(em), 0), coalesce(sum(f1), 0),
+           count(*) FILTER (status = 'failed'), (SELECT count(*) FILTER (WHERE ok) FROM firsts),
+           (SELECT coalesce(sum(f1), 0) FROM firsts),
            coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), coalesce(sum(cost_usd), 0)
-    FROM trajectories WHERE source = ?
+    FROM trajectories WHERE source = $name
+"""
+# A run's row with, from its trajectories, how many questions it asked, how many of them are scored (right or
+# wrong) and how many have an F1, one trajectory per question as `answers` says.
+RUNS_SQL = f"""
+    WITH firsts AS ({first_per_question_sql("t.source, {correct} AS ok, t.f1", "{where}")}),
+    asked AS (SELECT source, count(*) AS questions, count(ok) AS scored, count(f1) AS f1_scored
+              FROM firsts GROUP BY source)
+    SELECT {", ".join("r." + f for f in RUN_FIELDS)}, coalesce(q.questions, 0) AS questions,
+           coalesce(q.scored, 0) AS scored, coalesce(q.f1_scored, 0) AS f1_scored
+    FROM runs r LEFT JOIN asked q ON q.source = r.name
 """
 
 
@@ -74,9 +89,12 @@ def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
     row["settings"] = json.loads(row["settings"]) if row["settings"] else {}
     for key in ("started_at", "heartbeat", "ended_at"):
         row[key] = utc(row[key])
-    planned = max(row["total"] or 0, row["attempted"] or 0)
-    row["em"] = row["em_sum"] / planned if planned else None
-    row["f1"] = row["f1_sum"] / planned if planned else None
+    # the questions planned (one asked twice counts once), never fewer than those asked: as the Dashboard counts
+    questions = row.pop("questions")
+    planned = max((row["total"] or 0) - ((row["attempted"] or 0) - questions), questions)
+    scored, f1_scored = row.pop("scored"), row.pop("f1_scored")
+    row["em"] = row["em_sum"] / planned if planned and scored else None
+    row["f1"] = row["f1_sum"] / planned if planned and f1_scored else None
     return row
 
 
@@ -111,7 +129,7 @@ class RunStore:
         return self.get_run(name)
 
     def _recount(self, con: Any, name: str) -> None:
-        counts = con.execute(COUNTERS_SQL, [name]).fetchone()
+        counts = con.execute(COUNTERS_SQL, {"name": name}).fetchone()
         con.execute("UPDATE runs SET attempted = ?, finished = ?, unfinished = ?, failed = ?, em_sum = ?, f1_sum = ?, "
                     "tokens_in = ?, tokens_out = ?, cost_usd = ?, heartbeat = ? WHERE name = ?",
                     [*counts, _utcnow(), name])
@@ -163,14 +181,16 @@ class RunStore:
 
     def get_run(self, name: str) -> dict[str, Any]:
         with self.db.connect() as con:
-            rows = _rows(con.execute(f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE name = ?", [name]))
+            rows = _rows(con.execute(RUNS_SQL.format(where="t.source = $name") + " WHERE r.name = $name",
+                                     {"name": name}))
         if not rows:
             raise NotFoundError(f"no run named '{name}': see `fireact runs` for the runs there are")
         return _run_dict(rows[0])
 
     def list_runs(self) -> list[dict[str, Any]]:
         with self.db.connect() as con:
-            rows = _rows(con.execute(f"SELECT {', '.join(RUN_FIELDS)} FROM runs ORDER BY started_at, name"))
+            rows = _rows(con.execute(RUNS_SQL.format(where="t.source IN (SELECT name FROM runs)")
+                                     + " ORDER BY r.started_at, r.name"))
         return [_run_dict(r) for r in rows]
 
     def log_run_event(self, name: str, kind: str, message: str) -> None:

@@ -1,8 +1,9 @@
 """Large imports are parsed and written into a scratch database beside the main one, then copied in by short
 transactions, so the main file is held only a moment at a time (the app and other commands read in between).
 
-The scratch database has the same schema (the same migrations ran). The copy takes the scratch trajectories in
-stretches of file order. Each stretch is one transaction of its own: it claims the ids the main database does
+The scratch database has the same schema (the same migrations ran) and stores its columns uncompressed (it is
+written once and read once). The copy takes the scratch trajectories in stretches of file order. Each stretch is
+one transaction of its own: it claims the ids the main database does
 not hold and nobody else has claimed (`import_claims`, so two imports of one file at once add one set of rows)
 and copies their steps, lints, revisions and annotations. Those rows stay out of sight meanwhile: every reader
 reaches them through their trajectory, and no trajectory row points at them yet. A last short transaction adds
@@ -126,7 +127,8 @@ class StagedImportStore:
         except BaseException:
             self._abandon(import_id)
             raise
-        # landed; claims left behind are cleared by the next staged import
+        # landed; its claims go in a transaction of their own, keeping the landing's short (any left behind are
+        # cleared by the next staged import)
         with suppress(Exception), self.db.transaction() as con:
             _forget(con, import_id)
         return added
