@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,10 +110,58 @@ def browser():
         b.close()
 
 
+class ScriptRuns:
+    """What a page's websockets say about Streamlit's script runs: `asked` counts the reruns the page requested
+    (BackMsg rerun_script: a widget changed, a button was pressed, a page of the app was opened), `answered` is
+    how many of them had been requested when the last completed run started (ForwardMsg new_session, then
+    script_finished other than "stopped early for a rerun"). Every request has been answered once
+    answered >= asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.started = 0
+        self.answered = 0
+
+    def attach(self, page) -> None:
+        page.on("websocket", lambda ws: (ws.on("framesent", self._sent), ws.on("framereceived", self._received)))
+
+    def _sent(self, payload: str | bytes) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        if isinstance(payload, bytes):
+            msg = BackMsg()
+            msg.ParseFromString(payload)
+            if msg.WhichOneof("type") == "rerun_script":
+                self.asked += 1
+
+    def _received(self, payload: str | bytes) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        if not isinstance(payload, bytes):
+            return
+        msg = ForwardMsg()
+        msg.ParseFromString(payload)
+        kind = msg.WhichOneof("type")
+        if kind == "new_session":
+            self.started = self.asked
+        elif kind == "script_finished" and msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+            self.answered = self.started
+
+
+RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def follow_runs(page) -> None:
+    """Follow the script runs of a page from now on (what `settle` waits on)."""
+    RUNS[page] = runs = ScriptRuns()
+    runs.attach(page)
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
+    follow_runs(pg)
     yield pg
     context.close()
 
@@ -125,18 +174,30 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+IDLE = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return !!app && app.getAttribute("data-test-script-state") === "notRunning"
+    && !document.querySelector('[data-testid="stStatusWidget"]');
+}"""
+
+
 def wait_for_app(page, timeout: float = 30000) -> None:
-    """Wait until Streamlit has finished running the page script."""
+    """Wait until Streamlit is connected and no script run is going on (stApp's script state is notRunning)."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
-    )
+    page.wait_for_function(IDLE, timeout=timeout)
 
 
-def settle(page) -> None:
-    """Let a rerun that an action started begin (Streamlit shows no sign of it at first), then wait for the app."""
-    page.wait_for_timeout(300)
-    wait_for_app(page)
+def settle(page, timeout: float = 90.0) -> None:
+    """Wait until every script run the page has asked for so far (a widget changed, a button pressed) has been
+    answered by a run that started after the request and finished, and the app is idle. Pages of the `page`
+    fixture are followed (`follow_runs`)."""
+    from tests.helpers import wait_until
+
+    runs = RUNS.get(page)
+    assert runs is not None, "settle() needs a page that follow_runs() follows (the page fixture's pages are)"
+    # page.evaluate also lets Playwright deliver the websocket frames received meanwhile
+    wait_until(lambda: page.evaluate(IDLE) and runs.answered >= runs.asked, timeout,
+               "the app to answer every rerun the page asked for")
 
 
 @pytest.fixture
