@@ -109,9 +109,64 @@ def browser():
         b.close()
 
 
+# Follows, in the page, the messages of Streamlit's websocket as they are sent and received (protobuf, read field
+# by field): `asked` counts the reruns the page requested (BackMsg rerun_script, field 11: a widget changed, a
+# button pressed, a page of the app opened); a run's start (ForwardMsg new_session, 4) records how many had been
+# asked by then, its end (script_finished, 6, other than 2 "stopped early for a rerun") keeps that number, and the
+# session going idle (session_status_changed, 9, without script_is_running) makes it `answered`. Every request
+# has been answered by a run that started after it once answered >= asked. Counted as the bytes pass, so a click's
+# request is counted before the click returns.
+WATCH_RUNS = """
+(() => {
+  const w = window.__fireactRuns = {asked: 0, started: 0, finished: 0, answered: 0};
+  const varint = (b, i) => {
+    let v = 0, m = 1;
+    for (;;) { const c = b[i++]; v += (c & 127) * m; m *= 128; if (c < 128) return [v, i]; }
+  };
+  const fields = (b) => {
+    const out = [];
+    let i = 0;
+    while (i < b.length) {
+      let tag, v, n;
+      [tag, i] = varint(b, i);
+      const type = tag % 8;
+      if (type === 0) { [v, i] = varint(b, i); out.push([Math.floor(tag / 8), v]); }
+      else if (type === 2) { [n, i] = varint(b, i); out.push([Math.floor(tag / 8), b.subarray(i, i + n)]); i += n; }
+      else if (type === 1) i += 8;
+      else if (type === 5) i += 4;
+      else break;
+    }
+    return out;
+  };
+  const bytes = (d) => d instanceof ArrayBuffer ? new Uint8Array(d)
+    : ArrayBuffer.isView(d) ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : null;
+  const received = (event) => {
+    const b = bytes(event.data);
+    if (!b) return;
+    for (const [num, value] of fields(b)) {
+      if (num === 4) w.started = w.asked;
+      else if (num === 6 && value !== 2) w.finished = w.started;
+      else if (num === 9 && !fields(value).some(([n, v]) => n === 2 && v === 1)) w.answered = w.finished;
+    }
+  };
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    const b = bytes(data);
+    if (b && fields(b).some(([num]) => num === 11)) w.asked += 1;
+    return send.call(this, data);
+  };
+  const Socket = window.WebSocket;
+  window.WebSocket = class extends Socket {
+    constructor(...args) { super(...args); this.addEventListener("message", received); }
+  };
+})();
+"""
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(WATCH_RUNS)  # what settle() waits on
     pg = context.new_page()
     yield pg
     context.close()
@@ -125,18 +180,29 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+IDLE = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return !!app && app.getAttribute("data-test-script-state") === "notRunning"
+    && !document.querySelector('[data-testid="stStatusWidget"]');
+}"""
+
+
 def wait_for_app(page, timeout: float = 30000) -> None:
-    """Wait until Streamlit has finished running the page script."""
+    """Wait until Streamlit is connected and no script run is going on (stApp's script state is notRunning)."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    page.wait_for_function(IDLE, timeout=timeout)
+
+
+def settle(page, timeout: float = 90000) -> None:
+    """Wait until every script run the page has asked for so far (a widget changed, a button pressed) has been
+    answered by a run that started after the request and finished, and the app is idle. Needs WATCH_RUNS in the
+    page (the `page` fixture's context adds it)."""
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
-    )
-
-
-def settle(page) -> None:
-    """Let a rerun that an action started begin (Streamlit shows no sign of it at first), then wait for the app."""
-    page.wait_for_timeout(300)
-    wait_for_app(page)
+        f"""() => {{
+          const w = window.__fireactRuns;
+          if (!w) throw new Error("settle() needs WATCH_RUNS in the page (the page fixture adds it)");
+          return w.answered >= w.asked && ({IDLE})();
+        }}""", timeout=timeout)
 
 
 @pytest.fixture

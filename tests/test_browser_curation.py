@@ -120,7 +120,8 @@ def script_html_and_markdown_image_render_as_text(base: str, page) -> None:
         page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')")
         if path.startswith("Compare"):
             page.locator(".fireact-compare").scroll_into_view_if_needed()
-        page.wait_for_timeout(500)
+        wait_for_app(page)
+        page.evaluate("() => document.fonts.ready.then(() => new Promise(r => requestAnimationFrame(() => r(null))))")
         screenshot(page, name)
         assert page.evaluate("() => window.__xss") is None
         assert page.locator('img[src*="127.0.0.1:9"]').count() == 0

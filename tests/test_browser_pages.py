@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
-from tests.conftest import copy_database, ROOT, free_port, screenshot, wait_for_app, wait_for_port
+from tests.conftest import copy_database, ROOT, free_port, screenshot, settle, wait_for_app, wait_for_port
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
 from tests.helpers.runs import RUN_A, RUN_B
@@ -57,11 +57,6 @@ def opened(page, url: str, ready: str) -> None:
     """Go to `url` and wait for the element the page draws last."""
     page.goto(url)
     page.locator(ready).first.wait_for(timeout=90_000)
-    wait_for_app(page, timeout=90_000)
-
-
-def settle(page) -> None:
-    page.wait_for_timeout(300)
     wait_for_app(page, timeout=90_000)
 
 
@@ -166,10 +161,12 @@ def test_mix_train_dashboard_home(app, page):
     main = page.get_by_test_id("stMain")
     main.get_by_label("Name", exact=True).fill("second-mix")
     main.get_by_role("button", name="Save version").click()
-    main.get_by_text("Saved 'second-mix'").wait_for()
+    settle(page)  # the save's run has ended: the buttons below are its own, not the ones drawn before it
+    expect(main.get_by_text("Saved 'second-mix'")).to_be_visible()
     expect(main.get_by_role("combobox", name="Version")).to_have_value("second-mix")
     main.get_by_role("button", name="Prepare download").click()
-    main.get_by_role("button", name=re.compile("Download second-mix")).wait_for()
+    settle(page)
+    expect(main.get_by_role("button", name=re.compile("Download second-mix"))).to_be_visible()
 
     opened(page, f"{base}/Train", "[data-testid=stForm]")
     local = page.get_by_role("tabpanel", name="Local")
