@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import schema
 from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
 from .curation import BrowseStore
@@ -15,15 +14,11 @@ from .datasets import DatasetStore
 from .forks import ForkStore
 from .history import BulkHistory, HistoryStore
 from .jobs import JobStore
-from .keys import KEYS
 from .reports import ReportStore
 from .runs import RunStore
-from .staging import STAGING, StagedImportStore, scratch_path, share_added, should_stage
+from .staging import StagedImportStore, scratch_path, share_added, should_stage
 from .team import TeamStore
 from .trajectories import TrajectoryStore, question_key
-
-schema.register("keys", KEYS)  # after every feature's tables: it declares their keys
-schema.register("staging", STAGING)  # staged imports under way (they declare their own keys)
 
 
 class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore,

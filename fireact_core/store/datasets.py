@@ -14,7 +14,6 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import ConflictError, NotFoundError
-from . import schema
 from .answers import correct_sql
 from .cache import cached_read
 from .connection import naive, utc
@@ -28,23 +27,6 @@ from .trajectories import (
     trajectory_from_row,
 )
 
-schema.register("datasets", [
-    # 1: versions, their members, and copies of the members' rows (trajectory and steps) per revision
-    """
-    CREATE TABLE dataset_versions (
-        name VARCHAR PRIMARY KEY, spec VARCHAR NOT NULL, seed BIGINT, created_at TIMESTAMP, created_by VARCHAR,
-        content_hash VARCHAR, size INTEGER, n_train INTEGER, n_val INTEGER, cells VARCHAR, parent VARCHAR,
-        loss_mask VARCHAR, note VARCHAR
-    );
-    CREATE TABLE dataset_members (
-        dataset VARCHAR NOT NULL, position INTEGER NOT NULL, trajectory_id VARCHAR NOT NULL, rev INTEGER,
-        split VARCHAR NOT NULL, task VARCHAR, method VARCHAR
-    );
-    CREATE TABLE dataset_snapshot_trajectories AS SELECT * FROM trajectories WHERE false;
-    CREATE TABLE dataset_snapshot_steps AS SELECT * FROM steps WHERE false;
-    ALTER TABLE dataset_snapshot_steps ADD COLUMN revision INTEGER;
-    """,
-])
 
 _POOL_BASE = """
 WITH b AS (

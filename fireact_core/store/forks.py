@@ -1,5 +1,5 @@
 """Fork links: which trajectory was continued from which parent, at which step of which revision (SQL lives
-here; the table is registered through schema.register)."""
+here; the table is in schema.py)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,9 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from ..records import ForkLink
-from . import schema
 from .connection import Connections, naive, utc
 from .trajectories import insert_table, register
 
-schema.register("forks", [
-    """
-    CREATE TABLE forks (
-        child_id VARCHAR PRIMARY KEY, parent_id VARCHAR NOT NULL, parent_revision INTEGER NOT NULL,
-        fork_step INTEGER NOT NULL, run VARCHAR, kind VARCHAR NOT NULL, created_at TIMESTAMP
-    );
-    """,
-])
 
 FORK_COLUMNS = ["child_id", "parent_id", "parent_revision", "fork_step", "run", "kind", "created_at"]
 FORK_SCHEMA = pa.schema([

@@ -11,29 +11,10 @@ import pyarrow as pa
 
 from ..filters import TrajectoryFilter
 from ..records import Annotation, now
-from . import schema
 from .connection import naive, utc
 from .curation import order_sql
 from .trajectories import _rows, register
 
-schema.register("team", ["""
-    CREATE TABLE users (
-        name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, created_by VARCHAR,
-        updated_at TIMESTAMP, updated_by VARCHAR
-    );
-    CREATE TABLE assignments (
-        trajectory_id VARCHAR NOT NULL, annotator VARCHAR NOT NULL, assigned_at TIMESTAMP NOT NULL,
-        assigned_by VARCHAR, PRIMARY KEY (trajectory_id, annotator)
-    );
-    CREATE TABLE adjudications (
-        trajectory_id VARCHAR PRIMARY KEY, status VARCHAR, labels VARCHAR, decided_by VARCHAR NOT NULL,
-        decided_at TIMESTAMP NOT NULL, seq INTEGER NOT NULL, note VARCHAR
-    );
-    CREATE TABLE owners (
-        kind VARCHAR NOT NULL, id VARCHAR NOT NULL, created_by VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL,
-        PRIMARY KEY (kind, id)
-    );
-"""])
 
 # Each author's latest annotation event per trajectory, leaving out the events an adjudication wrote.
 DECISIONS = """
