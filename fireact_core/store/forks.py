@@ -9,7 +9,8 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from ..records import ForkLink
-from .connection import Connections, naive, utc
+from .connection import naive, utc
+from .repository import Repository
 from .trajectories import insert_table, register
 
 
@@ -51,10 +52,8 @@ def _link(row: tuple) -> ForkLink:
     return ForkLink.model_validate(data)
 
 
-class ForkStore:
-    """Mixin of `Store`: links from continued trajectories to their parents."""
-
-    db: Connections
+class ForkRepository(Repository):
+    """Links from continued trajectories to their parents."""
 
     def add_forks(self, rows: Iterable[ForkLink]) -> int:
         """Add links whose child is not linked yet (a child has one parent; a link saved twice is kept once),

@@ -8,8 +8,9 @@ from typing import Any
 from ..errors import FireactError, NotFoundError
 from ..records import now
 from ..redact import redact_text, redact_value
-from ..training.records import RegisteredModel, TrainJob
+from ..records import RegisteredModel, TrainJob
 from .connection import naive, utc
+from .repository import Repository
 
 
 JOB_COLUMNS = ["id", "kind", "status", "dataset", "base_model", "out", "config", "steps", "loss_first", "loss_last",
@@ -41,8 +42,8 @@ def _model_from(row: tuple) -> RegisteredModel:
     return RegisteredModel.model_validate(data)
 
 
-class JobStore:
-    """Mixin of `Store`: training jobs and the model registry."""
+class JobRepository(Repository):
+    """Training jobs and the model registry."""
 
     def save_job(self, job: TrainJob) -> TrainJob:
         """Insert a job, or replace the row of a job with the same id."""

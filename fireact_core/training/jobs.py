@@ -23,7 +23,7 @@ from ..team.roles import actor
 from .config import LocalTrainConfig, default_run_folder
 from .data import export_dataset, export_pair_dataset
 from .local import METRICS_FILE, REPORT_FILE, STATUS_FILE, result_folder
-from .records import RegisteredModel, TrainJob
+from ..records import RegisteredModel, TrainJob
 
 LOG_FILE = "train.log"
 CONFIG_FILE = "config.json"

@@ -18,7 +18,7 @@ from typing import Any
 from ..hub_cards import CITATION_SECTION
 from ..errors import NotFoundError
 from ..files import write_text
-from .records import RegisteredModel
+from ..records import RegisteredModel
 
 CARD_FILE = "README.md"
 FACTS_FILE = "fireact_model.json"

@@ -21,7 +21,7 @@ from ..formats.fireact import write_openai
 from ..team.roles import actor
 from .config import OpenAITrainConfig, default_run_folder
 from .local import METRICS_FILE
-from .records import RegisteredModel, TrainJob
+from ..records import RegisteredModel, TrainJob
 
 STATUS = {"validating_files": "queued", "queued": "queued", "running": "running", "succeeded": "succeeded",
           "failed": "failed", "cancelled": "cancelled"}
