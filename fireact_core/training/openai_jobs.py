@@ -12,16 +12,19 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from ..datasets_export import write_splits
 from ..errors import FireactError, PrerequisiteError, missing_package
 from ..files import read_json_lines, write_file, write_text
 from ..redact import redact_value, remember, url_password
-from ..formats.fireact import write_openai
 from ..team.roles import actor
 from .config import OpenAITrainConfig, default_run_folder
 from .local import METRICS_FILE
 from ..records import RegisteredModel, TrainJob
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 STATUS = {"validating_files": "queued", "queued": "queued", "running": "running", "succeeded": "succeeded",
           "failed": "failed", "cancelled": "cancelled"}
@@ -62,21 +65,9 @@ def call(what: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         raise OpenAIJobError(f"OpenAI API error on {what}: {exc.message}") from exc
 
 
-def export_chat_files(store: Any, dataset: str, folder: Path) -> dict[str, Any]:
+def export_chat_files(store: Store, dataset: str, folder: Path) -> dict[str, Path]:
     """The version's train (and val) members as OpenAI chat JSONL; steps not trained on get `weight: 0`."""
-    splits: dict[str, list] = {"train": [], "val": []}
-    for split, traj in store.iter_dataset_trajectories(dataset):
-        splits.setdefault(split, []).append(traj)
-    if not splits["train"]:
-        raise FireactError(f"dataset version '{dataset}' has no training members")
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for split in ("train", "val"):
-        if splits[split]:
-            with write_file(folder / f"{split}.jsonl", force=True) as out:
-                write_openai(splits[split], out)
-            files[split] = folder / f"{split}.jsonl"
-    return files
+    return {split: path for split, (path, _) in write_splits(store, dataset, "openai-jsonl", folder).items()}
 
 
 def preference_row(pair: Any) -> dict[str, Any]:
