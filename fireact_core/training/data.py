@@ -174,7 +174,7 @@ def export_dataset(store: Store, dataset: str, folder: str | Path) -> dict[str, 
     return info
 
 
-def export_pair_dataset(store: Any, dataset: str, folder: str | Path) -> dict[str, Any]:
+def export_pair_dataset(store: Store, dataset: str, folder: str | Path) -> dict[str, Any]:
     """Write a version of pairs' train and val pairs (built among its snapshotted members) to `folder` as DPO rows
     (TRL's conversational prompt, chosen, rejected); returns the same facts as `export_dataset`."""
     from ..pairs import dataset_pairs, pair_rows

@@ -77,7 +77,7 @@ def preference_row(pair: Any) -> dict[str, Any]:
             "non_preferred_output": pair.rejected}
 
 
-def export_preference_files(store: Any, dataset: str, folder: Path) -> dict[str, Any]:
+def export_preference_files(store: Store, dataset: str, folder: Path) -> dict[str, Any]:
     """A version of step pairs' train (and val) pairs in the API's preference JSONL."""
     from ..pairs import dataset_pairs, pair_level
 
@@ -104,7 +104,7 @@ def _upload(client: Any, path: Path) -> str:
                     purpose="fine-tune").id
 
 
-def start_openai_job(store: Any, config: OpenAITrainConfig, api_key: str | None = None,
+def start_openai_job(store: Store, config: OpenAITrainConfig, api_key: str | None = None,
                      by: str | None = None) -> TrainJob:
     """Export, upload and create the remote job; the job is recorded only once the API has accepted it."""
     by = actor(store, by, "train")
@@ -157,7 +157,7 @@ def read_events(run: str | Path) -> list[dict[str, Any]]:
     return list(read_json_lines(Path(run) / EVENTS_FILE))
 
 
-def refresh_openai_job(store: Any, job: TrainJob, api_key: str | None = None) -> TrainJob:
+def refresh_openai_job(store: Store, job: TrainJob, api_key: str | None = None) -> TrainJob:
     """Ask the API how the job is going; record status, events and losses; register the model on success."""
     if job.finished:
         return job
@@ -182,13 +182,13 @@ def refresh_openai_job(store: Any, job: TrainJob, api_key: str | None = None) ->
     return job
 
 
-def cancel_openai_job(store: Any, job: TrainJob, api_key: str | None = None) -> TrainJob:
+def cancel_openai_job(store: Store, job: TrainJob, api_key: str | None = None) -> TrainJob:
     client = make_client(job.config.get("base_url", ""), api_key)
     remote = call(f"fine_tuning.jobs.cancel ({job.remote_id})", client.fine_tuning.jobs.cancel, job.remote_id)
     return store.update_job(job.id, status=STATUS.get(remote.status, "cancelled"), error="cancelled")
 
 
-def follow_openai_job(store: Any, job_id: str, on_event: Callable[[str], None] | None = None, poll_s: float = 5.0,
+def follow_openai_job(store: Store, job_id: str, on_event: Callable[[str], None] | None = None, poll_s: float = 5.0,
                       api_key: str | None = None, timeout_s: float | None = None) -> TrainJob:
     """Poll until the job ends, passing each new event's message to `on_event`."""
     seen = 0
