@@ -109,7 +109,7 @@ def llamafactory_messages(messages: list[dict]) -> tuple[list[dict] | None, Coun
 
 
 def _llamafactory(folder: Path, rows: dict[str, list[dict]], version: dict) -> dict[str, Any]:
-    files, info, notes, counts = {}, {}, Counter(), {}
+    files, info, notes, counts = dict[str, Any](), dict[str, Any](), Counter[str](), dict[str, Any]()
     for split, members in rows.items():
         kept = []
         for row in members:

@@ -289,7 +289,7 @@ def first_wrong_step(store: Store, traj: Trajectory, rule: str | None = None) ->
     without one, a wrong or unfinished answer's last step. None: nothing to repair from."""
     lints = [x for x in store.lints_of(traj.id) if x.step is not None and (rule is None or x.kind == rule)]
     if lints:
-        return min(x.step for x in lints)
+        return min(x.step for x in lints if x.step is not None)
     if rule is None and traj.steps and is_correct(traj.em, traj.reward) is not True:
         return len(traj.steps) - 1
     return None

@@ -65,7 +65,7 @@ def cells_frame(plan: MixPlan) -> pd.DataFrame:
     table.insert(2, "asked %", (plan.cells["share"] * PERCENT).round(1))
     got = max(int(table["got"].sum()), 1)
     table.insert(4, "got %", (table["got"] * PERCENT / got).round(1))
-    total = {c: int(table[c].sum()) for c in cols[1:]}
+    total: dict[str, Any] = {c: int(table[c].sum()) for c in cols[1:]}
     total.update({"cell": "total", "asked %": 100.0, "got %": 100.0 if plan.size else 0.0})
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 

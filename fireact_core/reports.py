@@ -194,11 +194,7 @@ def lineage_choices(table: pd.DataFrame, registry: dict[str, dict]) -> list[str]
 
 def model_registry(store: Store) -> dict[str, dict]:
     """Models registered by training (name -> record as a dict)."""
-    out = {}
-    for rec in store.list_models():
-        data = rec.model_dump() if hasattr(rec, "model_dump") else dict(rec if isinstance(rec, dict) else vars(rec))
-        out[data.get("name")] = data
-    return out
+    return {rec.name: rec.model_dump() for rec in store.list_models()}
 
 
 def steps_distribution(store: Store, runs: Sequence[str] | None = None) -> pd.DataFrame:
@@ -346,7 +342,8 @@ def contingency_table(cmp: PairedComparison) -> pd.DataFrame:
 # ---- robustness ---------------------------------------------------------------------------------------------
 
 def _key(row: dict[str, Any]) -> tuple[str, str, str]:
-    return tuple(row[k] if isinstance(row[k], str) else "" for k in ("task", "model", "method"))
+    task, model, method = (row[k] if isinstance(row[k], str) else "" for k in ("task", "model", "method"))
+    return task, model, method
 
 
 def robustness(store: Store, table: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:

@@ -252,7 +252,7 @@ class BrowseStore:
         left = limit
         while left is None or left > 0:
             size = batch if left is None else min(batch, left)
-            more, more_params = "", []
+            more, more_params = "", list[Any]()
             if after is not None:
                 more, more_params = _after_row(column, descending, *after)
             sql = (f"SELECT t.rowid, {column}, t.id FROM trajectories t WHERE {where}{more} ORDER BY {order} "

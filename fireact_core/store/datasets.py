@@ -53,7 +53,7 @@ WITH b AS (
 
 def _filter_conditions(filters: dict[str, Any]) -> list[tuple[str, str, list]]:
     """(name, SQL condition a kept trajectory meets, parameters) of each active filter, in funnel order."""
-    conds = []
+    conds: list[tuple[str, str, list[Any]]] = []
     if filters.get("only_correct"):
         conds.append(("only_correct", "correct", []))
     if filters.get("only_accepted"):

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
 
 from ..errors import FireactError
 from ..files import write_text
@@ -39,6 +39,8 @@ def setting(default: Any, help: str, group: str = "Training", **extra: Any) -> A
 
 
 class ConfigMixin:
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # every config is a dataclass
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

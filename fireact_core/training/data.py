@@ -127,7 +127,7 @@ class PaddingCollator:
         width = max(len(ex["input_ids"]) for ex in batch)
         if self.multiple_of:
             width = -(-width // self.multiple_of) * self.multiple_of
-        out = {"input_ids": [], "labels": [], "attention_mask": []}
+        out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "attention_mask": []}
         for ex in batch:
             pad = width - len(ex["input_ids"])
             out["input_ids"].append(ex["input_ids"] + [self.pad_id] * pad)
