@@ -21,7 +21,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -36,6 +36,9 @@ from .redact import remember, url_password
 from .tasks import Question, get_task
 from .tools import SearchCache, Toolbox, make_search
 from .tools.perturb import Perturber, parse_perturb
+
+if TYPE_CHECKING:
+    from .store import Store
 
 SECRET_FIELDS = {"api_key", "serpapi_key"}
 _ACTIVE: set[str] = set()  # runs going on in this process
@@ -131,7 +134,7 @@ class RunProgress:
 
 @dataclass
 class Plan:
-    store: Any
+    store: Store
     config: RunConfig
     questions: list[Question]
     todo: list[Question]
@@ -168,7 +171,7 @@ def check_settings(cfg: RunConfig) -> None:
     remember(*cfg.secrets(), url_password(cfg.base_url))
 
 
-def prepare_run(store: Any, cfg: RunConfig, by: str | None = None,
+def prepare_run(store: Store, cfg: RunConfig, by: str | None = None,
                 questions: list[Question] | None = None) -> Plan:
     """Check the settings, pick the questions (unless given) and register (or take up) the run; nothing runs
     yet. `by` (default: the operating-system user) must be allowed to generate and is recorded as who started it."""
@@ -200,7 +203,7 @@ def _model_name(cfg: RunConfig) -> str:
     return cfg.model
 
 
-def _check_same_run(store: Any, cfg: RunConfig) -> None:
+def _check_same_run(store: Store, cfg: RunConfig) -> None:
     try:
         old = store.get_run(cfg.run)
     except FireactError:
@@ -559,7 +562,7 @@ def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None,
         runner.writer.close()
 
 
-def _refresh_model_cards(store: Any, name: str, model: str | None) -> None:
+def _refresh_model_cards(store: Store, name: str, model: str | None) -> None:
     """A run of a registered model adds its scores to that model's card; a card that cannot be written is
     noted in the run's events and leaves the run as it ended."""
     from .training.model_card import refresh_cards_for_run
@@ -570,7 +573,7 @@ def _refresh_model_cards(store: Any, name: str, model: str | None) -> None:
         store.log_run_event(name, "warning", f"model card not brought up to date: {exc}")
 
 
-def run_generation(store: Any, cfg: RunConfig, progress: Callable[[RunProgress], None] | None = None,
+def run_generation(store: Store, cfg: RunConfig, progress: Callable[[RunProgress], None] | None = None,
                    by: str | None = None) -> dict:
     """Prepare and run in the foreground (the CLI)."""
     return execute(prepare_run(store, cfg, by), progress)
@@ -594,7 +597,7 @@ def launch(open_store: Callable[[], Any], cfg: RunConfig, progress: Callable[[Ru
     return execute(Plan(store=None, config=cfg, questions=questions, todo=questions), progress, opening)
 
 
-def start_run(store: Any, cfg: RunConfig, by: str | None = None) -> str:
+def start_run(store: Store, cfg: RunConfig, by: str | None = None) -> str:
     """Prepare in the foreground (bad settings raise here), then run in a background thread; returns the name."""
     plan = prepare_run(store, cfg, by)
     _ACTIVE.add(cfg.run)
@@ -609,7 +612,7 @@ def start_run(store: Any, cfg: RunConfig, by: str | None = None) -> str:
     return cfg.run
 
 
-def cancel_run(store: Any, name: str, by: str | None = None) -> bool:
+def cancel_run(store: Store, name: str, by: str | None = None) -> bool:
     """Ask a running run to stop (the engine polls the flag); what ended stays, the rest can be taken up again.
     Returns False, asking nothing, when the run is not running."""
     from .team.roles import actor
@@ -632,7 +635,7 @@ def default_run_name(task: str, split: str, method: str, model: str) -> str:
     return f"{task}_{split}_{method}_{safe}_{stamp}"
 
 
-def registered_models(store: Any) -> list[Any]:
+def registered_models(store: Store) -> list[Any]:
     """Models the training jobs registered."""
     return list(store.list_models())
 
@@ -648,7 +651,7 @@ def model_settings(model: Any) -> dict[str, Any]:
     return {"backend": "openai", "model": ref, "mode": "finetuned"}
 
 
-def run_view(store: Any, name: str, stale_s: float = 30.0) -> dict[str, Any]:
+def run_view(store: Store, name: str, stale_s: float = 30.0) -> dict[str, Any]:
     """A run's row plus what a progress display needs: fraction, ETA and whether a "running" run went quiet."""
     run = store.get_run(name)
     total, done = run["total"] or 0, run["attempted"] or 0

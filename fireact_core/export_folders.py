@@ -21,11 +21,14 @@ import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .hub_cards import dataset_card
 from .datasets_export import arrow_table, member_row, parquet_schema
 from .errors import FireactError
+
+if TYPE_CHECKING:
+    from .store import Store
 
 SPLIT_NAMES = {"train": "train", "val": "validation"}
 HF_COLUMNS = ["id", "messages", "task", "method", "source", "qid", "question", "gold", "prediction", "em", "f1",
@@ -34,7 +37,7 @@ JSON_COLUMNS = ["id", "messages", "task", "method", "source", "qid", "em"]
 WRITTEN = {"README.md", "data", "axolotl.yaml", "dataset_info.json"}
 
 
-def _rows_by_split(store: Any, version: dict) -> dict[str, list[dict]]:
+def _rows_by_split(store: Store, version: dict) -> dict[str, list[dict]]:
     rows: dict[str, list[dict]] = {"train": [], "validation": []}
     for split, t in store.iter_dataset_trajectories(version["name"]):
         rows[SPLIT_NAMES.get(split, split)].append(member_row(split, t, version["loss_mask"], text=False))
@@ -106,7 +109,7 @@ def llamafactory_messages(messages: list[dict]) -> tuple[list[dict] | None, Coun
 
 
 def _llamafactory(folder: Path, rows: dict[str, list[dict]], version: dict) -> dict[str, Any]:
-    files, info, notes, counts = {}, {}, Counter(), {}
+    files, info, notes, counts = dict[str, Any](), dict[str, Any](), Counter[str](), dict[str, Any]()
     for split, members in rows.items():
         kept = []
         for row in members:
@@ -135,7 +138,7 @@ WRITERS: dict[str, Callable[[Path, dict, dict], dict]] = {"hf": _hf, "axolotl": 
                                                           "llamafactory": _llamafactory}
 
 
-def write_folder(store: Any, version: dict, fmt: str, out: Path) -> int:
+def write_folder(store: Store, version: dict, fmt: str, out: Path) -> int:
     """Write the folder `fmt` for a version (both splits) at `out`; returns how many members it holds."""
     rows = _rows_by_split(store, version)
     if "train" not in rows:

@@ -85,8 +85,8 @@ def write_file(target: str | os.PathLike, force: bool = False, binary: bool = Fa
     """An open file (text, UTF-8 with "\\n" line ends, or `binary`) whose content replaces `target` when the
     block ends without error (see the module's rules)."""
     with written_path(target, force) as tmp:
-        fh = open(tmp, "r+b" if binary else "r+", opener=_no_follow,
-                  **({} if binary else {"encoding": "utf-8", "newline": "\n"}))
+        fh: IO[Any] = (open(tmp, "r+b", opener=_no_follow) if binary else
+                       open(tmp, "r+", opener=_no_follow, encoding="utf-8", newline="\n"))
         try:
             yield fh
             fh.flush()

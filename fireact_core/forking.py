@@ -22,7 +22,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .engine import _ACTIVE, Plan, RunConfig, RunProgress, _model_name, _Runner, _scrubbed, execute
 from .episode import EpisodeContext, make_episode
@@ -34,6 +34,9 @@ from .records import Annotation, ForkLink, Step, Trajectory, now, stable_id
 from .store.answers import is_correct
 from .tasks import Question, get_task, list_tasks
 from .team.roles import actor
+
+if TYPE_CHECKING:
+    from .store import Store
 
 Kind = Literal["continue", "repair"]
 REPAIRED = "repaired"
@@ -67,7 +70,7 @@ class ForkJob:
         return self.parent.steps[:self.from_step]
 
 
-def recorded_settings(store: Any, traj: Trajectory) -> dict[str, Any]:
+def recorded_settings(store: Store, traj: Trajectory) -> dict[str, Any]:
     """The RunConfig fields a trajectory was made with: its run's settings (a Studio run), else what its meta and
     source say (an imported file: fine-tuning rows in FireAct's fine-tuned layout, a FireAct run few-shot when it
     kept its prompt)."""
@@ -92,7 +95,7 @@ def recorded_settings(store: Any, traj: Trajectory) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if k in RunConfig.model_fields and k not in NOT_INHERITED}
 
 
-def recorded_spec(store: Any, traj: Trajectory, cfg: RunConfig) -> PromptSpec:
+def recorded_spec(store: Store, traj: Trajectory, cfg: RunConfig) -> PromptSpec:
     """The prompt a trajectory was made with: FireAct's layout with the few-shot text it kept, else the prompt
     its settings name (a saved version of the examples, a FireAct prompt folder, the fine-tuned layout)."""
     kept = traj.prompt[0].content if traj.prompt and traj.prompt[0].role == "user" else None
@@ -113,7 +116,7 @@ def check_fork(traj: Trajectory, k: int) -> None:
         raise FireactError(f"trajectory {traj.id}: step {k} finishes the episode; continue from an earlier step")
 
 
-def fork_config(store: Any, traj: Trajectory, run: str, overrides: dict[str, Any]) -> RunConfig:
+def fork_config(store: Store, traj: Trajectory, run: str, overrides: dict[str, Any]) -> RunConfig:
     """The settings to continue `traj` with: as recorded, then `overrides` (None values left out)."""
     given = {k: v for k, v in overrides.items() if v is not None}
     if given.get("local_model"):
@@ -126,7 +129,7 @@ def fork_config(store: Any, traj: Trajectory, run: str, overrides: dict[str, Any
         raise FireactError(f"trajectory {traj.id}: cannot continue it with these settings: {exc}") from None
 
 
-def make_jobs(store: Any, parents: list[tuple[Trajectory, int]], n: int, run: str, overrides: dict[str, Any],
+def make_jobs(store: Store, parents: list[tuple[Trajectory, int]], n: int, run: str, overrides: dict[str, Any],
               kind: Kind = "continue", drafts: frozenset[str] | set[str] = frozenset()) -> list[ForkJob]:
     """N continuations of each (parent, K); a parent in `drafts` is continued as given (the editor's draft)."""
     if n < 1:
@@ -154,7 +157,7 @@ def fork_run_name(kind: Kind, traj_id: str | None = None) -> str:
     return f"{kind}_{traj_id}_{stamp}" if traj_id else f"{kind}_{stamp}"
 
 
-def prepare_forks(store: Any, jobs: list[ForkJob], by: str | None = None) -> Plan:
+def prepare_forks(store: Store, jobs: list[ForkJob], by: str | None = None) -> Plan:
     """Register (or take up) the run of `jobs`; nothing runs yet. A run taken up again skips the continuations
     it has stored."""
     if not jobs:
@@ -239,7 +242,7 @@ class ForkRunner(_Runner):
         return status
 
 
-def record_repair(store: Any, run: str, tried: int, kept: int, note: str) -> None:
+def record_repair(store: Store, run: str, tried: int, kept: int, note: str) -> None:
     """A repair run's tally, in its events and its source's meta (added to what an earlier go recorded)."""
     with store.db.transaction():
         source = store.get_source(run)
@@ -260,13 +263,13 @@ def child_trajectory(traj: Trajectory, job: ForkJob) -> Trajectory:
                                    "qid": job.parent.qid, "meta": {**traj.meta, "fork": fork}})
 
 
-def run_forks(store: Any, jobs: list[ForkJob], progress: Callable[[RunProgress], None] | None = None,
+def run_forks(store: Store, jobs: list[ForkJob], progress: Callable[[RunProgress], None] | None = None,
               by: str | None = None) -> dict[str, Any]:
     """Prepare and run in the foreground (the CLI); returns the run's row."""
     return execute(prepare_forks(store, jobs, by), progress, runner_class=ForkRunner)
 
 
-def start_forks(store: Any, jobs: list[ForkJob], by: str | None = None) -> str:
+def start_forks(store: Store, jobs: list[ForkJob], by: str | None = None) -> str:
     """Prepare in the foreground (bad settings raise here), then run in a background thread; returns the run."""
     plan = prepare_forks(store, jobs, by)
     _ACTIVE.add(plan.config.run)
@@ -281,18 +284,18 @@ def start_forks(store: Any, jobs: list[ForkJob], by: str | None = None) -> str:
     return plan.config.run
 
 
-def first_wrong_step(store: Any, traj: Trajectory, rule: str | None = None) -> int | None:
+def first_wrong_step(store: Store, traj: Trajectory, rule: str | None = None) -> int | None:
     """The index (0-based) of the first wrong step: its first lint with a step (of kind `rule` when given);
     without one, a wrong or unfinished answer's last step. None: nothing to repair from."""
     lints = [x for x in store.lints_of(traj.id) if x.step is not None and (rule is None or x.kind == rule)]
     if lints:
-        return min(x.step for x in lints)
+        return min(x.step for x in lints if x.step is not None)
     if rule is None and traj.steps and is_correct(traj.em, traj.reward) is not True:
         return len(traj.steps) - 1
     return None
 
 
-def repair_targets(store: Any, f: TrajectoryFilter, rule: str | None = None,
+def repair_targets(store: Store, f: TrajectoryFilter, rule: str | None = None,
                    limit: int | None = None) -> list[tuple[Trajectory, int]]:
     """(trajectory, K) of the failed or wrong trajectories of a filter that have a first wrong step: K is the
     number of steps kept, those before it."""
@@ -307,7 +310,7 @@ def repair_targets(store: Any, f: TrajectoryFilter, rule: str | None = None,
     return out
 
 
-def continue_trajectory(store: Any, traj_id: str, from_step: int, n: int = 1, run: str | None = None,
+def continue_trajectory(store: Store, traj_id: str, from_step: int, n: int = 1, run: str | None = None,
                         overrides: dict[str, Any] | None = None, by: str | None = None,
                         progress: Callable[[RunProgress], None] | None = None) -> dict[str, Any]:
     """`fireact continue`: N continuations of a stored trajectory after its step `from_step`."""
@@ -317,7 +320,7 @@ def continue_trajectory(store: Any, traj_id: str, from_step: int, n: int = 1, ru
     return run_forks(store, jobs, progress, by)
 
 
-def repair(store: Any, f: TrajectoryFilter, n: int = 1, rule: str | None = None, run: str | None = None,
+def repair(store: Store, f: TrajectoryFilter, n: int = 1, rule: str | None = None, run: str | None = None,
            overrides: dict[str, Any] | None = None, by: str | None = None, limit: int | None = None,
            progress: Callable[[RunProgress], None] | None = None, background: bool = False) -> dict[str, Any] | str:
     """`fireact repair`: continue each failed or wrong trajectory of `f` from before its first wrong step;
@@ -333,7 +336,7 @@ def repair(store: Any, f: TrajectoryFilter, n: int = 1, rule: str | None = None,
     return run_forks(store, jobs, progress, by)
 
 
-def family(store: Any, traj_id: str) -> tuple[Trajectory, list[tuple[ForkLink, Trajectory]]]:
+def family(store: Store, traj_id: str) -> tuple[Trajectory, list[tuple[ForkLink, Trajectory]]]:
     """A parent and its continuations (oldest first), for Compare; given a child, its parent's family."""
     link = store.fork_parent(traj_id)
     parent_id = link.parent_id if link is not None else traj_id

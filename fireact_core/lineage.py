@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
 from .errors import NotFoundError
 from .files import read_json_lines
 from .reports import run_records, with_variants
+
+if TYPE_CHECKING:
+    from .store import Store
 
 METRICS_FILE = "metrics.jsonl"  # what training writes in a job's run folder
 
@@ -46,7 +49,7 @@ PARENT_COLUMNS = ["run", "parent_model", "parent_run", "shared", "em", "em_paren
                   "p_value", "verdict"]
 
 
-def data_kind(store: Any, dataset: dict | None) -> str | None:
+def data_kind(store: Store, dataset: dict | None) -> str | None:
     """What a dataset version holds beyond plain trajectories: preference pairs (of a level), or trajectories
     kept by repair (continuations that scored right); None for neither."""
     if not dataset:
@@ -63,7 +66,7 @@ def data_kind(store: Any, dataset: dict | None) -> str | None:
     return None
 
 
-def against_parent(store: Any, table: pd.DataFrame, run: str, task: str, parent: str,
+def against_parent(store: Store, table: pd.DataFrame, run: str, task: str, parent: str,
                    registry: dict[str, dict]) -> pd.DataFrame:
     """`run` against every run, on the same task, of a model trained on the version `parent`: EM of each on the
     questions both answered, the difference with its bootstrap interval, McNemar's p and the verdict."""
@@ -116,7 +119,7 @@ def training_curve(job: dict | None) -> pd.DataFrame | None:
     return pd.DataFrame(rows) if rows else None
 
 
-def run_lineage(store: Any, table: pd.DataFrame, run: str, registry: dict[str, dict]) -> Lineage:
+def run_lineage(store: Store, table: pd.DataFrame, run: str, registry: dict[str, dict]) -> Lineage:
     """The lineage of `run`, a row of the runs table (`reports.run_table`)."""
     t = table if "variant" in table.columns else with_variants(table, registry)
     runs = t["run"].tolist()

@@ -11,10 +11,13 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from .store import Store
 
 CHARS_PER_TOKEN = 4
 SAMPLE_PER_CELL = 100
@@ -46,7 +49,7 @@ class Pool:
         self.available = {c: b - a for c, (a, b) in self.offsets.items()}
 
 
-def load_pool(store: Any, sources: list[str], filters: dict[str, Any], seed: int) -> tuple[Pool, list[str]]:
+def load_pool(store: Store, sources: list[str], filters: dict[str, Any], seed: int) -> tuple[Pool, list[str]]:
     """The pool for these sources, filters and seed (from memory when the data has not changed), and the
     names of the sources there are."""
     key = (str(store.path) if store.path != ":memory:" else id(store), tuple(sorted(sources)),
@@ -84,7 +87,7 @@ def _char_parts(chars: pd.DataFrame, loss_mask: str) -> tuple[pd.Series, pd.Seri
     return total, trained
 
 
-def _sampled_cell_chars(store: Any, pool: Pool) -> pd.DataFrame:
+def _sampled_cell_chars(store: Store, pool: Pool) -> pd.DataFrame:
     """Mean characters per trajectory of each cell, over its first candidates in seed order."""
     if pool.cell_chars is None:
         picks = [np.arange(a, min(b, a + SAMPLE_PER_CELL)) for a, b in pool.offsets.values()]
@@ -95,7 +98,7 @@ def _sampled_cell_chars(store: Any, pool: Pool) -> pd.DataFrame:
     return pool.cell_chars
 
 
-def _per_char(store: Any, pool: Pool, members: pd.DataFrame, tokenizer_dir: str | Path, loss_mask: str) -> float:
+def _per_char(store: Store, pool: Pool, members: pd.DataFrame, tokenizer_dir: str | Path, loss_mask: str) -> float:
     key = f"{Path(tokenizer_dir).resolve()}:{loss_mask}"
     if key not in pool.per_char:
         from .masks import load_tokenizer, tokenize_example
@@ -108,7 +111,7 @@ def _per_char(store: Any, pool: Pool, members: pd.DataFrame, tokenizer_dir: str 
     return pool.per_char[key]
 
 
-def add_token_totals(store: Any, plan: Any, pool: Pool, tokenizer_dir: str | Path | None = None,
+def add_token_totals(store: Store, plan: Any, pool: Pool, tokenizer_dir: str | Path | None = None,
                      exact: bool = False) -> None:
     """Add `tokens` and `trained_tokens` (those that carry loss under the spec's mask) to each cell.
 

@@ -4,12 +4,15 @@ the coloured example and the versions with their lineage. No streamlit here; the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .masks import load_tokenizer, preview_spans, spans_html
 from .mixing import CELL_SEP, MixPlan, MixSpec, list_versions
+
+if TYPE_CHECKING:
+    from .store import Store
 
 PERCENT = 100
 
@@ -62,7 +65,7 @@ def cells_frame(plan: MixPlan) -> pd.DataFrame:
     table.insert(2, "asked %", (plan.cells["share"] * PERCENT).round(1))
     got = max(int(table["got"].sum()), 1)
     table.insert(4, "got %", (table["got"] * PERCENT / got).round(1))
-    total = {c: int(table[c].sum()) for c in cols[1:]}
+    total: dict[str, Any] = {c: int(table[c].sum()) for c in cols[1:]}
     total.update({"cell": "total", "asked %": 100.0, "got %": 100.0 if plan.size else 0.0})
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
@@ -83,7 +86,7 @@ def composition_figure(plan: MixPlan) -> Any:
     return fig
 
 
-def example_html(store: Any, plan: MixPlan, position: int, tokenizer_dir: str | None = None) -> tuple[str, str]:
+def example_html(store: Store, plan: MixPlan, position: int, tokenizer_dir: str | None = None) -> tuple[str, str]:
     """(caption, coloured HTML) of one member: per token with a tokenizer, per turn without."""
     member = plan.members.iloc[position]
     traj = store.get_trajectory(member["id"])
@@ -96,7 +99,7 @@ def example_html(store: Any, plan: MixPlan, position: int, tokenizer_dir: str | 
     return caption, spans_html(spans)
 
 
-def versions_frame(store: Any) -> pd.DataFrame:
+def versions_frame(store: Store) -> pd.DataFrame:
     """Saved versions, newest last, each with its lineage (parent, grandparent, ...)."""
     versions = list_versions(store)
     parents = {v.name: v.parent for v in versions}

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,9 @@ from .lint import LINT_KINDS
 from .mix_pool import Pool, add_token_totals, funnel_labels, load_pool
 from .records import now
 from .team.roles import actor
+
+if TYPE_CHECKING:
+    from .store import Store
 
 CELL_SEP = "/"
 NAME_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,99}$")
@@ -277,14 +280,14 @@ def _cells_table(shares: dict[str, float], asked: dict[str, int], pool: Pool, me
     return pd.DataFrame(rows, columns=columns)
 
 
-def plan_mix(store: Any, spec: MixSpec, tokenizer_dir: str | Path | None = None, exact_tokens: bool = False) -> MixPlan:
+def plan_mix(store: Store, spec: MixSpec, tokenizer_dir: str | Path | None = None, exact_tokens: bool = False) -> MixPlan:
     """Filter, dedupe, apportion and select over summary columns; then count tokens per cell (estimated from
     a sample of each cell, or over every member with `exact_tokens`)."""
     with store.session():
         return _plan(store, spec, tokenizer_dir, exact_tokens)
 
 
-def _plan(store: Any, spec: MixSpec, tokenizer_dir: str | Path | None, exact_tokens: bool) -> MixPlan:
+def _plan(store: Store, spec: MixSpec, tokenizer_dir: str | Path | None, exact_tokens: bool) -> MixPlan:
     pool, known = load_pool(store, spec.sources, spec.filters.model_dump(), spec.seed)
     missing = [s for s in spec.sources if s not in known]
     if missing:
@@ -300,7 +303,7 @@ def _plan(store: Any, spec: MixSpec, tokenizer_dir: str | Path | None, exact_tok
     return plan
 
 
-def save_mix(store: Any, spec: MixSpec, name: str, author: str | None = None, parent: str | None = None,
+def save_mix(store: Store, spec: MixSpec, name: str, author: str | None = None, parent: str | None = None,
              note: str | None = None, tokenizer_dir: str | Path | None = None, exact_tokens: bool = False) -> DatasetVersion:
     """Plan `spec` and store the result as an immutable version named `name` (with per-cell token totals
     estimated as the preview does, or counted over every member with `exact_tokens`)."""
@@ -316,7 +319,7 @@ def save_mix(store: Any, spec: MixSpec, name: str, author: str | None = None, pa
         return _save(store, plan, name, author, parent, note)
 
 
-def _save(store: Any, plan: MixPlan, name: str, author: str | None, parent: str | None, note: str | None) -> DatasetVersion:
+def _save(store: Store, plan: MixPlan, name: str, author: str | None, parent: str | None, note: str | None) -> DatasetVersion:
     spec = plan.spec
     if plan.size == 0:
         raise MixSpecError("the mix is empty: no trajectory passes the filters for the cells asked")
@@ -332,15 +335,15 @@ def _save(store: Any, plan: MixPlan, name: str, author: str | None, parent: str 
     return DatasetVersion.model_validate(store.save_dataset_version(version, members))
 
 
-def get_version(store: Any, name: str) -> DatasetVersion:
+def get_version(store: Store, name: str) -> DatasetVersion:
     return DatasetVersion.model_validate(store.get_dataset_version(name))
 
 
-def list_versions(store: Any) -> list[DatasetVersion]:
+def list_versions(store: Store) -> list[DatasetVersion]:
     return [DatasetVersion.model_validate(v) for v in store.list_dataset_versions()]
 
 
-def lineage(store: Any, name: str) -> list[str]:
+def lineage(store: Store, name: str) -> list[str]:
     """The version, its parent, the parent's parent, ... (oldest last)."""
     chain, seen = [], set()
     by_name = {v.name: v for v in list_versions(store)}

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from . import lint
 from .errors import FormatError
@@ -83,7 +83,7 @@ def import_uploads(store: Store, uploads: Iterable[Upload], source: str | None =
     folder = Path(tempfile.mkdtemp(prefix="fireact-upload-"))
     names: dict[str, str] = {}
     try:
-        paths, split_paths, taken = [], [], set()
+        paths, split_paths, taken = list[Any](), list[Any](), set[Any]()
         for group, target in ((uploads, paths), (eval_splits, split_paths)):
             for name, data in group:
                 path = folder / _safe_name(name, taken)

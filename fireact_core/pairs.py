@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import FireactError
 from .files import write_file
@@ -36,6 +36,9 @@ from .filters import TrajectoryFilter
 from .formats.fireact import chat_messages
 from .records import Trajectory
 from .store.answers import is_correct
+
+if TYPE_CHECKING:
+    from .store import Store
 
 Level = Literal["step", "trajectory"]
 Origin = Literal["edit", "fork"]
@@ -163,7 +166,7 @@ def fork_pairs(parent: Trajectory, children: list[Trajectory], level: Level) -> 
     return out
 
 
-def pairs_among(store: Any, trajs: dict[str, Trajectory], level: Level, origins: Iterable[str] = ("edit", "fork"),
+def pairs_among(store: Store, trajs: dict[str, Trajectory], level: Level, origins: Iterable[str] = ("edit", "fork"),
                 imported: dict[str, Trajectory] | None = None) -> list[Pair]:
     """The pairs of `level` among `trajs` (id: the trajectory at the revision to use): each edited one against its
     imported revision, and every fork group whose children are in `trajs` (the parent as it stood when forked, from
@@ -198,7 +201,7 @@ def pairs_among(store: Any, trajs: dict[str, Trajectory], level: Level, origins:
     return unique
 
 
-def build_pairs(store: Any, f: TrajectoryFilter | None = None, level: Level = "step",
+def build_pairs(store: Store, f: TrajectoryFilter | None = None, level: Level = "step",
                 origins: Iterable[str] = ("edit", "fork")) -> list[Pair]:
     """Every pair of `level` among the trajectories the filter matches, as they are now: their edits, and the
     fork groups they are part of (as parent or child)."""
@@ -227,7 +230,7 @@ def pair_level(version: dict[str, Any]) -> Level:
     return level  # type: ignore[return-value]
 
 
-def dataset_pairs(store: Any, dataset: str, split: str | None = None) -> dict[str, list[Pair]]:
+def dataset_pairs(store: Store, dataset: str, split: str | None = None) -> dict[str, list[Pair]]:
     """The pairs of a dataset version made as pairs, per split: built among each split's members as they were
     snapshotted (a question's trajectories are all in one split), so the version's pairs never change."""
     level = pair_level(store.get_dataset_version(dataset))
@@ -237,7 +240,7 @@ def dataset_pairs(store: Any, dataset: str, split: str | None = None) -> dict[st
     return {s: pairs_among(store, trajs, level) for s, trajs in members.items()}
 
 
-def describe_pairs(store: Any, dataset: str) -> str:
+def describe_pairs(store: Store, dataset: str) -> str:
     """How many pairs each split of a version of pairs holds, in words."""
     counts = {s: len(p) for s, p in dataset_pairs(store, dataset).items()}
     level = pair_level(store.get_dataset_version(dataset))

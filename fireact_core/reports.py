@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ import pandas as pd
 from .errors import NotFoundError
 from .records import METHODS
 from .names import display_model, display_names, finetuned_base
+
+if TYPE_CHECKING:
+    from .store import Store
 
 REPORT_KEYS = ["run", "task", "method", "model", "attempted", "finished", "failed", "em_attempted", "em_finished",
                "f1_attempted", "f1_finished", "mean_steps", "tokens_in", "tokens_out", "latency_s", "cost_usd"]
@@ -33,7 +36,7 @@ METHOD_ORDER = list(METHODS)
 CLEAN = "clean"
 
 
-def run_table(store: Any, runs: Sequence[str] | None = None, scored_only: bool = False) -> pd.DataFrame:
+def run_table(store: Store, runs: Sequence[str] | None = None, scored_only: bool = False) -> pd.DataFrame:
     """One row per run (see `Store.report_runs`); `scored_only` keeps runs and sources with scores."""
     return store.report_runs(runs, scored_only=scored_only)
 
@@ -48,7 +51,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def run_report(store: Any, runs: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def run_report(store: Store, runs: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """What `fireact report --json` prints: one object per run, null where unknown."""
     table = run_table(store, runs)
     if runs:
@@ -189,16 +192,12 @@ def lineage_choices(table: pd.DataFrame, registry: dict[str, dict]) -> list[str]
     return tuned + [r for r in runs if r not in tuned]
 
 
-def model_registry(store: Any) -> dict[str, dict]:
+def model_registry(store: Store) -> dict[str, dict]:
     """Models registered by training (name -> record as a dict)."""
-    out = {}
-    for rec in store.list_models():
-        data = rec.model_dump() if hasattr(rec, "model_dump") else dict(rec if isinstance(rec, dict) else vars(rec))
-        out[data.get("name")] = data
-    return out
+    return {rec.name: rec.model_dump() for rec in store.list_models()}
 
 
-def steps_distribution(store: Any, runs: Sequence[str] | None = None) -> pd.DataFrame:
+def steps_distribution(store: Store, runs: Sequence[str] | None = None) -> pd.DataFrame:
     return store.report_steps(runs)
 
 
@@ -285,7 +284,7 @@ def paired_bootstrap_counts(values: np.ndarray, counts: np.ndarray, n_boot: int 
     return float(lo), float(hi)
 
 
-def compare_runs(store: Any, run_a: str, run_b: str, n_boot: int = 2000, seed: int = 0,
+def compare_runs(store: Store, run_a: str, run_b: str, n_boot: int = 2000, seed: int = 0,
                  level: float = 0.95) -> PairedComparison:
     """Paired EM difference of two runs on their shared questions, with a seeded bootstrap interval and
     McNemar's exact test, so a 2-point difference on 500 questions is not mistaken for progress."""
@@ -343,10 +342,11 @@ def contingency_table(cmp: PairedComparison) -> pd.DataFrame:
 # ---- robustness ---------------------------------------------------------------------------------------------
 
 def _key(row: dict[str, Any]) -> tuple[str, str, str]:
-    return tuple(row[k] if isinstance(row[k], str) else "" for k in ("task", "model", "method"))
+    task, model, method = (row[k] if isinstance(row[k], str) else "" for k in ("task", "model", "method"))
+    return task, model, method
 
 
-def robustness(store: Any, table: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+def robustness(store: Store, table: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Each perturbed run beside the clean run of the same task, model and method (the latest such run),
     with the drop in EM over attempted, the share of search observations that were replaced, and a paired
     comparison (clean minus perturbed) on their shared questions."""
@@ -380,6 +380,6 @@ class Runs:
     registry: dict[str, dict]
 
 
-def dashboard_runs(store: Any, runs: Sequence[str] | None = None, scored_only: bool = True) -> Runs:
+def dashboard_runs(store: Store, runs: Sequence[str] | None = None, scored_only: bool = True) -> Runs:
     registry = model_registry(store)
     return Runs(with_variants(run_table(store, runs, scored_only=scored_only), registry), registry)

@@ -12,7 +12,10 @@ import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 def file_sha256(path: str | Path) -> str | None:
@@ -41,11 +44,11 @@ class SourceClaim:
         return self.pending.result()
 
 
-def _in_use(store: Any, name: str) -> bool:
+def _in_use(store: Store, name: str) -> bool:
     return store.get_source(name) is not None or store.count_trajectories(name) > 0
 
 
-def claim_source(store: Any, path: str, wanted: str) -> SourceClaim:
+def claim_source(store: Store, path: str, wanted: str) -> SourceClaim:
     """The source for `path`: `wanted` when it is free or holds this very file, else the first NAME-n that is."""
     pool = ThreadPoolExecutor(1)
     pending = pool.submit(file_sha256, path)

@@ -52,7 +52,7 @@ def table_with(at: AppTest, column: str):
 @pytest.fixture
 def runs_store(tmp_path):
     """Clean and perturbed runs of one model, a fine-tuned model and its base, on the same questions."""
-    from fireact_core.training.records import RegisteredModel
+    from fireact_core.records import RegisteredModel
 
     store = Store(tmp_path / "runs.duckdb")
     store.register_model(RegisteredModel(name="llama-ft", kind="lora", path_or_id="/m", base_model="llama"))

@@ -165,7 +165,7 @@ def test_prefilled_from_query_params(env):
 
 def test_registered_model_from_the_train_page(env):
     from fireact_core.engine import model_settings
-    from fireact_core.training.records import RegisteredModel
+    from fireact_core.records import RegisteredModel
 
     _, db = env
     lora = RegisteredModel(name="llama-lora-1", kind="lora", path_or_id="/models/adapter1", base_model="/models/base")

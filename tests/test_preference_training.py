@@ -169,7 +169,7 @@ def test_lineage_sets_a_model_of_pairs_against_the_model_of_the_parent_version(p
     from fireact_core import lineage, reports
     from fireact_core.mixing import MixSpec, save_mix
     from fireact_core.records import ForkLink
-    from fireact_core.training.records import RegisteredModel
+    from fireact_core.records import RegisteredModel
 
     store = Store(copy_database(pairs_db, tmp_path))
     save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 40, "seed": 1}), "sft-v")

@@ -119,7 +119,7 @@ def test_em_by_model_and_method_weights_by_attempted(store):
 
 
 def test_prompted_versus_fine_tuned_from_the_registry_and_ft_names(store):
-    from fireact_core.training.records import RegisteredModel
+    from fireact_core.records import RegisteredModel
 
     store.register_model(RegisteredModel(name="llama-fireact", kind="lora", path_or_id="/models/a",
                                          base_model="llama-base", dataset="mix-v1", job=None))
@@ -281,7 +281,7 @@ def test_cost_chart_falls_back_to_tokens_and_to_nothing(store):
 
 def test_lineage_of_a_fine_tuned_run(store, tmp_path, shared):
     from fireact_core.mixing import MixSpec, save_mix
-    from fireact_core.training.records import RegisteredModel, TrainJob
+    from fireact_core.records import RegisteredModel, TrainJob
 
     import_files(store, [shared / "finetune" / "gpt_hotpotqa.jsonl"])
     save_mix(store, MixSpec(sources=["gpt_hotpotqa"], size=20, seed=1), "mix-v1")

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fireact_core.training import TrainJob
-from fireact_core.training.records import RegisteredModel
+from fireact_core.records import RegisteredModel
 from tests.fakes.openai_ft_server import FakeFineTuning
 from tests.helpers import wait_until
 

@@ -7,7 +7,7 @@ import gc
 import importlib
 import json
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
 from ..errors import FireactError
 
@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 class LazyChoices:
     """argparse `choices` held by a module that is heavy to import: imported only when a value is checked or a
     command's own help is printed, so `fireact --help` and the other commands never pay for it. (While the
-    parser is being built, argparse formats every argument once to check it; then there is nothing to list.)"""
+    parser is being built, argparse formats every argument once to check it; then there is nothing to list.)
+    `name` is a collection of names (a registry's dict gives its keys), a function that returns one, or
+    "Model.field": the values of a pydantic model's `Literal` field."""
 
     building = False
 
@@ -42,7 +44,13 @@ class LazyChoices:
     def _values(self) -> list[str]:
         if LazyChoices.building:
             return []
-        return [*getattr(importlib.import_module(self.module), self.name), *self.extra]
+        owner: Any = importlib.import_module(self.module)
+        if "." in self.name:
+            model, field = self.name.split(".")
+            values: Any = get_args(getattr(owner, model).model_fields[field].annotation)
+        else:
+            values = getattr(owner, self.name)
+        return [*(values() if callable(values) else values), *self.extra]
 
     def __contains__(self, value: object) -> bool:
         return value in self._values()

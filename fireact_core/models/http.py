@@ -141,7 +141,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[Response, bool]:
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
         if size == 0:

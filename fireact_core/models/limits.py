@@ -44,7 +44,7 @@ class AdaptiveLimit:
 
     def __init__(self, fixed: int | None = None, start: int = 32, maximum: int = 256):
         self.adaptive = fixed is None
-        self.maximum = max(1, maximum if self.adaptive else fixed)
+        self.maximum = max(1, maximum if fixed is None else fixed)
         self.limit = float(min(start, self.maximum) if self.adaptive else self.maximum)
         self.threshold = float(self.maximum)  # slow start below it, one per round trip above it
         self.in_flight = 0

@@ -3,7 +3,10 @@ the one saved in the store (editable on the Generate page) takes its place."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o": (2.50, 10.00),
@@ -15,7 +18,7 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 }
 
 
-def price_table(store: Any | None) -> dict[str, tuple[float, float]]:
+def price_table(store: Store | None) -> dict[str, tuple[float, float]]:
     saved = store.model_prices() if store is not None else {}
     return saved or dict(DEFAULT_PRICES)
 

@@ -12,11 +12,14 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import FireactError, FormatError, NotFoundError
 from ..parsing import render_model_turn, render_observation
 from ..records import METHODS, Step
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 STOP = ["\nObservation:"]
 EXAMPLES_DIR = Path(__file__).with_name("examples")
@@ -173,7 +176,7 @@ def read_fireact_prompt(prompts_dir: str | Path, task: str, method: str) -> tupl
         raise FormatError(path, 1, f"cannot read this prompt file ({exc})") from None
 
 
-def import_fireact_prompt(store: Any, prompts_dir: str | Path, task: str, method: str, author: str) -> int:
+def import_fireact_prompt(store: Store, prompts_dir: str | Path, task: str, method: str, author: str) -> int:
     """Save a FireAct prompt file as the next prompt version of a task and method (FireAct's layout)."""
     text, path = read_fireact_prompt(prompts_dir, task, method)
     return save_examples(store, task, method, [text], author, f"FireAct prompt file {path.name}", "fireact", path.name)
@@ -191,13 +194,13 @@ def default_examples(task: str, method: str) -> list[str]:
     return list(_shipped(TASK_EXAMPLES.get(task, "hotpotqa"))[method])
 
 
-def examples_for(store: Any, task: str, method: str, version: int | None = None) -> tuple[list[str], int]:
+def examples_for(store: Store, task: str, method: str, version: int | None = None) -> tuple[list[str], int]:
     """(examples, version): the given saved version, else the newest saved one, else the shipped set (version 0)."""
     row = version_row(store, task, method, version)
     return row["examples"], row["version"]
 
 
-def version_row(store: Any, task: str, method: str, version: int | None = None) -> dict[str, Any]:
+def version_row(store: Store, task: str, method: str, version: int | None = None) -> dict[str, Any]:
     """The prompt version a run uses: {"version", "examples", "layout", "source"}; the shipped set is version 0."""
     saved = store.prompt_versions(task, method) if store is not None else []
     if version == 0 or (version is None and not saved):
@@ -209,7 +212,7 @@ def version_row(store: Any, task: str, method: str, version: int | None = None) 
     raise NotFoundError(f"no version {version} of the {task}/{method} examples (versions: 0 (shipped), {known})")
 
 
-def save_examples(store: Any, task: str, method: str, examples: list[str], author: str, note: str | None = None,
+def save_examples(store: Store, task: str, method: str, examples: list[str], author: str, note: str | None = None,
                   layout: str = "studio", source: str | None = None) -> int:
     """Save an edited set of examples as the next version; blank examples are dropped. In FireAct's layout the one
     text is kept exactly (its blank lines and final newline are part of what is sent)."""
@@ -222,7 +225,7 @@ def save_examples(store: Any, task: str, method: str, examples: list[str], autho
     return store.save_prompt_version(task, method, cleaned, author, note, layout=layout, source=source)
 
 
-def make_spec(store: Any, task: str, method: str, mode: str = "fewshot", finetuned_format: str = "chat",
+def make_spec(store: Store, task: str, method: str, mode: str = "fewshot", finetuned_format: str = "chat",
               version: int | None = None, prompts_dir: str | None = None) -> PromptSpec:
     """The run's prompt: fine-tuned modes in FireAct's layout; few-shot from a FireAct prompt folder when
     `prompts_dir` is given, else from the prompt version (a saved version may hold a FireAct prompt file)."""

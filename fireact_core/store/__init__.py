@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from . import schema
+from ..filters import TrajectoryFilter
+from ..records import Annotation, ForkLink, Lint, RegisteredModel, Revision, TrainJob, Trajectory
+
 from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
 from .curation import BrowseStore
-from .datasets import DatasetStore
-from .forks import ForkStore
-from .history import BulkHistory, HistoryStore
-from .jobs import JobStore
-from .keys import KEYS
-from .reports import ReportStore
+from .datasets import DatasetRepository
+from .forks import ForkRepository
+from .history import History, HistoryRepository, insert_annotations, insert_revisions
+from .jobs import JobRepository
+from .reports import ReportRepository
 from .runs import RunStore
-from .staging import STAGING, StagedImportStore, scratch_path, share_added, should_stage
-from .team import TeamStore
+from .staging import StagedImportStore, scratch_path, share_added, should_stage
+from .team import TeamRepository
 from .trajectories import TrajectoryStore, question_key
 
-schema.register("keys", KEYS)  # after every feature's tables: it declares their keys
-schema.register("staging", STAGING)  # staged imports under way (they declare their own keys)
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseStore, RunStore, DatasetStore, JobStore,
-            ReportStore, StagedImportStore, TeamStore, ForkStore):
-    """All reads and writes of one database. Safe to share between threads and with other processes."""
+class Store(TrajectoryStore, ChatImportStore, BrowseStore, RunStore, StagedImportStore):
+    """All reads and writes of one database. Safe to share between threads and with other processes.
+
+    Composed of one repository per feature over one `Connections` (`history`, `jobs`, `datasets`, `team`,
+    `forks`, `reports`); the features not yet moved to a repository (trajectories, chat import, curation, runs,
+    staging) are still mixins. Callers use the methods below, each one line handing the call to its repository
+    (see docs/architecture.md, "The store")."""
+
+    # the bulk inserts of history, called by the mixins inside their transactions (imports, bulk reviews)
+    _insert_revisions = staticmethod(insert_revisions)
+    _insert_annotations = staticmethod(insert_annotations)
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0,
                  compress: bool = True):
@@ -36,6 +45,12 @@ class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseS
         go of it at once. `compress`: see `Connections`."""
         self.db = Connections(path, lock_timeout=lock_timeout, linger=linger, compress=compress)
         self.path = self.db.path
+        self.history = HistoryRepository(self.db, load=self.get_trajectory, insert_lints=self._insert_lints)
+        self.jobs = JobRepository(self.db)
+        self.datasets = DatasetRepository(self.db)
+        self.team = TeamRepository(self.db, history=self.history, where=self._where)
+        self.forks = ForkRepository(self.db)
+        self.reports = ReportRepository(self.db)
 
     def release(self) -> None:
         """Let go of the database file now, when it lingers idle (see `linger`)."""
@@ -46,6 +61,188 @@ class Store(TrajectoryStore, ChatImportStore, HistoryStore, BulkHistory, BrowseS
         """Keep one connection open for several calls in this thread (a page run, a batch of reads)."""
         with self.db.connect() as con:
             yield con
+
+
+    # history
+
+    def save_edit(self, traj: Trajectory, *, base_revision: int, author: str, reason: str | None = None,
+                  lints: Iterable[Lint] = ()) -> Trajectory:
+        return self.history.save_edit(traj, base_revision=base_revision, author=author, reason=reason, lints=lints)
+
+    def list_revisions(self, traj_id: str) -> list[Revision]:
+        return self.history.list_revisions(traj_id)
+
+    def revision_trajectory(self, traj_id: str, rev: int) -> Trajectory:
+        return self.history.revision_trajectory(traj_id, rev)
+
+    def imported_revisions(self, ids: list[str]) -> dict[str, Trajectory]:
+        return self.history.imported_revisions(ids)
+
+    def annotate(self, ann: Annotation) -> Annotation:
+        return self.history.annotate(ann)
+
+    def list_annotations(self, traj_id: str) -> list[Annotation]:
+        return self.history.list_annotations(traj_id)
+
+    def history_of(self, ids: list[str]) -> History:
+        return self.history.history_of(ids)
+
+    # jobs
+
+    def save_job(self, job: TrainJob) -> TrainJob:
+        return self.jobs.save_job(job)
+
+    def update_job(self, job_id: str, **fields: Any) -> TrainJob:
+        return self.jobs.update_job(job_id, **fields)
+
+    def get_job(self, job_id: str) -> TrainJob:
+        return self.jobs.get_job(job_id)
+
+    def list_jobs(self, status: str | None = None) -> list[TrainJob]:
+        return self.jobs.list_jobs(status)
+
+    def register_model(self, model: RegisteredModel) -> RegisteredModel:
+        return self.jobs.register_model(model)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return self.jobs.get_model(name)
+
+    def list_models(self) -> list[RegisteredModel]:
+        return self.jobs.list_models()
+
+    def model_of_job(self, job_id: str) -> RegisteredModel | None:
+        return self.jobs.model_of_job(job_id)
+
+    # datasets
+
+    def mix_stamp(self) -> tuple[Any, ...]:
+        return self.datasets.mix_stamp()
+
+    def mix_pool(self, sources: list[str], filters: dict[str, Any], seed: int) -> tuple[dict[str, int], Any]:
+        return self.datasets.mix_pool(sources, filters, seed)
+
+    def source_names(self) -> list[str]:
+        return self.datasets.source_names()
+
+    def task_method_counts(self, sources: list[str]) -> dict[str, int]:
+        return self.datasets.task_method_counts(sources)
+
+    def text_chars(self, ids: list[str]) -> pd.DataFrame:
+        return self.datasets.text_chars(ids)
+
+    def save_dataset_version(self, version: dict[str, Any], members: dict[str, list]) -> dict[str, Any]:
+        return self.datasets.save_dataset_version(version, members)
+
+    def get_dataset_version(self, name: str) -> dict[str, Any]:
+        return self.datasets.get_dataset_version(name)
+
+    def list_dataset_versions(self) -> list[dict[str, Any]]:
+        return self.datasets.list_dataset_versions()
+
+    def dataset_members(self, name: str, split: str | None = None) -> pd.DataFrame:
+        return self.datasets.dataset_members(name, split)
+
+    def iter_dataset_trajectories(self, name: str, split: str | None = None,
+                                  batch: int = 2000) -> Iterator[tuple[str, Trajectory]]:
+        return self.datasets.iter_dataset_trajectories(name, split, batch)
+
+    # team
+
+    def save_user(self, name: str, role: str, by: str) -> None:
+        return self.team.save_user(name, role, by)
+
+    def remove_user(self, name: str) -> bool:
+        return self.team.remove_user(name)
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return self.team.list_users()
+
+    def user_role(self, name: str) -> str | None:
+        return self.team.user_role(name)
+
+    def user_standing(self, name: str) -> tuple[str | None, int]:
+        return self.team.user_standing(name)
+
+    def count_users(self, role: str | None = None) -> int:
+        return self.team.count_users(role)
+
+    def assignments_of(self, ids: list[str]) -> dict[str, list[str]]:
+        return self.team.assignments_of(ids)
+
+    def assignment_load(self) -> dict[str, int]:
+        return self.team.assignment_load()
+
+    def add_assignments(self, pairs: Iterable[tuple[str, str]], by: str) -> int:
+        return self.team.add_assignments(pairs, by)
+
+    def remove_assignments(self, ids: list[str], annotators: list[str] | None = None) -> int:
+        return self.team.remove_assignments(ids, annotators)
+
+    def is_assigned(self, traj_id: str, annotator: str) -> bool:
+        return self.team.is_assigned(traj_id, annotator)
+
+    def next_assigned(self, f: TrajectoryFilter, annotator: str, exclude: Iterable[str] = (), sort: str = "imported",
+                      descending: bool = False) -> str | None:
+        return self.team.next_assigned(f, annotator, exclude, sort, descending)
+
+    def next_unassigned(self, f: TrajectoryFilter, exclude: Iterable[str] = (), sort: str = "imported",
+                        descending: bool = False) -> str | None:
+        return self.team.next_unassigned(f, exclude, sort, descending)
+
+    def assignment_progress(self, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
+        return self.team.assignment_progress(f)
+
+    def decisions(self, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
+        return self.team.decisions(f)
+
+    def own_review_state(self, traj_id: str, author: str) -> Annotation | None:
+        return self.team.own_review_state(traj_id, author)
+
+    def save_adjudication(self, ann: Annotation, note: str | None = None) -> Annotation:
+        return self.team.save_adjudication(ann, note)
+
+    def adjudication(self, traj_id: str) -> dict[str, Any] | None:
+        return self.team.adjudication(traj_id)
+
+    def adjudicated_ids(self, ids: list[str]) -> set[str]:
+        return self.team.adjudicated_ids(ids)
+
+    def record_owner(self, kind: str, key: str, by: str) -> None:
+        return self.team.record_owner(kind, key, by)
+
+    def owners_of(self, kind: str) -> dict[str, str]:
+        return self.team.owners_of(kind)
+
+    # forks
+
+    def add_forks(self, rows: Iterable[ForkLink]) -> int:
+        return self.forks.add_forks(rows)
+
+    def fork_children(self, parent_id: str) -> list[ForkLink]:
+        return self.forks.fork_children(parent_id)
+
+    def fork_parent(self, child_id: str) -> ForkLink | None:
+        return self.forks.fork_parent(child_id)
+
+    def fork_links(self, ids: list[str] | None = None) -> list[ForkLink]:
+        return self.forks.fork_links(ids)
+
+    # reports
+
+    def report_runs(self, runs: Sequence[str] | None = None, scored_only: bool = False) -> pd.DataFrame:
+        return self.reports.report_runs(runs, scored_only)
+
+    def report_steps(self, runs: Sequence[str] | None = None) -> pd.DataFrame:
+        return self.reports.report_steps(runs)
+
+    def report_pairs(self, run_a: str, run_b: str) -> pd.DataFrame:
+        return self.reports.report_pairs(run_a, run_b)
+
+    def report_pair_counts(self, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+        return self.reports.report_pair_counts(pairs)
+
+    def report_run_names(self) -> list[str]:
+        return self.reports.report_run_names()
 
 
 class ScratchStore(Store):

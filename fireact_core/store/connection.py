@@ -23,7 +23,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, overload
 
 import duckdb
 
@@ -55,6 +55,10 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> str:
     return str(path or os.environ.get("FIREACT_DB") or DEFAULT_DB)
 
 
+@overload
+def utc(ts: datetime) -> datetime: ...
+@overload
+def utc(ts: None) -> None: ...
 def utc(ts: datetime | None) -> datetime | None:
     """DuckDB TIMESTAMP columns hold naive UTC; records hold aware datetimes."""
     if ts is None:
@@ -62,6 +66,10 @@ def utc(ts: datetime | None) -> datetime | None:
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
 
 
+@overload
+def naive(ts: datetime) -> datetime: ...
+@overload
+def naive(ts: None) -> None: ...
 def naive(ts: datetime | None) -> datetime | None:
     if ts is None:
         return None

@@ -14,19 +14,12 @@ import pyarrow as pa
 from ..errors import FireactError
 from ..filters import TrajectoryFilter
 from ..records import Annotation, Summary, now
-from . import schema
 from .answers import correct_sql, first_per_question_sql
 from .cache import cached_read
 from .connection import Error as DatabaseError
 from .connection import utc
 from .trajectories import _rows, register
 
-# The word index behind free-text search: each trajectory's words (letters and digits, lower-cased) with the
-# revision they were read from; brought up to date before a search, so imports and edits are always found.
-schema.register("curation", ["""
-    CREATE TABLE search_docs (trajectory_id VARCHAR NOT NULL, revision INTEGER NOT NULL);
-    CREATE TABLE search_terms (word VARCHAR NOT NULL, trajectory_id VARCHAR NOT NULL);
-"""])
 WORD_SQL = "regexp_replace(lower({}), '[^a-z0-9]+', ' ', 'g')"
 MAX_WORD = 40
 SYNC_LIMIT = 5000  # trajectories missing from the index that a search waits for; more are indexed in the background
@@ -259,7 +252,7 @@ class BrowseStore:
         left = limit
         while left is None or left > 0:
             size = batch if left is None else min(batch, left)
-            more, more_params = "", []
+            more, more_params = "", list[Any]()
             if after is not None:
                 more, more_params = _after_row(column, descending, *after)
             sql = (f"SELECT t.rowid, {column}, t.id FROM trajectories t WHERE {where}{more} ORDER BY {order} "

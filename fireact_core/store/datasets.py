@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from ..errors import ConflictError, NotFoundError
-from . import schema
+from ..records import Trajectory
 from .answers import correct_sql
 from .cache import cached_read
 from .connection import naive, utc
+from .repository import Repository
 from .trajectories import (
     STEP_COLUMNS,
     TRAJ_COLUMNS,
@@ -28,23 +30,9 @@ from .trajectories import (
     trajectory_from_row,
 )
 
-schema.register("datasets", [
-    # 1: versions, their members, and copies of the members' rows (trajectory and steps) per revision
-    """
-    CREATE TABLE dataset_versions (
-        name VARCHAR PRIMARY KEY, spec VARCHAR NOT NULL, seed BIGINT, created_at TIMESTAMP, created_by VARCHAR,
-        content_hash VARCHAR, size INTEGER, n_train INTEGER, n_val INTEGER, cells VARCHAR, parent VARCHAR,
-        loss_mask VARCHAR, note VARCHAR
-    );
-    CREATE TABLE dataset_members (
-        dataset VARCHAR NOT NULL, position INTEGER NOT NULL, trajectory_id VARCHAR NOT NULL, rev INTEGER,
-        split VARCHAR NOT NULL, task VARCHAR, method VARCHAR
-    );
-    CREATE TABLE dataset_snapshot_trajectories AS SELECT * FROM trajectories WHERE false;
-    CREATE TABLE dataset_snapshot_steps AS SELECT * FROM steps WHERE false;
-    ALTER TABLE dataset_snapshot_steps ADD COLUMN revision INTEGER;
-    """,
-])
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 _POOL_BASE = """
 WITH b AS (
@@ -65,7 +53,7 @@ WITH b AS (
 
 def _filter_conditions(filters: dict[str, Any]) -> list[tuple[str, str, list]]:
     """(name, SQL condition a kept trajectory meets, parameters) of each active filter, in funnel order."""
-    conds = []
+    conds: list[tuple[str, str, list[Any]]] = []
     if filters.get("only_correct"):
         conds.append(("only_correct", "correct", []))
     if filters.get("only_accepted"):
@@ -145,11 +133,11 @@ def _version_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-class DatasetStore:
-    """Mixin of `Store`: the mixer's pool and dataset versions."""
+class DatasetRepository(Repository):
+    """The mixer's pool and dataset versions."""
 
     @cached_read
-    def mix_stamp(self) -> tuple:
+    def mix_stamp(self) -> tuple[Any, ...]:
         """A cheap fingerprint of what the mixer reads (it changes when trajectories, reviews or lints do),
         ending with the sorted list of source names."""
         with self.db.connect() as con:
@@ -215,7 +203,7 @@ class DatasetStore:
                                list(sources)).fetchall()
         return {f"{t}/{m}": n for t, m, n in rows}
 
-    def text_chars(self, ids: list[str]) -> Any:
+    def text_chars(self, ids: list[str]) -> pd.DataFrame:
         """Characters per trajectory of `ids`, computed in the database (a DataFrame: id, question_chars,
         model_chars, model_trained_chars, obs_chars, obs_trained_chars; "trained" counts steps whose
         flags.train is set)."""
@@ -308,7 +296,7 @@ class DatasetStore:
             rows = _rows(con.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM dataset_versions ORDER BY created_at, name"))
         return [_version_row(r) for r in rows]
 
-    def dataset_members(self, name: str, split: str | None = None) -> Any:
+    def dataset_members(self, name: str, split: str | None = None) -> pd.DataFrame:
         """Members of a version in position order (DataFrame: position, trajectory_id, rev, split, task, method)."""
         where, params = ("AND split = ?", [name, split]) if split else ("", [name])
         with self.db.connect() as con:
@@ -317,14 +305,15 @@ class DatasetStore:
                 f"WHERE dataset = ? {where} ORDER BY position", params,
             ).df()
 
-    def iter_dataset_trajectories(self, name: str, split: str | None = None, batch: int = 2000):
+    def iter_dataset_trajectories(self, name: str, split: str | None = None,
+                                  batch: int = 2000) -> Iterator[tuple[str, Trajectory]]:
         """(split, trajectory as it was when the version was saved) of each member, in position order."""
         with self.db.connect() as con:
             total = con.execute("SELECT count(*) FROM dataset_members WHERE dataset = ?", [name]).fetchall()[0][0]
         for start in range(0, total, batch):
             yield from self._dataset_batch(name, split, start, start + batch)
 
-    def _dataset_batch(self, name: str, split: str | None, start: int, stop: int):
+    def _dataset_batch(self, name: str, split: str | None, start: int, stop: int) -> Iterator[tuple[str, Trajectory]]:
         where, params = ("AND split = ?", [split]) if split else ("", [])
         members = f"SELECT trajectory_id, rev, split, position FROM dataset_members WHERE dataset = ? AND position >= ? " \
                   f"AND position < ? {where}"

@@ -1,5 +1,5 @@
 """Fork links: which trajectory was continued from which parent, at which step of which revision (SQL lives
-here; the table is registered through schema.register)."""
+here; the table is in schema.py)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,10 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from ..records import ForkLink
-from . import schema
-from .connection import Connections, naive, utc
+from .connection import naive, utc
+from .repository import Repository
 from .trajectories import insert_table, register
 
-schema.register("forks", [
-    """
-    CREATE TABLE forks (
-        child_id VARCHAR PRIMARY KEY, parent_id VARCHAR NOT NULL, parent_revision INTEGER NOT NULL,
-        fork_step INTEGER NOT NULL, run VARCHAR, kind VARCHAR NOT NULL, created_at TIMESTAMP
-    );
-    """,
-])
 
 FORK_COLUMNS = ["child_id", "parent_id", "parent_revision", "fork_step", "run", "kind", "created_at"]
 FORK_SCHEMA = pa.schema([
@@ -60,10 +52,8 @@ def _link(row: tuple) -> ForkLink:
     return ForkLink.model_validate(data)
 
 
-class ForkStore:
-    """Mixin of `Store`: links from continued trajectories to their parents."""
-
-    db: Connections
+class ForkRepository(Repository):
+    """Links from continued trajectories to their parents."""
 
     def add_forks(self, rows: Iterable[ForkLink]) -> int:
         """Add links whose child is not linked yet (a child has one parent; a link saved twice is kept once),

@@ -1,4 +1,4 @@
-"""Training jobs and the models they produced (SQL lives here; tables registered through schema.register)."""
+"""Training jobs and the models they produced (SQL lives here; the tables are in schema.py)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,10 @@ from typing import Any
 from ..errors import FireactError, NotFoundError
 from ..records import now
 from ..redact import redact_text, redact_value
-from ..training.records import RegisteredModel, TrainJob
-from . import schema
+from ..records import RegisteredModel, TrainJob
 from .connection import naive, utc
+from .repository import Repository
 
-schema.register("training", [
-    """
-    CREATE TABLE train_jobs (
-        id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, status VARCHAR NOT NULL, dataset VARCHAR, base_model VARCHAR,
-        out VARCHAR, config VARCHAR, steps INTEGER, loss_first DOUBLE, loss_last DOUBLE, error VARCHAR,
-        pid INTEGER, remote_id VARCHAR, created_at TIMESTAMP, updated_at TIMESTAMP
-    );
-    CREATE TABLE models (
-        name VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, path_or_id VARCHAR NOT NULL, base_model VARCHAR,
-        dataset VARCHAR, job VARCHAR, config VARCHAR, created_at TIMESTAMP
-    );
-    """,
-])
 
 JOB_COLUMNS = ["id", "kind", "status", "dataset", "base_model", "out", "config", "steps", "loss_first", "loss_last",
                "error", "pid", "remote_id", "created_at", "updated_at"]
@@ -55,8 +42,8 @@ def _model_from(row: tuple) -> RegisteredModel:
     return RegisteredModel.model_validate(data)
 
 
-class JobStore:
-    """Mixin of `Store`: training jobs and the model registry."""
+class JobRepository(Repository):
+    """Training jobs and the model registry."""
 
     def save_job(self, job: TrainJob) -> TrainJob:
         """Insert a job, or replace the row of a job with the same id."""

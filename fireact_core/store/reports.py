@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # imported where a frame is built: a command that makes no re
 
 from .answers import first_per_question_sql
 from .cache import cached_read
+from .repository import Repository
 
 # per run, over the trajectory standing for each question: counts by status, right answers (`answers`) over those
 # scored, F1 where recorded; `graded`: how many have an EM (a gold answer), which tells runs from training sets
@@ -171,8 +172,8 @@ def _in(column: str, values: Sequence[str] | None) -> tuple[str, list[Any]]:
     return f"{column} IN ({', '.join('?' * len(values))})", list(values)
 
 
-class ReportStore:
-    """Mixin of `Store`: the aggregates behind the dashboard, computed in SQL."""
+class ReportRepository(Repository):
+    """The aggregates behind the dashboard, computed in SQL."""
 
     @cached_read
     def report_runs(self, runs: Sequence[str] | None = None, scored_only: bool = False) -> pd.DataFrame:

@@ -16,28 +16,10 @@ from typing import Any, Callable
 from ..errors import NotFoundError
 from ..records import Lint, Source, Trajectory
 from ..redact import redact_text, redact_trajectory, redact_value
-from . import schema
 from .answers import first_per_question_sql
 from .connection import naive, utc
 from .trajectories import _rows
 
-schema.register("runs", [
-    """
-    CREATE TABLE runs (
-        name VARCHAR PRIMARY KEY, task VARCHAR, split VARCHAR, method VARCHAR, model VARCHAR, settings VARCHAR,
-        status VARCHAR, total INTEGER, attempted INTEGER, finished INTEGER, unfinished INTEGER, failed INTEGER,
-        em_sum DOUBLE, f1_sum DOUBLE, tokens_in BIGINT, tokens_out BIGINT, cost_usd DOUBLE, cancel BOOLEAN,
-        error VARCHAR, pid INTEGER, started_at TIMESTAMP, heartbeat TIMESTAMP, ended_at TIMESTAMP
-    );
-    CREATE TABLE run_events (run VARCHAR NOT NULL, seq INTEGER NOT NULL, logged_at TIMESTAMP, kind VARCHAR,
-                             message VARCHAR);
-    CREATE TABLE search_cache (backend VARCHAR NOT NULL, query VARCHAR NOT NULL, result VARCHAR,
-                               cached_at TIMESTAMP, PRIMARY KEY (backend, query));
-    CREATE TABLE prompt_versions (task VARCHAR NOT NULL, method VARCHAR NOT NULL, version INTEGER NOT NULL,
-                                  examples VARCHAR, author VARCHAR, note VARCHAR, saved_at TIMESTAMP);
-    CREATE TABLE model_prices (model VARCHAR PRIMARY KEY, input_per_1m DOUBLE, output_per_1m DOUBLE);
-    """,
-])
 
 RUN_FIELDS = ["name", "task", "split", "method", "model", "settings", "status", "total", "attempted", "finished",
               "unfinished", "failed", "em_sum", "f1_sum", "tokens_in", "tokens_out", "cost_usd", "cancel", "error",

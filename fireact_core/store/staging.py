@@ -30,15 +30,6 @@ from typing import Any
 
 from .connection import naive
 
-STAGING = [
-    """
-    CREATE TABLE pending_imports (
-        import_id VARCHAR PRIMARY KEY, pid INTEGER, host VARCHAR, started_at TIMESTAMP, heartbeat TIMESTAMP,
-        done BOOLEAN NOT NULL DEFAULT false
-    );
-    CREATE TABLE import_claims (id VARCHAR PRIMARY KEY, import_id VARCHAR NOT NULL);
-    """,
-]
 
 # tables whose rows belong to one trajectory: copied for the trajectories added
 CHILDREN = {"steps": "trajectory_id", "lints": "trajectory_id", "revisions": "trajectory_id",

@@ -5,36 +5,21 @@ writer can never duplicate a row."""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pyarrow as pa
 
 from ..filters import TrajectoryFilter
 from ..records import Annotation, now
-from . import schema
-from .connection import naive, utc
+from .connection import Connections, naive, utc
 from .curation import order_sql
+from .history import HistoryRepository
+from .repository import Repository
 from .trajectories import _rows, register
 
-schema.register("team", ["""
-    CREATE TABLE users (
-        name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, created_by VARCHAR,
-        updated_at TIMESTAMP, updated_by VARCHAR
-    );
-    CREATE TABLE assignments (
-        trajectory_id VARCHAR NOT NULL, annotator VARCHAR NOT NULL, assigned_at TIMESTAMP NOT NULL,
-        assigned_by VARCHAR, PRIMARY KEY (trajectory_id, annotator)
-    );
-    CREATE TABLE adjudications (
-        trajectory_id VARCHAR PRIMARY KEY, status VARCHAR, labels VARCHAR, decided_by VARCHAR NOT NULL,
-        decided_at TIMESTAMP NOT NULL, seq INTEGER NOT NULL, note VARCHAR
-    );
-    CREATE TABLE owners (
-        kind VARCHAR NOT NULL, id VARCHAR NOT NULL, created_by VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL,
-        PRIMARY KEY (kind, id)
-    );
-"""])
 
+FilterSql = Callable[[TrajectoryFilter], tuple[str, list[Any]]]
 # Each author's latest annotation event per trajectory, leaving out the events an adjudication wrote.
 DECISIONS = """
     SELECT a.trajectory_id, a.author, a.status, a.labels, a.made_at FROM annotations a
@@ -42,9 +27,15 @@ DECISIONS = """
     QUALIFY row_number() OVER (PARTITION BY a.trajectory_id, a.author ORDER BY a.seq DESC) = 1"""
 
 
-class TeamStore:
-    """Mixin of `Store`: users, assignments, adjudications and owners. The rules (who may do what) live in
-    fireact_core.team; this class only reads and writes."""
+class TeamRepository(Repository):
+    """Users, assignments, adjudications and owners. The rules (who may do what) live in fireact_core.team; this
+    class only reads and writes. `where` is the browse filter's SQL (a filter's condition on `trajectories t`);
+    an adjudication is an annotation event of `history`."""
+
+    def __init__(self, db: Connections, history: HistoryRepository, where: FilterSql) -> None:
+        super().__init__(db)
+        self.history = history
+        self._where = where
 
     # users
 
@@ -203,7 +194,7 @@ class TeamStore:
     def save_adjudication(self, ann: Annotation, note: str | None = None) -> Annotation:
         """Record an admin's final decision: an annotation event, and the adjudication that points at it."""
         with self.db.transaction() as con:
-            saved = self.annotate(ann)
+            saved = self.history.annotate(ann)
             con.execute("INSERT INTO adjudications VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trajectory_id) DO UPDATE "
                         "SET status = excluded.status, labels = excluded.labels, decided_by = excluded.decided_by, "
                         "decided_at = excluded.decided_at, seq = excluded.seq, note = excluded.note",

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import combinations
-from typing import Any, Hashable
+from typing import TYPE_CHECKING, Any, Hashable
 
 from ..errors import FireactError
 from ..filters import TrajectoryFilter
 from ..records import Annotation
 from .roles import require
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 REVIEW = "accept/reject"
 DIGITS = 4
@@ -101,11 +104,11 @@ def agreement_report(decisions: list[dict[str, Any]], label: str | None = None) 
     return {"pairs": pair_table(rated), "overall": overall}
 
 
-def agreement(store: Any, f: TrajectoryFilter | None = None, label: str | None = None) -> dict[str, Any]:
+def agreement(store: Store, f: TrajectoryFilter | None = None, label: str | None = None) -> dict[str, Any]:
     return agreement_report(store.decisions(f), label)
 
 
-def disagreements(store: Any, f: TrajectoryFilter | None = None, limit: int = 200) -> list[dict[str, Any]]:
+def disagreements(store: Store, f: TrajectoryFilter | None = None, limit: int = 200) -> list[dict[str, Any]]:
     """Trajectories two or more annotators decided differently on (status, or labels), not yet adjudicated:
     each with the question and every annotator's status and labels."""
     by_traj: dict[str, list[dict[str, Any]]] = {}
@@ -127,7 +130,7 @@ def majority_labels(votes: dict[str, list[str]]) -> list[str]:
     return sorted(x for x, c in counts.items() if c * 2 > len(votes))
 
 
-def adjudicate(store: Any, who: str, traj_id: str, status: str, labels: list[str] | None = None,
+def adjudicate(store: Store, who: str, traj_id: str, status: str, labels: list[str] | None = None,
                note: str | None = None) -> Annotation:
     """An admin's final decision on `traj_id`: becomes its review state, recorded as an adjudication; afterwards
     only admins can change it. Labels default to those most annotators gave."""

@@ -4,11 +4,14 @@ annotator's review queue serves their own assignment first."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import FireactError
 from ..filters import TrajectoryFilter
 from .roles import allowed, require
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 
 def parse_names(text: str | Iterable[str]) -> list[str]:
@@ -34,7 +37,7 @@ def plan_assignment(ids: list[str], annotators: list[str], overlap: int, existin
     return pairs
 
 
-def assign(store: Any, who: str, ids: list[str], annotators: list[str], overlap: int = 1) -> dict[str, Any]:
+def assign(store: Store, who: str, ids: list[str], annotators: list[str], overlap: int = 1) -> dict[str, Any]:
     """Assign each of `ids` to `overlap` of `annotators` (admins only); returns what was added."""
     require(store, who, "assign")
     annotators = parse_names(annotators)
@@ -54,13 +57,13 @@ def assign(store: Any, who: str, ids: list[str], annotators: list[str], overlap:
     return {"trajectories": len(ids), "added": added, "per_annotator": {a: per.get(a, 0) for a in annotators}}
 
 
-def unassign(store: Any, who: str, ids: list[str], annotators: list[str] | None = None) -> int:
+def unassign(store: Store, who: str, ids: list[str], annotators: list[str] | None = None) -> int:
     """Take `ids` off `annotators`' queues (everyone's when None); admins only."""
     require(store, who, "assign")
     return store.remove_assignments(ids, parse_names(annotators) if annotators else None)
 
 
-def next_in_queue(store: Any, who: str, f: TrajectoryFilter, exclude: Iterable[str] = (), sort: str = "imported",
+def next_in_queue(store: Store, who: str, f: TrajectoryFilter, exclude: Iterable[str] = (), sort: str = "imported",
                   descending: bool = False) -> tuple[str | None, bool]:
     """The next trajectory for `who` to review in `f`, and whether it is assigned to them: their own assignment
     first (what they have not yet decided on), then unreviewed trajectories nobody is assigned."""
@@ -70,7 +73,7 @@ def next_in_queue(store: Any, who: str, f: TrajectoryFilter, exclude: Iterable[s
     return store.next_unassigned(f, exclude, sort, descending), False
 
 
-def progress(store: Any, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
+def progress(store: Store, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
     """Per annotator within `f`: assigned, done (of the assigned), reviewed (in all) and the share done."""
     rows = store.assignment_progress(f)
     for r in rows:

@@ -12,9 +12,12 @@ team mode (header or oidc) serves nobody until that first admin exists.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .identity import AccessDenied, check_name, local_user
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 ROLES = ("viewer", "annotator", "admin")
 RANK = {role: i for i, role in enumerate(ROLES)}
@@ -40,7 +43,7 @@ def _a(role: str) -> str:
     return ("an " if role[0] in "aeiou" else "a ") + role
 
 
-def role_of(store: Any, name: str) -> str:
+def role_of(store: Store, name: str) -> str:
     """The role of `name`: as registered; an admin while no user is registered; else a viewer."""
     role, users = store.user_standing(name)
     if role is not None:
@@ -48,11 +51,11 @@ def role_of(store: Any, name: str) -> str:
     return "admin" if users == 0 else "viewer"
 
 
-def allowed(store: Any, name: str, action: str) -> bool:
+def allowed(store: Store, name: str, action: str) -> bool:
     return bool(name and name.strip()) and RANK[role_of(store, name)] >= RANK[ACTIONS[action][0]]
 
 
-def require(store: Any, name: str, action: str) -> str:
+def require(store: Store, name: str, action: str) -> str:
     """The role of `name` when it may do `action`; else AccessDenied saying who they are, what needs which role
     and how to get it."""
     needed, what = ACTIONS[action]
@@ -66,7 +69,7 @@ def require(store: Any, name: str, action: str) -> str:
     raise AccessDenied(f"{who}: {what} is for {holders} (an admin grants it: fireact users add {name} --role {needed})")
 
 
-def check_review(store: Any, name: str, ids: Iterable[str], action: str = "annotate") -> str:
+def check_review(store: Store, name: str, ids: Iterable[str], action: str = "annotate") -> str:
     """`require` for a review decision on `ids`, which also refuses a non-admin on an adjudicated trajectory."""
     with store.session():
         role = require(store, name, action)
@@ -78,7 +81,7 @@ def check_review(store: Any, name: str, ids: Iterable[str], action: str = "annot
     return role
 
 
-def add_user(store: Any, actor: str, name: str, role: str) -> dict[str, Any]:
+def add_user(store: Store, actor: str, name: str, role: str) -> dict[str, Any]:
     """Register `name` with `role`, or change their role. The first user must be an admin; afterwards only
     admins manage users, and the last admin cannot step down."""
     if role not in ROLES:
@@ -95,7 +98,7 @@ def add_user(store: Any, actor: str, name: str, role: str) -> dict[str, Any]:
     return next(u for u in store.list_users() if u["name"] == name)
 
 
-def remove_user(store: Any, actor: str, name: str) -> None:
+def remove_user(store: Store, actor: str, name: str) -> None:
     require(store, actor, "delete")
     if store.user_role(name) is None:
         raise AccessDenied(f"{name} is not a registered user")
@@ -104,7 +107,7 @@ def remove_user(store: Any, actor: str, name: str) -> None:
     store.remove_user(name)
 
 
-def acting_user(store: Any, as_user: str | None = None) -> str:
+def acting_user(store: Store, as_user: str | None = None) -> str:
     """The command line's user: the operating-system user, or `as_user` when that user is an admin."""
     me = local_user()
     if not as_user or as_user.strip() == me:
@@ -113,14 +116,14 @@ def acting_user(store: Any, as_user: str | None = None) -> str:
     return check_name(as_user, "--as")
 
 
-def bulk_review(store: Any, who: str, ids: list[str], *, whole_filter: bool, status: str | None = None,
+def bulk_review(store: Store, who: str, ids: list[str], *, whole_filter: bool, status: str | None = None,
                 add_labels: Iterable[str] = (), remove_labels: Iterable[str] = ()) -> int:
     """Accept, reject or label many trajectories: chosen ones need an annotator, a whole filter an admin."""
     check_review(store, who, ids, "bulk" if whole_filter else "annotate")
     return store.bulk_annotate(ids, who, status=status, add_labels=add_labels, remove_labels=remove_labels)
 
 
-def actor(store: Any, by: str | None, action: str) -> str:
+def actor(store: Store, by: str | None, action: str) -> str:
     """The user doing `action`: `by` as the app or the command line named them, else the operating-system user
     (a script calling the library); refused unless their role allows it."""
     name = by or local_user()

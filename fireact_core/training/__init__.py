@@ -4,6 +4,6 @@ Importing this package is cheap; torch, transformers and peft are imported insid
 """
 
 from .config import ConfigError, LocalTrainConfig, OpenAITrainConfig, form_fields
-from .records import RegisteredModel, TrainJob
+from ..records import RegisteredModel, TrainJob
 
 __all__ = ["ConfigError", "LocalTrainConfig", "OpenAITrainConfig", "form_fields", "RegisteredModel", "TrainJob"]

@@ -10,14 +10,17 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
 
 from ..errors import FireactError
 from ..files import write_text
 from ..redact import redact_value
 
+if TYPE_CHECKING:
+    from ..store import Store
 
-def default_run_folder(store: Any, job_id: str) -> Path:
+
+def default_run_folder(store: Store, job_id: str) -> Path:
     """`runs/JOB` beside the database file (or in the working directory for an in-memory database)."""
     base = Path.cwd() if store.path == ":memory:" else Path(store.path).expanduser().resolve().parent
     return base / "runs" / job_id
@@ -36,6 +39,8 @@ def setting(default: Any, help: str, group: str = "Training", **extra: Any) -> A
 
 
 class ConfigMixin:
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # every config is a dataclass
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FireactError, NotFoundError
+from ..datasets_export import EXAMPLES, TEXT_WRITERS, write_splits
 from ..files import write_file
-from ..masks import IGNORE, flagged_messages, tokenize_example
+from ..masks import IGNORE, tokenize_example
 from ..records import Trajectory
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 
 @dataclass
@@ -52,13 +57,8 @@ def write_examples(trajs: Iterable[Trajectory], path: str | Path, loss_mask: str
     the dataset's policy and the per-step flags applied): the file a training process reads."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
     with write_file(path, force=True) as out:
-        for t in trajs:
-            row = {"id": t.id, "loss_mask": loss_mask, "messages": flagged_messages(t, loss_mask)}
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    return n
+        return TEXT_WRITERS[EXAMPLES]((("train", t) for t in trajs), loss_mask, out)
 
 
 def read_examples(path: str | Path) -> list[dict[str, Any]]:
@@ -127,7 +127,7 @@ class PaddingCollator:
         width = max(len(ex["input_ids"]) for ex in batch)
         if self.multiple_of:
             width = -(-width // self.multiple_of) * self.multiple_of
-        out = {"input_ids": [], "labels": [], "attention_mask": []}
+        out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "attention_mask": []}
         for ex in batch:
             pad = width - len(ex["input_ids"])
             out["input_ids"].append(ex["input_ids"] + [self.pad_id] * pad)
@@ -160,27 +160,21 @@ def make_collator(batching: str, pad_id: int, counter: TokenCounter | None = Non
     return PackingCollator(counter) if batching == "packing" else PaddingCollator(pad_id, counter)
 
 
-def export_dataset(store: Any, dataset: str, folder: str | Path) -> dict[str, Any]:
+def export_dataset(store: Store, dataset: str, folder: str | Path) -> dict[str, Any]:
     """Write a dataset version's train and val members (as snapshotted) to `folder`/train.jsonl and val.jsonl,
     with its loss mask applied; returns the file names, counts and the mask. A training process reads only these
     files, so it never holds the database."""
     version = store.get_dataset_version(dataset)
-    loss_mask = version.get("loss_mask") or "observations"
-    splits: dict[str, list[Trajectory]] = {"train": [], "val": []}
-    for split, traj in store.iter_dataset_trajectories(dataset):
-        splits.setdefault(split, []).append(traj)
-    if not splits["train"]:
-        raise FireactError(f"dataset version '{dataset}' has no training members: make a mix with some")
-    folder = Path(folder)
-    info: dict[str, Any] = {"dataset": dataset, "loss_mask": loss_mask, "hash": version.get("content_hash")}
-    info["n_train"] = write_examples(splits["train"], folder / "train.jsonl", loss_mask)
-    info["train_file"] = str(folder / "train.jsonl")
-    info["n_val"] = write_examples(splits["val"], folder / "val.jsonl", loss_mask) if splits["val"] else 0
-    info["val_file"] = str(folder / "val.jsonl") if splits["val"] else ""
+    files = write_splits(store, dataset, EXAMPLES, folder)
+    info: dict[str, Any] = {"dataset": dataset, "loss_mask": version.get("loss_mask") or "observations",
+                            "hash": version.get("content_hash")}
+    for split in ("train", "val"):
+        path, n = files.get(split, ("", 0))
+        info[f"n_{split}"], info[f"{split}_file"] = n, str(path)
     return info
 
 
-def export_pair_dataset(store: Any, dataset: str, folder: str | Path) -> dict[str, Any]:
+def export_pair_dataset(store: Store, dataset: str, folder: str | Path) -> dict[str, Any]:
     """Write a version of pairs' train and val pairs (built among its snapshotted members) to `folder` as DPO rows
     (TRL's conversational prompt, chosen, rejected); returns the same facts as `export_dataset`."""
     from ..pairs import dataset_pairs, pair_rows

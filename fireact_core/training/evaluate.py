@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FireactError
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 
 def default_tasks_dir() -> str:
@@ -13,7 +16,7 @@ def default_tasks_dir() -> str:
     return engine.default_tasks_dir()
 
 
-def evaluation_config(store: Any, model_name: str, task: str, split: str, sample: int = 50, search: str = "local",
+def evaluation_config(store: Store, model_name: str, task: str, split: str, sample: int = 50, search: str = "local",
                       tasks_dir: str | None = None, method: str = "react", **extra: Any):
     """The engine's RunConfig for evaluating `model_name` on `sample` questions of `task`/`split`."""
     from .. import engine
@@ -27,7 +30,7 @@ def evaluation_config(store: Any, model_name: str, task: str, split: str, sample
                             sample=sample, method=method, search=search, **{**settings, **extra})
 
 
-def start_evaluation(store: Any, model_name: str, task: str, split: str, by: str | None = None, **options: Any) -> str:
+def start_evaluation(store: Store, model_name: str, task: str, split: str, by: str | None = None, **options: Any) -> str:
     """Start the evaluation run in the background (as the Generate page does); returns the run's name."""
     from .. import engine
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import FireactError
 from ..files import read_json_lines, write_text
@@ -23,7 +23,10 @@ from ..team.roles import actor
 from .config import LocalTrainConfig, default_run_folder
 from .data import export_dataset, export_pair_dataset
 from .local import METRICS_FILE, REPORT_FILE, STATUS_FILE, result_folder
-from .records import RegisteredModel, TrainJob
+from ..records import RegisteredModel, TrainJob
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 LOG_FILE = "train.log"
 CONFIG_FILE = "config.json"
@@ -65,7 +68,7 @@ def _spawn(cmd: list[str], run: Path) -> subprocess.Popen:
     return proc
 
 
-def start_local_job(store: Any, config: LocalTrainConfig, by: str | None = None) -> TrainJob:
+def start_local_job(store: Store, config: LocalTrainConfig, by: str | None = None) -> TrainJob:
     """Export the dataset version into a new run folder, save the config, start the training process."""
     by = actor(store, by, "train")
     config.check_paths()
@@ -88,7 +91,7 @@ def start_local_job(store: Any, config: LocalTrainConfig, by: str | None = None)
     return _launch(store, job, config)
 
 
-def _launch(store: Any, job: TrainJob, config: LocalTrainConfig) -> TrainJob:
+def _launch(store: Store, job: TrainJob, config: LocalTrainConfig) -> TrainJob:
     run = Path(job.out)
     try:
         proc = _spawn(launch_command(config, run / CONFIG_FILE), run)
@@ -98,7 +101,7 @@ def _launch(store: Any, job: TrainJob, config: LocalTrainConfig) -> TrainJob:
     return store.update_job(job.id, status="running", pid=proc.pid, error=None)
 
 
-def resume_job(store: Any, job_id: str, by: str | None = None) -> TrainJob:
+def resume_job(store: Store, job_id: str, by: str | None = None) -> TrainJob:
     """Start a stopped local job again from its newest checkpoint, in the same run folder."""
     actor(store, by, "train")
     job = store.get_job(job_id)
@@ -171,7 +174,7 @@ def _losses(run: Path) -> dict[str, Any]:
     return {"steps": losses[-1][0], "loss_first": losses[0][1], "loss_last": losses[-1][1]}
 
 
-def register_result(store: Any, job: TrainJob) -> RegisteredModel:
+def register_result(store: Store, job: TrainJob) -> RegisteredModel:
     config = LocalTrainConfig.from_dict(job.config)
     objective = f"-{config.objective}" if config.objective != "sft" else ""
     name = config.model_name or f"{job.dataset}-{job.kind}{objective}-{job.id[:6]}"
@@ -187,7 +190,7 @@ def register_result(store: Any, job: TrainJob) -> RegisteredModel:
     return model
 
 
-def refresh_local_job(store: Any, job: TrainJob) -> TrainJob:
+def refresh_local_job(store: Store, job: TrainJob) -> TrainJob:
     """Bring a local job's row up to date with its run folder and its process."""
     if job.finished or not job.out:
         return job
@@ -209,7 +212,7 @@ def refresh_local_job(store: Any, job: TrainJob) -> TrainJob:
                             **fields)
 
 
-def refresh_jobs(store: Any, remote: bool = True, api_key: str | None = None) -> list[str]:
+def refresh_jobs(store: Store, remote: bool = True, api_key: str | None = None) -> list[str]:
     """Update every unfinished job; returns the problems met on the way (remote API errors), one line each."""
     problems = []
     for job in store.list_jobs():
@@ -241,7 +244,7 @@ def _stop_group(pid: int, grace_s: float = 10.0) -> None:
             return
 
 
-def cancel_job(store: Any, job_id: str, api_key: str | None = None, by: str | None = None) -> TrainJob:
+def cancel_job(store: Store, job_id: str, api_key: str | None = None, by: str | None = None) -> TrainJob:
     """Stop a job: its whole process group (every rank), or the remote job."""
     actor(store, by, "train")
     job = store.get_job(job_id)
@@ -256,7 +259,7 @@ def cancel_job(store: Any, job_id: str, api_key: str | None = None, by: str | No
     return store.update_job(job_id, status="cancelled", error=f"cancelled at step {job.steps}")
 
 
-def follow_job(store: Any, job_id: str, on_progress: Callable[[TrainJob, dict[str, Any]], None] | None = None,
+def follow_job(store: Store, job_id: str, on_progress: Callable[[TrainJob, dict[str, Any]], None] | None = None,
                poll_s: float = 1.0) -> TrainJob:
     """Poll a job until it ends, calling `on_progress(job, status)` after each look."""
     while True:

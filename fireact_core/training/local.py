@@ -156,7 +156,7 @@ def training_arguments(config: LocalTrainConfig, precision: str, has_eval: bool,
     args_class = args_class or TrainingArguments
     save = {"save_strategy": "steps", "save_steps": config.save_steps} if config.save_steps else {"save_strategy": "epoch"}
     if not has_eval:
-        evaluation = {"eval_strategy": "no"}
+        evaluation: dict[str, Any] = {"eval_strategy": "no"}
     elif config.eval_steps:
         evaluation = {"eval_strategy": "steps", "eval_steps": config.eval_steps}
     else:

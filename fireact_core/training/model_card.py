@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..hub_cards import CITATION_SECTION
 from ..errors import NotFoundError
 from ..files import write_text
-from .records import RegisteredModel
+from ..records import RegisteredModel
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 CARD_FILE = "README.md"
 FACTS_FILE = "fireact_model.json"
@@ -31,7 +34,7 @@ PREFERENCE_SETTINGS = ["objective", "method", "beta"]  # shown for a model train
 VALIDATION_RE = re.compile(r"(?:validation|valid) loss=([0-9.eE+-]+)")
 
 
-def _job(store: Any, model: RegisteredModel):
+def _job(store: Store, model: RegisteredModel):
     try:
         return store.get_job(model.job) if model.job else None
     except NotFoundError:
@@ -72,7 +75,7 @@ def _scores(model: RegisteredModel, report: list[dict[str, Any]]) -> list[dict[s
             for row in report if row["model"] in names]
 
 
-def model_facts(store: Any, model: RegisteredModel, report: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def model_facts(store: Store, model: RegisteredModel, report: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything `models --json` prints about a model (the card says the same); `report` is `run_report(store)`
     when the caller has it already."""
     from ..reports import run_report
@@ -170,7 +173,7 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def write_model_card(store: Any, model: RegisteredModel, facts: dict[str, Any] | None = None) -> Path | None:
+def write_model_card(store: Store, model: RegisteredModel, facts: dict[str, Any] | None = None) -> Path | None:
     """Write (or bring up to date) README.md and fireact_model.json in a local model's folder; returns the
     card's path, or None for a remote model or a folder that is gone."""
     folder = Path(model.path_or_id)
@@ -182,7 +185,7 @@ def write_model_card(store: Any, model: RegisteredModel, facts: dict[str, Any] |
     return folder / CARD_FILE
 
 
-def models_with_facts(store: Any) -> list[dict[str, Any]]:
+def models_with_facts(store: Store) -> list[dict[str, Any]]:
     """The facts of every registered model (read only: cards are written when a model is registered and when
     a run of it ends, `refresh_cards_for_run`)."""
     from ..reports import run_report
@@ -191,7 +194,7 @@ def models_with_facts(store: Any) -> list[dict[str, Any]]:
     return [model_facts(store, model, report) for model in store.list_models()]
 
 
-def refresh_cards_for_run(store: Any, run_model: str | None) -> None:
+def refresh_cards_for_run(store: Store, run_model: str | None) -> None:
     """Bring the cards of the registered models a finished run evaluated up to date (its scores join them)."""
     if not run_model:
         return

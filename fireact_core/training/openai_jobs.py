@@ -12,16 +12,19 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from ..datasets_export import write_splits
 from ..errors import FireactError, PrerequisiteError, missing_package
 from ..files import read_json_lines, write_file, write_text
 from ..redact import redact_value, remember, url_password
-from ..formats.fireact import write_openai
 from ..team.roles import actor
 from .config import OpenAITrainConfig, default_run_folder
 from .local import METRICS_FILE
-from .records import RegisteredModel, TrainJob
+from ..records import RegisteredModel, TrainJob
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 STATUS = {"validating_files": "queued", "queued": "queued", "running": "running", "succeeded": "succeeded",
           "failed": "failed", "cancelled": "cancelled"}
@@ -62,21 +65,9 @@ def call(what: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         raise OpenAIJobError(f"OpenAI API error on {what}: {exc.message}") from exc
 
 
-def export_chat_files(store: Any, dataset: str, folder: Path) -> dict[str, Any]:
+def export_chat_files(store: Store, dataset: str, folder: Path) -> dict[str, Path]:
     """The version's train (and val) members as OpenAI chat JSONL; steps not trained on get `weight: 0`."""
-    splits: dict[str, list] = {"train": [], "val": []}
-    for split, traj in store.iter_dataset_trajectories(dataset):
-        splits.setdefault(split, []).append(traj)
-    if not splits["train"]:
-        raise FireactError(f"dataset version '{dataset}' has no training members")
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for split in ("train", "val"):
-        if splits[split]:
-            with write_file(folder / f"{split}.jsonl", force=True) as out:
-                write_openai(splits[split], out)
-            files[split] = folder / f"{split}.jsonl"
-    return files
+    return {split: path for split, (path, _) in write_splits(store, dataset, "openai-jsonl", folder).items()}
 
 
 def preference_row(pair: Any) -> dict[str, Any]:
@@ -86,7 +77,7 @@ def preference_row(pair: Any) -> dict[str, Any]:
             "non_preferred_output": pair.rejected}
 
 
-def export_preference_files(store: Any, dataset: str, folder: Path) -> dict[str, Any]:
+def export_preference_files(store: Store, dataset: str, folder: Path) -> dict[str, Any]:
     """A version of step pairs' train (and val) pairs in the API's preference JSONL."""
     from ..pairs import dataset_pairs, pair_level
 
@@ -113,7 +104,7 @@ def _upload(client: Any, path: Path) -> str:
                     purpose="fine-tune").id
 
 
-def start_openai_job(store: Any, config: OpenAITrainConfig, api_key: str | None = None,
+def start_openai_job(store: Store, config: OpenAITrainConfig, api_key: str | None = None,
                      by: str | None = None) -> TrainJob:
     """Export, upload and create the remote job; the job is recorded only once the API has accepted it."""
     by = actor(store, by, "train")
@@ -166,7 +157,7 @@ def read_events(run: str | Path) -> list[dict[str, Any]]:
     return list(read_json_lines(Path(run) / EVENTS_FILE))
 
 
-def refresh_openai_job(store: Any, job: TrainJob, api_key: str | None = None) -> TrainJob:
+def refresh_openai_job(store: Store, job: TrainJob, api_key: str | None = None) -> TrainJob:
     """Ask the API how the job is going; record status, events and losses; register the model on success."""
     if job.finished:
         return job
@@ -191,13 +182,13 @@ def refresh_openai_job(store: Any, job: TrainJob, api_key: str | None = None) ->
     return job
 
 
-def cancel_openai_job(store: Any, job: TrainJob, api_key: str | None = None) -> TrainJob:
+def cancel_openai_job(store: Store, job: TrainJob, api_key: str | None = None) -> TrainJob:
     client = make_client(job.config.get("base_url", ""), api_key)
     remote = call(f"fine_tuning.jobs.cancel ({job.remote_id})", client.fine_tuning.jobs.cancel, job.remote_id)
     return store.update_job(job.id, status=STATUS.get(remote.status, "cancelled"), error="cancelled")
 
 
-def follow_openai_job(store: Any, job_id: str, on_event: Callable[[str], None] | None = None, poll_s: float = 5.0,
+def follow_openai_job(store: Store, job_id: str, on_event: Callable[[str], None] | None = None, poll_s: float = 5.0,
                       api_key: str | None = None, timeout_s: float | None = None) -> TrainJob:
     """Poll until the job ends, passing each new event's message to `on_event`."""
     seen = 0

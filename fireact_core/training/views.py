@@ -7,7 +7,7 @@ from typing import Any
 
 from .jobs import log_tail, read_data_report, read_metrics
 from .openai_jobs import read_events
-from .records import TrainJob
+from ..records import TrainJob
 
 CURVES = [("loss", "training loss"), ("eval_loss", "eval loss"), ("learning_rate", "learning rate"),
           ("tokens_per_s", "tokens/s")]
