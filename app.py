@@ -15,8 +15,8 @@ import ui
 from fireact_core.demo import load_demo
 from fireact_core.errors import FireactError
 from fireact_core.records import METHODS
-from fireact_core.overview import import_uploads, summary
-from fireact_core.tasks import list_tasks
+from fireact_core.reports.overview import import_uploads, summary
+from fireact_core.generation.tasks import list_tasks
 
 ROOT = Path(__file__).resolve().parent
 SOURCE_COLUMNS = {"source": st.column_config.TextColumn(width="large")}

@@ -6,8 +6,8 @@ import os
 
 import streamlit as st
 
-from fireact_core import cards
-from fireact_core.curation import md_escape
+from fireact_core.curation import cards as cards
+from fireact_core.curation.edits import md_escape
 from fireact_core.errors import FireactError
 from fireact_core.records import Lint, Step, Trajectory
 from fireact_core.store import Store, resolve_db_path

@@ -7,8 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from fireact_core import engine, forking
-from fireact_core.curation import md_escape
+from fireact_core.generation import engine as engine, forking as forking
+from fireact_core.curation.edits import md_escape
 from fireact_core.errors import FireactError
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.records import Trajectory
@@ -143,8 +143,8 @@ def repair_panel(store: Store, flt: TrajectoryFilter, who: str) -> None:
 
 def family_view(store: Store, traj_id: str) -> None:
     """Compare: a parent and one of its continuations side by side, the kept steps aligned one to one."""
-    from fireact_core.cards import pair_cards_html
-    from fireact_core.compare import align_fork
+    from fireact_core.curation.cards import pair_cards_html
+    from fireact_core.curation.compare import align_fork
 
     try:
         parent, children = forking.family(store, traj_id)

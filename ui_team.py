@@ -1,16 +1,16 @@
 """Team curation in the app: who is signed in, the review queue's assignment, progress per annotator and
-agreement. Pages call these functions; the rules live in fireact_core.team."""
+agreement. Pages call these functions; the rules live in fireact_core.curation.team."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from fireact_core import team
-from fireact_core.curation import md_escape
+from fireact_core.curation import team as team
+from fireact_core.curation.edits import md_escape
 from fireact_core.errors import FireactError
 from fireact_core.filters import TrajectoryFilter
-from fireact_core.team import agreement as agr
-from fireact_core.team import assign as asg
+from fireact_core.curation.team import agreement as agr
+from fireact_core.curation.team import assign as asg
 
 USER_KEY = "_team_user"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fireact_core import charts, lineage, reports  # noqa: E402
+from fireact_core.reports import charts as charts, lineage as lineage, figures as reports  # noqa: E402
 from fireact_core.records import Action, Source, Step, StepFlags, Trajectory  # noqa: E402
 from fireact_core.store import Store  # noqa: E402
 

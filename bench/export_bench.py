@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fireact_core.hub_cards import dataset_card
-from fireact_core.datasets_export import export_dataset
-from fireact_core.export_folders import HF_COLUMNS, WRITERS, _rows_by_split
-from fireact_core.importer import import_files
-from fireact_core.mixing import MixSpec, save_mix
+from fireact_core.mixing.hub_cards import dataset_card
+from fireact_core.mixing.export import export_dataset
+from fireact_core.mixing.folders import HF_COLUMNS, WRITERS, _rows_by_split
+from fireact_core.io.importer import import_files
+from fireact_core.mixing.versions import MixSpec, save_mix
 from fireact_core.store import Store
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "fireact"

@@ -54,7 +54,7 @@ def start_servers() -> tuple[subprocess.Popen, str, str]:
 
 
 def timed_run(store, name: str, n: int, concurrency: int, **kw) -> tuple[float, int, list]:
-    from fireact_core.engine import RunConfig, execute, prepare_run
+    from fireact_core.generation.engine import RunConfig, execute, prepare_run
 
     cfg = RunConfig(run=name, task="hotpotqa", split="dev", tasks_dir=str(TASKS), end=n, method="react",
                     model="gpt-4o-mini", concurrency=concurrency, backoff_s=0.05, timeout_s=30, **kw)

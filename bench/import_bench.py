@@ -29,7 +29,7 @@ WORDS = ("the of and to in a is was for on as with by he at from his an were are
          "out known university united then made film album series born played team season river band county war "
          "american government early john house music including").split()
 TARGETS = {"rate": 10_000, "ratio": 3.0, "rss_mb": 2048, "query_s": 1.0}
-POOL_WORKERS = min(os.cpu_count() or 1, 4)  # reader processes of a large import (fireact_core.importer)
+POOL_WORKERS = min(os.cpu_count() or 1, 4)  # reader processes of a large import (fireact_core.io.importer)
 
 # Runs one fireact command in a fresh interpreter and reports its own wall time, CPU time and peak memory, and
 # those of the reader processes a large import starts (`pool_cpu`, and the largest one's peak `pool_rss_mb`).
@@ -37,7 +37,7 @@ POOL_WORKERS = min(os.cpu_count() or 1, 4)  # reader processes of a large import
 MEASURE = """
 import json, resource, sys, time
 from fireact_core.cli import build_parser, main
-import fireact_core.exporter, fireact_core.importer, fireact_core.store
+import fireact_core.io.exporter, fireact_core.io.importer, fireact_core.store
 build_parser()
 start = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = start.ru_utime + start.ru_stime

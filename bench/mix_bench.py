@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fireact_core.mixing import MixSpec, plan_mix, save_mix
+from fireact_core.mixing.versions import MixSpec, plan_mix, save_mix
 from fireact_core.records import Action, Annotation, Lint, Source, Step, Trajectory
 from fireact_core.store import Store
 

@@ -40,10 +40,10 @@ def build(path: str, n_annotators: int, overlap: int) -> dict[str, str]:
     """The real FireAct run, an admin and the annotators, each trajectory assigned to `overlap` of them.
     Returns {question: trajectory id} (the run's questions are distinct)."""
     from fireact_core.filters import TrajectoryFilter
-    from fireact_core.importer import import_files
+    from fireact_core.io.importer import import_files
     from fireact_core.store import Store
-    from fireact_core.team import add_user
-    from fireact_core.team.assign import assign
+    from fireact_core.curation.team import add_user
+    from fireact_core.curation.team.assign import assign
 
     store = Store(path)
     import_files(store, [RUN_FILE], by="lead")

@@ -51,7 +51,7 @@ def timed_train(trainer, warmup: int = 0) -> tuple[float, int]:
 def cpu_bench(args: argparse.Namespace) -> None:
     import torch
 
-    from fireact_core.formats import read_file
+    from fireact_core.io.formats import read_file
     from fireact_core.training import LocalTrainConfig
     from fireact_core.training.data import TokenCounter, write_examples
     from fireact_core.training.local import build_trainer

@@ -25,7 +25,7 @@ PAGES = ["pages/1_Browse.py", "pages/2_Trajectory.py", "pages/3_Review.py", "pag
 
 
 def templates():
-    from fireact_core.formats import read_file
+    from fireact_core.io.formats import read_file
 
     trajs = read_file(RUN_FILE).trajectories + read_file(GPT_FILE).trajectories
     return [t for t in trajs if len(t.steps) >= 2]
@@ -33,7 +33,7 @@ def templates():
 
 def build(store, first: int, n: int, batch: int, seed: int = 0) -> None:
     """Trajectories `first` to `n`: four runs over the same questions, steps copied from real FireAct ones."""
-    from fireact_core.lint import lint_trajectory
+    from fireact_core.io.lint import lint_trajectory
     from fireact_core.records import Source
 
     rng = random.Random(seed + first)

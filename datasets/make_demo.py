@@ -4,7 +4,7 @@
     .venv/bin/python datasets/make_demo.py --out DIR  # write them somewhere else
 
 Everything here was written for FireAct Studio: the questions, the answers and the trajectories. Scores in the
-run files (reward, em, f1) come from fireact_core.tasks, so they agree with what the app computes. Some
+run files (reward, em, f1) come from fireact_core.generation.tasks, so they agree with what the app computes. Some
 trajectories carry problems on purpose, so that every data check has something to show (see README.md here).
 """
 
@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from fireact_core.tasks import get_task
-from fireact_core.tasks.scoring import normalize_answer
+from fireact_core.generation.tasks import get_task
+from fireact_core.generation.tasks.scoring import normalize_answer
 
 HERE = Path(__file__).resolve().parent
 ALPACA_TEMPLATE = (

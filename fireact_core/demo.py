@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import PrerequisiteError
-from .importer import ImportReport, import_files
+from .io.importer import ImportReport, import_files
 from .store import Store
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "datasets"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 import ui_fork
-from fireact_core.curation import SORT_KEYS, browse_query, md_escape, split_query
+from fireact_core.curation.edits import SORT_KEYS, browse_query, md_escape, split_query
 from fireact_core.errors import FireactError
 from fireact_core.filters import LIST_FIELDS, TrajectoryFilter
 from fireact_core.names import display_names
-from fireact_core.team import bulk_review
+from fireact_core.curation.team import bulk_review
 from ui import annotator, confirm, page_setup
 
 PAGE_SIZE = 50

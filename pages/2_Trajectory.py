@@ -8,7 +8,7 @@ import streamlit as st
 
 import ui
 import ui_fork
-from fireact_core import curation as cur
+from fireact_core.curation import edits as cur
 from fireact_core.errors import ConflictError, FireactError
 from ui import annotator, page_setup
 

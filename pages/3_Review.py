@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from fireact_core import curation as cur
+from fireact_core.curation import edits as cur
 from fireact_core.errors import FireactError
 from ui import annotator, page_setup
 from ui_team import assignment_panel, next_for

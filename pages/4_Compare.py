@@ -6,9 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 import ui_fork
-from fireact_core.cards import pair_cards_html
-from fireact_core.compare import CELL_LABELS
-from fireact_core.curation import browse_query, md_escape
+from fireact_core.curation.cards import pair_cards_html
+from fireact_core.curation.compare import CELL_LABELS
+from fireact_core.curation.edits import browse_query, md_escape
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.names import display_names
 from ui import page_setup

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fireact_core import engine
+from fireact_core.generation import engine as engine
 from fireact_core.errors import FireactError
-from fireact_core.models.pricing import price_table
+from fireact_core.generation.models.pricing import price_table
 from fireact_core.names import display_names
-from fireact_core.preflight import in_page_words, run_problems
-from fireact_core.prompts import import_fireact_prompt, save_examples, version_row
+from fireact_core.generation.preflight import in_page_words, run_problems
+from fireact_core.generation.prompts import import_fireact_prompt, save_examples, version_row
 from fireact_core.records import METHODS
-from fireact_core.tasks import list_tasks
-from fireact_core.tools import SEARCH_KINDS
+from fireact_core.generation.tasks import list_tasks
+from fireact_core.generation.tools import SEARCH_KINDS
 from ui import annotator, page_setup, show_error
 
 store = page_setup("Generate", ":material/play_arrow:")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fireact_core.datasets_export import DATASET_FORMATS, export_dataset_bytes
+from fireact_core.mixing.export import DATASET_FORMATS, export_dataset_bytes
 from fireact_core.errors import FireactError
-from fireact_core.lint import LINT_KINDS
-from fireact_core.masks import LOSS_MASKS
-from fireact_core.mix_view import (cells_frame, composition_figure, example_html, form_spec, grid_cells, grid_frame,
+from fireact_core.io.lint import LINT_KINDS
+from fireact_core.io.masks import LOSS_MASKS
+from fireact_core.mixing.view import (cells_frame, composition_figure, example_html, form_spec, grid_cells, grid_frame,
                                    versions_frame)
-from fireact_core.mixing import CELL_SEP, MixSpec, get_version, plan_mix, save_mix
-from fireact_core.pairs import describe_pairs
+from fireact_core.mixing.versions import CELL_SEP, MixSpec, get_version, plan_mix, save_mix
+from fireact_core.curation.pairs import describe_pairs
 from ui import annotator, page_setup, show_error
 
 store = page_setup("Mix", ":material/tune:")

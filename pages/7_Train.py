@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from fireact_core.errors import FireactError
-from fireact_core.tasks import list_tasks
-from fireact_core.tools import SEARCH_KINDS
+from fireact_core.generation.tasks import list_tasks
+from fireact_core.generation.tools import SEARCH_KINDS
 from fireact_core.training import LocalTrainConfig, OpenAITrainConfig, form_fields
 from fireact_core.training import jobs as runner
 from fireact_core.training.evaluate import default_tasks_dir, start_evaluation

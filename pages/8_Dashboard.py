@@ -7,7 +7,8 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from fireact_core import charts, lineage, names, reports
+from fireact_core.reports import charts as charts, lineage as lineage, figures as reports
+from fireact_core import names
 from fireact_core.errors import FireactError
 from fireact_core.filters import TrajectoryFilter
 from ui import annotator, page_setup, show_error

@@ -41,7 +41,7 @@ def store(tmp_path):
 @pytest.fixture
 def seeded_store(tmp_path, shared):
     """A database holding gpt_hotpotqa, alpaca_hotpotqa_multimethod and the Llama-2 evaluation run."""
-    from fireact_core.importer import import_files
+    from fireact_core.io.importer import import_files
     from fireact_core.store import Store
 
     db = Store(tmp_path / "seeded.duckdb")

@@ -14,9 +14,9 @@ import pytest
 
 from fireact_core.cli import main
 from fireact_core.filters import TrajectoryFilter
-from fireact_core.mixing import MixSpec, plan_mix
+from fireact_core.mixing.versions import MixSpec, plan_mix
 from fireact_core.records import Action, Source, Step, Trajectory
-from fireact_core.reports import (
+from fireact_core.reports.figures import (
     compare_runs,
     counts_stats,
     dashboard_runs,

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
-from fireact_core.team import local_user
+from fireact_core.curation.team import local_user
 from tests.conftest import copy_database, screenshot, settle, wait_for_app
 from tests.helpers.runs import RUN_A, RUN_B, XSS, XSS_QUESTION
 

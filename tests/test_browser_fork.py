@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from fireact_core.engine import RunConfig, run_generation
+from fireact_core.generation.engine import RunConfig, run_generation
 from fireact_core.store import Store
-from fireact_core.tasks import get_task
+from fireact_core.generation.tasks import get_task
 from tests.conftest import screenshot, settle, wait_for_app
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI

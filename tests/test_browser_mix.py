@@ -12,7 +12,7 @@ from tests.conftest import screenshot, wait_for_app
 
 @pytest.fixture
 def app(tmp_path, shared, streamlit_app):
-    from fireact_core.importer import import_files
+    from fireact_core.io.importer import import_files
 
     path = tmp_path / "browser-mix.duckdb"
     import_files(Store(path), [shared / "finetune" / "gpt_multitask.jsonl"],

@@ -29,7 +29,7 @@ expect.set_options(timeout=60_000)
 def app(tmp_path_factory, two_runs_db):
     """The two runs of the curation tests and a dataset version, served by one Streamlit for every test here,
     with stand-in model and search servers for Generate."""
-    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.mixing.versions import MixSpec, save_mix
 
     folder = tmp_path_factory.mktemp("pages")
     store = Store(copy_database(two_runs_db, folder))

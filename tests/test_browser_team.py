@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
-from fireact_core.team.assign import next_in_queue
+from fireact_core.curation.team.assign import next_in_queue
 from tests.conftest import copy_database, screenshot, wait_for_app
 from tests.helpers.runs import RUN_A
 

@@ -18,7 +18,7 @@ from statistics import mean
 import pytest
 
 from fireact_core.cli import main
-from fireact_core.lint import LINT_KINDS
+from fireact_core.io.lint import LINT_KINDS
 from fireact_core.store import Store, question_key
 from tests.conftest import FINETUNE, ROOT, RUN_FILE, SHARED
 

@@ -7,10 +7,10 @@ from typing import get_args
 import pytest
 
 from fireact_core.cli import build_parser
-from fireact_core.engine import RunConfig
+from fireact_core.generation.engine import RunConfig
 from fireact_core.records import METHODS
-from fireact_core.tasks import list_tasks
-from fireact_core.tools import SEARCH_KINDS
+from fireact_core.generation.tasks import list_tasks
+from fireact_core.generation.tools import SEARCH_KINDS
 
 
 def generate_choices() -> dict[str, list[str]]:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from fireact_core import curation as cur
-from fireact_core.compare import align_steps, pair_html, step_kind, word_diff_html
+from fireact_core.curation import edits as cur
+from fireact_core.curation.compare import align_steps, pair_html, step_kind, word_diff_html
 from fireact_core.errors import ConflictError, FireactError
 from fireact_core.filters import TrajectoryFilter
-from fireact_core.formats import read_file
-from fireact_core.importer import prepare
+from fireact_core.io.formats import read_file
+from fireact_core.io.importer import prepare
 from fireact_core.records import Action, Step, Trajectory
 from fireact_core.store import Store
 from fireact_core.store.curation import query_words

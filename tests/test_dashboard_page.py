@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fireact_core import charts, reports
+from fireact_core.reports import charts as charts, figures as reports
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from tests.conftest import RUN_FILE
@@ -167,7 +167,7 @@ def test_a_group_row_opens_browse_on_its_runs(monkeypatch, runs_store):
 
 
 def test_dashboard_of_training_sets_only(monkeypatch, tmp_path, shared):
-    from fireact_core.importer import import_files
+    from fireact_core.io.importer import import_files
 
     store = Store(tmp_path / "train.duckdb")
     import_files(store, [shared / "finetune" / "gpt_hotpotqa.jsonl"])

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fireact_core.datasets_export import DATASET_FORMATS, export_dataset
-from fireact_core.mixing import MixSpec, save_mix
+from fireact_core.mixing.export import DATASET_FORMATS, export_dataset
+from fireact_core.mixing.versions import MixSpec, save_mix
 from fireact_core.store import Store
 from fireact_core.training.data import export_dataset as training_files
 from fireact_core.training.openai_jobs import export_chat_files
@@ -47,7 +47,7 @@ def digest(path: Path, native: bool = False) -> str:
 
 @pytest.fixture(scope="module")
 def version_store(tmp_path_factory, shared) -> Store:
-    from fireact_core.importer import import_files
+    from fireact_core.io.importer import import_files
 
     store = Store(tmp_path_factory.mktemp("writer") / "d.duckdb")
     import_files(store, [shared / "finetune" / "gpt_hotpotqa.jsonl",

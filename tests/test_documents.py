@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fireact_core.errors import FormatError
-from fireact_core.formats import common, iter_batches, read_file
+from fireact_core.io.formats import common, iter_batches, read_file
 from tests.conftest import FINETUNE, RUN_FILE
 
 ALPACA = FINETUNE / "alpaca_hotpotqa.json"

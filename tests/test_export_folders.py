@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from fireact_core.cli import main
-from fireact_core.datasets_export import export_dataset, messages_rows
+from fireact_core.mixing.export import export_dataset, messages_rows
 from fireact_core.errors import FireactError
-from fireact_core.mixing import MixSpec, save_mix
+from fireact_core.mixing.versions import MixSpec, save_mix
 from fireact_core.store import Store
 
 SPEC = {"sources": ["gpt_multitask"], "task_ratio": {"hotpotqa": 0.5, "strategyqa": 0.25, "mmlu": 0.25},
@@ -37,7 +37,7 @@ LLAMAFACTORY_TAGS = {"role_tag", "content_tag", "user_tag", "assistant_tag", "ob
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, shared):
     """gpt_multitask imported; version 'mt' (one member's first step switched off) and 'mt-open' from it."""
-    from fireact_core.importer import import_files
+    from fireact_core.io.importer import import_files
 
     store = Store(tmp_path_factory.mktemp("folders") / "f.duckdb")
     import_files(store, [shared / "finetune" / "gpt_multitask.jsonl"],

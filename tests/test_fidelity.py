@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 
 from fireact_core.cli import main
-from fireact_core.exporter import export
-from fireact_core.importer import import_files
-from fireact_core.mixing import MixSpec, plan_mix
+from fireact_core.io.exporter import export
+from fireact_core.io.importer import import_files
+from fireact_core.mixing.versions import MixSpec, plan_mix
 from fireact_core.records import stable_id
 from fireact_core.store import Store
 

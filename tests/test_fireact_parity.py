@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from fireact_core.cli import main
-from fireact_core.prompts import import_fireact_prompt
+from fireact_core.generation.prompts import import_fireact_prompt
 from fireact_core.store import Store
-from fireact_core.tasks import get_task
+from fireact_core.generation.tasks import get_task
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
 

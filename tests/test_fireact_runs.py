@@ -12,8 +12,8 @@ import subprocess
 import pytest
 
 from fireact_core.cli import main
-from fireact_core.exporter import export
-from fireact_core.importer import import_files
+from fireact_core.io.exporter import export
+from fireact_core.io.importer import import_files
 from fireact_core.store import Store
 
 from .fakes.openai_server import FakeOpenAI

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fireact_core.engine import RunConfig, run_generation
+from fireact_core.generation.engine import RunConfig, run_generation
 from fireact_core.store import Store
-from fireact_core.tasks import get_task
+from fireact_core.generation.tasks import get_task
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
 from tests.helpers import wait_until

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from fireact_core.cli import main
-from fireact_core.curation import save_trajectory_edit
-from fireact_core.engine import RunConfig, run_generation
+from fireact_core.curation.edits import save_trajectory_edit
+from fireact_core.generation.engine import RunConfig, run_generation
 from fireact_core.filters import TrajectoryFilter
-from fireact_core.forking import continue_trajectory, family, make_jobs, repair, run_forks
+from fireact_core.generation.forking import continue_trajectory, family, make_jobs, repair, run_forks
 from fireact_core.records import Action, Step
-from fireact_core.tasks import get_task
+from fireact_core.generation.tasks import get_task
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
 
@@ -233,7 +233,7 @@ def test_a_trajectory_of_fireacts_own_run_is_continued_in_its_layout(store, llm,
     up to the end of step K, then "Thought:", as FireAct's generation.py would have sent it."""
     import json
 
-    from fireact_core.importer import import_files
+    from fireact_core.io.importer import import_files
     from tests.conftest import RUN_FILE
 
     import_files(store, [RUN_FILE])
@@ -252,7 +252,7 @@ def test_a_trajectory_of_fireacts_own_run_is_continued_in_its_layout(store, llm,
 
 
 def test_a_fork_pairs_the_kept_steps_then_aligns_the_rest():
-    from fireact_core.compare import align_fork, align_steps
+    from fireact_core.curation.compare import align_fork, align_steps
 
     def step(name: str, thought: str = "t") -> Step:
         return Step(thought=thought, action=Action(raw=f"{name}[x]", name=name, arg="x"), observation="o")

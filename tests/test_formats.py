@@ -8,13 +8,13 @@ from statistics import mean
 
 import pytest
 
-from fireact_core.exporter import export
-from fireact_core.formats import detect_format, read_file
-from fireact_core.formats.fireact import trajectory_from_messages, trajectory_from_text
-from fireact_core.importer import import_files
-from fireact_core.lint import lint_duplicates, lint_trajectory
+from fireact_core.io.exporter import export
+from fireact_core.io.formats import detect_format, read_file
+from fireact_core.io.formats.fireact import trajectory_from_messages, trajectory_from_text
+from fireact_core.io.importer import import_files
+from fireact_core.io.lint import lint_duplicates, lint_trajectory
 from fireact_core.records import Annotation, Step
-from fireact_core.parsing import render_text
+from fireact_core.io.parsing import render_text
 from fireact_core.store import Store
 from tests.conftest import FINETUNE, RUN_FILE
 

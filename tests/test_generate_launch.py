@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from fireact_core.cli import main
-from fireact_core.prompts import default_examples, import_fireact_prompt, save_examples
+from fireact_core.generation.prompts import default_examples, import_fireact_prompt, save_examples
 from fireact_core.records import stable_id
 from fireact_core.store import Store
-from fireact_core.tasks import get_task
+from fireact_core.generation.tasks import get_task
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import wait_until
 

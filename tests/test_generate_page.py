@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fireact_core.cli import main
-from fireact_core.engine import RunConfig, run_generation
+from fireact_core.generation.engine import RunConfig, run_generation
 from fireact_core.store import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
@@ -164,7 +164,7 @@ def test_prefilled_from_query_params(env):
 
 
 def test_registered_model_from_the_train_page(env):
-    from fireact_core.engine import model_settings
+    from fireact_core.generation.engine import model_settings
     from fireact_core.records import RegisteredModel
 
     _, db = env

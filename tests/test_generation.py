@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from fireact_core.cli import main
-from fireact_core.engine import RunConfig, cancel_run, prepare_run, run_generation, start_run
-from fireact_core.episode import FIREACT_REASKS
+from fireact_core.generation.engine import RunConfig, cancel_run, prepare_run, run_generation, start_run
+from fireact_core.generation.episode import FIREACT_REASKS
 from fireact_core.errors import ToolError
-from fireact_core.prompts import PromptSpec, build_prompt, examples_for, make_spec, save_examples
+from fireact_core.generation.prompts import PromptSpec, build_prompt, examples_for, make_spec, save_examples
 from fireact_core.records import stable_id
-from fireact_core.tasks import get_task
-from fireact_core.tools.perturb import Perturber, parse_perturb
-from fireact_core.tools.serpapi_search import SerpAPISearch, extract_answer
+from fireact_core.generation.tasks import get_task
+from fireact_core.generation.tools.perturb import Perturber, parse_perturb
+from fireact_core.generation.tools.serpapi_search import SerpAPISearch, extract_answer
 from tests.fakes.serpapi_server import FakeSerpAPI
 from tests.helpers import wait_for_run_thread, wait_until
 
@@ -220,7 +220,7 @@ def test_random_perturbation_uses_an_earlier_observation(store, serp, llm):
 
 
 def test_keys_never_reach_database_events_or_exports(store, serp, llm, tmp_path, monkeypatch):
-    from fireact_core.exporter import export
+    from fireact_core.io.exporter import export
 
     server = llm()
     monkeypatch.setenv("SERPAPI_API_KEY", "serp-SECRET-42")
@@ -275,7 +275,7 @@ def test_cli_killed_mid_run_then_resumed(tmp_path, serp, llm, capsys):
     assert main(["--db", str(db), "runs"]) == 0
     line = capsys.readouterr().out
     assert f"{row['done']:>5}/12" in line and line.rstrip().endswith("interrupted")
-    from fireact_core.engine import run_view
+    from fireact_core.generation.engine import run_view
     from fireact_core.store import Store
 
     view = run_view(Store(db), "killed")
@@ -356,7 +356,7 @@ def test_local_backend_batches_requests_with_a_peft_adapter(tiny_model_dir, tmp_
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from fireact_core.models import make_backend
+    from fireact_core.generation.models import make_backend
 
     adapter = tmp_path / "adapter"
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
@@ -376,7 +376,7 @@ def test_local_backend_batches_requests_with_a_peft_adapter(tiny_model_dir, tmp_
 
 
 def test_price_table_is_editable(store, serp, llm):
-    from fireact_core.models.pricing import cost_usd, price_table
+    from fireact_core.generation.models.pricing import cost_usd, price_table
 
     assert price_table(store)["gpt-4o-mini"] == (0.15, 0.60)
     assert cost_usd(price_table(store), "ft:gpt-4o-mini:org::x", 1_000_000, 0) == 0.15
@@ -389,7 +389,7 @@ def test_price_table_is_editable(store, serp, llm):
 
 
 def test_requests_per_minute_pace():
-    from fireact_core.models.limits import CallLimits
+    from fireact_core.generation.models.limits import CallLimits
 
     async def go():
         limits = CallLimits(concurrency=8, rpm=600)
@@ -433,7 +433,7 @@ def test_sampling_flags_of_the_command_line(tmp_path, serp, llm):
 
 
 def test_adaptive_window_rises_per_answer_and_halves_once_per_round_trip():
-    from fireact_core.models.limits import AdaptiveLimit
+    from fireact_core.generation.models.limits import AdaptiveLimit
 
     async def go():
         w = AdaptiveLimit(start=4, maximum=10)
@@ -485,7 +485,7 @@ def test_help_and_the_generate_path_import_nothing_heavy():
     code = ("import sys\nfrom fireact_core.cli import build_parser\nbuild_parser()\n"
             "heavy = {'pandas', 'pyarrow', 'duckdb', 'pydantic', 'openai', 'numpy', 'httpx', 'torch'}\n"
             "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
-            "import fireact_core.engine, fireact_core.models.openai_chat, fireact_core.tools.serpapi_search\n"
+            "import fireact_core.generation.engine, fireact_core.generation.models.openai_chat, fireact_core.generation.tools.serpapi_search\n"
             "print(sorted((heavy - {'pydantic'}) & {m.split('.')[0] for m in sys.modules}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     # the store (DuckDB, pyarrow, pandas) is imported only once the first requests are out (engine.launch)
@@ -494,7 +494,7 @@ def test_help_and_the_generate_path_import_nothing_heavy():
 
 def test_fireact_prompt_files_and_prompt_versions(store, tmp_path):
     from fireact_core.errors import FireactError
-    from fireact_core.prompts import fireact_prompt_file, import_fireact_prompt
+    from fireact_core.generation.prompts import fireact_prompt_file, import_fireact_prompt
 
     prompts = ROOT.parent / "shared" / "fireact" / "reference" / "prompts"
     assert fireact_prompt_file(prompts, "bamboogle", "react").name == "react_hotpotqa_google.txt"  # as FireAct

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from fireact_core.engine import RunConfig, run_generation
-from fireact_core.models import ModelError
-from fireact_core.models.limits import CallLimits
-from fireact_core.models.openai_chat import OpenAIChat
-from fireact_core.prompts import Prompt
+from fireact_core.generation.engine import RunConfig, run_generation
+from fireact_core.generation.models import ModelError
+from fireact_core.generation.models.limits import CallLimits
+from fireact_core.generation.models.openai_chat import OpenAIChat
+from fireact_core.generation.prompts import Prompt
 from tests.fakes.http import QuietHandler, send_json, serve
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -56,7 +56,7 @@ class Refusing:
 @pytest.fixture
 def pauses(monkeypatch) -> list[float]:
     """The pauses the limits take between tries (taken as no pause at all, so nothing here waits on a clock)."""
-    import fireact_core.models.limits as limits
+    import fireact_core.generation.models.limits as limits
 
     taken: list[float] = []
     real_sleep = asyncio.sleep

@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from fireact_core.demo import load_demo
 from fireact_core.errors import FormatError
-from fireact_core.importer import import_files
-from fireact_core.lint import LINT_KINDS
-from fireact_core.overview import import_uploads, lint_docs, summary
+from fireact_core.io.importer import import_files
+from fireact_core.io.lint import LINT_KINDS
+from fireact_core.reports.overview import import_uploads, lint_docs, summary
 from fireact_core.store import Store
 from tests.conftest import FINETUNE, ROOT, screenshot, wait_for_app
 

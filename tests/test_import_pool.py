@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from fireact_core.errors import FormatError
-from fireact_core.exporter import export
-from fireact_core.importer import _spans, import_files
+from fireact_core.io.exporter import export
+from fireact_core.io.importer import _spans, import_files
 from fireact_core.store import Store
 
 from .tables import snapshot

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from fireact_core.errors import FormatError
-from fireact_core.importer import import_files
+from fireact_core.io.importer import import_files
 from fireact_core.store import Store
 
 from .tables import TABLES, snapshot
@@ -188,7 +188,7 @@ def test_sql_path_with_task_method_and_source_given(edge_file, tmp_path):
 def test_many_rows_keep_their_order_and_ids(tmp_path, monkeypatch):
     """DuckDB reads the file in many pieces on several threads (small pieces: records are at most 64 KB here):
     every row keeps its index, so its id."""
-    monkeypatch.setattr("fireact_core.importer.MAX_RECORD_BYTES", 1 << 16)
+    monkeypatch.setattr("fireact_core.io.importer.MAX_RECORD_BYTES", 1 << 16)
     rng = random.Random(7)
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
     path = tmp_path / "many.jsonl"

@@ -10,7 +10,7 @@ import pytest
 
 from fireact_core.cli import main
 from fireact_core.errors import ConflictError, FormatError, StoreError
-from fireact_core.importer import import_files
+from fireact_core.io.importer import import_files
 from fireact_core.records import Annotation, now
 from fireact_core.store import Store
 from fireact_core.store.schema import MIGRATIONS

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from fireact_core.cli import main
-from fireact_core.exporter import export
-from fireact_core.formats import EXPORT_FORMATS
-from fireact_core.importer import import_files
+from fireact_core.io.exporter import export
+from fireact_core.io.formats import EXPORT_FORMATS
+from fireact_core.io.importer import import_files
 from fireact_core.store import Store
 from tests.conftest import FINETUNE, ROOT, RUN_FILE
 
@@ -150,7 +150,7 @@ def test_the_scan_before_the_sql_path_finds_a_risky_value_in_any_stretch(tmp_pat
     """`file_needs_line_checks` reads a file in stretches of whole lines and searches a stretch closely only where
     a quick search finds what a risky value needs: a value in any line of any stretch is found, a clean file is not
     sent to the line-by-line reader."""
-    from fireact_core.formats import limits
+    from fireact_core.io.formats import limits
 
     monkeypatch.setattr(limits, "_SCAN_BYTES", 100)
     clean = [json.dumps({"messages": [{"role": "user", "content": f"Question {i}: 1e99 [not a number] 2024"}]}).encode()

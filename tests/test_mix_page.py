@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fireact_core.mixing import get_version
+from fireact_core.mixing.versions import get_version
 from fireact_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def page_db(tmp_path_factory, shared):
-    from fireact_core.importer import import_files
+    from fireact_core.io.importer import import_files
 
     path = tmp_path_factory.mktemp("mix-page") / "page.duckdb"
     import_files(Store(path), [shared / "finetune" / "gpt_multitask.jsonl"],

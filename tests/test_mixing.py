@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from fireact_core.cli import main
-from fireact_core.datasets_export import DATASET_FORMATS, export_dataset, messages_rows
+from fireact_core.mixing.export import DATASET_FORMATS, export_dataset, messages_rows
 from fireact_core.errors import ConflictError, FireactError
-from fireact_core.lint import load_eval_questions
-from fireact_core.masks import IGNORE, flagged_messages, load_tokenizer, preview_spans, spans_html, tokenize_example
-from fireact_core.mixing import MixSpec, MixSpecError, apportion, get_version, lineage, list_versions, plan_mix, save_mix
+from fireact_core.io.lint import load_eval_questions
+from fireact_core.io.masks import IGNORE, flagged_messages, load_tokenizer, preview_spans, spans_html, tokenize_example
+from fireact_core.mixing.versions import MixSpec, MixSpecError, apportion, get_version, lineage, list_versions, plan_mix, save_mix
 from fireact_core.records import Annotation
 from fireact_core.store import Store
 
@@ -30,7 +30,7 @@ ISSUE_SPEC = {
 
 @pytest.fixture(scope="module")
 def base_db(tmp_path_factory, shared):
-    from fireact_core.importer import import_files
+    from fireact_core.io.importer import import_files
 
     path = tmp_path_factory.mktemp("mix") / "base.duckdb"
     import_files(Store(path), [shared / "finetune" / "gpt_multitask.jsonl",

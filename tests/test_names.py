@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fireact_core import reports
+from fireact_core.reports import figures as reports
 from fireact_core.names import display_model, display_name, display_names, finetuned_base
 from tests.conftest import RUN_FILE
 

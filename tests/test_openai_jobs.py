@@ -16,8 +16,8 @@ from tests.fakes.openai_ft_server import FakeFineTuning
 
 @pytest.fixture(scope="module")
 def mixed_store(tmp_path_factory, shared):
-    from fireact_core.importer import import_files
-    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.io.importer import import_files
+    from fireact_core.mixing.versions import MixSpec, save_mix
     from fireact_core.store import Store
 
     store = Store(tmp_path_factory.mktemp("oa-db") / "oa.duckdb")

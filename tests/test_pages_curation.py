@@ -8,7 +8,7 @@ import html
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fireact_core.compare import CELL_LABELS
+from fireact_core.curation.compare import CELL_LABELS
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from tests.conftest import copy_database, signed_in_pages_database

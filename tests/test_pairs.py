@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fireact_core import curation as cur
+from fireact_core.curation import edits as cur
 from fireact_core.cli import main as cli_main
-from fireact_core.formats.fireact import chat_messages
-from fireact_core.pairs import build_pairs, fork_pairs, pair_rows
+from fireact_core.io.formats.fireact import chat_messages
+from fireact_core.curation.pairs import build_pairs, fork_pairs, pair_rows
 from fireact_core.records import Action, Step, Trajectory
 from fireact_core.store import Store
 from tests.conftest import RUN_FILE, copy_database
@@ -22,7 +22,7 @@ RUN = RUN_FILE.stem
 @pytest.fixture(scope="module")
 def run_db(tmp_path_factory) -> Path:
     """FireAct's Llama-2 evaluation run, imported once."""
-    from fireact_core.importer import import_files
+    from fireact_core.io.importer import import_files
 
     path = tmp_path_factory.mktemp("pairs-db") / "pairs.duckdb"
     import_files(Store(path), [RUN_FILE])
@@ -151,7 +151,7 @@ def test_trl_dpo_trainer_tokenises_the_rows_and_its_collator_batches_them(edited
     from trl import DPOConfig, DPOTrainer
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
-    from fireact_core.masks import load_tokenizer
+    from fireact_core.io.masks import load_tokenizer
 
     store, _, _ = edited
     out = tmp_path / "pairs.jsonl"
@@ -211,8 +211,8 @@ def test_fork_links_in_the_store_pair_the_parent_as_forked_with_its_children(run
 
 def test_the_mixer_makes_a_version_of_pairs_with_the_same_filters_splits_and_snapshots(edited, tmp_path, capsys):
     from fireact_core.errors import FireactError
-    from fireact_core.mixing import MixSpec, MixSpecError, save_mix
-    from fireact_core.pairs import dataset_pairs
+    from fireact_core.mixing.versions import MixSpec, MixSpecError, save_mix
+    from fireact_core.curation.pairs import dataset_pairs
 
     store, imported, corrected = edited
     spec = {"sources": [RUN], "size": 1000, "val_fraction": 0.2, "seed": 1}
@@ -244,7 +244,7 @@ def test_trl_kto_trainer_tokenises_the_kto_rows(edited, tiny_model_dir, tmp_path
     from transformers import AutoModelForCausalLM
     from trl import KTOConfig, KTOTrainer
 
-    from fireact_core.masks import load_tokenizer
+    from fireact_core.io.masks import load_tokenizer
 
     store, _, _ = edited
     out = tmp_path / "kto.jsonl"
@@ -268,7 +268,7 @@ def test_trl_kto_trainer_tokenises_the_kto_rows(edited, tiny_model_dir, tmp_path
 def test_the_mix_page_saves_a_version_of_pairs(edited, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from fireact_core.mixing import get_version
+    from fireact_core.mixing.versions import get_version
 
     store, _, _ = edited
     monkeypatch.setenv("FIREACT_DB", str(store.path))

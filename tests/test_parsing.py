@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fireact_core.parsing import (
+from fireact_core.io.parsing import (
     action_problem,
     infer_method,
     infer_task,

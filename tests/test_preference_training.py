@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fireact_core import curation as cur
+from fireact_core.curation import edits as cur
 from fireact_core.cli import main as cli_main
 from fireact_core.store import Store
 from tests.conftest import RUN_FILE, copy_database
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def pairs_db(tmp_path_factory) -> Path:
     """FireAct's Llama-2 run with eight wrong trajectories corrected at step 2 and in their answer, and a
     version of step pairs 'fixes' over the run."""
-    from fireact_core.importer import import_files
-    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.io.importer import import_files
+    from fireact_core.mixing.versions import MixSpec, save_mix
 
     path = tmp_path_factory.mktemp("dpo-db") / "dpo.duckdb"
     store = Store(path)
@@ -78,7 +78,7 @@ def test_dpo_with_a_lora_adapter_lowers_the_preference_loss_and_the_adapter_load
 
 
 def test_dpo_needs_a_version_of_pairs(pairs_db, tiny_model_dir, tmp_path, capsys):
-    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.mixing.versions import MixSpec, save_mix
 
     store = Store(copy_database(pairs_db, tmp_path))
     save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 20, "seed": 1}), "plain")
@@ -113,7 +113,7 @@ def test_fireact_train_method_dpo_runs_a_job_and_registers_the_adapter_with_its_
 
 
 def test_train_openai_method_dpo_uploads_preference_rows_and_creates_a_dpo_job(pairs_db, tmp_path, api, capsys):
-    from fireact_core.pairs import dataset_pairs
+    from fireact_core.curation.pairs import dataset_pairs
 
     store = Store(copy_database(pairs_db, tmp_path))
     code = cli_main(["--db", str(store.path), "train-openai", "--dataset", "fixes", "--model", "gpt-4o-mini-2024-07-18",
@@ -138,7 +138,7 @@ def test_train_openai_method_dpo_uploads_preference_rows_and_creates_a_dpo_job(p
 
 
 def test_train_openai_dpo_refuses_trajectory_pairs_and_plain_versions(pairs_db, tmp_path, api, capsys):
-    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.mixing.versions import MixSpec, save_mix
 
     store = Store(copy_database(pairs_db, tmp_path))
     save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 1000, "val_fraction": 0.0, "seed": 1,
@@ -166,8 +166,8 @@ def _run(store: Store, name: str, em: list[int], model: str) -> None:
 
 
 def test_lineage_sets_a_model_of_pairs_against_the_model_of_the_parent_version(pairs_db, tmp_path, monkeypatch):
-    from fireact_core import lineage, reports
-    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.reports import lineage as lineage, figures as reports
+    from fireact_core.mixing.versions import MixSpec, save_mix
     from fireact_core.records import ForkLink
     from fireact_core.records import RegisteredModel
 
@@ -264,7 +264,7 @@ def test_pairs_over_max_length_are_counted_and_a_prompt_that_fills_it_is_dropped
 def test_the_train_page_offers_dpo_locally_and_at_openai(pairs_db, tiny_model_dir, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.mixing.versions import MixSpec, save_mix
 
     store = Store(copy_database(pairs_db, tmp_path))
     save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 20, "seed": 1}), "plain")

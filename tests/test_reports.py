@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from fireact_core import charts, lineage, reports
+from fireact_core.reports import charts as charts, lineage as lineage, figures as reports
 from fireact_core.cli import main
 from fireact_core.errors import NotFoundError, PrerequisiteError
 from fireact_core.filters import TrajectoryFilter
-from fireact_core.importer import import_files
+from fireact_core.io.importer import import_files
 from fireact_core.records import Source
 from tests.conftest import RUN_FILE
 from tests.helpers.runs import make_run
@@ -280,7 +280,7 @@ def test_cost_chart_falls_back_to_tokens_and_to_nothing(store):
 # ---- lineage ------------------------------------------------------------------------------------------------
 
 def test_lineage_of_a_fine_tuned_run(store, tmp_path, shared):
-    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.mixing.versions import MixSpec, save_mix
     from fireact_core.records import RegisteredModel, TrainJob
 
     import_files(store, [shared / "finetune" / "gpt_hotpotqa.jsonl"])

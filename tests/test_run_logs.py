@@ -15,7 +15,7 @@ import pytest
 
 from fireact_core import files
 from fireact_core.errors import FireactError
-from fireact_core.lineage import training_curve
+from fireact_core.reports.lineage import training_curve
 from fireact_core.training.jobs import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import pytest
 
 from fireact_core import files
 from fireact_core.cli import main
-from fireact_core.importer import import_files
+from fireact_core.io.importer import import_files
 from fireact_core.store import Store
 from tests.conftest import FINETUNE
 

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from fireact_core.cli import main
-from fireact_core.datasets_export import DATASET_FORMATS
-from fireact_core.formats import EXPORT_FORMATS
+from fireact_core.mixing.export import DATASET_FORMATS
+from fireact_core.io.formats import EXPORT_FORMATS
 from fireact_core.redact import forms, redact_text, strip_url
 from fireact_core.store import Store
 from tests.conftest import free_port

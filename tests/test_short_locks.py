@@ -16,7 +16,7 @@ import pytest
 
 from fireact_core.errors import ConflictError, StoreError
 from fireact_core.filters import TrajectoryFilter
-from fireact_core.importer import import_files
+from fireact_core.io.importer import import_files
 from fireact_core.records import now
 from fireact_core.store import Store, datasets, staging
 from tests.conftest import FINETUNE

@@ -15,8 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 from fireact_core.errors import ConflictError
-from fireact_core.importer import import_files
-from fireact_core.mixing import MixSpec, save_mix
+from fireact_core.io.importer import import_files
+from fireact_core.mixing.versions import MixSpec, save_mix
 from fireact_core.records import Annotation, now
 from fireact_core.store import Store
 from tests.conftest import FINETUNE, ROOT
@@ -28,7 +28,7 @@ SECONDS = 15  # each worker stops starting new work after this
 # until the time is up; prints what was acknowledged.
 WORKER = """
 import json, random, sys, time
-from fireact_core.importer import import_files
+from fireact_core.io.importer import import_files
 from fireact_core.records import Annotation, now
 from fireact_core.store import Store
 

@@ -14,8 +14,8 @@ import pytest
 
 from fireact_core.cli import main
 from fireact_core.errors import StoreError
-from fireact_core.formats import read_file
-from fireact_core.importer import import_files
+from fireact_core.io.formats import read_file
+from fireact_core.io.importer import import_files
 from fireact_core.store import Store, resolve_db_path
 from fireact_core.store.schema import MIGRATIONS
 from tests.conftest import FINETUNE, ROOT
@@ -123,7 +123,7 @@ def test_one_session_does_many_calls(tmp_path, small_file):
 
 CHILD = """
 import sys, time
-from fireact_core.importer import import_files
+from fireact_core.io.importer import import_files
 from fireact_core.store import Store
 print("opening", flush=True)
 store = Store(sys.argv[1])

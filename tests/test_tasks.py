@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fireact_core.errors import FormatError, NotFoundError, PrerequisiteError
-from fireact_core.tasks import Question, Score, exact_match, f1_score, get_task, list_tasks, normalize_answer
+from fireact_core.generation.tasks import Question, Score, exact_match, f1_score, get_task, list_tasks, normalize_answer
 
 FIREACT = Path(__file__).resolve().parents[1].parent / "shared" / "fireact"
 TASKS_DIR = FIREACT / "tasks"

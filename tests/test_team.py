@@ -9,14 +9,14 @@ from collections import Counter
 
 import pytest
 
-from fireact_core import curation as cur
+from fireact_core.curation import edits as cur
 from fireact_core.cli import main
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
-from fireact_core.team import AccessDenied, SignInRequired, add_user, auth_mode, bulk_review, identify, local_user
-from fireact_core.team import agreement as agr
-from fireact_core.team import assign as asg
-from fireact_core.team.roles import remove_user
+from fireact_core.curation.team import AccessDenied, SignInRequired, add_user, auth_mode, bulk_review, identify, local_user
+from fireact_core.curation.team import agreement as agr
+from fireact_core.curation.team import assign as asg
+from fireact_core.curation.team.roles import remove_user
 from tests.conftest import copy_database
 from tests.helpers.runs import RUN_A, build_two_runs
 
@@ -141,13 +141,13 @@ def test_every_write_records_who(db, shared):
     cur.save_trajectory_edit(db, cur.set_final_answer(traj, "Paris"), base_revision=traj.revision, author="ben")
     cur.review_decision(db, ids[0], "cat", "accepted")
     assert db.list_revisions(ids[0])[-1].author == "ben" and db.review_state(ids[0]).author == "cat"
-    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.mixing.versions import MixSpec, save_mix
 
     with pytest.raises(AccessDenied, match="vic is a viewer: saving a dataset version"):
         save_mix(db, MixSpec(size=4, sources=[RUN_A]), "mix-v", author="vic")
     version = save_mix(db, MixSpec(size=4, sources=[RUN_A]), "mix-b", author="ben")
     assert version.created_by == "ben" and db.get_dataset_version("mix-b")["created_by"] == "ben"
-    from fireact_core.engine import RunConfig, prepare_run
+    from fireact_core.generation.engine import RunConfig, prepare_run
 
     run = RunConfig(run="gen-cat", tasks_dir=str(shared / "tasks"), end=1, search="none")
     with pytest.raises(AccessDenied, match="vic is a viewer: starting a generation run"):

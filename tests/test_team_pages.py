@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fireact_core import curation as cur
+from fireact_core.curation import edits as cur
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
-from fireact_core.team import agreement as agr
-from fireact_core.team import assign as asg
+from fireact_core.curation.team import agreement as agr
+from fireact_core.curation.team import assign as asg
 from tests.conftest import copy_database, ROOT, signed_in_pages_database
 from tests.helpers.runs import RUN_A
 from tests.helpers.pages import ok

@@ -10,7 +10,7 @@ import pytest
 from fireact_core.cli import main
 from fireact_core.cli.terminal import escape
 from fireact_core.filters import TrajectoryFilter
-from fireact_core.importer import import_files
+from fireact_core.io.importer import import_files
 from fireact_core.store import Store
 from tests.conftest import FINETUNE, RUN_FILE
 

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory, shared):
-    from fireact_core.importer import import_files
-    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.io.importer import import_files
+    from fireact_core.mixing.versions import MixSpec, save_mix
     from fireact_core.store import Store
 
     path = tmp_path_factory.mktemp("train-page") / "page.duckdb"

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def mixed_store(tmp_path_factory, shared):
     """A database with gpt_hotpotqa imported and a 40-trajectory dataset version 'hq40' (observations masked)."""
-    from fireact_core.importer import import_files
-    from fireact_core.mixing import MixSpec, save_mix
+    from fireact_core.io.importer import import_files
+    from fireact_core.mixing.versions import MixSpec, save_mix
     from fireact_core.store import Store
 
     store = Store(tmp_path_factory.mktemp("train-db") / "train.duckdb")
@@ -88,8 +88,8 @@ def test_lora_training_lowers_loss_moves_only_adapter_weights_and_generates(tmp_
     out = tuned.generate(**enc, max_new_tokens=5, do_sample=False, pad_token_id=tok.pad_token_id)
     assert out.shape[1] > enc["input_ids"].shape[1]
 
-    from fireact_core.models import make_backend
-    from fireact_core.prompts import Prompt
+    from fireact_core.generation.models import make_backend
+    from fireact_core.generation.prompts import Prompt
 
     backend = make_backend("local", model_dir=str(tiny_model_dir), adapter=str(run / "adapter"))
     completion = asyncio.run(backend.complete(Prompt(text="Question: who?\n", messages=[], stop=[]), 0.0, 6))
@@ -97,7 +97,7 @@ def test_lora_training_lowers_loss_moves_only_adapter_weights_and_generates(tmp_
 
 
 def test_a_registered_adapter_is_evaluated_in_finetuned_mode(tmp_path, tiny_model_dir, mixed_store, shared):
-    from fireact_core.engine import run_generation
+    from fireact_core.generation.engine import run_generation
     from fireact_core.training import RegisteredModel
     from fireact_core.training.evaluate import evaluation_config
     from fireact_core.training.local import train
@@ -420,7 +420,7 @@ def test_assistant_masks_agree_with_trl_assistant_only_loss(tmp_path, tiny_model
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from fireact_core.masks import flagged_messages, load_tokenizer, tokenize_example
+    from fireact_core.io.masks import flagged_messages, load_tokenizer, tokenize_example
     from tests.fakes.tiny_model import CHAT_TEMPLATE
 
     training_template = (

@@ -70,7 +70,7 @@ def open_store(args: argparse.Namespace):
 
 def user_of(args: argparse.Namespace, store) -> str:
     """Who runs this command: --as (or a command's --author), else the operating-system user."""
-    from ..team import acting_user
+    from ..curation.team import acting_user
 
     return acting_user(store, getattr(args, "as_user", None) or getattr(args, "author", None))
 

@@ -92,7 +92,7 @@ def cmd_browse(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     store = open_store(args)
     f = _filter(args, args.ids)
-    from ..team import bulk_review
+    from ..curation.team import bulk_review
 
     status = "accepted" if args.accept else "rejected" if args.reject else None
     n = 0

@@ -11,7 +11,7 @@ from . import LazyChoices, open_store, print_json, user_of
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="read trajectory files into the database")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", default="auto", choices=LazyChoices("fireact_core.formats", "IMPORT_FORMATS"))
+    p.add_argument("--format", default="auto", choices=LazyChoices("fireact_core.io.formats", "IMPORT_FORMATS"))
     p.add_argument("--source", help="name for what is imported (default: the file name)")
     p.add_argument("--task", help="task of every trajectory (default: inferred per trajectory)")
     p.add_argument("--method", help="method of every trajectory (default: inferred per trajectory)")
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="write trajectories (or a dataset version) to a file")
     p.add_argument("--format", required=True,
-                   choices=LazyChoices("fireact_core.formats", "EXPORT_FORMATS", ("parquet", "hf", "axolotl", "llamafactory")),
+                   choices=LazyChoices("fireact_core.io.formats", "EXPORT_FORMATS", ("parquet", "hf", "axolotl", "llamafactory")),
                    help="hf, axolotl and llamafactory write a folder for a dataset version")
     p.add_argument("--out", required=True, help="file to write (with fireact-run, a folder: the file is named as "
                    "FireAct's generation.py names its runs; with hf, axolotl or llamafactory, the folder to write)")
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from ..importer import import_files
+    from ..io.importer import import_files
 
     store = open_store(args)
     reports = import_files(store, args.files, args.format, args.source, args.task, args.method, args.eval_split,
@@ -56,10 +56,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..exporter import export
+    from ..io.exporter import export
 
     if args.dataset or args.format in ("parquet", "hf", "axolotl", "llamafactory") or args.split:
-        from ..datasets_export import export_dataset
+        from ..mixing.export import export_dataset
 
         if not args.dataset:
             raise FireactError(f"{args.format} exports a dataset version: add --dataset NAME")

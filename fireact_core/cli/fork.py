@@ -77,7 +77,7 @@ def _report(store, run: dict, quiet: bool) -> int:
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
-    from ..forking import continue_trajectory
+    from ..generation.forking import continue_trajectory
 
     store = open_store(args)
     run = continue_trajectory(store, args.id, args.from_step, n=args.n, run=args.run, overrides=_overrides(args),
@@ -86,7 +86,7 @@ def cmd_continue(args: argparse.Namespace) -> int:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    from ..forking import repair
+    from ..generation.forking import repair
 
     store = open_store(args)
     f = _filter(argparse.Namespace(**{**vars(args), "model": args.made_by}))

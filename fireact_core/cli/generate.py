@@ -10,7 +10,7 @@ from . import LazyChoices, open_store, print_json, user_of
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="run an agent over a task's questions and store the trajectories")
-    p.add_argument("--task", required=True, choices=LazyChoices("fireact_core.tasks", "list_tasks"))
+    p.add_argument("--task", required=True, choices=LazyChoices("fireact_core.generation.tasks", "list_tasks"))
     p.add_argument("--split", default="dev")
     p.add_argument("--tasks-dir", help="folder laid out like FireAct's data/ (default $FIREACT_TASKS_DIR)")
     p.add_argument("--questions", help="CSV or JSONL of questions (the custom task)")
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=int, help="a random sample of N questions instead of a range")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", default="react", choices=LazyChoices("fireact_core.records", "METHODS"))
-    p.add_argument("--finetuned", choices=LazyChoices("fireact_core.engine", "RunConfig.finetuned_format"), help="no few-shot examples: FireAct's fine-tuned layout")
+    p.add_argument("--finetuned", choices=LazyChoices("fireact_core.generation.engine", "RunConfig.finetuned_format"), help="no few-shot examples: FireAct's fine-tuned layout")
     p.add_argument("--prompt-version", type=int, help="saved version of the few-shot examples (0: shipped)")
     p.add_argument("--prompts-dir", help="a folder of FireAct prompt files ({method}_{task}[_google].txt, such as "
                    "FireAct's prompts/): requests exactly as FireAct's generation.py sends them")
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--local-model", help="a transformers model folder (instead of an endpoint)")
     p.add_argument("--adapter", help="a peft adapter folder for --local-model")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--search", default="serpapi", choices=LazyChoices("fireact_core.tools", "SEARCH_KINDS"))
+    p.add_argument("--search", default="serpapi", choices=LazyChoices("fireact_core.generation.tools", "SEARCH_KINDS"))
     p.add_argument("--corpus", help="JSONL of {title, text} passages for --search local")
     p.add_argument("--perturb", help="none:P or random:P, e.g. none:0.5")
     p.add_argument("--temperature", type=float, default=0.0)
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop", action="append", help="a stop sequence (repeatable); default as FireAct per mode: "
                    "\\nObservation: in text layouts, none in fine-tuned chat")
     p.add_argument("--no-stop", action="store_true", help="send no stop sequence")
-    p.add_argument("--action-reading", default="fireact", choices=LazyChoices("fireact_core.engine", "RunConfig.action_reading"),
+    p.add_argument("--action-reading", default="fireact", choices=LazyChoices("fireact_core.generation.engine", "RunConfig.action_reading"),
                    help="fireact: name and argument as FireAct reads them (split at '[', last character dropped); "
                    "strict: the whole name[argument], nested brackets kept")
     p.add_argument("--concurrency", type=int, help="model calls at a time (default: adaptive, rising while answers "
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from ..engine import RunConfig
+    from ..generation.engine import RunConfig
 
     return RunConfig(
         run=args.run, task=args.task, split=args.split, tasks_dir=args.tasks_dir, questions_path=args.questions,
@@ -86,7 +86,7 @@ def progress_line(p) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from ..engine import launch
+    from ..generation.engine import launch
 
     tty = sys.stdout.isatty()
 
@@ -139,7 +139,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from ..engine import cancel_run
+    from ..generation.engine import cancel_run
 
     store = open_store(args)
     if not cancel_run(store, args.run, by=user_of(args, store)):

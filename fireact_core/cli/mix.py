@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _spec(store, args: argparse.Namespace):
-    from ..mixing import MixSpec, MixSpecError, get_version
+    from ..mixing.versions import MixSpec, MixSpecError, get_version
 
     if args.spec:
         spec = MixSpec.load(args.spec)
@@ -69,7 +69,7 @@ def _print_cells(cells, token_label: str) -> None:
 
 
 def cmd_mix(args: argparse.Namespace) -> int:
-    from ..mixing import plan_mix, save_mix
+    from ..mixing.versions import plan_mix, save_mix
 
     store = open_store(args)
     spec = _spec(store, args)
@@ -86,14 +86,14 @@ def cmd_mix(args: argparse.Namespace) -> int:
     print(f"saved '{version.name}': {version.size} trajectories ({version.n_train} train, {version.n_val} val), "
           f"hash {version.content_hash}")
     if version.spec.pairs:
-        from ..pairs import describe_pairs
+        from ..curation.pairs import describe_pairs
 
         print(f"pairs: {describe_pairs(store, version.name)}")
     return 0
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from ..mixing import list_versions
+    from ..mixing.versions import list_versions
 
     versions = list_versions(open_store(args))
     if args.json:
@@ -109,7 +109,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_pairs(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from ..pairs import build_pairs, dataset_pairs, pair_level, write_pairs
+    from ..curation.pairs import build_pairs, dataset_pairs, pair_level, write_pairs
 
     store = open_store(args)
     level = args.level

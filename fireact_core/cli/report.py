@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..reports import compare_runs, run_report
+    from ..reports.figures import compare_runs, run_report
 
     store = open_store(args)
     if args.compare:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..team.roles import ROLES
+from ..curation.team.roles import ROLES
 from . import open_store, print_json, user_of
 from .curation import _add_filter, _filter
 
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from ..team import add_user, remove_user
+    from ..curation.team import add_user, remove_user
 
     store = open_store(args)
     if args.users_action == "add":
@@ -74,7 +74,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
-    from ..team import assign as asg
+    from ..curation.team import assign as asg
 
     store = open_store(args)
     who = user_of(args, store)
@@ -95,7 +95,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    from ..team.assign import progress
+    from ..curation.team.assign import progress
 
     rows = progress(open_store(args), _filter(args))
     if args.json:
@@ -107,7 +107,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
-    from ..team import agreement as agr
+    from ..curation.team import agreement as agr
 
     store = open_store(args)
     f = _filter(args)
@@ -135,7 +135,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
 
 
 def cmd_adjudicate(args: argparse.Namespace) -> int:
-    from ..team.agreement import adjudicate
+    from ..curation.team.agreement import adjudicate
 
     store = open_store(args)
     ann = adjudicate(store, user_of(args, store), args.id, "accepted" if args.accept else "rejected",

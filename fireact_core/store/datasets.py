@@ -20,15 +20,7 @@ from .answers import correct_sql
 from .cache import cached_read
 from .connection import naive, utc
 from .repository import Repository
-from .trajectories import (
-    STEP_COLUMNS,
-    TRAJ_COLUMNS,
-    _rows,
-    insert_arrow,
-    register,
-    step_from_row,
-    trajectory_from_row,
-)
+from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, _rows, insert_arrow, register, step_from_row, trajectory_from_row
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -158,7 +150,7 @@ class DatasetRepository(Repository):
         the md5 of id and seed. `vkey` is the same for every trajectory of a question (the md5 of the normalised
         question and seed): it groups questions and orders the validation split.
         """
-        from ..lint import IRREGULAR_KINDS  # here: lint reads the store's question keys
+        from ..io.lint import IRREGULAR_KINDS  # here: lint reads the store's question keys
 
         conds = _filter_conditions(filters)
         params: list[Any] = [str(seed), str(seed), *(filters.get("exclude_lints") or [""]), *sources]

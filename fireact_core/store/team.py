@@ -28,7 +28,7 @@ DECISIONS = """
 
 
 class TeamRepository(Repository):
-    """Users, assignments, adjudications and owners. The rules (who may do what) live in fireact_core.team; this
+    """Users, assignments, adjudications and owners. The rules (who may do what) live in fireact_core.curation.team; this
     class only reads and writes. `where` is the browse filter's SQL (a filter's condition on `trajectories t`);
     an adjudication is an annotation event of `history`."""
 

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from ..errors import NotFoundError
 from ..records import Action, Lint, Message, Source, Step, StepFlags, Trajectory
-from ..tasks.scoring import normalize_answer
+from ..generation.tasks.scoring import normalize_answer
 from .cache import cached_read
 from .connection import naive, utc
 

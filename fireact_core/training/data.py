@@ -1,6 +1,6 @@
 """From a dataset version to tokenised training examples.
 
-A trajectory becomes chat messages whose turns say whether they carry loss (`fireact_core.masks`):
+A trajectory becomes chat messages whose turns say whether they carry loss (`fireact_core.io.masks`):
 assistant turns (thought + action) follow the step's `flags.train`; observation turns carry loss only when
 the dataset's loss mask is "none"; the prompt and the question never do. Tokens without loss get label -100.
 Examples longer than `max_length` are counted and dropped or truncated as asked, never silently.
@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FireactError, NotFoundError
-from ..datasets_export import EXAMPLES, TEXT_WRITERS, write_splits
+from ..mixing.export import EXAMPLES, TEXT_WRITERS, write_splits
 from ..files import write_file
-from ..masks import IGNORE, tokenize_example
+from ..io.masks import IGNORE, tokenize_example
 from ..records import Trajectory
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def export_dataset(store: Store, dataset: str, folder: str | Path) -> dict[str, 
 def export_pair_dataset(store: Store, dataset: str, folder: str | Path) -> dict[str, Any]:
     """Write a version of pairs' train and val pairs (built among its snapshotted members) to `folder` as DPO rows
     (TRL's conversational prompt, chosen, rejected); returns the same facts as `export_dataset`."""
-    from ..pairs import dataset_pairs, pair_rows
+    from ..curation.pairs import dataset_pairs, pair_rows
 
     version = store.get_dataset_version(dataset)
     by_split = dataset_pairs(store, dataset)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def default_tasks_dir() -> str:
-    from .. import engine
+    from ..generation import engine as engine
 
     return engine.default_tasks_dir()
 
@@ -19,7 +19,7 @@ def default_tasks_dir() -> str:
 def evaluation_config(store: Store, model_name: str, task: str, split: str, sample: int = 50, search: str = "local",
                       tasks_dir: str | None = None, method: str = "react", **extra: Any):
     """The engine's RunConfig for evaluating `model_name` on `sample` questions of `task`/`split`."""
-    from .. import engine
+    from ..generation import engine as engine
 
     model = store.get_model(model_name)
     if sample < 1:
@@ -32,6 +32,6 @@ def evaluation_config(store: Store, model_name: str, task: str, split: str, samp
 
 def start_evaluation(store: Store, model_name: str, task: str, split: str, by: str | None = None, **options: Any) -> str:
     """Start the evaluation run in the background (as the Generate page does); returns the run's name."""
-    from .. import engine
+    from ..generation import engine as engine
 
     return engine.start_run(store, evaluation_config(store, model_name, task, split, **options), by=by)

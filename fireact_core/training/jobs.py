@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import FireactError
 from ..files import read_json_lines, write_text
-from ..team.roles import actor
+from ..curation.team.roles import actor
 from .config import LocalTrainConfig, default_run_folder
 from .data import export_dataset, export_pair_dataset
 from .local import METRICS_FILE, REPORT_FILE, STATUS_FILE, result_folder

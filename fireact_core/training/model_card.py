@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..hub_cards import CITATION_SECTION
+from ..mixing.hub_cards import CITATION_SECTION
 from ..errors import NotFoundError
 from ..files import write_text
 from ..records import RegisteredModel
@@ -78,7 +78,7 @@ def _scores(model: RegisteredModel, report: list[dict[str, Any]]) -> list[dict[s
 def model_facts(store: Store, model: RegisteredModel, report: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything `models --json` prints about a model (the card says the same); `report` is `run_report(store)`
     when the caller has it already."""
-    from ..reports import run_report
+    from ..reports.figures import run_report
 
     config, job = model.config or {}, _job(store, model)
     keys = OPENAI_SETTINGS if model.kind == "openai" else LOCAL_SETTINGS + (LORA_SETTINGS if model.kind == "lora"
@@ -188,7 +188,7 @@ def write_model_card(store: Store, model: RegisteredModel, facts: dict[str, Any]
 def models_with_facts(store: Store) -> list[dict[str, Any]]:
     """The facts of every registered model (read only: cards are written when a model is registered and when
     a run of it ends, `refresh_cards_for_run`)."""
-    from ..reports import run_report
+    from ..reports.figures import run_report
 
     report = run_report(store)
     return [model_facts(store, model, report) for model in store.list_models()]

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..datasets_export import write_splits
+from ..mixing.export import write_splits
 from ..errors import FireactError, PrerequisiteError, missing_package
 from ..files import read_json_lines, write_file, write_text
 from ..redact import redact_value, remember, url_password
-from ..team.roles import actor
+from ..curation.team.roles import actor
 from .config import OpenAITrainConfig, default_run_folder
 from .local import METRICS_FILE
 from ..records import RegisteredModel, TrainJob
@@ -79,7 +79,7 @@ def preference_row(pair: Any) -> dict[str, Any]:
 
 def export_preference_files(store: Store, dataset: str, folder: Path) -> dict[str, Any]:
     """A version of step pairs' train (and val) pairs in the API's preference JSONL."""
-    from ..pairs import dataset_pairs, pair_level
+    from ..curation.pairs import dataset_pairs, pair_level
 
     if pair_level(store.get_dataset_version(dataset)) != "step":
         raise FireactError(f"dataset version '{dataset}' holds trajectory-level pairs: OpenAI's preference "

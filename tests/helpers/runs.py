@@ -3,10 +3,10 @@ question holding HTML and a script), and generated runs of given scores."""
 
 from __future__ import annotations
 
-from fireact_core import curation as cur
-from fireact_core.formats import read_file
-from fireact_core.importer import import_files, prepare
-from fireact_core.lint import lint_trajectory
+from fireact_core.curation import edits as cur
+from fireact_core.io.formats import read_file
+from fireact_core.io.importer import import_files, prepare
+from fireact_core.io.lint import lint_trajectory
 from fireact_core.records import Action, Source, Step, StepFlags, Trajectory
 from fireact_core.store import Store
 from tests.conftest import RUN_FILE

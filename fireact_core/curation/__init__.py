@@ -1,0 +1,1 @@
+"""Editing, reviewing and comparing trajectories: edits, alignment, step cards, pairs, team review."""

@@ -1,0 +1,1 @@
+"""Answering questions: the engine, one episode, models, prompts, tasks, tools, forks, preflight."""

@@ -1,0 +1,151 @@
+"""Data checks. Each finding is a `Lint` (kind, step, detail) stored with its trajectory and counted per kind.
+
+Kinds:
+    duplicate_question     the question was asked before in the same source (the first occurrence is not flagged)
+    eval_contamination     the question is in an evaluation split given at import
+    malformed_action       missing ']', unknown tool, not name[arg], several actions in one turn
+    unparsed_text          text outside Thought/Action/Observation, kept verbatim on its step
+    observation_none       an observation that reads "None" (a search that found nothing)
+    empty_finish           finish[] with nothing inside
+    consecutive_assistant  two model turns with no observation between them
+    duplicated_final_observation  the last observation repeats the one before it
+    no_finish              the trajectory never calls finish
+    failed                 the trajectory's reward is false
+    role_order             the model's turn comes first, no user turn holds the question, or a non-user observation
+    no_question            the question is empty
+    empty_trajectory       no steps at all
+    consecutive_observation  an observation with no model turn before it (two in a row, or right after the question)
+    options_in_output      answer options at the head of an Alpaca output (FireAct's MMLU rows), read into the question
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import FormatError
+from .parsing import UNPARSED
+from ..records import Lint, Trajectory
+from ..store.trajectories import question_key
+
+LINT_KINDS = [
+    "duplicate_question", "eval_contamination", "malformed_action", "unparsed_text", "observation_none",
+    "empty_finish", "consecutive_assistant", "duplicated_final_observation", "no_finish", "failed",
+    "role_order", "no_question", "empty_trajectory", "consecutive_observation", "options_in_output",
+]
+# Rows that break the layout of a conversation: imported as they are, left out of mixes unless asked for.
+IRREGULAR_KINDS = ("role_order", "no_question", "empty_trajectory", "consecutive_observation")
+
+
+def lint_trajectory(t: Trajectory) -> list[Lint]:
+    """The checks that look at one trajectory alone."""
+    return lint_fields(t.model_dump())
+
+
+def lint_fields(t: dict[str, Any]) -> list[Lint]:
+    """`lint_trajectory` on a trajectory as plain data (a step's absent keys read as the `Step` defaults)."""
+    found: list[Lint] = []
+    traj_id, steps = t["id"], t["steps"]
+
+    def add(kind: str, step: int | None, detail: str = "") -> None:
+        found.append(Lint(trajectory_id=traj_id, kind=kind, step=step, detail=detail))
+
+    last = len(steps) - 1
+    for i, step in enumerate(steps):
+        problem = (step.get("flags") or {}).get("parse_error")
+        action, observation = step.get("action"), step.get("observation")
+        if problem == UNPARSED:
+            add("unparsed_text", i, (step.get("raw") or "")[:200])
+        elif problem:
+            add("malformed_action", i, problem)
+        if observation is not None and observation.strip() == "None":
+            add("observation_none", i)
+        if action and (action.get("name") or "").lower() == "finish" and not (action.get("arg") or "").strip():
+            add("empty_finish", i)
+        has_turn = step.get("thought") is not None or action is not None or step.get("raw") is not None
+        if has_turn and problem != UNPARSED and observation is None and i < last:
+            add("consecutive_assistant", i)
+        if not has_turn and observation is not None:
+            add("consecutive_observation", i)
+    observations = [s["observation"] for s in steps if s.get("observation") is not None]
+    if len(observations) >= 2 and observations[-1] == observations[-2]:
+        add("duplicated_final_observation", last, observations[-1][:200])
+    if t.get("final_answer") is None:
+        add("no_finish", None)
+    if t.get("reward") is False:
+        add("failed", None)
+    _add_layout_lints(t, add)
+    return found
+
+
+def _add_layout_lints(t: dict[str, Any], add: Any) -> None:
+    """The conventions of a row's layout that a reader keeps as they are (see docs/formats.md)."""
+    meta = t.get("meta") or {}
+    role = meta.get("question_role")
+    if role == "assistant" or (role == "none" and (t["steps"] or t.get("prompt"))):
+        add("role_order", None, "the question is the model's turn" if role == "assistant" else "no user turn before the model's turns")
+    for step, other in (meta.get("observation_roles") or {}).items():
+        add("role_order", int(step), f"an observation in a '{other}' turn")
+    if not t["question"].strip():
+        add("no_question", None)
+    if not t["steps"]:
+        add("empty_trajectory", None)
+    if meta.get("options_in_output"):
+        add("options_in_output", None, "answer options read from the output into the question")
+
+
+QuestionKey = tuple[str, str, str]  # (trajectory id, source, question key)
+
+
+def question_keys(trajs: Iterable[Trajectory]) -> list[QuestionKey]:
+    return [(t.id, t.source, question_key(t.question)) for t in trajs]
+
+
+def record_question_keys(records: Iterable[dict[str, Any]]) -> list[QuestionKey]:
+    """`question_keys` of trajectories as plain data."""
+    return [(t["id"], t["source"], question_key(t["question"])) for t in records]
+
+
+def duplicate_lints(keys: Iterable[QuestionKey], seen: Iterable[tuple[str, str]] = ()) -> list[Lint]:
+    """`lint_duplicates` on (id, source, question key) triples, in order."""
+    counts: Counter[tuple[str, str]] = Counter(seen)
+    found = []
+    for traj_id, source, qkey in keys:
+        if not qkey:  # no question (linted as such) repeats nothing
+            continue
+        key = (source, qkey)
+        if counts[key]:
+            found.append(Lint(trajectory_id=traj_id, kind="duplicate_question", detail=f"asked {counts[key]} time(s) before"))
+        counts[key] += 1
+    return found
+
+
+def lint_duplicates(trajs: list[Trajectory], seen: Iterable[tuple[str, str]] = ()) -> list[Lint]:
+    """Flag each trajectory whose (source, question) came before, in this batch or in `seen`."""
+    return duplicate_lints(question_keys(trajs), seen)
+
+
+def contamination_lints(keys: Iterable[QuestionKey], eval_keys: dict[str, str]) -> list[Lint]:
+    """`lint_contamination` on (id, source, question key) triples."""
+    return [Lint(trajectory_id=traj_id, kind="eval_contamination", detail=f"question is in {eval_keys[qkey]}")
+            for traj_id, _, qkey in keys if qkey in eval_keys]
+
+
+def lint_contamination(trajs: list[Trajectory], eval_keys: dict[str, str]) -> list[Lint]:
+    """Flag trajectories whose question is in an evaluation split (`eval_keys`: question key -> split name)."""
+    return contamination_lints(question_keys(trajs), eval_keys)
+
+
+def load_eval_questions(paths: Iterable[str | Path]) -> dict[str, str]:
+    """Question keys of evaluation split files: JSON arrays or JSONL with 'question', CSV with a Question column."""
+    from ..generation.tasks import get_task
+
+    keys: dict[str, str] = {}
+    for path in paths:
+        p = Path(path)
+        if not p.is_file():
+            raise FormatError(path, 1, "evaluation split file not found" if not p.exists() else "is not a file")
+        for q in get_task("custom").load(None, "eval", path=p):
+            keys.setdefault(question_key(q.question), str(path))
+    return keys

@@ -1,0 +1,1 @@
+"""What the dashboards and the home page show: figures, charts, lineage, overview."""
