@@ -99,7 +99,8 @@ def test_a_key_clash_is_a_conflict_error_and_nothing_is_kept(tmp_path):
 
 def test_older_database_gets_keys_without_losing_events(tmp_path, monkeypatch):
     path = tmp_path / "old.duckdb"
-    keys = MIGRATIONS.pop("keys")
+    every = dict(MIGRATIONS)
+    MIGRATIONS.pop("keys")
     try:
         old = Store(path)
         with old.db.transaction() as con:
@@ -111,7 +112,8 @@ def test_older_database_gets_keys_without_losing_events(tmp_path, monkeypatch):
                 con.execute("INSERT INTO annotations (trajectory_id, seq, author, made_at, status) "
                             "VALUES ('t1', 1, ?, now()::TIMESTAMP, 'accepted')", [author])
     finally:
-        MIGRATIONS["keys"] = keys
+        MIGRATIONS.clear()
+        MIGRATIONS.update(every)  # in their order: a later test reads the components in the order they run
     new = Store(path)
     assert _count(new, "SELECT count(*) FROM trajectories") == 1
     assert _count(new, "SELECT count(*) FROM steps") == 1

@@ -112,6 +112,8 @@ class Connections:
         self._idle_since = 0.0
         self._users = 0
         self._held_lock = threading.Lock()
+        self._held_cursors: set[int] = set()  # ids of the cursors handed out from `_held`, in use now
+        self._linger_blocks = 0  # `lingering` blocks under way, in any thread
         self._waiting = self.path + ".waiting"
         self._commits = 0
         self._memory = duckdb.connect(":memory:") if self.path == ":memory:" else None
@@ -126,31 +128,38 @@ class Connections:
     def _open(self) -> Any:
         if self._memory is not None:
             return self._memory.cursor()
-        if self.linger <= 0:
-            return self._open_file()
         with self._held_lock:
-            if self._held is None:
-                self._held = self._open_file()
-                self._held_since = time.time_ns()
-                threading.Thread(target=self._watch, name="fireact-db-linger", daemon=True).start()
-            self._users += 1
-            try:
+            if self._held is None and self.linger <= 0:
+                held = None
+            else:
+                if self._held is None:
+                    self._held = self._open_file()
+                    self._held_since = time.time_ns()
+                    threading.Thread(target=self._watch, name="fireact-db-linger", daemon=True).start()
                 with _OPEN_LOCK:
-                    return self._held.cursor()
-            except BaseException:
-                self._users -= 1
-                raise
+                    held = self._held.cursor()
+                self._users += 1
+                self._held_cursors.add(id(held))
+        return held if held is not None else self._open_file()
 
     def _close(self, con: Any) -> None:
-        with _OPEN_LOCK:
-            con.close()
-        if self.linger <= 0:
+        """Close a unit of work's connection. One handed out by the lingering database is counted back whatever
+        `linger` says now (a `lingering` block of another thread may have ended meanwhile), so the database is
+        let go only when no cursor of it is in use."""
+        with self._held_lock:
+            lingered = id(con) in self._held_cursors
+        if not lingered:
+            with _OPEN_LOCK:
+                con.close()
             return
         with self._held_lock:
+            self._held_cursors.discard(id(con))
+            with _OPEN_LOCK:
+                con.close()
             self._users -= 1
             if not self._users:
                 self._idle_since = time.monotonic()
-                if self._someone_waits():
+                if self.linger <= 0 or self._someone_waits():
                     self._let_go()
 
     def _watch(self) -> None:
@@ -192,15 +201,27 @@ class Connections:
         """Keep the file open between this block's units of work (as the app does; see `linger`): a long series
         of short transactions, e.g. a staged import's stretches, pays for opening the file once, and still lets
         go as soon as another process asks for it. A database that lingers already is left as it is."""
-        if self._memory is not None or self.linger > 0:
+        if self._memory is not None:
             yield
             return
-        self.linger = seconds
+        with self._held_lock:
+            owned = self._linger_blocks > 0 or self.linger <= 0  # the app's store lingers for good: left as it is
+            if owned:
+                self._linger_blocks += 1
+                self.linger = max(self.linger, seconds)
+        if not owned:
+            yield
+            return
         try:
             yield
         finally:
-            self.linger = 0.0
-            self.release()
+            with self._held_lock:
+                self._linger_blocks -= 1
+                last = not self._linger_blocks
+                if last:
+                    self.linger = 0.0
+            if last:
+                self.release()
 
     def someone_waits(self) -> bool:
         """Another process of this package asked for the file since this one opened it."""
@@ -257,7 +278,7 @@ class Connections:
         finally:
             self._local.con = None
             if self._memory is None:
-                self._close(con)
+                self._close(con._con)
             else:
                 con.close()
 
