@@ -97,19 +97,15 @@ def mixer(counts: dict[str, int], settings: dict, tokenizer: str | None) -> MixS
     total = sum(counts.values()) or 1
     task_shares, method_shares, grid = {}, {}, {}
     if settings["mode"] == "sliders":
-        left, right = st.columns(2)
-        with left:
-            st.markdown("**Task shares**")
-            for t in sorted({c.split(CELL_SEP)[0] for c in counts}):
-                n = sum(v for c, v in counts.items() if c.startswith(t + CELL_SEP))
-                ss.setdefault(f"mix_task_{t}", max(1, round(100 * n / total)))
-                task_shares[t] = st.slider(f"{t} ({n} trajectories)", 0, 100, key=f"mix_task_{t}")
-        with right:
-            st.markdown("**Method shares**")
-            for m in sorted({c.split(CELL_SEP)[1] for c in counts}):
-                n = sum(v for c, v in counts.items() if c.endswith(CELL_SEP + m))
-                ss.setdefault(f"mix_method_{m}", max(1, round(100 * n / total)))
-                method_shares[m] = st.slider(f"{m} ({n} trajectories)", 0, 100, key=f"mix_method_{m}")
+        for column, title, axis, shares in zip(st.columns(2), ("Task", "Method"), (0, 1),
+                                               (task_shares, method_shares)):
+            with column:
+                st.markdown(f"**{title} shares**")
+                for name in sorted({c.split(CELL_SEP)[axis] for c in counts}):
+                    n = sum(v for c, v in counts.items() if c.split(CELL_SEP)[axis] == name)
+                    key = f"mix_{title.lower()}_{name}"
+                    ss.setdefault(key, max(1, round(100 * n / total)))
+                    shares[name] = st.slider(f"{name} ({n} trajectories)", 0, 100, key=key)
     else:
         loaded = ss.get("mix_spec_cells")
         base = MixSpec(size=1, cells=loaded) if loaded else None

@@ -7,7 +7,6 @@ import html
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from fireact_core.generation.engine import RunConfig, run_generation
 from fireact_core.store import Store
@@ -15,6 +14,7 @@ from fireact_core.generation.tasks import get_task
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
 from tests.helpers import wait_until
+from tests.helpers.pages import ok, open_page
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT.parent / "shared" / "fireact" / "tasks"
@@ -42,19 +42,6 @@ def env(monkeypatch, tmp_path):
     serp.stop()
 
 
-def page(name: str, **params: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page(f"pages/{name}")
-    for k, v in params.items():
-        at.query_params[k] = v
-    return at.run()
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def wait_ended(store: Store, name: str, timeout: float = 60.0) -> dict:
     return wait_until(lambda: (run := store.get_run(name))["status"] != "running" and run, timeout,
                       f"run {name} to end")
@@ -62,7 +49,7 @@ def wait_ended(store: Store, name: str, timeout: float = 60.0) -> dict:
 
 def test_trajectory_page_continues_from_a_step_and_lists_the_children(env):
     store, parent = env
-    at = ok(page("2_Trajectory.py", id=parent.id))
+    at = ok(open_page("2_Trajectory.py", id=parent.id))
     key = f"fork:{parent.id}"
     assert f"{key}:k" not in [w.key for w in at.selectbox]  # closed, the panel's form is not drawn
     at.session_state[f"{key}:open"] = True  # open the panel: its form is drawn only then
@@ -75,14 +62,14 @@ def test_trajectory_page_continues_from_a_step_and_lists_the_children(env):
     assert run["status"] == "finished" and run["attempted"] == 2
     links = store.fork_children(parent.id)
     assert len(links) == 2 and all(x.fork_step == 2 and x.run == "from-page" for x in links)
-    at = ok(page("2_Trajectory.py", id=parent.id))
+    at = ok(open_page("2_Trajectory.py", id=parent.id))
     labels = [p.proto.label for p in at.get("page_link")]
     assert all(any(x.child_id in label for label in labels) for x in links)
     assert "Compare this trajectory with its continuations" in labels
-    child = ok(page("2_Trajectory.py", id=links[0].child_id))
+    child = ok(open_page("2_Trajectory.py", id=links[0].child_id))
     assert any(f"Continued from {parent.id} after step 2" in p.proto.label for p in child.get("page_link"))
 
-    cmp = ok(page("4_Compare.py", family=links[0].child_id))
+    cmp = ok(open_page("4_Compare.py", family=links[0].child_id))
     assert cmp.title[0].value == "Compare a trajectory with its continuations"
     body = "\n".join(html.unescape(h.proto.body) for h in cmp.get("html"))
     assert f"Parent {parent.id}" in body and f"Continuation {links[0].child_id}" in body
@@ -92,7 +79,7 @@ def test_trajectory_page_continues_from_a_step_and_lists_the_children(env):
 
 def test_browse_repairs_the_wrong_trajectories_of_its_filter(env):
     store, parent = env
-    at = ok(page("1_Browse.py", source="parent"))
+    at = ok(open_page("1_Browse.py", source="parent"))
     at.number_input(key="repair:n").set_value(2)
     ok(next(b for b in at.button if b.label == "Repair").click().run())
     link_run = at.session_state["repair:run"]

@@ -50,13 +50,14 @@ def _cache_of(store: Any) -> ReadCache:
 def cached_read(method: F) -> F:
     """Keep `method`'s answer (a read of the store) for as long as the database is unchanged. Arguments are
     told apart by their `repr` (filters, lists and names all have a faithful one). A read inside a write
-    transaction of this thread sees that transaction's own rows, so it is neither answered from nor kept."""
+    transaction of this thread sees that transaction's own rows, and a read in a snapshot (`Connections.snapshot`)
+    sees the state the snapshot began with, so neither is answered from the cache nor kept in it."""
 
     @functools.wraps(method)
     def read(self: Any, *args: Any, **kwargs: Any) -> Any:
         db = self.db
         with db.connect():  # the file is held from here, so no other process writes between version and read
-            if getattr(db._local, "in_tx", False) is True:
+            if getattr(db._local, "in_tx", False):  # a write transaction, or a snapshot of an older state
                 return method(self, *args, **kwargs)
             key = (method.__name__, repr(args), repr(sorted(kwargs.items())))
             if len(key[1]) + len(key[2]) > MAX_KEY:
