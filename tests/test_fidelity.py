@@ -213,7 +213,7 @@ def test_alpaca_rows_breaking_a_convention_round_trip_with_their_lints(shared, t
 
 
 def test_a_row_without_a_question_is_fixed_in_the_editor(irregular_file, tmp_path, monkeypatch):
-    from tests.test_pages_curation import button, ok, open_page
+    from tests.helpers.pages import button, ok, open_page
 
     db = tmp_path / "editor.duckdb"
     import_files(Store(db), [irregular_file], parallel=False)

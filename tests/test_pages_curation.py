@@ -12,7 +12,7 @@ from fireact_core.curation.compare import CELL_LABELS
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from tests.conftest import copy_database, signed_in_pages_database
-from tests.helpers.pages import ok, open_page
+from tests.helpers.pages import button, ok, open_page
 from tests.helpers.runs import RUN_A, RUN_B, XSS_QUESTION
 
 
@@ -29,12 +29,6 @@ def runs_db(tmp_path_factory, two_runs_db):
 @pytest.fixture
 def db(runs_db, tmp_path, monkeypatch):
     return signed_in_pages_database(runs_db, tmp_path, monkeypatch)
-
-
-def button(at: AppTest, label: str):
-    matches = [b for b in at.button if b.label == label]
-    assert matches, f"no button {label!r} in {[b.label for b in at.button]}"
-    return matches[0]
 
 
 def texts(at: AppTest) -> list[str]:

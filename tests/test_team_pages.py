@@ -14,7 +14,7 @@ from fireact_core.curation.team import agreement as agr
 from fireact_core.curation.team import assign as asg
 from tests.conftest import copy_database, ROOT, signed_in_pages_database
 from tests.helpers.runs import RUN_A
-from tests.helpers.pages import ok
+from tests.helpers.pages import button, ok
 from tests.helpers.pages import open_page as signed_in_page
 
 
@@ -42,12 +42,6 @@ def error(at: AppTest) -> str:
     """The first error's text as a person reads it (markdown escapes removed)."""
     assert at.error, "no error shown"
     return at.error[0].value.replace("\\", "")
-
-
-def button(at: AppTest, label: str):
-    matches = [b for b in at.button if b.label == label or b.label.endswith(" " + label)]  # with or without an emoji
-    assert matches, f"no button {label!r} in {[b.label for b in at.button]}"
-    return matches[0]
 
 
 def test_a_request_without_identity_is_refused(db, monkeypatch):

@@ -19,3 +19,11 @@ def open_page(name: str, who: str = "alice", **params: str) -> AppTest:
 def ok(at: AppTest) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def button(at: AppTest, label: str):
+    """The page's first button labelled `label`, alone or after an icon (an assertion naming the labels there when
+    none is)."""
+    matches = [b for b in at.button if b.label == label or b.label.endswith(" " + label)]
+    assert matches, f"no button {label!r} in {[b.label for b in at.button]}"
+    return matches[0]
