@@ -11,11 +11,9 @@ from fireact_core.generation import engine as engine, forking as forking
 from fireact_core.curation.edits import md_escape
 from fireact_core.errors import FireactError
 from fireact_core.filters import TrajectoryFilter
+from fireact_core.generation.tools import SEARCH_KINDS
 from fireact_core.records import Trajectory
 from ui import Store
-
-SEARCH = ["serpapi", "local", "none"]
-
 
 def _model_form(store: Store, traj: Trajectory, key: str) -> dict[str, Any]:
     """Model, endpoint, search and temperature, prefilled with what `traj` was made with; keys come from the
@@ -25,7 +23,7 @@ def _model_form(store: Store, traj: Trajectory, key: str) -> dict[str, Any]:
     model = c1.text_input("Model", value=recorded.model, key=f"{key}:model")
     base_url = c2.text_input("Endpoint (OpenAI-compatible; empty: $OPENAI_BASE_URL)", value=recorded.base_url or "",
                              key=f"{key}:url")
-    search = c3.selectbox("Search", SEARCH, index=SEARCH.index(recorded.search), key=f"{key}:search")
+    search = c3.selectbox("Search", SEARCH_KINDS, index=SEARCH_KINDS.index(recorded.search), key=f"{key}:search")
     temperature = c4.number_input("Temperature", 0.0, 2.0, float(recorded.temperature), 0.1, key=f"{key}:temp")
     local = recorded.backend == "local"
     return {"model": model.strip() or None, "base_url": base_url.strip() or None, "search": search,

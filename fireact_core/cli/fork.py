@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import open_store, user_of
+from . import LazyChoices, open_store, user_of
 from .curation import _add_filter, _filter
 from .generate import progress_line
 
@@ -16,7 +16,7 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL); key from $OPENAI_API_KEY")
     p.add_argument("--local-model", help="a transformers model folder (instead of an endpoint)")
     p.add_argument("--adapter", help="a peft adapter folder for --local-model")
-    p.add_argument("--search", choices=["serpapi", "local", "none"], help="default: as the trajectory was made")
+    p.add_argument("--search", choices=LazyChoices("fireact_core.generation.tools", "SEARCH_KINDS"), help="default: as the trajectory was made")
     p.add_argument("--corpus", help="JSONL of {title, text} passages for --search local")
     p.add_argument("--temperature", type=float, help="default: as the trajectory was made")
     p.add_argument("--concurrency", type=int, help="model calls at a time (default: adaptive)")

@@ -34,7 +34,7 @@ from .prompts import PromptSpec, make_spec
 from ..records import AgentMethod, Trajectory, stable_id
 from ..redact import remember, url_password
 from .tasks import Question, get_task
-from .tools import SearchCache, Toolbox, make_search
+from .tools import SearchCache, SearchKind, Toolbox, make_search
 from .tools.perturb import Perturber, parse_perturb
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class RunConfig(BaseModel):
     local_model: str | None = None
     adapter: str | None = None
     batch_size: int = 8
-    search: Literal["serpapi", "local", "none"] = "serpapi"
+    search: SearchKind = "serpapi"
     corpus: str | None = None
     serpapi_key: SecretStr | None = None
     perturb: str | None = Field(default=None, description="none:P or random:P")

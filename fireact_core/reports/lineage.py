@@ -57,8 +57,6 @@ def data_kind(store: Store, dataset: dict | None) -> str | None:
     pairs = (dataset.get("spec") or {}).get("pairs")
     if pairs:
         return f"{pairs} pairs"
-    if not hasattr(store, "fork_links") or not hasattr(store, "dataset_members"):
-        return None
     ids = store.dataset_members(dataset["name"])["trajectory_id"].tolist()
     members = set(ids)
     if any(link.kind == "repair" and link.child_id in members for link in store.fork_links(ids)):

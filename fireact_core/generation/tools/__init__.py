@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from ...errors import NotFoundError, ToolError
 from ...records import Action
 from .perturb import Perturber
 
 SEARCH_BACKENDS = {"serpapi": "serpapi_search:SerpAPISearch", "local": "bm25_search:BM25Search"}
-SEARCH_KINDS = (*SEARCH_BACKENDS, "none")  # what a run can search with: a backend, or nothing
+SearchKind = Literal["serpapi", "local", "none"]  # what a run can search with: a backend, or nothing
+SEARCH_KINDS: tuple[SearchKind, ...] = get_args(SearchKind)
 TOOL_NAMES = ("search", "finish")
 
 
@@ -134,4 +135,4 @@ def _as_observation(result: str | None) -> str:
     return "None" if result is None else str(result).strip() or "None"
 
 
-__all__ = ["Observation", "Perturber", "SearchCache", "Toolbox", "make_search", "SEARCH_BACKENDS", "SEARCH_KINDS", "TOOL_NAMES"]
+__all__ = ["Observation", "Perturber", "SearchCache", "Toolbox", "make_search", "SEARCH_BACKENDS", "SEARCH_KINDS", "SearchKind", "TOOL_NAMES"]
