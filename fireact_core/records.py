@@ -275,10 +275,12 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def final_answer_of(steps: list[Step]) -> str | None:
-    for step in reversed(steps):
-        if step.action and step.action.name == "finish":
-            return step.action.arg
+def final_answer_of(actions: list[tuple[str | None, str | None]]) -> str | None:
+    """The argument of the last `finish` action, of the steps' (name, argument) pairs in order (of models or of
+    data alike)."""
+    for name, arg in reversed(actions):
+        if name == FINISH:
+            return arg
     return None
 
 

@@ -43,7 +43,11 @@ def _check_index(traj: Trajectory, idx: int, allow_end: bool = False) -> None:
 
 
 def _with_steps(traj: Trajectory, steps: list[Step]) -> Trajectory:
-    return traj.model_copy(update={"steps": steps, "final_answer": final_answer_of(steps)})
+    return traj.model_copy(update={"steps": steps, "final_answer": _final_answer(steps)})
+
+
+def _final_answer(steps: list[Step]) -> str | None:
+    return final_answer_of([(s.action.name, s.action.arg) for s in steps if s.action is not None])
 
 
 def make_action(text: str) -> Action:
@@ -146,7 +150,7 @@ def set_final_answer(traj: Trajectory, answer: str) -> Trajectory:
 
 def rescore(traj: Trajectory) -> Trajectory:
     """Final answer from the steps; EM/F1/reward from the task's scorer when the task and gold are known."""
-    final = final_answer_of(traj.steps)
+    final = _final_answer(traj.steps)
     update: dict = {"final_answer": final}
     if traj.gold is not None and traj.task in list_tasks():
         score = get_task(traj.task).score(final or "", traj.gold)

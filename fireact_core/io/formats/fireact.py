@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from ...errors import FormatError
 from ..parsing import (OBSERVATION, QUESTION_PREFIX, parse_model_turn, parse_text, render_model_turn,
                        render_observation, render_text, reward_of)
-from ...records import FINISH, Source, StepData, Trajectory, TrajectoryData, stable_id
+from ...records import Source, StepData, Trajectory, TrajectoryData, final_answer_of, stable_id
 from .common import ReadResult, checked_trajectory, expect, trajectory_record
 from .documents import iter_json_array, iter_json_object
 from .limits import trajectory_problem, weight_problem
@@ -35,14 +35,6 @@ FIELD_LINE_RE = re.compile(r"^(?:Thought|Action|Observation): ", re.M)
 MODEL_TURN_RE = re.compile(r"^(Thought|Action):", re.M)
 
 
-def _final_answer(steps: list[StepData]) -> str | None:
-    for step in reversed(steps):
-        action = step.get("action")
-        if action and action.get("name") == FINISH:
-            return action.get("arg")
-    return None
-
-
 PLAIN_FIELDS = frozenset({"id", "source", "question", "prompt", "meta", "steps", "final_answer", "reward", "status"})
 
 
@@ -59,7 +51,8 @@ def _finish(traj: dict[str, Any], steps: list[StepData], path: str = "", line: i
     """The trajectory as data, checked once, steps and all (without pydantic when the chat reader's own checks
     suffice)."""
     traj["steps"] = steps
-    traj.setdefault("final_answer", _final_answer(steps))
+    if "final_answer" not in traj:
+        traj["final_answer"] = final_answer_of([(a.get("name"), a.get("arg")) for s in steps if (a := s.get("action"))])
     if traj.get("reward") is None and steps:
         traj["reward"] = reward_of(steps[-1].get("observation"))
     traj.setdefault("status", "finished" if traj["final_answer"] is not None else "unfinished")
