@@ -34,7 +34,7 @@ def templates():
 def build(store, first: int, n: int, batch: int, seed: int = 0) -> None:
     """Trajectories `first` to `n`: four runs over the same questions, steps copied from real FireAct ones."""
     from fireact_core.io.lint import lint_trajectory
-    from fireact_core.records import Source
+    from fireact_core.records import Source, trajectory_data
 
     rng = random.Random(seed + first)
     pool = templates()
@@ -55,7 +55,8 @@ def build(store, first: int, n: int, batch: int, seed: int = 0) -> None:
             trajs.append(t.model_copy(update={
                 "id": f"b{i:07d}", "source": f"bench-run-{k}", "model": f"model-{k}", "question": question,
                 "steps": steps, "em": em, "f1": em, "reward": bool(em), "gold": t.gold or "unknown"}))
-        store.save_trajectories(trajs, [x for t in trajs for x in lint_trajectory(t)], sources if done == 0 else ())
+        store.save_trajectories(trajs, [x for t in trajs for x in lint_trajectory(trajectory_data(t))],
+                                sources if done == 0 else ())
         done += len(trajs)
         print(f"  built {done}/{n}", file=sys.stderr, end="\r")
     print(file=sys.stderr)

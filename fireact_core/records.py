@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import Required, TypedDict
 
 SCHEMA_VERSION = 1
 
@@ -20,7 +21,8 @@ METHODS: tuple[AgentMethod, ...] = get_args(AgentMethod)  # the agent methods, s
 Method = Literal[AgentMethod, "unknown"]  # a stored trajectory's method ("unknown" when nothing tells it)
 Status = Literal["finished", "unfinished", "failed"]
 ReviewStatus = Literal["accepted", "rejected"]
-KNOWN_TOOLS = ("search", "finish")
+SEARCH, FINISH = "search", "finish"  # the tools every task has
+KNOWN_TOOLS = (SEARCH, FINISH)
 
 
 def now() -> datetime:
@@ -116,6 +118,89 @@ class Trajectory(Record):
         return self.model_dump(mode="json", exclude=skip)
 
 
+# ---- a trajectory as plain data: what readers yield, lints check and the store writes (speed needs dicts there).
+# The same fields as the models, checked the same way by pydantic (`io.formats.common.checked_trajectory`) without
+# making model instances. `trajectory_of` and `trajectory_data` are the one place either becomes the other.
+
+FORBID = ConfigDict(extra="forbid")
+
+
+class ActionData(TypedDict, total=False):
+    __pydantic_config__ = FORBID  # type: ignore[misc]
+    raw: Required[str]
+    name: str | None
+    arg: str | None
+
+
+class FlagsData(TypedDict, total=False):
+    __pydantic_config__ = FORBID  # type: ignore[misc]
+    train: bool
+    perturbed: str | None
+    original_observation: str | None
+    parse_error: str | None
+
+
+class StepData(TypedDict, total=False):
+    """A step as data; an absent key reads as the `Step` default."""
+
+    __pydantic_config__ = FORBID  # type: ignore[misc]
+    thought: str | None
+    action: ActionData | None
+    observation: str | None
+    raw: str | None
+    obs_raw: str | None
+    flags: FlagsData
+
+
+class MessageData(TypedDict):
+    __pydantic_config__ = FORBID  # type: ignore[misc]
+    role: str
+    content: str
+
+
+class TrajectoryData(TypedDict, total=False):
+    """`Trajectory`'s fields as data. Readers give every field (`io.formats.common.trajectory_record`)."""
+
+    __pydantic_config__ = FORBID  # type: ignore[misc]
+    schema_version: int
+    id: str
+    source: Required[str]
+    task: str
+    split: str | None
+    qid: str | None
+    question: Required[str]
+    gold: str | None
+    method: Method
+    model: str | None
+    steps: list[StepData]
+    final_answer: str | None
+    reward: bool | None
+    em: float | None
+    f1: float | None
+    status: Status
+    error: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+    latency_s: float | None
+    cost_usd: float | None
+    prompt: list[MessageData] | None
+    meta: dict[str, Any]
+    revision: int
+    created_at: datetime
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+def trajectory_of(data: TrajectoryData) -> Trajectory:
+    """A trajectory read as data, as a `Trajectory`."""
+    return Trajectory.model_validate(data)
+
+
+def trajectory_data(t: Trajectory) -> TrajectoryData:
+    """A `Trajectory` as data (every field and every step key present), for the code that works on data."""
+    return cast(TrajectoryData, t.model_dump())
+
+
 class Summary(Record):
     """What list views load: no steps."""
 
@@ -190,10 +275,12 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def final_answer_of(steps: list[Step]) -> str | None:
-    for step in reversed(steps):
-        if step.action and step.action.name == "finish":
-            return step.action.arg
+def final_answer_of(actions: list[tuple[str | None, str | None]]) -> str | None:
+    """The argument of the last `finish` action, of the steps' (name, argument) pairs in order (of models or of
+    data alike)."""
+    for name, arg in reversed(actions):
+        if name == FINISH:
+            return arg
     return None
 
 

@@ -19,7 +19,8 @@ import pytest
 
 from fireact_core.cli import main
 from fireact_core.io.lint import LINT_KINDS
-from fireact_core.store import Store, question_key
+from fireact_core.io.lint import question_key
+from fireact_core.store import Store
 from tests.conftest import FINETUNE, ROOT, RUN_FILE, SHARED
 
 ALL_FILES = [FINETUNE / "alpaca_hotpotqa.json", FINETUNE / "alpaca_hotpotqa_multimethod.json",

@@ -13,7 +13,8 @@ from fireact_core.cli import main
 from fireact_core.demo import DEMO_DIR, demo_files, load_demo
 from fireact_core.errors import PrerequisiteError
 from fireact_core.io.formats import read_file
-from fireact_core.store import Store, question_key
+from fireact_core.io.lint import question_key
+from fireact_core.store import Store
 from fireact_core.generation.tasks import get_task
 from tests.conftest import ROOT
 

@@ -13,7 +13,7 @@ from fireact_core.io.formats import detect_format, read_file
 from fireact_core.io.formats.fireact import trajectory_from_messages, trajectory_from_text
 from fireact_core.io.importer import import_files
 from fireact_core.io.lint import lint_duplicates, lint_trajectory
-from fireact_core.records import Annotation, Step
+from fireact_core.records import Annotation, Step, trajectory_data, trajectory_of
 from fireact_core.io.parsing import render_text
 from fireact_core.store import Store
 from tests.conftest import FINETUNE, RUN_FILE
@@ -171,12 +171,20 @@ def test_messages_export_train_flags(shared, db, tmp_path):
 
 
 def _text(output: str, question: str = "Who wrote Dune?"):
-    return trajectory_from_text("unit", 0, question, output)
+    return trajectory_of(trajectory_from_text("unit", 0, question, output))
+
+
+def _messages(messages: list[dict]):
+    return trajectory_of(trajectory_from_messages("unit", 0, messages, "f", 1))
+
+
+def _lints(t):
+    return lint_trajectory(trajectory_data(t))
 
 
 def _kinds(t) -> dict[str, list[int | None]]:
     found: dict[str, list[int | None]] = {}
-    for x in lint_trajectory(t):
+    for x in _lints(t):
         found.setdefault(x.kind, []).append(x.step)
     return found
 
@@ -186,7 +194,7 @@ GOOD_END = "Thought: done\nAction: finish[Frank Herbert]\nObservation: Episode f
 
 def test_clean_trajectory_has_no_lints():
     t = _text("Thought: look\nAction: search[Dune]\nObservation: Dune is a novel by Frank Herbert.\n" + GOOD_END)
-    assert lint_trajectory(t) == []
+    assert _lints(t) == []
     assert t.reward is True and t.final_answer == "Frank Herbert"
 
 
@@ -197,17 +205,17 @@ def test_clean_trajectory_has_no_lints():
 )
 def test_malformed_action(action, detail):
     t = _text(f"Thought: look\nAction: {action}\nObservation: something\n" + GOOD_END)
-    [lint] = [x for x in lint_trajectory(t) if x.kind == "malformed_action"]
+    [lint] = [x for x in _lints(t) if x.kind == "malformed_action"]
     assert (lint.step, lint.detail) == (0, detail)
     assert render_text(t.steps, True).startswith(f"Thought: look\nAction: {action}\n")
 
 
 def test_several_actions_in_one_chat_turn():
-    t = trajectory_from_messages("unit", 0, [
+    t = _messages([
         {"role": "user", "content": "Who wrote Dune?"},
         {"role": "assistant", "content": "Thought: a\nAction: search[Dune]\nAction: search[Herbert]"},
         {"role": "user", "content": "Observation: x"},
-    ], "f", 1)
+    ])
     assert _kinds(t)["malformed_action"] == [0]
     assert t.steps[0].raw == "Thought: a\nAction: search[Dune]\nAction: search[Herbert]"
 
@@ -222,12 +230,12 @@ def test_observation_none_and_empty_finish():
 
 
 def test_consecutive_assistant_turns():
-    t = trajectory_from_messages("unit", 0, [
+    t = _messages([
         {"role": "user", "content": "Who wrote Dune?"},
         {"role": "assistant", "content": "Thought: a\nAction: search[Dune]"},
         {"role": "assistant", "content": "Thought: b\nAction: finish[Frank Herbert]"},
         {"role": "user", "content": "Observation: Episode finished, reward = True"},
-    ], "f", 1)
+    ])
     assert _kinds(t) == {"consecutive_assistant": [0]}
 
 
@@ -257,5 +265,5 @@ def test_duplicate_questions_flag_every_repeat_but_the_first():
     trajs = [trajectory_from_text("unit", i, q, GOOD_END) for i, q in enumerate(["Who wrote Dune?", "who wrote dune",
                                                                                "Who wrote Emma?", "Who wrote Dune?"])]
     flagged = [x.trajectory_id for x in lint_duplicates(trajs)]
-    assert flagged == [trajs[1].id, trajs[3].id]
-    assert [x.trajectory_id for x in lint_duplicates(trajs[2:], seen=[("unit", "who wrote emma")])] == [trajs[2].id]
+    assert flagged == [trajs[1]["id"], trajs[3]["id"]]
+    assert [x.trajectory_id for x in lint_duplicates(trajs[2:], seen=[("unit", "who wrote emma")])] == [trajs[2]["id"]]

@@ -260,3 +260,52 @@ def test_switched_off_by_the_environment(edge_file, tmp_path, monkeypatch):
     monkeypatch.delenv("FIREACT_IMPORT_SQL")
     with pytest.raises(AssertionError, match="staging used"):
         import_files(store, [edge_file])
+
+
+# Rows regular enough for SQL that lean on each rule the SQL takes from the Python side: the reward word (Python's
+# Unicode \w), the reflection test (its quick word test and its pattern, case-blind, anchored), white space as
+# str.strip() sees it around "None" and inside finish[], tool names in any case, and the question prefix.
+AWKWARD = [
+    react("Question: Accented reward?", ("Thought: f\nAction: finish[a]", "Observation: Episode finished, reward = Trueé")),
+    react("Question: Digit reward?", ("Thought: f\nAction: finish[a]", "Observation: Episode finished, reward = \u0661")),
+    react("Question: Word reward?", ("Thought: f\nAction: finish[a]", "Observation: Episode finished, reward = 1_x")),
+    react("Question: One reward?", ("Thought: f\nAction: finish[a]", "Observation: Episode finished, reward = 1.")),
+    react("Question: Reflection first?", ("Thought: Reflection: I was wrong\nAction: finish[a]", WON)),
+    react("Question: Reflection later?", ("Thought: so reflection: not at the start\nAction: finish[a]", WON)),
+    react("Question: Shouted?", ("Thought: LET ME DO A REFLECTION now\nAction: SEARCH[x]", "Observation: x"),
+          ("Thought: f\nAction: finish[a]", WON)),
+    react("Question: Dotless?", ("Thought: let me do a reflectıon\nAction: finish[a]", WON)),
+    react("Question: Spaces around None?", ("Thought: s\nAction: search[x]", "Observation: \u2028None\u3000\u1680"),
+          ("Thought: f\nAction: finish[\u2029\u202f]", None)),
+    react("Question: Not quite None?", ("Thought: s\nAction: search[x]", "Observation: \u200bNone"),
+          ("Thought: f\nAction: finish[\u200b]", None)),
+    react("Question: Capital finish?", ("Thought: f\nAction: Finish[a]", WON)),
+    react("Question:  Two spaces?", ("Thought: \nAction: finish[]", "Observation: Episode finished, reward = 0")),
+    react("question: lower prefix?", ("Thought: t\nAction: search[x]", "Observation: x"),
+          ("Thought: t\nAction: search[x]", "Observation: x")),
+]
+
+
+def test_sql_rules_are_the_python_rules_on_awkward_rows(tmp_path):
+    """Every row here is parsed in SQL, and the trajectories, steps and lints come out as the Python reader's."""
+    path = tmp_path / "awkward.jsonl"
+    path.write_text("".join(json.dumps({"messages": m}, ensure_ascii=False) + "\n" for m in AWKWARD), encoding="utf-8")
+    staged = Store(tmp_path / "awkward_staged.duckdb")
+    with staged.session():
+        staged.stage_chat(str(path), 1 << 24)
+        parsed, rest = staged.parse_staged_chat()
+        staged.drop_chat_stage()
+    assert rest == [] and parsed.num_rows == len(AWKWARD)
+    python, python_reports, sql, sql_reports = import_both(tmp_path, path, "awkward")
+    assert sql_reports == python_reports
+    assert snapshot(sql) == snapshot(python)
+    with python.db.connect() as con:
+        rows = con.execute("SELECT question, method, reward, final_answer FROM trajectories ORDER BY rowid").fetchall()
+    by_question = {q: (m, r, f) for q, m, r, f in rows}
+    assert by_question["Accented reward?"][1] is False and by_question["Digit reward?"][1] is False
+    assert by_question["One reward?"][1] is True
+    assert [by_question[q][0] for q in ("Reflection first?", "Reflection later?", "Shouted?", "Dotless?")] == [
+        "reflexion", "cot", "reflexion", "cot"]
+    assert by_question["Capital finish?"][2] is None
+    lints = python_reports[0].lints
+    assert lints["observation_none"] == 1 and lints["empty_finish"] == 2 and lints["duplicated_final_observation"] == 1

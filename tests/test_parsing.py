@@ -11,7 +11,6 @@ from fireact_core.io.parsing import (
     action_problem,
     infer_method,
     infer_task,
-    model_turn_fields,
     parse_action,
     parse_model_turn,
     parse_observation_turn,
@@ -30,6 +29,16 @@ def alpaca_outputs(name: str) -> list[str]:
     return [row["output"] for row in json.loads((FINETUNE / name).read_text())]
 
 
+def steps_of(text: str) -> tuple[list[Step], bool]:
+    """`parse_text`, its steps as models."""
+    steps, trailing = parse_text(text)
+    return [Step.model_validate(s) for s in steps], trailing
+
+
+def turn_of(content: str) -> Step:
+    return Step.model_validate(parse_model_turn(content))
+
+
 def assistant_turns(name: str) -> list[str]:
     turns = []
     for line in (FINETUNE / name).read_text().splitlines():
@@ -42,10 +51,10 @@ def test_every_alpaca_output_renders_back_byte_for_byte(shared, name):
     outputs = alpaca_outputs(name)
     assert len(outputs) in (500, 734)
     for text in outputs:
-        steps, trailing = parse_text(text)
+        steps, trailing = steps_of(text)
         assert render_text(steps, trailing) == text
     # not vacuous: the rows do parse into fields
-    steps, _ = parse_text(outputs[0])
+    steps, _ = steps_of(outputs[0])
     assert steps[0].thought and steps[0].action and steps[0].observation
 
 
@@ -53,19 +62,21 @@ def test_every_alpaca_output_renders_back_byte_for_byte(shared, name):
 def test_every_chat_assistant_turn_round_trips(shared, name):
     turns = assistant_turns(name)
     assert len(turns) > 1000
-    parsed = [parse_model_turn(t) for t in turns]
+    parsed = [turn_of(t) for t in turns]
     assert [render_model_turn(s) for s in parsed] == turns
     assert sum(s.action is not None and s.action.name is not None for s in parsed) > 0.99 * len(turns)
 
 
 @pytest.mark.parametrize("name", CHAT_FILES)
-def test_fast_model_turn_fields_agree_with_the_parser(shared, name):
-    turns = assistant_turns(name)
-    assert [Step.model_validate(model_turn_fields(t)) for t in turns] == [parse_model_turn(t) for t in turns]
+def test_regular_model_turns_read_as_the_text_parser_reads_them(shared, name):
+    """The quick reading of a "Thought: ...\nAction: ..." turn gives the step the whole-text parser gives."""
+    turns = [t for t in assistant_turns(name) if t.startswith("Thought: ") and t.count("\n") == 1]
+    assert len(turns) > 1000
+    assert [turn_of(t) for t in turns] == [steps_of(t)[0][0] for t in turns]
 
 
 def test_regular_step_fields():
-    steps, trailing = parse_text("Thought: look it up\nAction: search[Paris]\nObservation: Paris is a city.\n")
+    steps, trailing = steps_of("Thought: look it up\nAction: search[Paris]\nObservation: Paris is a city.\n")
     assert trailing
     [step] = steps
     assert (step.thought, step.action.name, step.action.arg, step.observation) == (
@@ -75,7 +86,7 @@ def test_regular_step_fields():
 
 def test_multi_line_observation_is_one_field_and_verbatim():
     text = "Thought: t\nAction: search[x]\nObservation: line one\nline two\n\nline four\nThought: done\nAction: finish[y]"
-    steps, trailing = parse_text(text)
+    steps, trailing = steps_of(text)
     assert not trailing
     assert len(steps) == 2
     assert steps[0].observation == "line one\nline two\n\nline four"
@@ -84,7 +95,7 @@ def test_multi_line_observation_is_one_field_and_verbatim():
 
 def test_leading_junk_kept_on_its_own_flagged_step():
     text = "Sure, here is my answer:\nThought: t\nAction: finish[x]\nObservation: Episode finished, reward = True\n"
-    steps, trailing = parse_text(text)
+    steps, trailing = steps_of(text)
     assert steps[0].raw == "Sure, here is my answer:"
     assert steps[0].flags.parse_error == "text outside Thought/Action/Observation"
     assert steps[1].action.name == "finish"
@@ -93,20 +104,20 @@ def test_leading_junk_kept_on_its_own_flagged_step():
 
 def test_no_space_after_colon_is_kept_verbatim():
     text = "Thought:no space\nAction:search[x]\nObservation: found"
-    steps, trailing = parse_text(text)
+    steps, trailing = steps_of(text)
     assert steps[0].raw == "Thought:no space\nAction:search[x]"
     assert steps[0].flags.parse_error
     assert render_text(steps, trailing) == text
-    turn = parse_model_turn("Thought:no space\nAction: search[x]")
+    turn = turn_of("Thought:no space\nAction: search[x]")
     assert render_model_turn(turn) == "Thought:no space\nAction: search[x]"
     assert turn.action.name == "search"
 
 
 def test_irregular_model_turns_keep_raw_and_say_why():
-    several = parse_model_turn("Thought: a\nAction: search[x]\nThought: b\nAction: search[y]")
+    several = turn_of("Thought: a\nAction: search[x]\nThought: b\nAction: search[y]")
     assert several.raw is not None and several.flags.parse_error == "several actions in one turn"
     assert several.action.arg == "x"
-    nothing = parse_model_turn("I think the answer is 4.")
+    nothing = turn_of("I think the answer is 4.")
     assert nothing.raw == "I think the answer is 4." and nothing.flags.parse_error
     assert render_model_turn(nothing) == "I think the answer is 4."
 
@@ -129,8 +140,8 @@ def test_irregular_model_turns_keep_raw_and_say_why():
 def test_parse_action(raw, name, arg, problem):
     """FireAct's reading (generation.py: `action.split('[')[:2]`, the argument's last character dropped)."""
     action = parse_action(raw)
-    assert (action.raw, action.name, action.arg) == (raw, name, arg)
-    assert action_problem(action) == problem
+    assert (action["raw"], action.get("name"), action.get("arg")) == (raw, name, arg)
+    assert action_problem(raw, action.get("name")) == problem
 
 
 @pytest.mark.parametrize(
@@ -140,7 +151,7 @@ def test_parse_action(raw, name, arg, problem):
 )
 def test_parse_action_strict_reading(raw, name, arg):
     action = parse_action(raw, reading="strict")
-    assert (action.raw, action.name, action.arg) == (raw, name, arg)
+    assert (action["raw"], action.get("name"), action.get("arg")) == (raw, name, arg)
 
 
 def test_observation_turn_prefix():

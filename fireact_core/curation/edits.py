@@ -16,7 +16,7 @@ from ..errors import FireactError, NotFoundError
 from ..filters import TrajectoryFilter
 from ..io.lint import lint_trajectory
 from ..io.parsing import action_problem, parse_action, render_text
-from ..records import Action, Annotation, Revision, Step, StepFlags, Trajectory, final_answer_of
+from ..records import Action, Annotation, Revision, Step, StepFlags, Trajectory, final_answer_of, trajectory_data
 from ..store import Store
 from ..store.curation import SORTABLE
 from .team.roles import check_review, require
@@ -43,11 +43,15 @@ def _check_index(traj: Trajectory, idx: int, allow_end: bool = False) -> None:
 
 
 def _with_steps(traj: Trajectory, steps: list[Step]) -> Trajectory:
-    return traj.model_copy(update={"steps": steps, "final_answer": final_answer_of(steps)})
+    return traj.model_copy(update={"steps": steps, "final_answer": _final_answer(steps)})
+
+
+def _final_answer(steps: list[Step]) -> str | None:
+    return final_answer_of([(s.action.name, s.action.arg) for s in steps if s.action is not None])
 
 
 def make_action(text: str) -> Action:
-    return parse_action(text.strip())
+    return Action.model_validate(parse_action(text.strip()))
 
 
 def edit_step(traj: Trajectory, idx: int, edit: StepEdit) -> Trajectory:
@@ -63,7 +67,7 @@ def edit_step(traj: Trajectory, idx: int, edit: StepEdit) -> Trajectory:
     if update:
         update["raw"] = None
         action = update.get("action", step.action)
-        flags = flags.model_copy(update={"parse_error": action_problem(action) if action else None})
+        flags = flags.model_copy(update={"parse_error": action_problem(action.raw, action.name) if action else None})
     if edit.observation is not None and edit.observation != (step.observation or ""):
         update["observation"] = edit.observation or None
         update["obs_raw"] = None
@@ -136,7 +140,7 @@ def set_final_answer(traj: Trajectory, answer: str) -> Trajectory:
             if step.action.arg == answer:
                 return traj
             action = Action(raw=f"{step.action.name}[{answer}]", name=step.action.name, arg=answer)
-            flags = step.flags.model_copy(update={"parse_error": action_problem(action)})
+            flags = step.flags.model_copy(update={"parse_error": action_problem(action.raw, action.name)})
             steps[idx] = step.model_copy(update={"action": action, "raw": None, "flags": flags})
             return _with_steps(traj, steps)
     steps.append(Step(thought=None, action=Action(raw=f"finish[{answer}]", name="finish", arg=answer),
@@ -146,7 +150,7 @@ def set_final_answer(traj: Trajectory, answer: str) -> Trajectory:
 
 def rescore(traj: Trajectory) -> Trajectory:
     """Final answer from the steps; EM/F1/reward from the task's scorer when the task and gold are known."""
-    final = final_answer_of(traj.steps)
+    final = _final_answer(traj.steps)
     update: dict = {"final_answer": final}
     if traj.gold is not None and traj.task in list_tasks():
         score = get_task(traj.task).score(final or "", traj.gold)
@@ -162,7 +166,7 @@ def save_trajectory_edit(store: Store, traj: Trajectory, *, base_revision: int, 
     require(store, author, "edit")
     scored = rescore(traj)
     return store.save_edit(scored, base_revision=base_revision, author=author or "anonymous",
-                           reason=(reason or "").strip() or None, lints=lint_trajectory(scored))
+                           reason=(reason or "").strip() or None, lints=lint_trajectory(trajectory_data(scored)))
 
 
 def restore_revision(store: Store, traj_id: str, rev: int, author: str, base_revision: int | None = None) -> Trajectory:

@@ -31,7 +31,7 @@ from .models import make_backend
 from .models.limits import CallLimits
 from .models.pricing import DEFAULT_PRICES, cost_usd, price_table
 from .prompts import PromptSpec, make_spec
-from ..records import AgentMethod, Trajectory, stable_id
+from ..records import AgentMethod, Trajectory, stable_id, trajectory_data
 from ..redact import remember, url_password
 from .tasks import Question, get_task
 from .tools import SearchCache, SearchKind, Toolbox, make_search
@@ -462,7 +462,8 @@ class _Runner:
             batch, self.unsaved = self.unsaved, []
             searched, self.searched = self.searched, []
         self.store.cache_searches(self.search_backend, searched)
-        saved = set(self.store.save_run_trajectories(self.cfg.run, batch, [x for t in batch for x in lint_trajectory(t)]))
+        lints = [x for t in batch for x in lint_trajectory(trajectory_data(t))]
+        saved = set(self.store.save_run_trajectories(self.cfg.run, batch, lints))
         for traj in batch:
             if traj.id in saved and traj.status == "failed":
                 self.store.log_run_event(self.cfg.run, "failed", f"question {traj.qid}: {traj.error}")

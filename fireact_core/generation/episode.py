@@ -19,7 +19,7 @@ from .models.limits import CallLimits
 from .models.pricing import cost_usd
 from ..io.parsing import action_problem, fireact_split, parse_action, parse_model_turn, render_model_turn
 from .prompts import STALLED_CUE, WRONG_CUE, Prompt, PromptSpec, build_prompt, fireact_prompt, fireact_start, prompt_messages
-from ..records import Message, Step, StepFlags, Trajectory, stable_id
+from ..records import Action, Message, Step, StepFlags, Trajectory, stable_id
 from .tasks import Question, Task
 from .tools import Toolbox
 
@@ -156,15 +156,15 @@ class Episode:
             text = ""
         if not text.strip():
             return Step(raw=text, flags=StepFlags(parse_error="empty output"))
-        step = parse_model_turn(text)
+        step = Step.model_validate(parse_model_turn(text))
         if step.action is not None and self.cfg.action_reading != "fireact":
-            step.action = parse_action(step.action.raw, self.cfg.action_reading)
+            step.action = Action.model_validate(parse_action(step.action.raw, self.cfg.action_reading))
         return step
 
     def _problem(self, step: Step) -> str | None:
         if step.action is None:
             return step.flags.parse_error or "no action"
-        problem = action_problem(step.action)
+        problem = action_problem(step.action.raw, step.action.name)
         if problem and not problem.startswith("unknown tool"):
             return problem
         if self.cfg.method in SINGLE_TURN and "finish" not in (step.action.name or "").lower():
@@ -301,7 +301,8 @@ class FireActEpisode(Episode):
                 follow = base + f"Thought: {prune_thought(thought)}\nAction:"
                 action = (await self._send(fireact_prompt(follow, stop, thought=False))).text.strip()
             self.actions += 1
-            step = self._step(turn, prune_thought(thought), parse_action(action, self.cfg.action_reading), chat)
+            parsed = Action.model_validate(parse_action(action, self.cfg.action_reading))
+            step = self._step(turn, prune_thought(thought), parsed, chat)
             split = fireact_split(action)
             if split is None:  # FireAct skips the action and sends the same prompt next round
                 step.flags.train = False

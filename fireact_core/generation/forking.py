@@ -30,7 +30,7 @@ from ..errors import FireactError, NotFoundError
 from ..filters import TrajectoryFilter
 from ..io.lint import lint_trajectory
 from .prompts import METHODS, PromptSpec, make_spec
-from ..records import Annotation, ForkLink, Step, Trajectory, now, stable_id
+from ..records import Annotation, ForkLink, Step, Trajectory, now, stable_id, trajectory_data
 from ..store.answers import is_correct
 from .tasks import Question, get_task, list_tasks
 from ..curation.team.roles import actor
@@ -220,7 +220,7 @@ class ForkRunner(_Runner):
         with self.store.db.transaction():
             self.store.cache_searches(self.search_backend, searched)
             saved = set(self.store.save_run_trajectories(self.cfg.run, batch,
-                                                         [x for t in batch for x in lint_trajectory(t)]))
+                                                         [x for t in batch for x in lint_trajectory(trajectory_data(t))]))
             self.store.add_forks([x for x in links if x.child_id in saved])
             for link in links:
                 if link.kind == "repair" and link.child_id in saved:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, cast
 
 import pyarrow as pa
 
@@ -22,14 +22,12 @@ from .formats import BATCH, STREAMED, LineRange, ReadResult, detect_format, iter
 from .formats.common import MAX_RECORD_BYTES, first_line, iter_lines, loads, may_have_long_line
 from .formats.fireact import openai_indexed_batches
 from .formats.limits import file_needs_line_checks
-from .lint import QuestionKey, contamination_lints, duplicate_lints, lint_fields, lint_trajectory, load_eval_questions, question_keys, record_question_keys
-from .parsing import infer_method, infer_method_fields, infer_task
-from ..records import METHODS, SCHEMA_VERSION, Lint, Source, Trajectory, now, stable_id
+from .lint import (QuestionKey, contamination_lints, duplicate_lints, lint_trajectory, load_eval_questions,
+                   question_key, question_keys)
+from .parsing import infer_method, infer_task
+from ..records import METHODS, Lint, Method, Source, TrajectoryData, stable_id
 from .sources import claim_source
-from ..store import Store, question_key, staged_import
-from ..store.connection import naive
-from ..store.forks import links_in
-from ..store.trajectories import STEP_SCHEMA, TRAJ_SCHEMA, _dumps, record_tables, trajectory_tables, without_ids
+from ..store import Store, links_in, staged_import, trajectory_tables, without_ids
 from ..generation.tasks import get_task, list_tasks
 from ..curation.team.roles import actor
 
@@ -48,37 +46,17 @@ class ImportReport:
     renamed_from: str | None = None  # the source name asked for, when another file holds it (`sources`)
 
 
-def _classify(t: Trajectory, task: str | None, method: str | None) -> Trajectory:
+def _classify(t: TrajectoryData, task: str | None, method: str | None) -> TrajectoryData:
     """Method and task, given or inferred (set in place: the trajectory is fresh from a reader)."""
-    if method or t.method == "unknown":
-        t.method = method or infer_method(t.steps)
-    if task or t.task in (None, "unknown"):
-        t.task = task or infer_task(t.question, t.final_answer, t.gold)
-    return t
-
-
-def _score(t: Trajectory, tasks: frozenset[str] = frozenset()) -> Trajectory:
-    """Score against the gold answer where the file gave one but no score (set in place)."""
-    if t.gold is None or t.em is not None or t.task not in (tasks or list_tasks()):
-        return t
-    s = get_task(t.task).score(t.final_answer or "", t.gold)
-    t.em, t.f1 = s.em, s.f1
-    if t.reward is None:
-        t.reward = s.reward
-    return t
-
-
-def _classify_record(t: dict, task: str | None, method: str | None) -> dict:
-    """`_classify` of a trajectory as plain data."""
     if method or t["method"] == "unknown":
-        t["method"] = method or infer_method_fields(t["steps"])
+        t["method"] = cast(Method, method) or infer_method(t["steps"])
     if task or t["task"] in (None, "unknown"):
         t["task"] = task or infer_task(t["question"], t["final_answer"], t["gold"])
     return t
 
 
-def _score_record(t: dict, tasks: frozenset[str]) -> dict:
-    """`_score` of a trajectory as plain data."""
+def _score(t: TrajectoryData, tasks: frozenset[str]) -> TrajectoryData:
+    """Score against the gold answer where the file gave one but no score (set in place)."""
     if t["gold"] is None or t["em"] is not None or t["task"] not in tasks:
         return t
     s = get_task(t["task"]).score(t["final_answer"] or "", t["gold"])
@@ -88,22 +66,16 @@ def _score_record(t: dict, tasks: frozenset[str]) -> dict:
     return t
 
 
-def _prepare_records(records: list[dict], fmt: str, task: str | None, method: str | None) -> None:
+def _prepare(records: list[TrajectoryData], fmt: str, task: str | None, method: str | None) -> None:
+    """Classify and score (a native file's trajectories are as they were exported: only a given task or method
+    changes them)."""
     if fmt != "native":
         tasks = frozenset(list_tasks())
         for t in records:
-            _score_record(_classify_record(t, task, method), tasks)
+            _score(_classify(t, task, method), tasks)
     elif task or method:
         for t in records:
-            _classify_record(t, task, method)
-
-
-def _prepare_trajectories(result: ReadResult, task: str | None, method: str | None) -> None:
-    if result.format != "native":
-        tasks = frozenset(list_tasks())
-        result.trajectories = [_score(_classify(t, task, method), tasks) for t in result.trajectories]
-    elif task or method:
-        result.trajectories = [_classify(t, task, method) for t in result.trajectories]
+            _classify(t, task, method)
 
 
 def _default_sources(result: ReadResult, name: str, attempted: int, task: str | None, method: str | None) -> list[Source]:
@@ -116,10 +88,9 @@ def _default_sources(result: ReadResult, name: str, attempted: int, task: str | 
 
 def prepare(result: ReadResult, task: str | None = None, method: str | None = None) -> ReadResult:
     """Classify and score what a reader found, and name its source (the file's, unless it brought its own)."""
-    _prepare_trajectories(result, task, method)
-    first = result.trajectories[0] if result.trajectories else None
-    name = first.source if first else Path(result.path).stem
-    result.sources = _default_sources(result, name, len(result.trajectories), task, method)
+    _prepare(result.records, result.format, task, method)
+    name = result.records[0]["source"] if result.records else Path(result.path).stem
+    result.sources = _default_sources(result, name, len(result.records), task, method)
     return result
 
 
@@ -237,19 +208,12 @@ class _Batch:
 
 
 def _build_batch(part: ReadResult, task: str | None, method: str | None) -> _Batch:
-    """Classify, score and lint what a reader found (as plain data, or as models), and build its Arrow tables."""
-    native = part.format == "native"
-    if part.records or not part.trajectories:
-        records = part.records
-        _prepare_records(records, part.format, task, method)
-        lints = list(part.lints) if native else [x for t in records for x in lint_fields(t)]
-        trajs, steps = record_tables(records)
-        ids, keys = [t["id"] for t in records], record_question_keys(records)
-    else:
-        _prepare_trajectories(part, task, method)
-        lints = list(part.lints) if native else [x for t in part.trajectories for x in lint_trajectory(t)]
-        trajs, steps = trajectory_tables(part.trajectories)
-        ids, keys = [t.id for t in part.trajectories], question_keys(part.trajectories)
+    """Classify, score and lint what a reader found, and build its Arrow tables."""
+    records = part.records
+    _prepare(records, part.format, task, method)
+    lints = list(part.lints) if part.format == "native" else [x for t in records for x in lint_trajectory(t)]
+    trajs, steps = trajectory_tables(records)
+    ids, keys = [t["id"] for t in records], question_keys(records)
     return _Batch(part.format, part.rows, trajs, steps, ids, keys, lints, part.sources, part.revisions, part.annotations)
 
 
@@ -299,24 +263,21 @@ def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str |
         index = parsed.column("i").to_pylist()
         ids = [all_ids[i] for i in index]
         built = [_build_batch(part, task, method)
-                 for part in openai_indexed_batches(path, _rows_at(path, rest), name, batch, plain=True)]
+                 for part in openai_indexed_batches(path, _rows_at(path, rest), name, batch)]
         py_ids = [x for b in built for x in b.ids]
         existing = store.existing_ids(ids + py_ids)
         keys = pa.table({"i": parsed.column("i"), "id": pa.array(ids, pa.string()),
                          "fresh": pa.array([i not in existing for i in ids], pa.bool_())})
-        py_trajs = pa.concat_tables([b.trajs for b in built]) if built else TRAJ_SCHEMA.empty_table()
+        empty = trajectory_tables([])
+        py_trajs = pa.concat_tables([empty[0], *(b.trajs for b in built)])
         py_trajs = py_trajs.append_column("i", pa.array(rest, pa.int64())).append_column(
             "fresh", pa.array([i not in existing for i in py_ids], pa.bool_()))
-        py_steps = pa.concat_tables([b.steps for b in built]) if built else STEP_SCHEMA.empty_table()
+        py_steps = pa.concat_tables([empty[1], *(b.steps for b in built)])
         with ThreadPoolExecutor(1) as pool:  # questions keyed and classified while DuckDB writes the steps
             classified = pool.submit(_classify_parsed, parsed, task)
             store.insert_staged_chat_steps(keys, py_trajs, py_steps)
             qnorms, classes = classified.result()
-        meta = {"format": "openai-jsonl"}
-        params = {"source": name, "method": method, "meta": _dumps(meta),
-                  "meta_prefixed": _dumps({**meta, "question_prefix": "Question: "}),
-                  "created_at": naive(now()), "schema_version": SCHEMA_VERSION}
-        acc.added += store.insert_staged_chat_trajectories(classes, py_trajs, params)
+        acc.added += store.insert_staged_chat_trajectories(classes, py_trajs, name, method)
         py_lints = [x for b in built for x in b.lints]
         store.save_attached(py_lints, existing=existing)
         id_of = dict(zip(index, ids))
@@ -365,7 +326,7 @@ def _batches(path: str, fmt: str, source: str | None, task: str | None, method: 
     pool, stretch by stretch, a few stretches ahead of the writer (so memory stays flat)."""
     spans = _spans(path, fmt, batch) if pool is not None else None
     if not spans:
-        for part in iter_batches(path, fmt, source, batch, plain=True):
+        for part in iter_batches(path, fmt, source, batch):
             yield _build_batch(part, task, method)
         return
     resolved = detect_format(path, first_line(path)) if fmt == "auto" else fmt

@@ -21,13 +21,14 @@ Kinds:
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import FormatError
-from .parsing import UNPARSED
-from ..records import Lint, Trajectory
-from ..store.trajectories import question_key
+from ..generation.tasks.scoring import normalize_answer
+from .parsing import QUESTION_PREFIX, UNPARSED
+from ..records import FINISH, Lint, TrajectoryData
 
 LINT_KINDS = [
     "duplicate_question", "eval_contamination", "malformed_action", "unparsed_text", "observation_none",
@@ -38,13 +39,14 @@ LINT_KINDS = [
 IRREGULAR_KINDS = ("role_order", "no_question", "empty_trajectory", "consecutive_observation")
 
 
-def lint_trajectory(t: Trajectory) -> list[Lint]:
-    """The checks that look at one trajectory alone."""
-    return lint_fields(t.model_dump())
+# What the checks compare against, named once: the SQL import path (`store.chat_import`) builds its checks from them.
+NONE_OBSERVATION = "None"  # an observation that reads this, spaces around it aside, is `observation_none`
+DETAIL_CHARS = 200  # a lint's detail quotes at most this much of the text it is about
 
 
-def lint_fields(t: dict[str, Any]) -> list[Lint]:
-    """`lint_trajectory` on a trajectory as plain data (a step's absent keys read as the `Step` defaults)."""
+def lint_trajectory(t: TrajectoryData) -> list[Lint]:
+    """The checks that look at one trajectory alone (a step's absent keys read as the `Step` defaults; a
+    `Trajectory` is checked as `records.trajectory_data(t)`)."""
     found: list[Lint] = []
     traj_id, steps = t["id"], t["steps"]
 
@@ -56,21 +58,21 @@ def lint_fields(t: dict[str, Any]) -> list[Lint]:
         problem = (step.get("flags") or {}).get("parse_error")
         action, observation = step.get("action"), step.get("observation")
         if problem == UNPARSED:
-            add("unparsed_text", i, (step.get("raw") or "")[:200])
+            add("unparsed_text", i, (step.get("raw") or "")[:DETAIL_CHARS])
         elif problem:
             add("malformed_action", i, problem)
-        if observation is not None and observation.strip() == "None":
+        if observation is not None and observation.strip() == NONE_OBSERVATION:
             add("observation_none", i)
-        if action and (action.get("name") or "").lower() == "finish" and not (action.get("arg") or "").strip():
+        if action and (action.get("name") or "").lower() == FINISH and not (action.get("arg") or "").strip():
             add("empty_finish", i)
         has_turn = step.get("thought") is not None or action is not None or step.get("raw") is not None
         if has_turn and problem != UNPARSED and observation is None and i < last:
             add("consecutive_assistant", i)
         if not has_turn and observation is not None:
             add("consecutive_observation", i)
-    observations = [s["observation"] for s in steps if s.get("observation") is not None]
+    observations = [o for s in steps if (o := s.get("observation")) is not None]
     if len(observations) >= 2 and observations[-1] == observations[-2]:
-        add("duplicated_final_observation", last, observations[-1][:200])
+        add("duplicated_final_observation", last, observations[-1][:DETAIL_CHARS])
     if t.get("final_answer") is None:
         add("no_finish", None)
     if t.get("reward") is False:
@@ -79,7 +81,7 @@ def lint_fields(t: dict[str, Any]) -> list[Lint]:
     return found
 
 
-def _add_layout_lints(t: dict[str, Any], add: Any) -> None:
+def _add_layout_lints(t: TrajectoryData, add: Any) -> None:
     """The conventions of a row's layout that a reader keeps as they are (see docs/formats.md)."""
     meta = t.get("meta") or {}
     role = meta.get("question_role")
@@ -98,13 +100,14 @@ def _add_layout_lints(t: dict[str, Any], add: Any) -> None:
 QuestionKey = tuple[str, str, str]  # (trajectory id, source, question key)
 
 
-def question_keys(trajs: Iterable[Trajectory]) -> list[QuestionKey]:
-    return [(t.id, t.source, question_key(t.question)) for t in trajs]
+@lru_cache(maxsize=1 << 16)
+def question_key(question: str) -> str:
+    """The form under which two questions count as the same (duplicates, contamination; the store's `qnorm`)."""
+    return normalize_answer(question.removeprefix(QUESTION_PREFIX))
 
 
-def record_question_keys(records: Iterable[dict[str, Any]]) -> list[QuestionKey]:
-    """`question_keys` of trajectories as plain data."""
-    return [(t["id"], t["source"], question_key(t["question"])) for t in records]
+def question_keys(trajs: Iterable[TrajectoryData]) -> list[QuestionKey]:
+    return [(t["id"], t["source"], question_key(t["question"])) for t in trajs]
 
 
 def duplicate_lints(keys: Iterable[QuestionKey], seen: Iterable[tuple[str, str]] = ()) -> list[Lint]:
@@ -121,7 +124,7 @@ def duplicate_lints(keys: Iterable[QuestionKey], seen: Iterable[tuple[str, str]]
     return found
 
 
-def lint_duplicates(trajs: list[Trajectory], seen: Iterable[tuple[str, str]] = ()) -> list[Lint]:
+def lint_duplicates(trajs: list[TrajectoryData], seen: Iterable[tuple[str, str]] = ()) -> list[Lint]:
     """Flag each trajectory whose (source, question) came before, in this batch or in `seen`."""
     return duplicate_lints(question_keys(trajs), seen)
 
@@ -132,7 +135,7 @@ def contamination_lints(keys: Iterable[QuestionKey], eval_keys: dict[str, str]) 
             for traj_id, _, qkey in keys if qkey in eval_keys]
 
 
-def lint_contamination(trajs: list[Trajectory], eval_keys: dict[str, str]) -> list[Lint]:
+def lint_contamination(trajs: list[TrajectoryData], eval_keys: dict[str, str]) -> list[Lint]:
     """Flag trajectories whose question is in an evaluation split (`eval_keys`: question key -> split name)."""
     return contamination_lints(question_keys(trajs), eval_keys)
 

@@ -10,20 +10,29 @@ from __future__ import annotations
 
 import re
 
-from ..records import KNOWN_TOOLS, Action, Step, StepFlags
+from ..records import FINISH, KNOWN_TOOLS, ActionData, Method, Step, StepData
 
-PREFIXES = {"Thought: ": "thought", "Action: ": "action", "Observation: ": "observation"}
+THOUGHT, ACTION, OBSERVATION = "Thought: ", "Action: ", "Observation: "
+PREFIXES = {THOUGHT: "thought", ACTION: "action", OBSERVATION: "observation"}
+QUESTION_PREFIX = "Question: "  # FireAct's chat rows open the question with it; kept in `meta.question_prefix`
+REWARD_RE = re.compile(r"Episode finished, reward = (\w+)")  # FireAct's last observation
+TRUE_REWARDS = ("true", "1")  # the reward words (lower-cased) that mean True
 ORDER = {"thought": 0, "action": 1, "observation": 2}
 ACTION_RE = re.compile(r"^(\w+)\[(.*)\]$", re.S)
 CALL_RE = re.compile(r"\b\w+\[")
+REFLECTION_WORD = "reflection"  # a text without it is no reflection (a quick test before REFLECTION_RE)
 REFLECTION_RE = re.compile(r"let me do a reflection|^reflection:", re.I)
 
 
 UNPARSED = "text outside Thought/Action/Observation"
 
 
-def action_fields(raw: str, reading: str = "fireact") -> dict:
-    """`parse_action` as plain data: {"raw", "name", "arg"} (name and arg only when it parsed)."""
+def parse_action(raw: str, reading: str = "fireact") -> ActionData:
+    """An action's name and argument, read as FireAct's generation.py reads them: `raw.split('[')[:2]`, the
+    argument's last character dropped (`finish[Titan IIIE [rocket]]` answers `Titan IIIE`, `search[x` searches
+    for nothing but its last character); the name without the spaces around it (FireAct's run files have
+    `Action:  finish[...]`). `reading="strict"` reads the whole `name[argument]` instead (nested brackets kept,
+    anything else unparsed). The raw text is always kept; name and arg are there only when it parsed."""
     if reading == "strict":
         match = ACTION_RE.match(raw.strip())
         if not match:
@@ -43,16 +52,8 @@ def fireact_split(raw: str) -> tuple[str, str] | None:
     return (parts[0], parts[1][:-1]) if len(parts) >= 2 else None
 
 
-def parse_action(raw: str, reading: str = "fireact") -> Action:
-    """An action's name and argument, read as FireAct's generation.py reads them: `raw.split('[')[:2]`, the
-    argument's last character dropped (`finish[Titan IIIE [rocket]]` answers `Titan IIIE`, `search[x` searches
-    for nothing but its last character); the name without the spaces around it (FireAct's run files have
-    `Action:  finish[...]`). `reading="strict"` reads the whole `name[argument]` instead (nested brackets kept,
-    anything else unparsed). The raw text is always kept."""
-    return Action.model_validate(action_fields(raw, reading))
-
-
-def _problem(raw: str, name: str | None) -> str | None:
+def action_problem(raw: str, name: str | None) -> str | None:
+    """Why an action (its raw text and the name read from it) is malformed, or None when it is fine."""
     raw = raw.strip()
     if raw.count("[") > 1 and len(CALL_RE.findall(raw)) > 1:
         return "several actions in one turn"
@@ -63,11 +64,6 @@ def _problem(raw: str, name: str | None) -> str | None:
     if name.lower() not in KNOWN_TOOLS:
         return f"unknown tool '{name}'"
     return None
-
-
-def action_problem(action: Action) -> str | None:
-    """Why an action is malformed, or None when it is fine."""
-    return _problem(action.raw, action.name)
 
 
 def _field_of(line: str) -> tuple[str | None, str]:
@@ -107,16 +103,16 @@ class _Builder:
         self.steps[-1][self.last] += "\n" + line
 
 
-def _step_fields(fields: dict) -> dict:
-    """A step as plain data (what `Step.model_validate` takes; `flags` always given, which validates faster)."""
+def _step_fields(fields: dict) -> StepData:
+    """A step as data (`flags` always given, which validates faster)."""
     if "raw" in fields:
         return {"raw": fields["raw"], "flags": {"parse_error": UNPARSED}}
-    step: dict = {"flags": {}}
+    step: StepData = {"flags": {}}
     if "thought" in fields:
         step["thought"] = fields["thought"]
     if "action" in fields:
-        action = step["action"] = action_fields(fields["action"])
-        problem = _problem(action["raw"], action.get("name"))
+        action = step["action"] = parse_action(fields["action"])
+        problem = action_problem(action["raw"], action.get("name"))
         if problem:
             step["flags"]["parse_error"] = problem
     if "observation" in fields:
@@ -124,8 +120,8 @@ def _step_fields(fields: dict) -> dict:
     return step
 
 
-def parse_text_fields(text: str) -> tuple[list[dict], bool]:
-    """`parse_text` as plain data: step dicts, and whether the text ended with a newline."""
+def parse_text(text: str) -> tuple[list[StepData], bool]:
+    """Steps of a whole "Thought/Action/Observation" text, and whether it ended with a newline."""
     trailing = text.endswith("\n")
     body = text[:-1] if trailing else text
     builder = _Builder()
@@ -135,21 +131,19 @@ def parse_text_fields(text: str) -> tuple[list[dict], bool]:
     return [_step_fields(f) for f in builder.steps], trailing
 
 
-def parse_text(text: str) -> tuple[list[Step], bool]:
-    """Steps of a whole "Thought/Action/Observation" text, and whether it ended with a newline."""
-    steps, trailing = parse_text_fields(text)
-    return [Step.model_validate(s) for s in steps], trailing
-
-
 def render_model_turn(step: Step) -> str:
     """The model's part of a step: "Thought: ...\\nAction: ..." (or the verbatim text kept for it)."""
     if step.raw is not None:
         return step.raw
+    return _turn_text(step.thought, step.action.raw if step.action is not None else None)
+
+
+def _turn_text(thought: str | None, action: str | None) -> str:
     lines = []
-    if step.thought is not None:
-        lines.append("Thought: " + step.thought)
-    if step.action is not None:
-        lines.append("Action: " + step.action.raw)
+    if thought is not None:
+        lines.append(THOUGHT + thought)
+    if action is not None:
+        lines.append(ACTION + action)
     return "\n".join(lines)
 
 
@@ -158,7 +152,7 @@ def render_observation(step: Step) -> str | None:
         return step.obs_raw
     if step.observation is None:
         return None
-    return "Observation: " + step.observation
+    return OBSERVATION + step.observation
 
 
 def render_text(steps: list[Step], trailing_newline: bool = True) -> str:
@@ -174,63 +168,67 @@ def render_text(steps: list[Step], trailing_newline: bool = True) -> str:
     return text + "\n" if trailing_newline else text
 
 
-def model_turn_fields(content: str) -> dict:
-    """`parse_model_turn` as plain data, with a fast path for the regular "Thought: ...\\nAction: ..." turn."""
-    if content.startswith("Thought: "):
+def parse_model_turn(content: str) -> StepData:
+    """One assistant message of a chat trajectory as one step; verbatim text kept when it is irregular. The
+    regular "Thought: ...\\nAction: ..." turn takes a fast path."""
+    if content.startswith(THOUGHT):
         nl = content.find("\n")
-        if nl > 0 and content.startswith("Action: ", nl + 1) and content.find("\n", nl + 1) < 0:
-            raw = content[nl + 9:]
-            action = action_fields(raw)
+        if nl > 0 and content.startswith(ACTION, nl + 1) and content.find("\n", nl + 1) < 0:
+            raw = content[nl + 1 + len(ACTION):]
+            action = parse_action(raw)
             name = action.get("name")
-            # one call of a known tool is fine (what `_problem` finds, without its work)
+            # one call of a known tool is fine (what `action_problem` finds, without its work)
             regular = name is not None and raw.count("[") == 1 and raw.endswith("]") and name.lower() in KNOWN_TOOLS
-            problem = None if regular else _problem(raw, name)
-            return {"thought": content[9:nl], "action": action, "flags": {"parse_error": problem} if problem else {}}
-    return parse_model_turn(content).model_dump()
-
-
-def parse_model_turn(content: str) -> Step:
-    """One assistant message of a chat trajectory as one step; verbatim text kept when it is irregular."""
+            problem = None if regular else action_problem(raw, name)
+            return {"thought": content[len(THOUGHT):nl], "action": action, "flags": {"parse_error": problem} if problem else {}}
     steps, _ = parse_text(content)
-    if len(steps) == 1 and steps[0].observation is None and steps[0].raw is None:
+    if len(steps) == 1 and "observation" not in steps[0] and "raw" not in steps[0]:
         step = steps[0]
-        if render_model_turn(step) == content:
+        action = step.get("action")
+        if _turn_text(step.get("thought"), action["raw"] if action is not None else None) == content:
             return step
-    with_action = [s for s in steps if s.action is not None]
-    base = with_action[0] if with_action else next((s for s in steps if s.thought is not None), None)
+    with_action = [s for s in steps if s.get("action") is not None]
+    base = with_action[0] if with_action else next((s for s in steps if s.get("thought") is not None), None)
     problem = "several actions in one turn" if len(with_action) > 1 else "turn does not read Thought: ... Action: ..."
     if base is None:
-        return Step(raw=content, flags=StepFlags(parse_error="no Thought or Action in this turn"))
-    if len(with_action) <= 1 and base.flags.parse_error:
-        problem = base.flags.parse_error
-    return Step(thought=base.thought, action=base.action, raw=content, flags=StepFlags(parse_error=problem))
+        return {"raw": content, "flags": {"parse_error": "no Thought or Action in this turn"}}
+    if len(with_action) <= 1 and base["flags"].get("parse_error"):
+        problem = base["flags"]["parse_error"] or problem
+    turn: StepData = {"raw": content, "flags": {"parse_error": problem}}
+    if "thought" in base:
+        turn["thought"] = base["thought"]
+    if "action" in base:
+        turn["action"] = base["action"]
+    return turn
 
 
 def parse_observation_turn(content: str) -> tuple[str, str | None]:
     """The observation text, and the verbatim turn when it lacks the "Observation: " prefix."""
-    if content.startswith("Observation: "):
-        return content[len("Observation: "):], None
+    if content.startswith(OBSERVATION):
+        return content[len(OBSERVATION):], None
     return content, content
 
 
-def infer_method(steps: list[Step]) -> str:
+def reward_of(observation: str | None) -> bool | None:
+    """FireAct's last observation, "Episode finished, reward = True" (or 1 / False / 0)."""
+    match = REWARD_RE.search(observation or "")
+    if not match:
+        return None
+    return match.group(1).lower() in TRUE_REWARDS
+
+
+def infer_method(steps: list[StepData]) -> Method:
     """reflexion (a reflection thought), react (tool calls), cot (thought then finish), io (finish alone)."""
-    return _method_of([s.thought for s in steps], [s.raw for s in steps],
-                      [s.action.name for s in steps if s.action is not None])
-
-
-def infer_method_fields(steps: list[dict]) -> str:
-    """`infer_method` on steps as plain data (absent keys read as None)."""
     return _method_of([s.get("thought") for s in steps], [s.get("raw") for s in steps],
-                      [s["action"].get("name") for s in steps if s.get("action") is not None])
+                      [a.get("name") for s in steps if (a := s.get("action")) is not None])
 
 
-def _method_of(thoughts: list[str | None], raws: list[str | None], action_names: list[str | None]) -> str:
+def _method_of(thoughts: list[str | None], raws: list[str | None], action_names: list[str | None]) -> Method:
     texts = [t or r or "" for t, r in zip(thoughts, raws)]
-    if any("reflection" in t.lower() and REFLECTION_RE.search(t) for t in texts):
+    if any(REFLECTION_WORD in t.lower() and REFLECTION_RE.search(t) for t in texts):
         return "reflexion"
     names = [(n or "").lower() for n in action_names]
-    if any(n and n != "finish" for n in names):
+    if any(n and n != FINISH for n in names):
         return "react"
     if any(thoughts):
         return "cot"
@@ -254,7 +252,7 @@ def infer_task(question: str, answer: str | None = None, gold: str | None = None
     if "A. " in question and MMLU_RE.search(question):
         return "mmlu"
     yes_no = _yes_no(answer) or _yes_no(gold)
-    if yes_no and not _compares(question.removeprefix("Question: ").strip()):
+    if yes_no and not _compares(question.removeprefix(QUESTION_PREFIX).strip()):
         return "strategyqa"
     return "hotpotqa"
 

@@ -21,7 +21,8 @@ from .reports import ReportRepository
 from .runs import RunStore
 from .staging import StagedImportStore, scratch_path, share_added, should_stage
 from .team import TeamRepository
-from .trajectories import TrajectoryStore, question_key
+from .forks import links_in
+from .trajectories import TrajectoryStore, trajectory_tables, without_ids
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -289,4 +290,4 @@ def staged_import(store: Store, inputs: list[str]) -> Iterator[StagedImport]:
         share_added(stage.reports, store.merge_staged(scratch))
 
 
-__all__ = ["Store", "question_key", "resolve_db_path", "staged_import"]
+__all__ = ["Store", "links_in", "resolve_db_path", "staged_import", "trajectory_tables", "without_ids"]

@@ -2,32 +2,67 @@
 
 DuckDB's `read_json` reads the file on every core. A row is parsed here, in SQL, when it is regular: its
 messages have a string "role" and "content" (and no "weight" or "train" but null), the question comes first and
-is not blank, user and assistant turns alternate, and every assistant turn reads "Thought: ...\\nAction: tool[argument]" on two lines
-with one known tool. Such a row gives exactly what the Python reader would
-(`formats.fireact.trajectory_from_messages`, `parsing.model_turn_fields`, `lint.lint_fields`). Every other row
-comes back for the Python reader, so the rules that decide anything unusual live in one place. The caller
-adds what needs Python (ids, the question key, the task) and the importer writes both kinds in file order,
-inside its transaction.
+is not blank, user and assistant turns alternate, and every assistant turn reads "Thought: ...\\nAction: tool[argument]"
+on two lines with one known tool. Such a row gives exactly what the Python reader would
+(`io.formats.fireact.trajectory_from_messages`, `io.parsing.parse_model_turn`, `io.lint.lint_trajectory`), and
+the SQL is built from the Python side's own rules: the prefixes, the tool names, the reward and reflection
+patterns, the method names and the checks' constants are imported, never retyped. Every other row comes back for
+the Python reader, so the rules that decide anything unusual live in one place. The caller adds what needs
+Python (ids, the question key, the task) and the importer writes both kinds in file order, inside its transaction.
 
 The staging tables are temporary tables of the import's connection, dropped when it ends.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from functools import cache
 
 import pyarrow as pa
 
-from .connection import Error
-from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, register
+from ..io.lint import DETAIL_CHARS, LINT_KINDS, NONE_OBSERVATION
+from ..io.parsing import (ACTION, OBSERVATION, QUESTION_PREFIX, REFLECTION_RE, REFLECTION_WORD, REWARD_RE, THOUGHT,
+                          TRUE_REWARDS)
+from ..records import FINISH, KNOWN_TOOLS, METHODS, SCHEMA_VERSION, SEARCH, now
+from .connection import Error, naive
+from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, _dumps, register
 
 # DuckDB reads a content that is not a JSON string as its JSON text (5 as "5"); `_plain` tells such a text apart
 MESSAGES = "STRUCT(role VARCHAR, content VARCHAR, weight JSON, train JSON)[]"
-# what Python's str.strip() removes, as an RE2 class
-SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]"
-REFLECTION = r"(?i)let me do a reflection|^reflection:"
-REWARD = r"Episode finished, reward = ([\p{L}\p{N}_]+)"
 STAGE = ["_chat_s", "_chat_i", "_chat_t", "_chat_lints", "_chat_k"]
+FORMAT_META = {"format": "openai-jsonl"}  # what the chat reader puts in every trajectory's meta
+
+
+def _lit(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _kind(name: str) -> str:
+    """A lint kind as a SQL literal; only the kinds `io.lint` knows."""
+    if name not in LINT_KINDS:
+        raise ValueError(f"unknown lint kind {name!r}")
+    return _lit(name)
+
+
+def _method(name: str) -> str:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}")
+    return _lit(name)
+
+
+def _re2(pattern: re.Pattern[str]) -> str:
+    """A Python pattern for DuckDB's RE2, as a SQL literal: Python's Unicode `\\w` spelled out, its ignore-case
+    flag inline. Only what the patterns used here need."""
+    text = pattern.pattern.replace(r"\w", r"[\p{L}\p{N}_]")
+    return _lit(("(?i)" if pattern.flags & re.IGNORECASE else "") + text)
+
+
+@cache
+def _space() -> str:
+    """What Python's `str.strip()` removes (`str.isspace`), as an RE2 class (Unicode has no white space beyond
+    the Basic Multilingual Plane)."""
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in map(chr, range(0x10000)) if c.isspace()) + "]"
 
 
 def _plain(text: str) -> str:
@@ -37,29 +72,41 @@ def _plain(text: str) -> str:
     return f"({text} IS NOT NULL AND CASE WHEN json_valid({text}) THEN json_type({text}) = 'VARCHAR' ELSE true END)"
 
 
-# One step per assistant turn (message k, from 2 in twos), its observation the user turn after it, straight from
-# the file in file order, on every core (a record with fewer than two messages, or that DuckDB could not read,
-# gives one placeholder). `ok`: the turn reads "Thought: ...\nAction: tool[argument]" with one known tool and one
-# '[', and the turns around it are a string question (k = 2) and a string observation or nothing. `f`: the step
-# with the last observation. `start`: the first row of a record; NUMBER_SQL then gives each row its record's
-# index i (record i is the file's i-th non-blank line). Numbering records while reading would take one core.
-STAGE_SQL = f"""
+def _strip_prefix(col: str, prefix: str) -> tuple[str, str]:
+    """(the text after `prefix` where `col` starts with it, else `col`; the verbatim text where it does not)."""
+    starts = f"starts_with({col}, {_lit(prefix)})"
+    return (f"CASE WHEN {starts} THEN {col}[{len(prefix) + 1}:] ELSE {col} END",
+            f"CASE WHEN {starts} THEN NULL ELSE {col} END")
+
+
+@cache
+def stage_sql() -> str:
+    """One step per assistant turn (message k, from 2 in twos), its observation the user turn after it, straight
+    from the file in file order, on every core (a record with fewer than two messages, or that DuckDB could not
+    read, gives one placeholder). `ok`: the turn reads THOUGHT ...\\nACTION tool[argument] with one known tool and
+    one '[' (`parse_model_turn`'s regular turn), and the turns around it are a string question (k = 2) and a string
+    observation or nothing. `f`: the step with the last observation. `start`: the first row of a record;
+    NUMBER_SQL then gives each row its record's index i (record i is the file's i-th non-blank line). Numbering
+    records while reading would take one core."""
+    observation, obs_raw = _strip_prefix("o", OBSERVATION)
+    tools = ", ".join(_lit(t) for t in KNOWN_TOOLS)
+    action_at = len(ACTION)
+    return f"""
     CREATE OR REPLACE TEMP TABLE _chat_s AS
     SELECT idx <= 0 AS start, idx, f, last, readable, question, thought, raw AS action_raw, name AS action_name,
            CASE WHEN b > 0 THEN raw[b + 1:-2] END AS action_arg,
-           CASE WHEN starts_with(o, 'Observation: ') THEN o[14:] ELSE o END AS observation,
-           CASE WHEN starts_with(o, 'Observation: ') THEN NULL ELSE o END AS obs_raw,
-           coalesce(turn_ok AND c[nl + 1:nl + 8] = 'Action: ' AND strpos(raw, chr(10)) = 0 AND ends_with(raw, ']')
-                    AND lower(name) IN ('search', 'finish') AND strpos(raw[b + 1:], '[') = 0, false) AS ok
-    FROM (SELECT *, c[10:nl - 1] AS thought, raw[1:b - 1] AS name
+           {observation} AS observation, {obs_raw} AS obs_raw,
+           coalesce(turn_ok AND c[nl + 1:nl + {action_at}] = {_lit(ACTION)} AND strpos(raw, chr(10)) = 0
+                    AND ends_with(raw, ']') AND lower(name) IN ({tools}) AND strpos(raw[b + 1:], '[') = 0, false) AS ok
+    FROM (SELECT *, c[{len(THOUGHT) + 1}:nl - 1] AS thought, raw[1:b - 1] AS name
     FROM (SELECT *, strpos(raw, '[') AS b
-    FROM (SELECT *, c[nl + 9:] AS raw
+    FROM (SELECT *, c[nl + {action_at + 1}:] AS raw
     FROM (SELECT *, strpos(c, chr(10)) AS nl
     FROM (SELECT k // 2 - 1 AS idx, n // 2 - 1 AS last, n // 2 - 1 - (n + 1) % 2 AS f, readable,
                  q.content AS question, a.content AS c, u.content AS o,
-                 a.role = 'assistant' AND a.weight IS NULL AND a.train IS NULL AND starts_with(a.content, 'Thought: ')
+                 a.role = 'assistant' AND a.weight IS NULL AND a.train IS NULL AND starts_with(a.content, {_lit(THOUGHT)})
                  AND (k > 2 OR q.role = 'user' AND {_plain("q.content")}
-                      AND NOT regexp_full_match(q.content, '(Question: )?{SPACE}*'))
+                      AND NOT regexp_full_match(q.content, {_lit("(" + re.escape(QUESTION_PREFIX) + ")?" + _space() + "*")}))
                  AND (k = n OR u.role = 'user' AND u.weight IS NULL AND u.train IS NULL AND {_plain("u.content")}) AS turn_ok
     FROM (SELECT k, n, l[k] AS a, l[k + 1] AS u, CASE WHEN k = 2 THEN l[1] END AS q, l IS NOT NULL AS readable
     FROM (SELECT l, len(l) AS n, unnest(CASE WHEN len(l) >= 2 THEN generate_series(2, len(l), 2) ELSE [0] END) AS k
@@ -67,6 +114,8 @@ STAGE_SQL = f"""
           FROM read_json($path, format = 'newline_delimited', records = 'true', columns = {{'messages': '{MESSAGES}'}},
                          ignore_errors = true, maximum_object_size = $max_bytes)))))))))
 """
+
+
 NUMBER_SQL = [
     """CREATE OR REPLACE TEMP TABLE _chat_i AS
        SELECT rowid AS r, sum(start::INTEGER) OVER (ORDER BY rowid ROWS UNBOUNDED PRECEDING) - 1 AS i FROM _chat_s""",
@@ -75,44 +124,57 @@ NUMBER_SQL = [
     "DROP TABLE _chat_i",
 ]
 
-PARSE_SQL = [
-    # a trajectory is parsed here only when every turn is regular
-    "DELETE FROM _chat_s WHERE i IN (SELECT i FROM _chat_s WHERE NOT ok)",
-    f"""
-    CREATE OR REPLACE TEMP TABLE _chat_t AS
-    SELECT i, CASE WHEN starts_with(q, 'Question: ') THEN q[11:] ELSE q END AS question,
-           starts_with(q, 'Question: ') AS prefixed, n_steps, n_search, final_answer,
-           CASE WHEN reflect THEN 'reflexion' WHEN tool THEN 'react' WHEN thought THEN 'cot' ELSE 'io' END AS method,
-           CASE WHEN reward IS NULL OR reward = '' THEN NULL ELSE reward IN ('true', '1') END AS reward,
-           CASE WHEN final_obs = previous_obs THEN final_obs END AS repeated
-    FROM (SELECT i, max(question) AS q, count(*) AS n_steps,
-                 count(*) FILTER (WHERE lower(action_name) = 'search') AS n_search,
-                 arg_max(action_arg, idx) FILTER (WHERE action_name = 'finish') AS final_answer,
-                 lower(regexp_extract(max(observation) FILTER (WHERE idx = last), '{REWARD}', 1)) AS reward,
-                 max(observation) FILTER (WHERE idx = f) AS final_obs,
-                 max(observation) FILTER (WHERE idx = f - 1) AS previous_obs,
-                 bool_or(regexp_matches(thought, '{REFLECTION}')) AS reflect,
-                 bool_or(lower(action_name) <> 'finish') AS tool, bool_or(thought <> '') AS thought
-          FROM _chat_s GROUP BY i)
-    """,
-    f"""
-    CREATE OR REPLACE TEMP TABLE _chat_lints AS
-    SELECT i, kind, step, detail FROM (
-        SELECT i, 'observation_none' AS kind, idx AS step, '' AS detail, 0 AS o FROM _chat_s
-        WHERE regexp_full_match(observation, '{SPACE}*None{SPACE}*')
-        UNION ALL
-        SELECT i, 'empty_finish', idx, '', 1 FROM _chat_s
-        WHERE lower(action_name) = 'finish' AND regexp_full_match(action_arg, '{SPACE}*')
-        UNION ALL
-        SELECT i, 'duplicated_final_observation', n_steps - 1, left(repeated, 200), 2 FROM _chat_t
-        WHERE repeated IS NOT NULL
-        UNION ALL
-        SELECT i, 'no_finish', NULL, '', 3 FROM _chat_t WHERE final_answer IS NULL
-        UNION ALL
-        SELECT i, 'failed', NULL, '', 4 FROM _chat_t WHERE reward = false)
-    ORDER BY i, o, step
-    """,
-]
+
+@cache
+def parse_sql() -> list[str]:
+    """The trajectories and their lints, of the rows whose every turn is regular: `infer_method`, `reward_of`,
+    the store's n_search and the checks of `lint_trajectory` that such a row can fail, in SQL."""
+    question, _ = _strip_prefix("q", QUESTION_PREFIX)
+    space = _space()
+    blank = _lit(space + "*")
+    none = _lit(space + "*" + re.escape(NONE_OBSERVATION) + space + "*")
+    trues = ", ".join(_lit(t) for t in TRUE_REWARDS)
+    return [
+        # a trajectory is parsed here only when every turn is regular
+        "DELETE FROM _chat_s WHERE i IN (SELECT i FROM _chat_s WHERE NOT ok)",
+        f"""
+        CREATE OR REPLACE TEMP TABLE _chat_t AS
+        SELECT i, {question} AS question,
+               starts_with(q, {_lit(QUESTION_PREFIX)}) AS prefixed, n_steps, n_search, final_answer,
+               CASE WHEN reflect THEN {_method("reflexion")} WHEN tool THEN {_method("react")}
+                    WHEN thought THEN {_method("cot")} ELSE {_method("io")} END AS method,
+               CASE WHEN reward IS NULL OR reward = '' THEN NULL ELSE reward IN ({trues}) END AS reward,
+               CASE WHEN final_obs = previous_obs THEN final_obs END AS repeated
+        FROM (SELECT i, max(question) AS q, count(*) AS n_steps,
+                     count(*) FILTER (WHERE lower(action_name) = {_lit(SEARCH)}) AS n_search,
+                     arg_max(action_arg, idx) FILTER (WHERE action_name = {_lit(FINISH)}) AS final_answer,
+                     lower(regexp_extract(max(observation) FILTER (WHERE idx = last), {_re2(REWARD_RE)}, 1)) AS reward,
+                     max(observation) FILTER (WHERE idx = f) AS final_obs,
+                     max(observation) FILTER (WHERE idx = f - 1) AS previous_obs,
+                     bool_or(contains(lower(thought), {_lit(REFLECTION_WORD)})
+                             AND regexp_matches(thought, {_re2(REFLECTION_RE)})) AS reflect,
+                     bool_or(lower(action_name) <> {_lit(FINISH)}) AS tool, bool_or(thought <> '') AS thought
+              FROM _chat_s GROUP BY i)
+        """,
+        f"""
+        CREATE OR REPLACE TEMP TABLE _chat_lints AS
+        SELECT i, kind, step, detail FROM (
+            SELECT i, {_kind("observation_none")} AS kind, idx AS step, '' AS detail, 0 AS o FROM _chat_s
+            WHERE regexp_full_match(observation, {none})
+            UNION ALL
+            SELECT i, {_kind("empty_finish")}, idx, '', 1 FROM _chat_s
+            WHERE lower(action_name) = {_lit(FINISH)} AND regexp_full_match(action_arg, {blank})
+            UNION ALL
+            SELECT i, {_kind("duplicated_final_observation")}, n_steps - 1, left(repeated, {DETAIL_CHARS}), 2
+            FROM _chat_t WHERE repeated IS NOT NULL
+            UNION ALL
+            SELECT i, {_kind("no_finish")}, NULL, '', 3 FROM _chat_t WHERE final_answer IS NULL
+            UNION ALL
+            SELECT i, {_kind("failed")}, NULL, '', 4 FROM _chat_t WHERE reward = false)
+        ORDER BY i, o, step
+        """,
+    ]
+
 
 _TRAJ_FROM_STAGE = {
     "id": "k.id", "source": "$source", "task": "c.task", "question": "t.question",
@@ -170,7 +232,7 @@ class ChatImportStore:
         a 'messages' list). Nothing is refused here: an unreadable line is a record without messages. Lines must
         be at most `max_bytes` long (`formats.common.may_have_long_line`): DuckDB fails on longer ones."""
         with self.db.connect() as con:
-            con.execute(STAGE_SQL, {"path": path, "max_bytes": 2 * max_bytes + 1024})
+            con.execute(stage_sql(), {"path": path, "max_bytes": 2 * max_bytes + 1024})
             for sql in NUMBER_SQL:
                 con.execute(sql)
             rows, readable = con.execute("SELECT coalesce(max(i) + 1, 0), bool_and(readable) FROM _chat_s").fetchone()
@@ -181,7 +243,7 @@ class ChatImportStore:
         caller to key and classify, and the index of every other row, for the Python reader."""
         with self.db.connect() as con:
             rest = con.execute("SELECT DISTINCT i FROM _chat_s WHERE NOT ok ORDER BY i").fetchall()
-            for sql in PARSE_SQL:
+            for sql in parse_sql():
                 con.execute(sql)
             parsed = con.sql("SELECT i, question, final_answer FROM _chat_t ORDER BY i").to_arrow_table()
         return parsed, [r[0] for r in rest]
@@ -209,11 +271,15 @@ class ChatImportStore:
                 con.unregister("_chat_py_t")
                 con.unregister("_chat_py_s")
 
-    def insert_staged_chat_trajectories(self, classes: pa.Table, py_trajs: pa.Table, params: dict[str, Any]) -> int:
+    def insert_staged_chat_trajectories(self, classes: pa.Table, py_trajs: pa.Table, source: str,
+                                        method: str | None) -> int:
         """Write the staged file's fresh trajectories, in file order, and the lints found in SQL: the rows parsed
         in SQL with `classes` (i, qnorm, task: one row for each parsed row) and the keys given to
-        `insert_staged_chat_steps`, and the rows the Python reader built (`py_trajs`). `params`: source, method
-        (None: as inferred), meta, meta_prefixed, created_at and schema_version. Returns how many were added."""
+        `insert_staged_chat_steps`, and the rows the Python reader built (`py_trajs`), of `source`; `method`
+        (None: as inferred) for all of them. Returns how many were added."""
+        params = {"source": source, "method": method, "meta": _dumps(FORMAT_META),
+                  "meta_prefixed": _dumps({**FORMAT_META, "question_prefix": QUESTION_PREFIX}),
+                  "created_at": naive(now()), "schema_version": SCHEMA_VERSION}
         with self.db.transaction() as con:
             register(con, "_chat_c", classes)
             register(con, "_chat_py_t", py_trajs)

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import ConflictError
-from ..records import Annotation, Lint, Revision, Trajectory, now
+from ..records import Annotation, Lint, Revision, Trajectory, now, trajectory_data
 from .cache import cached_read
 from .connection import Connections, naive, utc
 from .repository import Repository
@@ -106,7 +106,7 @@ class HistoryRepository(Repository):
                         at=original.updated_at or original.created_at, reason="as imported", data=original.content_dict())
 
     def _replace_trajectory(self, con: Any, traj: Trajectory) -> None:
-        t_cols, s_cols = trajectory_columns([traj])
+        t_cols, s_cols = trajectory_columns([trajectory_data(traj)])
         con.execute("DELETE FROM trajectories WHERE id = ?", [traj.id])
         con.execute("DELETE FROM steps WHERE trajectory_id = ?", [traj.id])
         insert_arrow(con, "trajectories", t_cols, TRAJ_SCHEMA)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import NotFoundError
-from ..records import Action, Lint, Message, Source, Step, StepFlags, Trajectory
-from ..generation.tasks.scoring import normalize_answer
+from ..records import (SEARCH, Action, ActionData, FlagsData, Lint, Message, Source, Step, StepData, StepFlags,
+                       Trajectory, TrajectoryData, trajectory_data)
+from ..io.lint import question_key
 from .cache import cached_read
 from .connection import naive, utc
 
@@ -27,12 +27,6 @@ STEP_COLUMNS = [
 SOURCE_COLUMNS = ["name", "kind", "format", "path", "task", "split", "model", "method", "attempted", "created_at", "meta"]
 
 
-@lru_cache(maxsize=1 << 16)
-def question_key(question: str) -> str:
-    """The form under which two questions count as the same (dedupe, contamination)."""
-    return normalize_answer(question.removeprefix("Question: "))
-
-
 def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
@@ -41,40 +35,12 @@ PLAIN_TRAJ_COLUMNS = [c for c in TRAJ_COLUMNS if c not in {"qnorm", "n_steps", "
                                                            "created_at", "updated_at"}]
 
 
-def _n_search(tr: Trajectory) -> int:
-    return sum(1 for st in tr.steps if st.action is not None and (st.action.name or "").lower() == "search")
+def _n_search(steps: list[StepData]) -> int:
+    return sum(1 for st in steps if (a := st.get("action")) is not None and (a.get("name") or "").lower() == SEARCH)
 
 
-def trajectory_columns(trajs: list[Trajectory]) -> tuple[dict[str, list], dict[str, list]]:
-    """Column lists for the trajectories and steps tables (built column by column: this is the bulk path)."""
-    t: dict[str, list] = {c: [getattr(tr, c) for tr in trajs] for c in PLAIN_TRAJ_COLUMNS}
-    t["qnorm"] = [question_key(tr.question) for tr in trajs]
-    t["n_steps"] = [len(tr.steps) for tr in trajs]
-    t["n_search"] = [_n_search(tr) for tr in trajs]
-    t["prompt"] = [_dumps([m.model_dump() for m in tr.prompt]) if tr.prompt is not None else None for tr in trajs]
-    t["meta"] = [_dumps(tr.meta) for tr in trajs]
-    t["created_at"] = [naive(tr.created_at) for tr in trajs]
-    t["updated_at"] = [naive(tr.updated_at) for tr in trajs]
-    steps = [st for tr in trajs for st in tr.steps]
-    actions = [st.action for st in steps]
-    flags = [st.flags for st in steps]
-    s: dict[str, list] = {
-        "trajectory_id": [tr.id for tr in trajs for _ in tr.steps],
-        "idx": [idx for tr in trajs for idx in range(len(tr.steps))],
-        "thought": [st.thought for st in steps],
-        "action_raw": [a.raw if a is not None else None for a in actions],
-        "action_name": [a.name if a is not None else None for a in actions],
-        "action_arg": [a.arg if a is not None else None for a in actions],
-        "observation": [st.observation for st in steps], "raw": [st.raw for st in steps],
-        "obs_raw": [st.obs_raw for st in steps], "train": [f.train for f in flags],
-        "perturbed": [f.perturbed for f in flags], "original_observation": [f.original_observation for f in flags],
-        "parse_error": [f.parse_error for f in flags],
-    }
-    return t, s
-
-
-def _record_n_search(steps: list[dict]) -> int:
-    return sum(1 for st in steps if st.get("action") is not None and (st["action"].get("name") or "").lower() == "search")
+_NO_ACTION = cast(ActionData, {})  # a step without an action: every action column NULL
+_NO_FLAGS: FlagsData = {}
 
 
 def _dumps_all(values: list[dict[str, Any]]) -> list[str | None]:
@@ -94,21 +60,23 @@ def _dumps_all(values: list[dict[str, Any]]) -> list[str | None]:
     return out
 
 
-def record_columns(records: list[dict[str, Any]]) -> tuple[dict[str, list], dict[str, list]]:
-    """`trajectory_columns` of trajectories as plain data (`formats.common.trajectory_record`: every trajectory
-    field present; a step's absent keys read as the `Step` defaults)."""
-    t: dict[str, list] = {c: [tr[c] for tr in records] for c in PLAIN_TRAJ_COLUMNS}
+def trajectory_columns(records: list[TrajectoryData]) -> tuple[dict[str, list], dict[str, list]]:
+    """Column lists for the trajectories and steps tables (built column by column: this is the bulk path), of
+    trajectories as data with every field present (`io.formats.common.trajectory_record`, or
+    `records.trajectory_data`); a step's absent keys read as the `Step` defaults."""
+    rows = cast(list[dict[str, Any]], records)  # read by column name below
+    t: dict[str, list] = {c: [tr[c] for tr in rows] for c in PLAIN_TRAJ_COLUMNS}
     t["qnorm"] = [question_key(q) for q in t["question"]]
     t["n_steps"] = [len(tr["steps"]) for tr in records]
-    t["n_search"] = [_record_n_search(tr["steps"]) for tr in records]
-    t["prompt"] = [_dumps([{"role": m["role"], "content": m["content"]} for m in tr["prompt"]])
-                   if tr["prompt"] is not None else None for tr in records]
+    t["n_search"] = [_n_search(tr["steps"]) for tr in records]
+    t["prompt"] = [_dumps([{"role": m["role"], "content": m["content"]} for m in prompt])
+                   if (prompt := tr["prompt"]) is not None else None for tr in records]
     t["meta"] = _dumps_all([tr["meta"] for tr in records])
     t["created_at"] = [naive(tr["created_at"]) for tr in records]
     t["updated_at"] = [naive(tr["updated_at"]) for tr in records]
     steps = [st for tr in records for st in tr["steps"]]
-    actions = [st.get("action") or {} for st in steps]
-    flags = [st.get("flags") or {} for st in steps]
+    actions = [st.get("action") or _NO_ACTION for st in steps]
+    flags = [st.get("flags") or _NO_FLAGS for st in steps]
     s: dict[str, list] = {
         "trajectory_id": [tr["id"] for tr in records for _ in tr["steps"]],
         "idx": [idx for tr in records for idx in range(len(tr["steps"]))],
@@ -173,15 +141,10 @@ def without_ids(trajs: pa.Table, steps: pa.Table, ids: set[str]) -> tuple[pa.Tab
             steps.filter(pc.invert(pc.is_in(steps.column("trajectory_id"), value_set=drop))))
 
 
-def trajectory_tables(trajs: list[Trajectory]) -> tuple[pa.Table, pa.Table]:
-    """`trajectory_columns` as Arrow tables for the trajectories and steps tables."""
-    t_cols, s_cols = trajectory_columns(trajs)
-    return pa.Table.from_pydict(t_cols, schema=TRAJ_SCHEMA), pa.Table.from_pydict(s_cols, schema=STEP_SCHEMA)
-
-
-def record_tables(records: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
-    """`record_columns` as Arrow tables for the trajectories and steps tables."""
-    t_cols, s_cols = record_columns(records)
+def trajectory_tables(records: list[TrajectoryData]) -> tuple[pa.Table, pa.Table]:
+    """`trajectory_columns` as Arrow tables for the trajectories and steps tables (what `insert_tables` and
+    `save_record_tables` write; empty tables of the right columns for no trajectories)."""
+    t_cols, s_cols = trajectory_columns(records)
     return pa.Table.from_pydict(t_cols, schema=TRAJ_SCHEMA), pa.Table.from_pydict(s_cols, schema=STEP_SCHEMA)
 
 
@@ -224,7 +187,7 @@ class TrajectoryStore:
         with self.db.transaction() as con:
             existing = self._existing_ids(con, [t.id for t in trajs])
             fresh = [t for t in trajs if t.id not in existing]
-            t_cols, s_cols = trajectory_columns(fresh)
+            t_cols, s_cols = trajectory_columns([trajectory_data(t) for t in fresh])
             for src in sources:
                 self._upsert_source(con, src)
             if fresh:
@@ -238,7 +201,7 @@ class TrajectoryStore:
     def save_record_tables(self, trajs: pa.Table, steps: pa.Table, lints: Iterable[Lint] = (),
                            revisions: Iterable[Any] = (), annotations: Iterable[Any] = (),
                            existing: set[str] | None = None) -> int:
-        """`save_trajectories` for trajectories as plain data built into Arrow tables (`record_tables`): the import
+        """`save_trajectories` for trajectories as data built into Arrow tables (`trajectory_tables`): the import
         path; `existing`: which of their ids are stored already, when the caller has just asked (`existing_ids`)
         in this transaction."""
         with self.db.transaction() as con:

@@ -7,7 +7,7 @@ from fireact_core.curation import edits as cur
 from fireact_core.io.formats import read_file
 from fireact_core.io.importer import import_files, prepare
 from fireact_core.io.lint import lint_trajectory
-from fireact_core.records import Action, Source, Step, StepFlags, Trajectory
+from fireact_core.records import Action, Source, Step, StepFlags, Trajectory, trajectory_data
 from fireact_core.store import Store
 from tests.conftest import RUN_FILE
 
@@ -42,7 +42,7 @@ def build_two_runs(store: Store) -> None:
     """The real FireAct run imported as run A, a second run built from it as run B."""
     import_files(store, [RUN_FILE], source=RUN_A)
     trajs = second_run()
-    store.save_trajectories(trajs, [x for t in trajs for x in lint_trajectory(t)],
+    store.save_trajectories(trajs, [x for t in trajs for x in lint_trajectory(trajectory_data(t))],
                             [Source(name=RUN_B, kind="run", model="llama-b")])
 
 

@@ -19,7 +19,7 @@ DOCUMENTS: dict[str, Callable[[str, str, int], Iterator[ReadResult]]] = {
 }
 WRITERS = {"openai-jsonl": write_openai, "alpaca": write_alpaca, "messages": write_messages, "native": write_native,
            "fireact-run": write_fireact_run}
-# JSON lines, a line at a time: (path, rows, source, batch, plain) -> batches
+# JSON lines, a line at a time: (path, rows, source, batch) -> batches
 STREAMED: dict[str, Callable[..., Iterator[ReadResult]]] = {"openai-jsonl": openai_batches, "native": native_batches}
 READERS: dict[str, Callable[..., Iterator[ReadResult]]] = {**DOCUMENTS, **STREAMED}
 IMPORT_FORMATS = ["auto", *READERS]
@@ -51,11 +51,11 @@ def detect_format(path: str, text: str) -> str:
     raise FormatError(path, 1, "unrecognised JSON lines: expected 'messages' (OpenAI chat) or 'record' (native)")
 
 
-def iter_batches(path: str | Path, fmt: str = "auto", source: str | None = None, batch: int = BATCH,
-                 plain: bool = False) -> Iterator[ReadResult]:
+def iter_batches(path: str | Path, fmt: str = "auto", source: str | None = None,
+                 batch: int = BATCH) -> Iterator[ReadResult]:
     """Read one file a batch of trajectories at a time (JSONL formats line by line, a JSON document element by
-    element: memory holds one batch however large the file). Nothing is written anywhere. Sources are given with the batch they are found in.
-    With `plain`, readers that can give their trajectories as plain data (`ReadResult.records`) do so."""
+    element: memory holds one batch however large the file). Nothing is written anywhere. Sources are given with
+    the batch they are found in; trajectories as data (`ReadResult.records`)."""
     path = str(path)
     if fmt == "auto":
         fmt = detect_format(path, first_line(path))
@@ -63,20 +63,20 @@ def iter_batches(path: str | Path, fmt: str = "auto", source: str | None = None,
         raise FireactError(f"unknown format '{fmt}': choose one of {', '.join(IMPORT_FORMATS)}")
     if fmt in STREAMED:
         name = source if fmt == "native" else source or Path(path).stem
-        yield from STREAMED[fmt](path, iter_jsonl_file(path), name, batch, plain=plain)
+        yield from STREAMED[fmt](path, iter_jsonl_file(path), name, batch)
         return
     yield from DOCUMENTS[fmt](path, source or Path(path).stem, batch)
 
 
 def iter_span_batches(path: str, fmt: str, source: str | None, span: LineRange, batch: int = BATCH) -> Iterator[ReadResult]:
-    """`iter_batches(..., plain=True)` over one stretch of a streamed (JSONL) file, cut by `line_ranges`;
+    """`iter_batches` over one stretch of a streamed (JSONL) file, cut by `line_ranges`;
     `fmt` is resolved already. Line numbers, ids and errors are those the whole file would give."""
     name = source if fmt == "native" else source or Path(path).stem
     rows = iter_jsonl_range(path, span)
     if fmt == "openai-jsonl":
-        yield from openai_batches(path, rows, name, batch, plain=True, start=span.index)
+        yield from openai_batches(path, rows, name, batch, start=span.index)
     else:
-        yield from STREAMED[fmt](path, rows, name, batch, plain=True)
+        yield from STREAMED[fmt](path, rows, name, batch)
 
 
 def read_file(path: str | Path, fmt: str = "auto", source: str | None = None) -> ReadResult:

@@ -4,33 +4,40 @@ from __future__ import annotations
 
 import mmap
 import os
-import re
 from codecs import BOM_UTF8
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
+
+from pydantic import TypeAdapter, ValidationError
 
 from ...errors import FormatError
-from ...records import SCHEMA_VERSION, Annotation, Lint, Revision, Source, Trajectory, now
+from ...records import (SCHEMA_VERSION, Annotation, Lint, Revision, Source, Trajectory, TrajectoryData, new_id, now,
+                        trajectory_of)
 from .limits import bounded_lines, parse_json, regular_file
 
 MAX_RECORD_BYTES = int(float(os.environ.get("FIREACT_MAX_RECORD_MB", "16")) * 1024 * 1024)
-REWARD_RE = re.compile(r"Episode finished, reward = (\w+)")
 
 
 @dataclass
 class ReadResult:
-    """What a reader found in one file."""
+    """What a reader found in one file. Its trajectories are data (`records`, checked as the model checks them):
+    the import writes them as they are; `trajectories` gives them as `Trajectory` models."""
 
     path: str
     format: str
     rows: int = 0
-    trajectories: list[Trajectory] = field(default_factory=list)
+    records: list[TrajectoryData] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
     revisions: list[Revision] = field(default_factory=list)
     annotations: list[Annotation] = field(default_factory=list)
     lints: list[Lint] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)  # trajectories as plain data (the import path)
+
+    @cached_property
+    def trajectories(self) -> list[Trajectory]:
+        """`records` as models, built on first use (after the importer's `prepare`, which changes the records)."""
+        return [trajectory_of(r) for r in self.records]
 
 
 TRAJECTORY_DEFAULTS: dict[str, Any] = {
@@ -41,15 +48,36 @@ TRAJECTORY_DEFAULTS: dict[str, Any] = {
 }
 
 
-def trajectory_record(data: dict[str, Any]) -> dict[str, Any]:
-    """A trajectory as plain data with every field `Trajectory` would default filled in (the caller has checked
-    the types). Steps stay as the parser gives them: absent keys read as the `Step` defaults."""
+def trajectory_record(data: dict[str, Any]) -> TrajectoryData:
+    """A trajectory as data with every field `Trajectory` would default filled in (the caller has checked the
+    types). Steps stay as the parser gives them: absent keys read as the `Step` defaults."""
     record = {**TRAJECTORY_DEFAULTS, **data}
     if "meta" not in data:
         record["meta"] = {}
     if "created_at" not in data:
         record["created_at"] = now()
-    return record
+    return cast(TrajectoryData, record)
+
+
+_TRAJECTORY = TypeAdapter(TrajectoryData)
+
+
+def checked_trajectory(data: Any) -> TrajectoryData:
+    """A trajectory found in a file as data (`trajectory_record`), checked as `Trajectory.model_validate` checks
+    it but without making models; what the quick check refuses goes through the model, whose ValidationError
+    says what is wrong."""
+    version = data.get("schema_version", SCHEMA_VERSION) if isinstance(data, dict) else None
+    if type(version) is int and version <= SCHEMA_VERSION:
+        try:
+            record = _TRAJECTORY.validate_python(data)
+        except ValidationError:
+            pass
+        else:
+            if "id" not in record:
+                record["id"] = new_id()
+            record.setdefault("steps", [])
+            return trajectory_record(dict(record))
+    return cast(TrajectoryData, Trajectory.model_validate(data).model_dump())
 
 
 def check_file(path: str | Path) -> Path:
@@ -189,11 +217,3 @@ def first_line(path: str | Path) -> str:
 def expect(cond: bool, path: str, line: int, message: str) -> None:
     if not cond:
         raise FormatError(path, line, message)
-
-
-def reward_of(observation: str | None) -> bool | None:
-    """FireAct's last observation, "Episode finished, reward = True" (or 1 / False / 0)."""
-    match = REWARD_RE.search(observation or "")
-    if not match:
-        return None
-    return match.group(1).lower() in {"true", "1"}

@@ -10,9 +10,10 @@ from typing import Any, Iterable, Iterator, TextIO
 from pydantic import ValidationError
 
 from ...errors import FormatError
-from ..parsing import model_turn_fields, parse_text_fields, render_model_turn, render_observation, render_text
-from ...records import Source, Trajectory, stable_id
-from .common import ReadResult, expect, reward_of, trajectory_record
+from ..parsing import (OBSERVATION, QUESTION_PREFIX, parse_model_turn, parse_text, render_model_turn,
+                       render_observation, render_text, reward_of)
+from ...records import Source, StepData, Trajectory, TrajectoryData, final_answer_of, stable_id
+from .common import ReadResult, checked_trajectory, expect, trajectory_record
 from .documents import iter_json_array, iter_json_object
 from .limits import trajectory_problem, weight_problem
 
@@ -29,19 +30,9 @@ RUN_NAME_RE = re.compile(
     r"^(?P<task>[a-z0-9]+)_(?P<split>[a-z0-9]+)_(?P<start>\d+)_(?P<end>\d+)_(?P<model>.+)_"
     r"(?P<temperature>\d+(?:\.\d+)?)_(?P<ts>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)\.json$"
 )
-QUESTION_PREFIX = "Question: "
 OPTIONS_RE = re.compile(r"A\. [^\n]*\n(?:[B-Z]\. [^\n]*\n)+")  # "A. ...\nB. ...\n" at the head of an Alpaca output
 FIELD_LINE_RE = re.compile(r"^(?:Thought|Action|Observation): ", re.M)
 MODEL_TURN_RE = re.compile(r"^(Thought|Action):", re.M)
-OBSERVATION = "Observation: "
-
-
-def _final_answer(steps: list[dict]) -> str | None:
-    for step in reversed(steps):
-        action = step.get("action")
-        if action and action.get("name") == "finish":
-            return action.get("arg")
-    return None
 
 
 PLAIN_FIELDS = frozenset({"id", "source", "question", "prompt", "meta", "steps", "final_answer", "reward", "status"})
@@ -56,39 +47,39 @@ def _checked(traj: dict[str, Any]) -> bool:
             and (prompt is None or all(len(m) == 2 for m in prompt)))
 
 
-def _finish(traj: dict[str, Any], steps: list[dict], path: str = "", line: int = 0, plain: bool = False) -> Any:
-    """Validate the trajectory once, steps and all (the steps arrive as plain dicts from the parser). With
-    `plain`, the trajectory comes back as plain data (`trajectory_record`), checked without pydantic when it can."""
+def _finish(traj: dict[str, Any], steps: list[StepData], path: str = "", line: int = 0) -> TrajectoryData:
+    """The trajectory as data, checked once, steps and all (without pydantic when the chat reader's own checks
+    suffice)."""
     traj["steps"] = steps
-    traj.setdefault("final_answer", _final_answer(steps))
+    if "final_answer" not in traj:
+        traj["final_answer"] = final_answer_of([(a.get("name"), a.get("arg")) for s in steps if (a := s.get("action"))])
     if traj.get("reward") is None and steps:
         traj["reward"] = reward_of(steps[-1].get("observation"))
     traj.setdefault("status", "finished" if traj["final_answer"] is not None else "unfinished")
     expect(trajectory_problem(traj) is None, path or traj.get("source", "?"), line, trajectory_problem(traj) or "")
-    if plain and _checked(traj):
+    if _checked(traj):
         return trajectory_record(traj)
     try:
-        t = Trajectory.model_validate(traj)
+        return checked_trajectory(traj)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise FormatError(path or traj.get("source", "?"), line, f"{where}: {err['msg']}") from exc
-    return t.model_dump() if plain else t
 
 
-def trajectory_from_text(source: str, index: int, question: str, output: str, **extra: Any) -> Trajectory:
-    steps, trailing = parse_text_fields(output)
+def trajectory_from_text(source: str, index: int, question: str, output: str, **extra: Any) -> TrajectoryData:
+    steps, trailing = parse_text(output)
     data = {"id": stable_id(source, index), "source": source, "question": question, **extra}
     data.setdefault("meta", {})["trailing_newline"] = trailing
     return _finish(data, steps)
 
 
-def trajectory_from_messages(source: str, index: int, messages: list[dict], path: str, line: int, *, plain: bool = False,
-                             **extra: Any) -> Any:
+def trajectory_from_messages(source: str, index: int, messages: list[dict], path: str, line: int,
+                             **extra: Any) -> TrajectoryData:
     """Messages up to the first assistant turn are the prompt; the last of them, a user turn, is the question. A
     conversation that breaks this (it opens with the model's turn, or has no user turn before it) is kept as it is:
     an opening assistant turn that is not a Thought/Action turn is the question (`meta.question_role` "assistant"),
-    else there is no question (`meta.question_role` "none"). A `Trajectory`, or with `plain` the same as plain data."""
+    else there is no question (`meta.question_role` "none")."""
     first = -1
     for i, m in enumerate(messages):
         if type(m) is not dict or type(m.get("role")) is not str or type(m.get("content")) is not str:
@@ -116,7 +107,7 @@ def trajectory_from_messages(source: str, index: int, messages: list[dict], path
     if roles:
         meta["observation_roles"] = roles
     data = {"id": stable_id(source, index), "source": source, "question": question, "prompt": prompt, "meta": meta, **extra}
-    return _finish(data, steps, path, line, plain)
+    return _finish(data, steps, path, line)
 
 
 def _observation_roles(turns: list[dict]) -> dict[str, str]:
@@ -136,14 +127,14 @@ def _observation_roles(turns: list[dict]) -> dict[str, str]:
     return roles
 
 
-def step_fields_from_turns(turns: list[dict]) -> list[dict]:
-    """Chat turns after the question as step dicts: each assistant turn opens a step, other turns are observations."""
-    steps: list[dict] = []
+def step_fields_from_turns(turns: list[dict]) -> list[StepData]:
+    """Chat turns after the question as steps: each assistant turn opens a step, other turns are observations."""
+    steps: list[StepData] = []
     observed = True  # whether the last step has its observation already (then an observation opens a step)
     for m in turns:
         content = m["content"]
         if m["role"] == "assistant":
-            step = model_turn_fields(content)
+            step = parse_model_turn(content)
             if m.get("weight") == 0 or m.get("train") is False:  # OpenAI's weight, or the `messages` export's flag
                 step["flags"]["train"] = False
             steps.append(step)
@@ -174,10 +165,10 @@ def alpaca_batches(path: str, source: str, batch: int) -> Iterator[ReadResult]:
         if options:  # MMLU: the answer options open the output; they belong to the question
             meta["options_in_output"] = options.group()
             question, output = question + "\n" + options.group()[:-1], output[options.end():]
-        steps, trailing = parse_text_fields(output)
+        steps, trailing = parse_text(output)
         meta["trailing_newline"] = trailing
         data = {"id": stable_id(source, index), "source": source, "question": question, "meta": meta}
-        result.trajectories.append(_finish(data, steps, path, line))
+        result.records.append(_finish(data, steps, path, line))
         result.rows += 1
         if result.rows >= batch:
             yield result
@@ -185,24 +176,23 @@ def alpaca_batches(path: str, source: str, batch: int) -> Iterator[ReadResult]:
     yield result
 
 
-def openai_batches(path: str, rows: Iterable[tuple[int, Any]], source: str, batch: int, plain: bool = False,
+def openai_batches(path: str, rows: Iterable[tuple[int, Any]], source: str, batch: int,
                    start: int = 0) -> Iterator[ReadResult]:
-    """OpenAI chat JSONL rows, `batch` trajectories at a time (with `plain`, in `records` as plain data;
-    `start`: the index of the first row in the file, which the ids derive from)."""
+    """OpenAI chat JSONL rows, `batch` trajectories at a time (`start`: the index of the first row in the file,
+    which the ids derive from)."""
     numbered = ((index, line, row) for index, (line, row) in enumerate(rows, start))
-    yield from openai_indexed_batches(path, numbered, source, batch, plain)
+    yield from openai_indexed_batches(path, numbered, source, batch)
 
 
-def openai_indexed_batches(path: str, rows: Iterable[tuple[int, int, Any]], source: str, batch: int,
-                           plain: bool = False) -> Iterator[ReadResult]:
+def openai_indexed_batches(path: str, rows: Iterable[tuple[int, int, Any]], source: str,
+                           batch: int) -> Iterator[ReadResult]:
     """`openai_batches` of (index in the file, line number, row) triples: some rows of a file, not all."""
     result = ReadResult(path=path, format="openai-jsonl")
     for index, line, row in rows:
         expect(isinstance(row, dict) and isinstance(row.get("messages"), list), path, line,
                "each line must be an object with a 'messages' list")
-        traj = trajectory_from_messages(source, index, row["messages"], path, line, plain=plain,
-                                        meta={"format": "openai-jsonl"})
-        (result.records if plain else result.trajectories).append(traj)
+        result.records.append(trajectory_from_messages(source, index, row["messages"], path, line,
+                                                       meta={"format": "openai-jsonl"}))
         result.rows += 1
         if result.rows >= batch:
             yield result
@@ -242,7 +232,7 @@ def fireact_run_batches(path: str, source: str, batch: int) -> Iterator[ReadResu
     entries = 0
     for index, (line, key, row) in enumerate(iter_json_object(path, "a FireAct run is a JSON object keyed by question index")):
         expect(isinstance(row, dict) and "traj" in row, path, line, f"entry '{key}' needs a 'traj' field")
-        result.trajectories.append(_run_entry(source, index, key, row, named, path, line))
+        result.records.append(_run_entry(source, index, key, row, named, path, line))
         result.rows += 1
         entries += 1
         if result.rows >= batch:
@@ -255,7 +245,7 @@ def fireact_run_batches(path: str, source: str, batch: int) -> Iterator[ReadResu
     yield result
 
 
-def _run_entry(source: str, index: int, key: str, row: dict, named: dict, path: str, line: int) -> Trajectory:
+def _run_entry(source: str, index: int, key: str, row: dict, named: dict, path: str, line: int) -> TrajectoryData:
     em, f1 = row.get("em"), row.get("f1")
     for name, value in (("em", em), ("f1", f1)):
         expect(value is None or isinstance(value, (int, float)), path, line, f"entry '{key}': '{name}' must be a number")
@@ -279,7 +269,7 @@ def _run_entry(source: str, index: int, key: str, row: dict, named: dict, path: 
         extra["meta"]["prompt_text"] = prompt
     if row.get("prompt"):
         extra["meta"]["fewshot_prompt"] = row["prompt"]
-    steps, trailing = parse_text_fields(response)
+    steps, trailing = parse_text(response)
     extra["meta"]["trailing_newline"] = trailing
     data = {"id": stable_id(source, index), "source": source, "question": question, **extra}
     return _finish(data, steps, path, line)

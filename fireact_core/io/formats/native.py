@@ -8,18 +8,15 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any, Iterable, Iterator, TextIO
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
-from typing_extensions import Required, TypedDict
+from pydantic import ValidationError
 
-from ...records import SCHEMA_VERSION, Annotation, Lint, Method, Revision, Source, Status, Trajectory, new_id
-from .common import ReadResult, expect, trajectory_record
+from ...records import SCHEMA_VERSION, Annotation, Lint, Revision, Source, Trajectory
+from .common import ReadResult, checked_trajectory, expect
 from .limits import native_problem
 
 FORMAT = "fireact-native"
-FORBID = ConfigDict(extra="forbid")
 
 
 def _problem(exc: ValidationError) -> str:
@@ -28,93 +25,8 @@ def _problem(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}" if where else err["msg"]
 
 
-class _ActionData(TypedDict, total=False):
-    __pydantic_config__ = FORBID  # type: ignore[misc]
-    raw: Required[str]
-    name: str | None
-    arg: str | None
-
-
-class _FlagsData(TypedDict, total=False):
-    __pydantic_config__ = FORBID  # type: ignore[misc]
-    train: bool
-    perturbed: str | None
-    original_observation: str | None
-    parse_error: str | None
-
-
-class _StepData(TypedDict, total=False):
-    __pydantic_config__ = FORBID  # type: ignore[misc]
-    thought: str | None
-    action: _ActionData | None
-    observation: str | None
-    raw: str | None
-    obs_raw: str | None
-    flags: _FlagsData
-
-
-class _MessageData(TypedDict):
-    __pydantic_config__ = FORBID  # type: ignore[misc]
-    role: str
-    content: str
-
-
-class _TrajectoryData(TypedDict, total=False):
-    """`Trajectory`'s fields as a TypedDict: pydantic checks it the same way, without making model instances."""
-
-    __pydantic_config__ = FORBID  # type: ignore[misc]
-    schema_version: int
-    id: str
-    source: Required[str]
-    task: str
-    split: str | None
-    qid: str | None
-    question: Required[str]
-    gold: str | None
-    method: Method
-    model: str | None
-    steps: list[_StepData]
-    final_answer: str | None
-    reward: bool | None
-    em: float | None
-    f1: float | None
-    status: Status
-    error: str | None
-    tokens_in: int | None
-    tokens_out: int | None
-    latency_s: float | None
-    cost_usd: float | None
-    prompt: list[_MessageData] | None
-    meta: dict[str, Any]
-    revision: int
-    created_at: datetime
-    updated_at: datetime | None
-    updated_by: str | None
-
-
-_TRAJECTORY = TypeAdapter(_TrajectoryData)
-
-
-def trajectory_record_of(data: Any) -> dict[str, Any]:
-    """A native trajectory as plain data (`trajectory_record`), checked as `Trajectory.model_validate` checks it;
-    anything the quick check refuses goes through the model, which gives its error."""
-    version = data.get("schema_version", SCHEMA_VERSION) if isinstance(data, dict) else None
-    if type(version) is int and version <= SCHEMA_VERSION:
-        try:
-            record = _TRAJECTORY.validate_python(data)
-        except ValidationError:
-            pass
-        else:
-            if "id" not in record:
-                record["id"] = new_id()
-            record.setdefault("steps", [])
-            return trajectory_record(record)
-    return Trajectory.model_validate(data).model_dump()
-
-
-def native_batches(path: str, rows: Iterable[tuple[int, Any]], source: str | None, batch: int,
-                   plain: bool = False) -> Iterator[ReadResult]:
-    """Native records, `batch` trajectories at a time (with `plain`, in `records` as plain data). With `source`,
+def native_batches(path: str, rows: Iterable[tuple[int, Any]], source: str | None, batch: int) -> Iterator[ReadResult]:
+    """Native records, `batch` trajectories at a time. With `source`,
     every trajectory moves to that source, and the first source record, renamed, is the only one kept."""
     result = ReadResult(path=path, format="native")
     named = [False]
@@ -129,7 +41,7 @@ def native_batches(path: str, rows: Iterable[tuple[int, Any]], source: str | Non
             elif kind == "source":
                 _read_source(result, row, source, named)
             elif kind == "trajectory":
-                _read_trajectory(result, row, source, plain)
+                _read_trajectory(result, row, source)
             else:
                 expect(False, path, line, f"unknown record kind '{kind}'")
         except ValidationError as exc:
@@ -154,19 +66,13 @@ def _read_source(result: ReadResult, row: dict[str, Any], source: str | None, na
     result.sources.append(src)
 
 
-def _read_trajectory(result: ReadResult, row: dict[str, Any], source: str | None, plain: bool = False) -> None:
+def _read_trajectory(result: ReadResult, row: dict[str, Any], source: str | None) -> None:
     if native_problem(row):
         raise ValueError(native_problem(row))
-    if plain:
-        record = trajectory_record_of(row["trajectory"])
-        if source is not None:
-            record["source"] = source
-        result.records.append(record)
-    else:
-        traj = Trajectory.model_validate(row["trajectory"])
-        if source is not None and source != traj.source:
-            traj = traj.model_copy(update={"source": source})
-        result.trajectories.append(traj)
+    record = checked_trajectory(row["trajectory"])
+    if source is not None:
+        record["source"] = source
+    result.records.append(record)
     result.revisions.extend(Revision.model_validate(r) for r in row.get("revisions") or [])
     result.annotations.extend(Annotation.model_validate(a) for a in row.get("annotations") or [])
     result.lints.extend(Lint.model_validate(x) for x in row.get("lints") or [])
