@@ -130,14 +130,10 @@ def lint_duplicates(trajs: list[TrajectoryData], seen: Iterable[tuple[str, str]]
 
 
 def contamination_lints(keys: Iterable[QuestionKey], eval_keys: dict[str, str]) -> list[Lint]:
-    """`lint_contamination` on (id, source, question key) triples."""
+    """Flag each trajectory (of (id, source, question key) triples) whose question is in an evaluation split
+    (`eval_keys`: question key -> split name)."""
     return [Lint(trajectory_id=traj_id, kind="eval_contamination", detail=f"question is in {eval_keys[qkey]}")
             for traj_id, _, qkey in keys if qkey in eval_keys]
-
-
-def lint_contamination(trajs: list[TrajectoryData], eval_keys: dict[str, str]) -> list[Lint]:
-    """Flag trajectories whose question is in an evaluation split (`eval_keys`: question key -> split name)."""
-    return contamination_lints(question_keys(trajs), eval_keys)
 
 
 def load_eval_questions(paths: Iterable[str | Path]) -> dict[str, str]:
