@@ -223,7 +223,7 @@ def test_large_gap_in_the_index_is_filled_in_the_background(runs, monkeypatch):
     texts = haystacks(runs)
     scanned = set(runs.filter_ids(TrajectoryFilter(q="Super Bowl")))
     assert scanned == {i for i, h in texts.items() if "super bowl" in h}
-    runs._search_worker.join(timeout=120)
+    runs.browse._search_worker.join(timeout=120)
     assert runs.refresh_search_index() == 0
     assert set(runs.filter_ids(TrajectoryFilter(q="Super Bowl"))) == expected_matches(texts, "Super Bowl")
 

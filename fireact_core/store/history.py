@@ -52,6 +52,12 @@ def insert_annotations(con: Any, anns: list[Annotation]) -> None:
     }, ANN_SCHEMA)
 
 
+def insert_history(con: Any, revs: list[Revision], anns: list[Annotation]) -> None:
+    """`insert_revisions` and `insert_annotations` inside the caller's transaction (an import)."""
+    insert_revisions(con, revs)
+    insert_annotations(con, anns)
+
+
 def _revision(r: dict[str, Any]) -> Revision:
     return Revision(**{**r, "at": utc(r["at"]), "data": json.loads(r["data"])})
 

@@ -11,14 +11,19 @@ import threading
 import time
 from concurrent.futures import Future
 from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
 from ..records import Lint, Source, Trajectory
 from ..redact import redact_text, redact_trajectory, redact_value
 from .answers import first_per_question_sql
-from .connection import naive, utc
-from .trajectories import _rows
+from .connection import Connections, naive, utc
+from .repository import Repository
+from .trajectories import TrajectoryRepository, _rows
+
+if TYPE_CHECKING:
+    from . import Store
 
 
 RUN_FIELDS = ["name", "task", "split", "method", "model", "settings", "status", "total", "attempted", "finished",
@@ -87,8 +92,13 @@ def _prompt_payload(value: Any) -> dict[str, Any]:
     return {"examples": value, "layout": "studio", "source": None}
 
 
-class RunStore:
-    """Mixin of `Store`: runs, their events and cancel flag, search cache, prompt versions, prices."""
+class RunRepository(Repository):
+    """Runs, their events and cancel flag, search cache, prompt versions, prices. A run's trajectories are
+    saved through `trajectories`."""
+
+    def __init__(self, db: Connections, trajectories: TrajectoryRepository) -> None:
+        super().__init__(db)
+        self.trajectories = trajectories
 
     def begin_run(self, name: str, *, task: str, split: str | None, method: str, model: str,
                   settings: dict[str, Any], total: int, pid: int | None = None, source_meta: dict | None = None) -> dict:
@@ -106,8 +116,9 @@ class RunStore:
                             [name, task, split, method, model, json.dumps(settings, sort_keys=True), "running", total,
                              0, 0, 0, 0, 0.0, 0.0, 0, 0, 0.0, False, None, pid, _utcnow(), _utcnow(), None])
             self._recount(con, name)
-            self._upsert_source(con, Source(name=name, kind="run", format="fireact-studio", task=task, split=split,
-                                            model=model, method=method, attempted=total, meta=source_meta or {}))
+            source = Source(name=name, kind="run", format="fireact-studio", task=task, split=split, model=model,
+                            method=method, attempted=total, meta=source_meta or {})
+            self.trajectories.upsert_source(con, source)
         return self.get_run(name)
 
     def _recount(self, con: Any, name: str) -> None:
@@ -116,7 +127,7 @@ class RunStore:
                     "tokens_in = ?, tokens_out = ?, cost_usd = ?, heartbeat = ? WHERE name = ?",
                     [*counts, _utcnow(), name])
 
-    def save_run_trajectories(self, name: str, trajs: list[Trajectory], lints: list[Lint] = ()) -> list[str]:
+    def save_run_trajectories(self, name: str, trajs: list[Trajectory], lints: Iterable[Lint] = ()) -> list[str]:
         """Store ended episodes of a run and update its counters, in one transaction. A trajectory whose id is
         stored already replaces it only when the stored one had failed; returns the ids stored."""
         if not trajs:
@@ -132,7 +143,7 @@ class RunStore:
                 if replaced:
                     con.execute(f"DELETE FROM {table} WHERE {key} IN ({', '.join('?' * len(replaced))})", replaced)
             kept = {t.id for t in keep}
-            self.save_trajectories(keep, lints=[x for x in lints if x.trajectory_id in kept])
+            self.trajectories.save_trajectories(keep, lints=[x for x in lints if x.trajectory_id in kept])
             self._recount(con, name)
         return [t.id for t in keep]
 
@@ -253,7 +264,7 @@ class SessionWriter:
     the file from other processes, so the writer keeps one connection for as long as work keeps coming (at
     most `hold_s`), then lets go for `gap_s` so the app or another command can get in."""
 
-    def __init__(self, store: Any, hold_s: float = 1.0, gap_s: float = 0.2):
+    def __init__(self, store: Store, hold_s: float = 1.0, gap_s: float = 0.2):
         self.store, self.hold_s, self.gap_s = store, hold_s, gap_s
         self.jobs: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="fireact-writer", daemon=True)
