@@ -6,6 +6,7 @@ admin may do (or anyone while the database has no users)."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..curation.team.roles import ROLES
 from . import open_store, print_json, user_of
@@ -81,7 +82,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
     ids = store.filter_ids(_filter(args, args.ids))
     if args.remove:
         n = asg.unassign(store, who, ids, asg.parse_names(args.to))
-        out = {"trajectories": len(ids), "removed": n}
+        out: dict[str, Any] = {"trajectories": len(ids), "removed": n}
     else:
         out = asg.assign(store, who, ids, asg.parse_names(args.to), args.overlap)
     if args.json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import FireactError, NotFoundError
@@ -210,7 +211,7 @@ def annotation_event(store: Store, traj_id: str, author: str, *, status: str | N
                                      rating=rating, comment=(comment or "").strip() or None))
 
 
-def review_decision(store: Store, traj_id: str, author: str, status: str | None, labels: list[str] = (),
+def review_decision(store: Store, traj_id: str, author: str, status: str | None, labels: Sequence[str] = (),
                     comment: str | None = None, rating: int | None = None) -> Annotation:
     """Accept or reject (None: only label / comment / rating), keeping the labels, rating and comment already
     given where no new one is (an assigned annotator keeps their own, so that each one's decision stays theirs

@@ -260,7 +260,7 @@ def infer_task(question: str, answer: str | None = None, gold: str | None = None
 
 
 def _yes_no(value: str | None) -> bool:
-    return bool(value) and value.strip().lower().rstrip(".") in YES_NO
+    return value is not None and value.strip().lower().rstrip(".") in YES_NO
 
 
 def _compares(question: str) -> bool:

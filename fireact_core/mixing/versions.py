@@ -345,10 +345,12 @@ def list_versions(store: Store) -> list[DatasetVersion]:
 
 def lineage(store: Store, name: str) -> list[str]:
     """The version, its parent, the parent's parent, ... (oldest last)."""
-    chain, seen = [], set()
+    chain: list[str] = []
+    seen: set[str] = set()
     by_name = {v.name: v for v in list_versions(store)}
-    while name in by_name and name not in seen:
-        chain.append(name)
-        seen.add(name)
-        name = by_name[name].parent
+    step: str | None = name
+    while step is not None and step in by_name and step not in seen:
+        chain.append(step)
+        seen.add(step)
+        step = by_name[step].parent
     return chain

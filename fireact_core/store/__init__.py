@@ -8,7 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..filters import TrajectoryFilter
-from ..records import Annotation, ForkLink, Lint, RegisteredModel, Revision, Source, Summary, TrainJob, Trajectory
+from ..records import (Annotation, ComparePair, ForkLink, Lint, Neighbours, RegisteredModel, Revision, Run, RunEvent,
+                       Source, Summary, TrainJob, Trajectory)
 
 from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
@@ -78,7 +79,8 @@ class Store(ChatImportStore, StagedImportStore):
         return self.trajectories.insert_tables(trajs, steps)
 
     def save_attached(self, lints: Iterable[Lint] = (), revisions: Iterable[Revision] = (),
-                      annotations: Iterable[Annotation] = (), existing: set[str] | frozenset[str] = frozenset()) -> None:
+                      annotations: Iterable[Annotation] = (),
+                      existing: set[str] | frozenset[str] = frozenset()) -> None:
         return self.trajectories.save_attached(lints, revisions, annotations, existing)
 
     def existing_ids(self, ids: list[str]) -> set[str]:
@@ -137,7 +139,7 @@ class Store(ChatImportStore, StagedImportStore):
         return self.browse.filter_ids(f, sort, descending, limit)
 
     def neighbours(self, f: TrajectoryFilter, traj_id: str, sort: str = "imported",
-                   descending: bool = False) -> dict[str, Any]:
+                   descending: bool = False) -> Neighbours:
         return self.browse.neighbours(f, traj_id, sort, descending)
 
     def review_progress(self, f: TrajectoryFilter) -> tuple[int, int]:
@@ -168,15 +170,16 @@ class Store(ChatImportStore, StagedImportStore):
         return self.browse.compare_counts(source_a, source_b)
 
     def compare_pairs(self, source_a: str, source_b: str, cell: str | None = None, limit: int = 200,
-                      offset: int = 0) -> list[dict[str, Any]]:
+                      offset: int = 0) -> list[ComparePair]:
         return self.browse.compare_pairs(source_a, source_b, cell, limit, offset)
 
 
     # runs
 
     def begin_run(self, name: str, *, task: str, split: str | None, method: str, model: str,
-                  settings: dict[str, Any], total: int, pid: int | None = None, source_meta: dict | None = None) -> dict:
-        return self.runs.begin_run(name, task=task, split=split, method=method, model=model, settings=settings, total=total, pid=pid, source_meta=source_meta)
+                  settings: dict[str, Any], total: int, pid: int | None = None, source_meta: dict | None = None) -> Run:
+        return self.runs.begin_run(name, task=task, split=split, method=method, model=model, settings=settings,
+                                   total=total, pid=pid, source_meta=source_meta)
 
     def save_run_trajectories(self, name: str, trajs: list[Trajectory], lints: Iterable[Lint] = ()) -> list[str]:
         return self.runs.save_run_trajectories(name, trajs, lints)
@@ -196,16 +199,16 @@ class Store(ChatImportStore, StagedImportStore):
     def cancel_requested(self, name: str) -> bool:
         return self.runs.cancel_requested(name)
 
-    def get_run(self, name: str) -> dict[str, Any]:
+    def get_run(self, name: str) -> Run:
         return self.runs.get_run(name)
 
-    def list_runs(self) -> list[dict[str, Any]]:
+    def list_runs(self) -> list[Run]:
         return self.runs.list_runs()
 
     def log_run_event(self, name: str, kind: str, message: str) -> None:
         return self.runs.log_run_event(name, kind, message)
 
-    def run_events(self, name: str, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+    def run_events(self, name: str, after: int = 0, limit: int = 200) -> list[RunEvent]:
         return self.runs.run_events(name, after, limit)
 
     def cached_search(self, backend: str, query: str) -> tuple[bool, str | None]:

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from ..errors import FireactError
 from ..filters import TrajectoryFilter
-from ..records import Annotation, Summary, now
+from ..records import Annotation, ComparePair, Neighbours, Summary, now
 from .answers import correct_sql, first_per_question_sql
 from .cache import cached_read
 from .connection import Connections, utc
@@ -321,7 +321,7 @@ class BrowseRepository(Repository):
 
     @cached_read
     def neighbours(self, f: TrajectoryFilter, traj_id: str, sort: str = "imported",
-                   descending: bool = False) -> dict[str, Any]:
+                   descending: bool = False) -> Neighbours:
         """Previous and next id around `traj_id` within `f`, its 1-based position and the total. Four short reads
         (the row's sort value, a count, the nearest row on each side), none of which sorts the whole filter."""
         where, params = self.where(f)
@@ -330,7 +330,7 @@ class BrowseRepository(Repository):
             found = con.execute(f"SELECT {column} FROM trajectories t WHERE t.id = ? AND {where}",
                                 [traj_id, *params]).fetchall()
             if not found:
-                return {"prev": None, "next": None, "position": None, "total": self.count_filtered(f)}
+                return Neighbours(total=self.count_filtered(f))
             value = found[0][0]
             before, before_params = _before_row(column, descending, value, traj_id)
             after, after_params = _after_row(column, descending, value, traj_id)
@@ -341,8 +341,8 @@ class BrowseRepository(Repository):
                                [*params, *before_params]).fetchall()
             nxt = con.execute(f"SELECT t.id FROM trajectories t WHERE {where}{after} ORDER BY "
                               f"{order_sql(sort, descending)} LIMIT 1", [*params, *after_params]).fetchall()
-        return {"prev": prev[0][0] if prev else None, "next": nxt[0][0] if nxt else None, "position": ahead + 1,
-                "total": total}
+        return Neighbours(prev=prev[0][0] if prev else None, next=nxt[0][0] if nxt else None, position=ahead + 1,
+                          total=total)
 
     @cached_read
     def review_progress(self, f: TrajectoryFilter) -> tuple[int, int]:
@@ -447,7 +447,7 @@ class BrowseRepository(Repository):
 
     @cached_read
     def compare_pairs(self, source_a: str, source_b: str, cell: str | None = None, limit: int = 200,
-                      offset: int = 0) -> list[dict[str, Any]]:
+                      offset: int = 0) -> list[ComparePair]:
         """Questions of two runs paired by normalised question: the two trajectory ids, answers, EM and cell."""
         where, params = ("WHERE cell = ?", [cell]) if cell else ("", [])
         with self.db.snapshot() as con:
@@ -457,14 +457,15 @@ class BrowseRepository(Repository):
             rowids = [p[k] for p in pairs for k in ("rid_a", "rid_b") if p[k] is not None]
             details = {r["rowid"]: r for r in _rows(con.execute(
                 "SELECT rowid, id, question, final_answer, gold FROM trajectories WHERE rowid = ANY(?)", [rowids]))}
-        out = []
-        for p in pairs:
-            a, b = details.get(p.pop("rid_a")), details.get(p.pop("rid_b"))
-            first = a or b
-            out.append({**p, "question": first["question"], "gold": (a or {}).get("gold") or (b or {}).get("gold"),
-                        "id_a": a and a["id"], "id_b": b and b["id"], "answer_a": a and a["final_answer"],
-                        "answer_b": b and b["final_answer"]})
-        return out
+        return [_compare_pair(p, details.get(p.pop("rid_a")), details.get(p.pop("rid_b"))) for p in pairs]
+
+
+def _compare_pair(pair: dict[str, Any], a: dict[str, Any] | None, b: dict[str, Any] | None) -> ComparePair:
+    """A pair's row with the two trajectories' details (either may be missing, never both)."""
+    first = a or b or {}
+    return ComparePair(**pair, question=first.get("question", ""), gold=(a or {}).get("gold") or (b or {}).get("gold"),
+                       id_a=a["id"] if a else None, id_b=b["id"] if b else None,
+                       answer_a=a["final_answer"] if a else None, answer_b=b["final_answer"] if b else None)
 
 
 _ONE = first_per_question_sql(

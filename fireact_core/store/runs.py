@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
-from ..records import Lint, Source, Trajectory
+from ..records import Lint, Run, RunEvent, Source, Trajectory
 from ..redact import redact_text, redact_trajectory, redact_value
 from .answers import first_per_question_sql
 from .connection import Connections, naive, utc
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 RUN_FIELDS = ["name", "task", "split", "method", "model", "settings", "status", "total", "attempted", "finished",
               "unfinished", "failed", "em_sum", "f1_sum", "tokens_in", "tokens_out", "cost_usd", "cancel", "error",
               "pid", "started_at", "heartbeat", "ended_at"]
+COUNTERS = ["total", "attempted", "finished", "unfinished", "failed", "em_sum", "f1_sum", "tokens_in", "tokens_out",
+            "cost_usd"]
 # Counts are over every trajectory of the run; right answers and F1 over the trajectory that stands for each
 # question, right as `answers` says (the Dashboard's, Compare's and `report`'s definition).
 COUNTERS_SQL = f"""
@@ -68,12 +70,14 @@ def process_alive(pid: int | None) -> bool:
     return True
 
 
-def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
+def _run(row: dict[str, Any]) -> Run:
     """A run's row as every reader sees it: a "running" run whose process is gone is "interrupted" (killed,
     or its machine went down); it resumes with the same run name."""
     if row["status"] == "running" and not process_alive(row["pid"]):
         row["status"] = "interrupted"
     row["settings"] = json.loads(row["settings"]) if row["settings"] else {}
+    for key in COUNTERS:
+        row[key] = row[key] or 0
     for key in ("started_at", "heartbeat", "ended_at"):
         row[key] = utc(row[key])
     # the questions planned (one asked twice counts once), never fewer than those asked: as the Dashboard counts
@@ -82,7 +86,7 @@ def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
     scored, f1_scored = row.pop("scored"), row.pop("f1_scored")
     row["em"] = row["em_sum"] / planned if planned and scored else None
     row["f1"] = row["f1_sum"] / planned if planned and f1_scored else None
-    return row
+    return Run.model_validate(row)
 
 
 def _prompt_payload(value: Any) -> dict[str, Any]:
@@ -101,7 +105,7 @@ class RunRepository(Repository):
         self.trajectories = trajectories
 
     def begin_run(self, name: str, *, task: str, split: str | None, method: str, model: str,
-                  settings: dict[str, Any], total: int, pid: int | None = None, source_meta: dict | None = None) -> dict:
+                  settings: dict[str, Any], total: int, pid: int | None = None, source_meta: dict | None = None) -> Run:
         """Create the run, or take it up again under the same name (its counters are recounted from what is
         stored, its cancel flag cleared). The run is also a Source of kind "run"."""
         settings, source_meta = redact_value(settings), redact_value(source_meta)
@@ -172,31 +176,31 @@ class RunRepository(Repository):
             row = con.execute("SELECT cancel FROM runs WHERE name = ?", [name]).fetchone()
         return bool(row and row[0])
 
-    def get_run(self, name: str) -> dict[str, Any]:
+    def get_run(self, name: str) -> Run:
         with self.db.connect() as con:
             rows = _rows(con.execute(RUNS_SQL.format(where="t.source = $name") + " WHERE r.name = $name",
                                      {"name": name}))
         if not rows:
             raise NotFoundError(f"no run named '{name}': see `fireact runs` for the runs there are")
-        return _run_dict(rows[0])
+        return _run(rows[0])
 
-    def list_runs(self) -> list[dict[str, Any]]:
+    def list_runs(self) -> list[Run]:
         with self.db.connect() as con:
             rows = _rows(con.execute(RUNS_SQL.format(where="t.source IN (SELECT name FROM runs)")
                                      + " ORDER BY r.started_at, r.name"))
-        return [_run_dict(r) for r in rows]
+        return [_run(r) for r in rows]
 
     def log_run_event(self, name: str, kind: str, message: str) -> None:
         with self.db.transaction() as con:
             seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run = ?", [name]).fetchone()[0]
             con.execute("INSERT INTO run_events VALUES (?, ?, ?, ?, ?)", [name, seq, _utcnow(), kind, redact_text(message)])
 
-    def run_events(self, name: str, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+    def run_events(self, name: str, after: int = 0, limit: int = 200) -> list[RunEvent]:
         with self.db.connect() as con:
             rows = _rows(con.execute(
                 "SELECT seq, logged_at AS at, kind, message FROM run_events WHERE run = ? AND seq > ? "
                 "ORDER BY seq DESC LIMIT ?", [name, after, limit]))
-        return [{**r, "at": utc(r["at"])} for r in reversed(rows)]
+        return [RunEvent(**{**r, "at": utc(r["at"])}) for r in reversed(rows)]
 
     # search cache -----------------------------------------------------------------------------------------
     def cached_search(self, backend: str, query: str) -> tuple[bool, str | None]:

@@ -272,7 +272,8 @@ class TrajectoryRepository(Repository):
             insert_table(con, "steps", steps)
 
     def save_attached(self, lints: Iterable[Lint] = (), revisions: Iterable[Revision] = (),
-                      annotations: Iterable[Annotation] = (), existing: set[str] | frozenset[str] = frozenset()) -> None:
+                      annotations: Iterable[Annotation] = (),
+                      existing: set[str] | frozenset[str] = frozenset()) -> None:
         """The lints, revisions and annotations that came with new trajectories (not those of `existing` ids)."""
         with self.db.transaction() as con:
             self._insert_attached(con, lints, revisions, annotations, existing)

@@ -21,12 +21,12 @@ from ..redact import redact_value, remember, url_password
 from ..curation.team.roles import actor
 from .config import OpenAITrainConfig, default_run_folder
 from .local import METRICS_FILE
-from ..records import RegisteredModel, TrainJob
+from ..records import JobStatus, RegisteredModel, TrainJob
 
 if TYPE_CHECKING:
     from ..store import Store
 
-STATUS = {"validating_files": "queued", "queued": "queued", "running": "running", "succeeded": "succeeded",
+STATUS: dict[str, JobStatus] = {"validating_files": "queued", "queued": "queued", "running": "running", "succeeded": "succeeded",
           "failed": "failed", "cancelled": "cancelled"}
 EVENTS_FILE = "events.jsonl"
 STEP_RE = re.compile(r"Step (\d+)/(\d+): training loss=([0-9.eE+-]+)")

@@ -76,8 +76,9 @@ def check_review(store: Store, name: str, ids: Iterable[str], action: str = "ann
         final = store.adjudicated_ids(list(ids)) if role != "admin" else set()
     if final:
         first = store.adjudication(sorted(final)[0])
+        by = first["decided_by"] if first is not None else "an admin"
         raise AccessDenied(f"{len(final)} of these trajectories ({', '.join(sorted(final)[:3])}) were adjudicated "
-                           f"(by {first['decided_by']}): an admin's decision is final")
+                           f"(by {by}): an admin's decision is final")
     return role
 
 

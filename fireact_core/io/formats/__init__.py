@@ -17,8 +17,11 @@ DOCUMENTS: dict[str, Callable[[str, str, int], Iterator[ReadResult]]] = {
     "fireact-run": fireact_run_batches,
     "alpaca": alpaca_batches,
 }
-WRITERS = {"openai-jsonl": write_openai, "alpaca": write_alpaca, "messages": write_messages, "native": write_native,
-           "fireact-run": write_fireact_run}
+# format -> writer of trajectories to an open text file (each takes its own items and options)
+WRITERS: dict[str, Callable[..., int]] = {
+    "openai-jsonl": write_openai, "alpaca": write_alpaca, "messages": write_messages, "native": write_native,
+    "fireact-run": write_fireact_run,
+}
 # JSON lines, a line at a time: (path, rows, source, batch, plain) -> batches
 STREAMED: dict[str, Callable[..., Iterator[ReadResult]]] = {"openai-jsonl": openai_batches, "native": native_batches}
 READERS: dict[str, Callable[..., Iterator[ReadResult]]] = {**DOCUMENTS, **STREAMED}
