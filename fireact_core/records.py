@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -323,6 +324,13 @@ class TrainJob(BaseModel):
     @property
     def finished(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def folder(self) -> Path:
+        """The job's run folder (`out`), which every started job has."""
+        if self.out is None:
+            raise ValueError(f"job {self.id} has no run folder: it was never started")
+        return Path(self.out)
 
     def summary(self) -> dict[str, Any]:
         """What `fireact jobs --json` prints."""

@@ -145,7 +145,7 @@ def select_questions(cfg: RunConfig) -> list[Question]:
     if task.name == "custom":
         if not cfg.questions_path:
             raise FireactError("the custom task needs a questions file (CSV or JSONL with question and answer)")
-        questions = task.load(None, cfg.split or "custom", path=cfg.questions_path)
+        questions = task.load(cfg.tasks_dir or default_tasks_dir(), cfg.split or "custom", path=cfg.questions_path)
     else:
         tasks_dir = cfg.tasks_dir or os.environ.get("FIREACT_TASKS_DIR") or "tasks"
         questions = task.load(tasks_dir, cfg.split)
@@ -594,7 +594,9 @@ def launch(open_store: Callable[[], Any], cfg: RunConfig, progress: Callable[[Ru
         _ACTIVE.add(cfg.run)
         return plan
 
-    return execute(Plan(store=None, config=cfg, questions=questions, todo=questions), progress, opening)
+    # no store yet: `opening` opens it and hands back the whole Plan before anything reads it
+    return execute(Plan(store=None, config=cfg, questions=questions, todo=questions),  # type: ignore[arg-type]
+                   progress, opening)
 
 
 def start_run(store: Store, cfg: RunConfig, by: str | None = None) -> str:

@@ -19,7 +19,7 @@ from .models.limits import CallLimits
 from .models.pricing import cost_usd
 from ..io.parsing import action_problem, fireact_split, parse_action, parse_model_turn, render_model_turn
 from .prompts import STALLED_CUE, WRONG_CUE, Prompt, PromptSpec, build_prompt, fireact_prompt, fireact_start, prompt_messages
-from ..records import Message, Step, StepFlags, Trajectory, stable_id
+from ..records import Message, Status, Step, StepFlags, Trajectory, stable_id
 from .tasks import Question, Task
 from .tasks.scoring import Score
 from .tools import Toolbox
@@ -71,7 +71,7 @@ class Episode:
 
     async def run(self) -> Trajectory:
         start = time.perf_counter()
-        status = "unfinished"
+        status: Status = "unfinished"
         try:
             status = await self._loop()
         except asyncio.CancelledError:
@@ -102,7 +102,7 @@ class Episode:
     def _budget(self, default: int) -> int:
         return max(self.cfg.max_steps or default, self.actions + 1) if self.prefix else self.cfg.max_steps or default
 
-    async def _loop(self) -> str:
+    async def _loop(self) -> Status:
         invalid = 0
         await self._resume()
         budget = self._budget(8)
@@ -228,7 +228,7 @@ class Episode:
             out.append(pending)
         return out
 
-    def _trajectory(self, status: str, wall_s: float) -> Trajectory:
+    def _trajectory(self, status: Status, wall_s: float) -> Trajectory:
         cfg, q = self.cfg, self.q
         tin = sum(c[0] for c in self.usage.calls)
         tout = sum(c[1] for c in self.usage.calls)
@@ -278,7 +278,7 @@ class FireActEpisode(Episode):
     action whose name holds "finish" ends the episode, at most 11 rounds. Only the retries of failed requests
     differ: bounded here, where FireAct waits 10 s and tries forever."""
 
-    async def _loop(self) -> str:
+    async def _loop(self) -> Status:
         base = fireact_start(self.ctx.spec, self.q.question)
         chat = isinstance(base, list)
         default_stop = None if chat else ["\nObservation:"]

@@ -90,7 +90,7 @@ class MixSpec(BaseModel):
     size: int = Field(ge=1, description="trajectories wanted in train + validation")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of questions held out for validation")
     seed: int = Field(1, description="same spec and seed, same trajectories")
-    filters: MixFilters = Field(default_factory=MixFilters)
+    filters: MixFilters = Field(default_factory=MixFilters)  # type: ignore[arg-type]  # pydantic types Field for its own mypy plugin
     loss_mask: Literal["observations", "none"] = Field(
         "observations", description="'observations': train on thoughts and actions only; 'none': on everything")
     allow_upsample: bool = Field(False, description="repeat a short cell's trajectories to reach its count")

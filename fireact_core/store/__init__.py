@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..filters import TrajectoryFilter
-from ..records import (Annotation, ComparePair, ForkLink, Lint, Neighbours, RegisteredModel, Revision, Run, RunEvent,
+from ..records import (Annotation, ComparePair, ForkLink, Lint, Neighbours, RegisteredModel, ReviewStatus, Revision, Run, RunEvent,
                        Source, Summary, TrainJob, Trajectory)
 
 from .chat_import import ChatImportStore
@@ -155,7 +155,7 @@ class Store(ChatImportStore, StagedImportStore):
     def review_state(self, traj_id: str) -> Annotation | None:
         return self.browse.review_state(traj_id)
 
-    def bulk_annotate(self, ids: list[str], author: str, status: str | None = None,
+    def bulk_annotate(self, ids: list[str], author: str, status: ReviewStatus | None = None,
                       add_labels: Iterable[str] = (), remove_labels: Iterable[str] = (),
                       clear_status: bool = False) -> int:
         return self.browse.bulk_annotate(ids, author, status, add_labels, remove_labels, clear_status)

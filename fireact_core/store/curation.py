@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from ..errors import FireactError
 from ..filters import TrajectoryFilter
-from ..records import Annotation, ComparePair, Neighbours, Summary, now
+from ..records import Annotation, ComparePair, Neighbours, ReviewStatus, Summary, now
 from .answers import correct_sql, first_per_question_sql
 from .cache import cached_read
 from .connection import Connections, utc
@@ -389,7 +389,7 @@ class BrowseRepository(Repository):
     def review_state(self, traj_id: str) -> Annotation | None:
         return self.review_states([traj_id]).get(traj_id)
 
-    def bulk_annotate(self, ids: list[str], author: str, status: str | None = None,
+    def bulk_annotate(self, ids: list[str], author: str, status: ReviewStatus | None = None,
                       add_labels: Iterable[str] = (), remove_labels: Iterable[str] = (),
                       clear_status: bool = False) -> int:
         """Append one annotation event per trajectory, carrying over its current state; returns how many."""

@@ -297,7 +297,7 @@ class TrajectoryRepository(Repository):
         """Add lint rows inside the caller's transaction."""
         if not lints:
             return
-        cols = {
+        cols: dict[str, list[Any]] = {
             "trajectory_id": [x.trajectory_id for x in lints], "kind": [x.kind for x in lints],
             "step": [x.step for x in lints], "detail": [x.detail for x in lints],
         }

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from .identity import AccessDenied, check_name, local_user
 
 if TYPE_CHECKING:
+    from ...records import ReviewStatus
     from ...store import Store
 
 ROLES = ("viewer", "annotator", "admin")
@@ -117,7 +118,7 @@ def acting_user(store: Store, as_user: str | None = None) -> str:
     return check_name(as_user, "--as")
 
 
-def bulk_review(store: Store, who: str, ids: list[str], *, whole_filter: bool, status: str | None = None,
+def bulk_review(store: Store, who: str, ids: list[str], *, whole_filter: bool, status: ReviewStatus | None = None,
                 add_labels: Iterable[str] = (), remove_labels: Iterable[str] = ()) -> int:
     """Accept, reject or label many trajectories: chosen ones need an annotator, a whole filter an admin."""
     check_review(store, who, ids, "bulk" if whole_filter else "annotate")

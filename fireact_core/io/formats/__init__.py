@@ -77,7 +77,7 @@ def iter_span_batches(path: str, fmt: str, source: str | None, span: LineRange, 
     name = source if fmt == "native" else source or Path(path).stem
     rows = iter_jsonl_range(path, span)
     if fmt == "openai-jsonl":
-        yield from openai_batches(path, rows, name, batch, plain=True, start=span.index)
+        yield from openai_batches(path, rows, source or Path(path).stem, batch, plain=True, start=span.index)
     else:
         yield from STREAMED[fmt](path, rows, name, batch, plain=True)
 

@@ -8,6 +8,7 @@ import re
 from codecs import BOM_UTF8
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Iterator
 
 from ...errors import FormatError
@@ -41,7 +42,7 @@ TRAJECTORY_DEFAULTS: dict[str, Any] = {
 }
 
 
-def trajectory_record(data: dict[str, Any]) -> dict[str, Any]:
+def trajectory_record(data: Mapping[str, Any]) -> dict[str, Any]:
     """A trajectory as plain data with every field `Trajectory` would default filled in (the caller has checked
     the types). Steps stay as the parser gives them: absent keys read as the `Step` defaults."""
     record = {**TRAJECTORY_DEFAULTS, **data}
