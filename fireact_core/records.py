@@ -188,6 +188,27 @@ class Annotation(Record):
     comment: str | None = None
 
 
+class User(Record):
+    """Someone who may act on a shared database, with a role (`viewer`, `annotator`, `admin`)."""
+
+    name: str
+    role: str
+    created_at: datetime
+    created_by: str | None = None
+
+
+class Adjudication(Record):
+    """An admin's final decision on a trajectory annotators disagreed on (`seq`: the annotation event it wrote)."""
+
+    trajectory_id: str
+    status: ReviewStatus | None = None
+    labels: list[str] = Field(default_factory=list)
+    decided_by: str
+    decided_at: datetime
+    seq: int
+    note: str | None = None
+
+
 class Lint(Record):
     trajectory_id: str
     kind: str

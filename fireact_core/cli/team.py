@@ -66,11 +66,11 @@ def cmd_users(args: argparse.Namespace) -> int:
         remove_user(store, user_of(args, store), args.name)
     users = store.list_users()
     if args.json:
-        print_json([{"name": u["name"], "role": u["role"], "created_at": u["created_at"].isoformat()} for u in users])
+        print_json([{"name": u.name, "role": u.role, "created_at": u.created_at.isoformat()} for u in users])
     elif not users:
         print("no users: everyone acts as an admin until the first one is added (fireact users add NAME --role admin)")
     for u in users if not args.json else []:
-        print(f"{u['name']:30.30} {u['role']:10} {u['created_at']:%Y-%m-%d %H:%M} UTC")
+        print(f"{u.name:30.30} {u.role:10} {u.created_at:%Y-%m-%d %H:%M} UTC")
     return 0
 
 

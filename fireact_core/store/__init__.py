@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..filters import TrajectoryFilter
-from ..records import (Annotation, ComparePair, ForkLink, Lint, Neighbours, RegisteredModel, ReviewStatus, Revision, Run, RunEvent,
-                       Source, Summary, TrainJob, Trajectory)
+from ..records import (Adjudication, Annotation, ComparePair, ForkLink, Lint, Neighbours, RegisteredModel, ReviewStatus, Revision, Run, RunEvent,
+                       Source, Summary, TrainJob, Trajectory, User)
 
 from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
@@ -324,7 +324,7 @@ class Store(ChatImportStore, StagedImportStore):
     def remove_user(self, name: str) -> bool:
         return self.team.remove_user(name)
 
-    def list_users(self) -> list[dict[str, Any]]:
+    def list_users(self) -> list[User]:
         return self.team.list_users()
 
     def user_role(self, name: str) -> str | None:
@@ -371,7 +371,7 @@ class Store(ChatImportStore, StagedImportStore):
     def save_adjudication(self, ann: Annotation, note: str | None = None) -> Annotation:
         return self.team.save_adjudication(ann, note)
 
-    def adjudication(self, traj_id: str) -> dict[str, Any] | None:
+    def adjudication(self, traj_id: str) -> Adjudication | None:
         return self.team.adjudication(traj_id)
 
     def adjudicated_ids(self, ids: list[str]) -> set[str]:
