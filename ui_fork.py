@@ -33,14 +33,14 @@ def _model_form(store: Store, traj: Trajectory, key: str) -> dict[str, Any]:
 def run_progress(store: Store, name: str) -> None:
     """A fork run's progress bar and tally; Browse opens what it stored."""
     run = engine.run_view(store, name)
-    status = "stalled (no sign of life)" if run["stalled"] else run["status"]
-    st.progress(run["fraction"], text=md_escape(f"run {name}: {run['attempted']}/{run['total']} stored · {status}"))
+    status = "stalled (no sign of life)" if run.stalled else run.status
+    st.progress(run.fraction, text=md_escape(f"run {name}: {run.attempted}/{run.total} stored · {status}"))
     source = store.get_source(name)
     tally = (source.meta.get("repair") if source else None) or {}
     if tally:
         st.caption(f"{tally['tried']} continuations tried, {tally['kept']} kept (scored right)")
-    if run["error"]:
-        st.error(md_escape(run["error"]))
+    if run.error:
+        st.error(md_escape(run.error))
 
 
 def children_list(store: Store, traj: Trajectory) -> None:
@@ -102,12 +102,12 @@ def fork_panel(store: Store, saved: Trajectory, draft: Trajectory, dirty: bool, 
 
 
 def _live(store: Store, name: str) -> None:
-    running = store.get_run(name)["status"] == "running"
+    running = store.get_run(name).status == "running"
 
     @st.fragment(run_every=1 if running else None)
     def panel() -> None:
         run_progress(store, name)
-        if running and store.get_run(name)["status"] != "running":
+        if running and store.get_run(name).status != "running":
             st.rerun()  # the whole page: the new continuations join the list
 
     panel()

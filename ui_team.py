@@ -90,7 +90,7 @@ def _assign(store, who: str, flt: TrajectoryFilter) -> None:
 
 
 def _assign_form(store, who: str, flt: TrajectoryFilter) -> None:
-    names = [u["name"] for u in store.list_users() if u["role"] != "viewer"]
+    names = [u.name for u in store.list_users() if u.role != "viewer"]
     with st.form("team_assign", border=False):
         st.multiselect("Annotators", names, key="team_assign_to", placeholder="choose annotators")
         st.number_input("Annotators per trajectory", 1, max(1, len(names)), 1, key="team_overlap")
@@ -187,7 +187,7 @@ def users_section(store, who: str) -> None:
     st.subheader("Users and roles")
     users = store.list_users()
     if users:
-        st.dataframe([{k: u[k] for k in ("name", "role", "created_at", "created_by")} for u in users],
+        st.dataframe([u.model_dump() for u in users],
                      hide_index=True, width="stretch")
     else:
         st.caption("No users registered: everyone acts as an admin (see docs/deploy.md).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -220,6 +221,34 @@ class Summary(Record):
     lints: list[str] = Field(default_factory=list)
 
 
+class Neighbours(Record):
+    """Where a trajectory stands in a filter's order: the ids before and after it, its 1-based position (None when
+    the filter leaves it out) and how many trajectories the filter holds."""
+
+    prev: str | None = None
+    next: str | None = None
+    position: int | None = None
+    total: int = 0
+
+
+class ComparePair(Record):
+    """One question of two runs, paired by normalised question: each run's trajectory (None when the run did not
+    ask it), answer and rightness (None when unscored), and the cell of the contingency table it falls in."""
+
+    qnorm: str
+    cell: str
+    question: str
+    gold: str | None = None
+    id_a: str | None = None
+    id_b: str | None = None
+    answer_a: str | None = None
+    answer_b: str | None = None
+    ok_a: bool | None = None
+    ok_b: bool | None = None
+    pos_a: int | None = None
+    pos_b: int | None = None
+
+
 class Revision(Record):
     """A saved state of a trajectory. Revision 0 is the state it was imported or generated in."""
 
@@ -242,6 +271,27 @@ class Annotation(Record):
     labels: list[str] = Field(default_factory=list)
     rating: int | None = Field(default=None, ge=1, le=5)
     comment: str | None = None
+
+
+class User(Record):
+    """Someone who may act on a shared database, with a role (`viewer`, `annotator`, `admin`)."""
+
+    name: str
+    role: str
+    created_at: datetime
+    created_by: str | None = None
+
+
+class Adjudication(Record):
+    """An admin's final decision on a trajectory annotators disagreed on (`seq`: the annotation event it wrote)."""
+
+    trajectory_id: str
+    status: ReviewStatus | None = None
+    labels: list[str] = Field(default_factory=list)
+    decided_by: str
+    decided_at: datetime
+    seq: int
+    note: str | None = None
 
 
 class Lint(Record):
@@ -282,6 +332,59 @@ def final_answer_of(actions: list[tuple[str | None, str | None]]) -> str | None:
         if name == FINISH:
             return arg
     return None
+
+
+class Run(Record):
+    """A generation run: its settings, its state (`running`, `finished`, `cancelled`, `failed`, or `interrupted`:
+    its process is gone) and its counters, recounted from its stored trajectories. `em` and `f1` are over the
+    questions it planned (None while none is scored); `attempted` counts trajectories, `total` questions."""
+
+    name: str
+    task: str
+    split: str | None = None
+    method: str
+    model: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    status: str
+    total: int = 0
+    attempted: int = 0
+    finished: int = 0
+    unfinished: int = 0
+    failed: int = 0
+    em_sum: float = 0.0
+    f1_sum: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    cancel: bool = False
+    error: str | None = None
+    pid: int | None = None
+    started_at: datetime | None = None
+    heartbeat: datetime | None = None
+    ended_at: datetime | None = None
+    em: float | None = None
+    f1: float | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+
+class RunView(Run):
+    """A run as a progress display shows it: how far it is, whether a "running" run went quiet, when it ends."""
+
+    fraction: float = 0.0
+    stalled: bool = False
+    eta_s: float | None = None
+
+
+class RunEvent(Record):
+    """One line of a run's log (its start, a failed question, a change of concurrency, its end)."""
+
+    seq: int
+    at: datetime
+    kind: str
+    message: str
 
 
 class ForkLink(Record):
@@ -329,6 +432,13 @@ class TrainJob(BaseModel):
     @property
     def finished(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def folder(self) -> Path:
+        """The job's run folder (`out`), which every started job has."""
+        if self.out is None:
+            raise ValueError(f"job {self.id} has no run folder: it was never started")
+        return Path(self.out)
 
     def summary(self) -> dict[str, Any]:
         """What `fireact jobs --json` prints."""

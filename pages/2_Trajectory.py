@@ -90,11 +90,11 @@ def set_open(steps: list[int]) -> None:
 
 st.title("Trajectory")
 n1, n2, n3, n4 = st.columns([1, 1, 3, 1])
-n1.button("Previous (k)", icon=":material/arrow_back:", disabled=not nav["prev"], on_click=go, args=(nav["prev"],),
+n1.button("Previous (k)", icon=":material/arrow_back:", disabled=not nav.prev, on_click=go, args=(nav.prev,),
           shortcut="k")
-n2.button("Next (j)", icon=":material/arrow_forward:", disabled=not nav["next"], on_click=go, args=(nav["next"],),
+n2.button("Next (j)", icon=":material/arrow_forward:", disabled=not nav.next, on_click=go, args=(nav.next,),
           shortcut="j")
-n3.caption(f"{nav['position'] or '-'} of {nav['total']} in this filter" + (" (not in it)" if not nav["position"] else ""))
+n3.caption(f"{nav.position or '-'} of {nav.total} in this filter" + (" (not in it)" if not nav.position else ""))
 if n4.button("Back to Browse", icon=":material/list:"):
     keep_typed()
     st.switch_page("pages/1_Browse.py", query_params=cur.browse_query(flt, sort, desc))

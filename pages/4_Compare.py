@@ -77,7 +77,7 @@ if counts.get("unscored"):
 if cell:
     st.button("Show every question", on_click=choose, args=(None,))
     side = "b" if cell == "only_in_b" else "a"
-    ids = [p[f"id_{side}"] for p in pairs]
+    ids = [p.id_a if side == "a" else p.id_b for p in pairs]
     if ids and st.button(f"Open {plural(len(ids), 'trajectory', 'trajectories')} of run {side.upper()} in Browse"):
         st.switch_page("pages/1_Browse.py", query_params=browse_query(TrajectoryFilter(ids=ids)))
 
@@ -86,18 +86,18 @@ st.subheader(shown + (f", the first {LIST_SIZE}" if len(pairs) == LIST_SIZE else
 if not pairs:
     st.info("No question in this cell.")
     st.stop()
-table = [{"question": p["question"], "answer A": p["answer_a"], "answer B": p["answer_b"], "gold": p["gold"],
-          "outcome": CELL_LABELS.get(p["cell"], p["cell"])} for p in pairs]
+table = [{"question": p.question, "answer A": p.answer_a, "answer B": p.answer_b, "gold": p.gold,
+          "outcome": CELL_LABELS.get(p.cell, p.cell)} for p in pairs]
 event = st.dataframe(table, on_select="rerun", selection_mode="single-row", hide_index=True, key="cmp_table",
                      width="stretch", height="auto" if len(table) <= 6 else 240)
 picked = event.selection.rows[0] if event and event.selection.rows else None
 choice = st.selectbox("Question", range(len(pairs)), index=picked or 0, key=f"cmp_pair:{run_a}:{run_b}:{cell}:{picked}",
-                      format_func=lambda i: f"{i + 1}. {pairs[i]['question'][:100]}")
+                      format_func=lambda i: f"{i + 1}. {pairs[i].question[:100]}")
 pair = pairs[choice]
-traj_a, traj_b = (store.get_trajectory(pair[k]) if pair[k] else None for k in ("id_a", "id_b"))
+traj_a, traj_b = (store.get_trajectory(k) if k else None for k in (pair.id_a, pair.id_b))
 
 st.caption("Question")
-st.text(pair["question"])
+st.text(pair.question)
 h1, h2 = st.columns(2)
 for col, name, traj in ((h1, run_a, traj_a), (h2, run_b, traj_b)):
     with col:

@@ -94,35 +94,35 @@ def progress(name: str) -> None:
     with store.session():
         run = engine.run_view(store, name)
         events = store.run_events(name, limit=20)
-    status = "stalled (no sign of life)" if run["stalled"] else run["status"]
-    st.progress(run["fraction"], text=f"{run['attempted']}/{run['total']} questions · {status}")
+    status = "stalled (no sign of life)" if run.stalled else run.status
+    st.progress(run.fraction, text=f"{run.attempted}/{run.total} questions · {status}")
     m = st.columns(6)
-    m[0].metric("EM so far", f"{run['em']:.3f}" if run["em"] is not None else "-")
-    m[1].metric("Finished", run["finished"])
-    m[2].metric("Failed", run["failed"])
-    m[3].metric("Tokens", f"{run['tokens']:,}")
-    m[4].metric("Cost", f"${run['cost_usd']:.4f}")
-    m[5].metric("ETA", f"{int(run['eta_s'] // 60)}:{int(run['eta_s'] % 60):02d}" if run["eta_s"] is not None else "-")
+    m[0].metric("EM so far", f"{run.em:.3f}" if run.em is not None else "-")
+    m[1].metric("Finished", run.finished)
+    m[2].metric("Failed", run.failed)
+    m[3].metric("Tokens", f"{run.tokens:,}")
+    m[4].metric("Cost", f"${run.cost_usd:.4f}")
+    m[5].metric("ETA", f"{int(run.eta_s // 60)}:{int(run.eta_s % 60):02d}" if run.eta_s is not None else "-")
     b1, b2 = st.columns(2)
-    if run["status"] == "running" and b1.button("Cancel run", key=f"cancel:{name}"):
+    if run.status == "running" and b1.button("Cancel run", key=f"cancel:{name}"):
         engine.cancel_run(store, name, by=who)
         st.toast(f"Asked run '{name}' to stop.")
     if b2.button("Open in Browse", key=f"browse:{name}"):
         st.switch_page("pages/1_Browse.py", query_params={"source": name})
-    if run["error"]:
-        st.error(run["error"])
-    st.dataframe([{"at": e["at"], "kind": e["kind"], "message": e["message"]} for e in events],
+    if run.error:
+        st.error(run.error)
+    st.dataframe([{"at": e.at, "kind": e.kind, "message": e.message} for e in events],
                  hide_index=True, width="stretch")
 
 
 RUNS = store.list_runs()
 
 
-@st.fragment(run_every=2 if any(r["status"] == "running" for r in RUNS) else 10)
+@st.fragment(run_every=2 if any(r.status == "running" for r in RUNS) else 10)
 def runs_panel() -> None:
     """The run being watched: the newest one unless another was chosen; a run started here or from the command
     line shows up on its own."""
-    runs = [r["name"] for r in store.list_runs()]
+    runs = [r.name for r in store.list_runs()]
     if not runs:
         st.info("No runs yet: fill in the form and press Start, or run `fireact generate ...`.")
         return

@@ -171,12 +171,12 @@ def test_a_generation_runs_own_em_is_the_dashboards(tmp_path):
                        source_meta=SOURCE_META[run])
         runs.save_run_trajectories(run, [_trajectory(run, n, *row) for n, row in enumerate(rows)])
     board = {r["run"]: r for r in dashboard_runs(runs).runs.to_dict("records")}
-    listed = {r["name"]: r for r in runs.list_runs()}
+    listed = {r.name: r for r in runs.list_runs()}
     for run, questions in _firsts().items():
         right = sum(1 for ok, _ in questions.values() if ok)
         f1 = sum(x for _, x in questions.values() if x is not None)
         own = runs.get_run(run)
-        assert own["em_sum"] == right and own["attempted"] == len(RUNS[run])
-        assert (own["em"], own["f1"]) == pytest.approx((right / len(questions), f1 / len(questions)))
-        assert (own["em"], own["f1"]) == pytest.approx((board[run]["em_attempted"], board[run]["f1_attempted"]))
-        assert (listed[run]["em"], listed[run]["f1"]) == pytest.approx((own["em"], own["f1"]))
+        assert own.em_sum == right and own.attempted == len(RUNS[run])
+        assert (own.em, own.f1) == pytest.approx((right / len(questions), f1 / len(questions)))
+        assert (own.em, own.f1) == pytest.approx((board[run]["em_attempted"], board[run]["f1_attempted"]))
+        assert (listed[run].em, listed[run].f1) == pytest.approx((own.em, own.f1))

@@ -223,7 +223,7 @@ def test_large_gap_in_the_index_is_filled_in_the_background(runs, monkeypatch):
     texts = haystacks(runs)
     scanned = set(runs.filter_ids(TrajectoryFilter(q="Super Bowl")))
     assert scanned == {i for i, h in texts.items() if "super bowl" in h}
-    runs._search_worker.join(timeout=120)
+    runs.browse._search_worker.join(timeout=120)
     assert runs.refresh_search_index() == 0
     assert set(runs.filter_ids(TrajectoryFilter(q="Super Bowl"))) == expected_matches(texts, "Super Bowl")
 
@@ -244,10 +244,10 @@ def test_neighbours_follow_the_filter_order(runs):
     f = TrajectoryFilter(source=[RUN_A], em="wrong")
     ids = runs.filter_ids(f, sort="steps")
     nav = runs.neighbours(f, ids[5], sort="steps")
-    assert (nav["prev"], nav["next"], nav["position"], nav["total"]) == (ids[4], ids[6], 6, len(ids))
-    assert runs.neighbours(f, ids[0], sort="steps")["prev"] is None
+    assert (nav.prev, nav.next, nav.position, nav.total) == (ids[4], ids[6], 6, len(ids))
+    assert runs.neighbours(f, ids[0], sort="steps").prev is None
     outside = runs.filter_ids(TrajectoryFilter(source=[RUN_A], em="right"), limit=1)[0]
-    assert runs.neighbours(f, outside)["position"] is None
+    assert runs.neighbours(f, outside).position is None
 
 
 
@@ -259,7 +259,7 @@ def test_neighbours_agree_with_the_filter_order_everywhere(runs, sort, desc):
     ids = runs.filter_ids(f, sort=sort, descending=desc)
     for i in list(range(0, len(ids), 7)) + [len(ids) - 1]:
         nav = runs.neighbours(f, ids[i], sort=sort, descending=desc)
-        assert (nav["prev"], nav["next"], nav["position"], nav["total"]) == (
+        assert (nav.prev, nav.next, nav.position, nav.total) == (
             ids[i - 1] if i else None, ids[i + 1] if i + 1 < len(ids) else None, i + 1, len(ids))
 
 # ---- review -----------------------------------------------------------------------------------------------
@@ -309,11 +309,11 @@ def test_contingency_table_counts_match_python(runs):
     assert paired == 450
     assert counts["only_a"] > 0 and counts["only_b"] > 0 and counts["both_wrong"] > 0
     assert sum(t.em == 1.0 for t in a.values()) == counts["both_right"] + counts["only_a"] + sum(
-        p["ok_a"] for p in runs.compare_pairs(RUN_A, RUN_B, "only_in_a"))
+        bool(p.ok_a) for p in runs.compare_pairs(RUN_A, RUN_B, "only_in_a"))
     pairs = runs.compare_pairs(RUN_A, RUN_B, "only_b", limit=1000)
     assert len(pairs) == counts["only_b"]
     for p in pairs[:5]:
-        ta, tb = runs.get_trajectory(p["id_a"]), runs.get_trajectory(p["id_b"])
+        ta, tb = runs.get_trajectory(p.id_a), runs.get_trajectory(p.id_b)
         assert ta.em == 0 and tb.em == 1 and ta.question == tb.question
 
 

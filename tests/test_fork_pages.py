@@ -43,7 +43,7 @@ def env(monkeypatch, tmp_path):
 
 
 def wait_ended(store: Store, name: str, timeout: float = 60.0) -> dict:
-    return wait_until(lambda: (run := store.get_run(name))["status"] != "running" and run, timeout,
+    return wait_until(lambda: (run := store.get_run(name)).status != "running" and run, timeout,
                       f"run {name} to end")
 
 
@@ -59,7 +59,7 @@ def test_trajectory_page_continues_from_a_step_and_lists_the_children(env):
     at.text_input(key=f"{key}:runname").input("from-page")
     ok(next(b for b in at.button if b.label == "Continue").click().run())
     run = wait_ended(store, "from-page")
-    assert run["status"] == "finished" and run["attempted"] == 2
+    assert run.status == "finished" and run.attempted == 2
     links = store.fork_children(parent.id)
     assert len(links) == 2 and all(x.fork_step == 2 and x.run == "from-page" for x in links)
     at = ok(open_page("2_Trajectory.py", id=parent.id))
@@ -84,7 +84,7 @@ def test_browse_repairs_the_wrong_trajectories_of_its_filter(env):
     ok(next(b for b in at.button if b.label == "Repair").click().run())
     link_run = at.session_state["repair:run"]
     run = wait_ended(store, link_run)
-    assert run["status"] == "finished"
+    assert run.status == "finished"
     kept = list(store.iter_trajectories(source=link_run))
     assert len(kept) == 2 and all(t.em == 1.0 for t in kept)
     assert all(store.review_state(t.id).labels == ["repaired"] for t in kept)

@@ -89,7 +89,7 @@ def test_continue_keeps_the_edited_prefix_in_the_studio_layout(store, llm):
         {"role": "assistant", "content": "Thought: Search the birthplace instead.\nAction: search[birthplace]"},
         {"role": "user", "content": "Observation: She was born in Bamburgh."},
     ]
-    assert run["attempted"] == 2 and run["finished"] == 2
+    assert run.attempted == 2 and run.finished == 2
     links = store.fork_children(parent.id)
     assert len(links) == 2 and {x.fork_step for x in links} == {2} and {x.parent_revision for x in links} == {1}
     for link in links:
@@ -155,9 +155,9 @@ def test_repair_keeps_only_continuations_that_score_right(store, llm):
         link = store.fork_parent(t.id)
         assert link.kind == "repair" and link.fork_step == 2  # continued from the step before the wrong finish
     assert store.get_source("fix").meta["repair"] == {"tried": 6, "kept": 4}
-    assert any(e["kind"] == "repair" and "6 continuations tried, 4 kept" in e["message"]
+    assert any(e.kind == "repair" and "6 continuations tried, 4 kept" in e.message
                for e in store.run_events("fix"))
-    assert run["status"] == "finished"
+    assert run.status == "finished"
 
 
 def test_repair_from_a_chosen_rule(store, llm):
@@ -204,7 +204,7 @@ def test_continue_with_a_local_model(store, llm, tiny_model_dir):
     overrides = {"local_model": str(tiny_model_dir), "search": "local", "max_tokens": 12, "max_steps": 2,
                  "temperature": 0.7}
     run = continue_trajectory(store, parent.id, 1, n=2, run="local-fork", overrides=overrides)
-    assert run["attempted"] == 2
+    assert run.attempted == 2
     for link in store.fork_children(parent.id):
         child = store.get_trajectory(link.child_id)
         assert child.steps[0] == parent.steps[0] and len(child.steps) >= 2

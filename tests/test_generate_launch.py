@@ -104,7 +104,7 @@ def test_first_request_goes_out_before_the_store_is_imported(tmp_path, llm, fine
     assert store.count_trajectories("first") == 3 and server.calls == 3  # nothing asked twice
     expected = None if finetuned else 0  # the default path: the shipped version, the database holding no other
     assert {t.meta["prompt_version"] for t in store.iter_trajectories(source="first")} == {expected}
-    assert not [e for e in store.run_events("first") if e["kind"] == "prompt"]
+    assert not [e for e in store.run_events("first") if e.kind == "prompt"]
 
 
 NEW_EXAMPLE = "Question: Which city hosts the Louvre?\nThought: It is in Paris.\nAction: finish[Paris]"
@@ -142,8 +142,8 @@ def test_default_prompts_start_again_with_the_newest_saved_version(tmp_path, llm
     assert sent.count("saved") == 3 and "shipped" in sent  # the first window went out before the database opened
     assert all(s == "saved" for s in sent[sent.index("saved"):])  # nothing sent with the shipped examples after
     run = store.get_run("ver")
-    assert (run["status"], run["attempted"], run["finished"], run["em"]) == ("finished", 5, 5, 0.0)
-    [event] = [e["message"] for e in store.run_events("ver") if e["kind"] == "prompt"]
+    assert (run.status, run.attempted, run.finished, run.em) == ("finished", 5, 5, 0.0)
+    [event] = [e.message for e in store.run_events("ver") if e.kind == "prompt"]
     assert event == (f"prompt version {version}: 3 questions begun with the shipped version 0 before the database "
                      f"was open started again with it")
 
@@ -156,7 +156,7 @@ def test_a_saved_version_that_sends_the_same_requests_is_recorded_without_starti
     store = Store(db)
     assert {(t.final_answer, t.meta["prompt_version"]) for t in store.iter_trajectories(source="same")} == {
         ("shipped", version)}
-    assert server.calls == 4 and not [e for e in store.run_events("same") if e["kind"] == "prompt"]
+    assert server.calls == 4 and not [e for e in store.run_events("same") if e.kind == "prompt"]
 
 
 def test_answers_wait_while_the_database_is_held_and_none_is_lost(tmp_path, llm):
@@ -172,7 +172,7 @@ def test_answers_wait_while_the_database_is_held_and_none_is_lost(tmp_path, llm)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, output
     run = store.get_run("held")
-    assert (run["status"], run["attempted"], run["finished"]) == ("finished", 3, 3)
+    assert (run.status, run.attempted, run.finished) == ("finished", 3, 3)
     assert sorted(t.qid for t in store.iter_trajectories(source="held")) == ["0", "1", "2"]
     assert server.calls == 3  # each answer kept while waiting, none asked for again
 
@@ -200,8 +200,8 @@ def test_taking_a_run_up_again_keeps_what_it_had_done(tmp_path, llm):
     stored = {t.qid: t.final_answer for t in store.iter_trajectories(source="again")}
     assert stored == {"0": "first pass", "1": "first pass", "2": "second pass", "3": "second pass"}
     run = store.get_run("again")
-    assert (run["status"], run["attempted"], run["total"]) == ("finished", 4, 4)
-    events = [e["message"] for e in store.run_events("again") if e["kind"] == "start"]
+    assert (run.status, run.attempted, run.total) == ("finished", 4, 4)
+    events = [e.message for e in store.run_events("again") if e.kind == "start"]
     assert events[-1] == "2 questions to run, 2 already done"
 
 
@@ -214,7 +214,7 @@ def test_a_run_live_in_another_process_is_refused_with_nothing_written(tmp_path,
                     total=3, pid=os.getppid())
     assert main(generate_args(db, "live", 3)) == 2
     assert "is running now" in capsys.readouterr().err
-    assert store.get_run("live")["status"] == "running" and store.count_trajectories() == 0
+    assert store.get_run("live").status == "running" and store.count_trajectories() == 0
     assert store.run_statuses("live") == {} and stable_id("live", questions[0].qid) not in store.existing_ids(
         [stable_id("live", q.qid) for q in questions])
     assert server.calls <= 3  # at most the first request of each question went out before the refusal

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from fireact_core.cli import main
 from fireact_core.generation.engine import RunConfig, run_generation
+from fireact_core.records import Run
 from fireact_core.store import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
@@ -49,10 +50,10 @@ def widget(items, label):
     return next(w for w in items if w.label == label)
 
 
-def wait_status(db: Path, name: str, done: Callable[[dict], bool], timeout: float = 60.0) -> dict:
+def wait_status(db: Path, name: str, done: Callable[[Run], bool], timeout: float = 60.0) -> Run:
     store = Store(db)
     run = wait_until(lambda: (lambda run: run if done(run) else None)(store.get_run(name)), timeout, f"run {name}")
-    if run["status"] != "running":
+    if run.status != "running":
         wait_for_run_thread(name, timeout)
     return run
 
@@ -79,8 +80,8 @@ def test_start_runs_in_the_background_and_shows_progress(env):
     at = start(page(), "page-run", end=3)
     assert not at.exception, at.exception
     assert any("Started run 'page-run'" in s.value for s in at.success)
-    run = wait_status(db, "page-run", lambda r: r["status"] != "running")
-    assert run["status"] == "finished" and run["attempted"] == 3 and llm.calls >= 6
+    run = wait_status(db, "page-run", lambda r: r.status != "running")
+    assert run.status == "finished" and run.attempted == 3 and llm.calls >= 6
     at = page()
     assert widget(at.selectbox, "Run").value == "page-run"
     assert "3/3 questions" in at.get("progress")[0].proto.text
@@ -111,25 +112,25 @@ def test_missing_prerequisites_are_named_before_any_run_starts(env, monkeypatch)
 def test_a_new_run_is_followed_at_once(env):
     llm, db = env
     at = start(page(), "first-run", end=1)
-    wait_status(db, "first-run", lambda r: r["status"] != "running")
+    wait_status(db, "first-run", lambda r: r.status != "running")
     at.run()
     assert widget(at.selectbox, "Run").value == "first-run"
     start(at, "second-run", end=1)
     assert widget(at.selectbox, "Run").value == "second-run"
     assert any("second-run" in s.value for s in at.success)
-    wait_status(db, "second-run", lambda r: r["status"] != "running")
+    wait_status(db, "second-run", lambda r: r.status != "running")
 
 
 def test_cancel_stops_the_run(env):
     llm, db = env
     llm.latency = (0.3, 0.4)
     at = start(page(), "to-cancel", end=200, concurrency=1)
-    wait_status(db, "to-cancel", lambda r: r["attempted"] >= 1)
+    wait_status(db, "to-cancel", lambda r: r.attempted >= 1)
     at = page()
     widget(at.button, "Cancel run").click().run()
     assert not at.exception, at.exception
-    run = wait_status(db, "to-cancel", lambda r: r["status"] != "running")
-    assert run["status"] == "cancelled" and run["attempted"] < 200
+    run = wait_status(db, "to-cancel", lambda r: r.status != "running")
+    assert run.status == "cancelled" and run.attempted < 200
 
 
 def test_examples_editor_saves_a_version(env):

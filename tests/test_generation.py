@@ -69,7 +69,7 @@ def test_react_hotpotqa_searches_and_scores(store, serp, llm):
     assert (t.final_answer, t.em, t.f1, t.reward) == (q.answer, 1.0, 1.0, True)
     assert t.tokens_in > 0 and t.tokens_out > 0 and t.cost_usd > 0 and t.meta["search"] == "serpapi"
     assert len(t.meta["calls"]) == 2 == server.calls
-    assert run["attempted"] == 1 and run["finished"] == 1 and run["em"] == 1.0
+    assert run.attempted == 1 and run.finished == 1 and run.em == 1.0
     assert store.cached_search("serpapi", "Grace Darling birthplace") == (True, "Bamburgh")
     src = store.get_source("react")
     assert src.kind == "run" and src.task == "hotpotqa" and src.method == "react"
@@ -152,7 +152,7 @@ def test_faults_every_question_ends_once(store, serp, llm):
     cfg = config("faults", end=30, concurrency=6, timeout_s=0.5, max_retries=1)
     run = run_generation(store, cfg)
     got = trajs(store, "faults")
-    assert len(got) == 30 and len({t.qid for t in got}) == 30 and run["attempted"] == 30
+    assert len(got) == 30 and len({t.qid for t in got}) == 30 and run.attempted == 30
     assert all(t.status in ("finished", "failed") for t in got)
     assert all(t.error for t in got if t.status == "failed")
     assert set(server.faults_sent) == {"429", "500", "garbage", "slow"}
@@ -162,7 +162,7 @@ def test_faults_every_question_ends_once(store, serp, llm):
     again = trajs(store, "faults")
     assert len(again) == 30 and store.count_trajectories("faults") == 30
     assert sum(t.status == "failed" for t in again) <= len(failed)
-    assert store.get_run("faults")["attempted"] == 30
+    assert store.get_run("faults").attempted == 30
 
 
 def test_failed_question_is_recorded_then_retried(store, serp, llm):
@@ -170,12 +170,12 @@ def test_failed_question_is_recorded_then_retried(store, serp, llm):
     server = llm(broken={q.question})
     run = run_generation(store, config("broken", end=3, max_retries=2))
     by_q = {t.qid: t for t in trajs(store, "broken")}
-    assert run["attempted"] == 3 and run["failed"] == 1 and run["finished"] == 2
+    assert run.attempted == 3 and run.failed == 1 and run.finished == 2
     assert by_q[q.qid].status == "failed" and "gave up after 3 tries" in by_q[q.qid].error and "500" in by_q[q.qid].error
-    assert any(e["kind"] == "failed" and q.qid in e["message"] for e in store.run_events("broken"))
+    assert any(e.kind == "failed" and q.qid in e.message for e in store.run_events("broken"))
     server.broken.clear()
     run = run_generation(store, config("broken", end=3))
-    assert run["failed"] == 0 and run["finished"] == 3 and store.count_trajectories("broken") == 3
+    assert run.failed == 0 and run.finished == 3 and store.count_trajectories("broken") == 3
 
 
 def test_resume_skips_done_questions(store, serp, llm):
@@ -229,8 +229,8 @@ def test_keys_never_reach_database_events_or_exports(store, serp, llm, tmp_path,
     assert f"Bearer {secret}" in server.auth and "serp-SECRET-42" in serp.keys  # the keys were used
     out = tmp_path / "keys.jsonl"
     export(store, "native", out, source="keys")
-    events = json.dumps(store.run_events("keys"), default=str)
-    settings = json.dumps(store.get_run("keys")["settings"])
+    events = json.dumps([e.model_dump() for e in store.run_events("keys")], default=str)
+    settings = json.dumps(store.get_run("keys").settings)
     blobs = [Path(store.path).read_bytes(), out.read_bytes(), events.encode(), settings.encode()]
     wal = Path(str(store.path) + ".wal")
     if wal.exists():
@@ -242,13 +242,13 @@ def test_keys_never_reach_database_events_or_exports(store, serp, llm, tmp_path,
 def test_cancel_stops_a_background_run(store, serp, llm):
     llm(latency=(0.2, 0.3))
     name = start_run(store, config("bg", end=40, concurrency=2))
-    wait_until(lambda: store.get_run(name)["attempted"] >= 2, 20, "two questions attempted")
+    wait_until(lambda: store.get_run(name).attempted >= 2, 20, "two questions attempted")
     cancel_run(store, name)
-    wait_until(lambda: store.get_run(name)["status"] != "running", 20, "the run to stop")
+    wait_until(lambda: store.get_run(name).status != "running", 20, "the run to stop")
     wait_for_run_thread(name)
     run = store.get_run(name)
-    assert run["status"] == "cancelled" and 2 <= run["attempted"] < 40
-    assert store.count_trajectories(name) == run["attempted"]
+    assert run.status == "cancelled" and 2 <= run.attempted < 40
+    assert store.count_trajectories(name) == run.attempted
 
 
 def test_cli_killed_mid_run_then_resumed(tmp_path, serp, llm, capsys):
@@ -279,7 +279,7 @@ def test_cli_killed_mid_run_then_resumed(tmp_path, serp, llm, capsys):
     from fireact_core.store import Store
 
     view = run_view(Store(db), "killed")
-    assert (view["status"], view["attempted"], view["stalled"]) == ("interrupted", row["done"], False)
+    assert (view.status, view.attempted, view.stalled) == ("interrupted", row["done"], False)
     done = subprocess.run(cmd, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sk-test-0123456789" not in done.stdout + done.stderr
@@ -317,7 +317,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_the_same_run_takes_it_up(tmp_path,
     assert row["status"] == "interrupted" and 0 < row["done"] < 12
     from fireact_core.store import Store
 
-    assert [e["kind"] for e in Store(db).run_events("ctrl-c")][-1] == "interrupted"
+    assert [e.kind for e in Store(db).run_events("ctrl-c")][-1] == "interrupted"
     done = subprocess.run(cmd, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert main(["--db", str(db), "runs", "--json"]) == 0
@@ -343,7 +343,7 @@ def test_local_transformers_backend(store, serp, tiny_model_dir):
                  finetuned_format="alpaca", max_tokens=12, max_steps=2, max_reasks=1, temperature=0.7, search="local")
     run = run_generation(store, cfg)
     got = trajs(store, "tiny")
-    assert len(got) == 3 and run["attempted"] == 3
+    assert len(got) == 3 and run.attempted == 3
     for t in got:
         assert t.status in ("finished", "unfinished", "failed") and t.model == Path(tiny_model_dir).name
         # fine-tuned mode runs FireAct's loop: each round at most 1 + 5 re-asks of a turn without "Action: "
@@ -465,8 +465,8 @@ def test_adaptive_window_rises_per_answer_and_halves_once_per_round_trip():
 def test_adaptive_concurrency_rises_while_answers_come_back(store, serp, llm):
     llm(latency=(0.05, 0.1))
     run = run_generation(store, config("rise", end=60, concurrency=None))
-    assert run["attempted"] == 60 and run["failed"] == 0
-    [event] = [e["message"] for e in store.run_events("rise") if e["kind"] == "concurrency"]
+    assert run.attempted == 60 and run.failed == 0
+    [event] = [e.message for e in store.run_events("rise") if e.kind == "concurrency"]
     reached = int(event.split("reached ")[1].split(",")[0])
     assert "adaptive from 32" in event and reached >= 32 + 100  # one more per answer: 120 answers
 
@@ -474,10 +474,10 @@ def test_adaptive_concurrency_rises_while_answers_come_back(store, serp, llm):
 def test_adaptive_concurrency_backs_off_on_429(store, serp, llm):
     server = llm(capacity=6, latency=(0.02, 0.05))
     run = run_generation(store, config("burst", end=30, concurrency=None, max_retries=8))
-    assert run["attempted"] == 30 and run["failed"] == 0
+    assert run.attempted == 30 and run.failed == 0
     assert server.refused > 0 and server.max_in_flight <= 6
     assert server.refused < server.calls  # it backed off instead of hammering
-    [event] = [e["message"] for e in store.run_events("burst") if e["kind"] == "concurrency"]
+    [event] = [e.message for e in store.run_events("burst") if e.kind == "concurrency"]
     assert "0 back-offs" not in event
 
 
@@ -591,6 +591,6 @@ def test_a_running_run_cannot_be_started_twice(store, serp, llm):
     with pytest.raises(Exception, match="is running now"):
         start_run(store, config("twice", end=20, concurrency=1))
     cancel_run(store, name)
-    wait_until(lambda: store.get_run(name)["status"] != "running", 20, "the run to stop")
+    wait_until(lambda: store.get_run(name).status != "running", 20, "the run to stop")
     wait_for_run_thread(name)
-    assert store.get_run(name)["status"] == "cancelled"
+    assert store.get_run(name).status == "cancelled"

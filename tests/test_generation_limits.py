@@ -130,10 +130,10 @@ def test_requests_per_minute_pace_an_adaptive_run(store, llm):
                     poll_s=0.1)
     began = time.monotonic()
     run = run_generation(store, cfg)
-    assert (run["status"], run["attempted"], run["failed"]) == ("finished", 4, 0)
+    assert (run.status, run.attempted, run.failed) == ("finished", 4, 0)
     assert server.calls == 8  # a search, then an answer, for each question
     # request starts 0.2 s apart at least: the eighth cannot arrive before 7 x 0.2 s after the run began
     assert max(server.arrivals) - began >= 1.4
-    [event] = [e["message"] for e in store.run_events("paced") if e["kind"] == "concurrency"]
+    [event] = [e.message for e in store.run_events("paced") if e.kind == "concurrency"]
     assert "adaptive from 32" in event and "0 back-offs" in event
-    assert run["settings"]["rpm"] == 300
+    assert run.settings["rpm"] == 300

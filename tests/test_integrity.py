@@ -169,7 +169,7 @@ def test_word_index_is_built_in_short_chunks(tmp_path, chat_file, monkeypatch):
     assert len(transactions) >= 60 // 7
     word = next(store.iter_trajectories()).question.split()[1]
     f = TrajectoryFilter(q=word)
-    assert store._search_ready()
+    assert store.browse.search_ready()
     indexed = [s.id for s in store.list_summaries(f, limit=1000)]
     with store.db.connect() as con:
         where, params = curation.filter_sql(f, indexed=False)

@@ -267,7 +267,7 @@ def test_disagreements_and_adjudication_are_final(db, capsys):
     assert cli(db, "adjudicate", tid, "--reject", "--note", "wrong answer", "--json") == 0
     saved = json.loads(capsys.readouterr().out)
     assert (saved["status"], saved["author"], saved["labels"]) == ("rejected", ME, ["good"])
-    assert db.adjudication(tid)["decided_by"] == ME and db.adjudication(tid)["note"] == "wrong answer"
+    assert db.adjudication(tid).decided_by == ME and db.adjudication(tid).note == "wrong answer"
     assert agr.disagreements(db) == []
     with pytest.raises(AccessDenied, match="adjudicated .*final"):
         cur.review_decision(db, tid, "ann", "accepted")

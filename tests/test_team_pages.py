@@ -121,7 +121,7 @@ def test_dashboard_agreement_and_adjudication(db):
     assert at.dataframe[0].value.iloc[0][["a", "b", "n", "agreement"]].tolist() == ["ann", "ben", 4, 0.75]
     at.button(key=f"team_rej:{ids[1]}").click().run()
     assert "adjudicated" in at.success[0].value
-    assert db.adjudication(ids[1])["decided_by"] == "boss" and db.review_state(ids[1]).status == "rejected"
+    assert db.adjudication(ids[1]).decided_by == "boss" and db.review_state(ids[1]).status == "rejected"
     assert agr.disagreements(db) == []
     ann = open_page("8_Dashboard.py", "ann")
     ann.session_state["dash_tab"] = "Team"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from . import LazyChoices, open_store, print_json, user_of
 
 if TYPE_CHECKING:
+    from ..records import ReviewStatus
     from ..filters import TrajectoryFilter
 
 
@@ -94,7 +95,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     f = _filter(args, args.ids)
     from ..curation.team import bulk_review
 
-    status = "accepted" if args.accept else "rejected" if args.reject else None
+    status: ReviewStatus | None = "accepted" if args.accept else "rejected" if args.reject else None
     n = 0
     if status or args.add_label:
         if f.is_empty():

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from . import LazyChoices, open_store, user_of
 from .curation import _add_filter, _filter
 from .generate import progress_line
+
+if TYPE_CHECKING:
+    from ..records import Run
+    from ..store import Store
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -60,20 +65,20 @@ def _show(args: argparse.Namespace):
     return show
 
 
-def _report(store, run: dict, quiet: bool) -> int:
+def _report(store: Store, run: Run, quiet: bool) -> int:
     if sys.stdout.isatty() and not quiet:
         print()
     with store.session():
-        links = [x for x in store.fork_links() if x.run == run["name"]]
+        links = [x for x in store.fork_links() if x.run == run.name]
         children = {t.id: t for t in store.iter_trajectories(ids=[x.child_id for x in links])}
-        source = store.get_source(run["name"])
+        source = store.get_source(run.name)
     for link in links:
         t = children[link.child_id]
         print(f"{t.id}  from {link.parent_id} step {link.fork_step}  {t.status}  answer {t.final_answer!r}  EM {t.em}")
     tally = (source.meta.get("repair") if source else None) or {}
     kept = f"; {tally['tried']} tried, {tally['kept']} kept" if tally else ""
-    print(f"run '{run['name']}': {len(links)} continuations stored, {run['failed']} failed{kept}; {run['status']}")
-    return 0 if run["status"] == "finished" and not run["failed"] else 3
+    print(f"run '{run.name}': {len(links)} continuations stored, {run.failed} failed{kept}; {run.status}")
+    return 0 if run.status == "finished" and not run.failed else 3
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
@@ -92,5 +97,5 @@ def cmd_repair(args: argparse.Namespace) -> int:
     f = _filter(argparse.Namespace(**{**vars(args), "model": args.made_by}))
     run = repair(store, f, n=args.n, rule=args.rule, run=args.run, overrides=_overrides(args),
                  by=user_of(args, store), limit=args.limit, progress=_show(args))
-    assert isinstance(run, dict)
+    assert not isinstance(run, str)  # in the foreground: the run, not its name
     return _report(store, run, args.quiet)

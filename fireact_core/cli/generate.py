@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from . import LazyChoices, open_store, print_json, user_of
+
+if TYPE_CHECKING:
+    from ..records import Run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,17 +104,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     run = launch(lambda: open_store(args), config_from_args(args), progress=show, who=lambda store: user_of(args, store))
     if tty and not args.quiet:
         print()
-    em = f"{run['em']:.3f}" if run["em"] is not None else "-"
-    print(f"run '{run['name']}': {run['attempted']}/{run['total']} questions, {run['finished']} finished, "
-          f"{run['failed']} failed, EM {em}; {run['status']}; see `fireact runs`")
+    em = f"{run.em:.3f}" if run.em is not None else "-"
+    print(f"run '{run.name}': {run.attempted}/{run.total} questions, {run.finished} finished, "
+          f"{run.failed} failed, EM {em}; {run.status}; see `fireact runs`")
     return exit_status(run)
 
 
-def exit_status(run: dict) -> int:
+def exit_status(run: Run) -> int:
     """0: every question ended (finished or not); 3: some failed after their retries, or the run stopped before
     every question ended (cancelled); bad input never gets here (2)."""
-    ended = run["status"] == "finished" and (run["attempted"] or 0) >= (run["total"] or 0)
-    return 0 if ended and not run["failed"] else 3
+    ended = run.status == "finished" and run.attempted >= run.total
+    return 0 if ended and not run.failed else 3
 
 
 def run_rows(store) -> list[dict]:
@@ -119,10 +123,10 @@ def run_rows(store) -> list[dict]:
     interrupted (its process is gone; take it up with the same --run)."""
     rows = []
     for r in store.list_runs():
-        rows.append({"run": r["name"], "task": r["task"], "split": r["split"], "method": r["method"],
-                     "model": r["model"], "attempted": max(r["total"] or 0, r["attempted"] or 0), "finished": r["finished"],
-                     "failed": r["failed"], "em": r["em"], "f1": r["f1"], "done": r["attempted"] or 0,
-                     "total": r["total"] or 0, "status": r["status"]})
+        rows.append({"run": r.name, "task": r.task, "split": r.split, "method": r.method,
+                     "model": r.model, "attempted": max(r.total, r.attempted), "finished": r.finished,
+                     "failed": r.failed, "em": r.em, "f1": r.f1, "done": r.attempted,
+                     "total": r.total, "status": r.status})
     return rows
 
 
@@ -143,7 +147,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     if not cancel_run(store, args.run, by=user_of(args, store)):
-        print(f"run '{args.run}' is not running (it is {store.get_run(args.run)['status']}): nothing to stop")
+        print(f"run '{args.run}' is not running (it is {store.get_run(args.run).status}): nothing to stop")
         return 0
     print(f"asked run '{args.run}' to stop")
     return 0

@@ -22,7 +22,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     if args.compare:
-        cmp = compare_runs(store, *args.compare, seed=args.seed)
+        run_a, run_b = args.compare
+        cmp = compare_runs(store, run_a, run_b, seed=args.seed)
         print_json(cmp.as_dict()) if args.json else print(cmp.verdict())
         return 0
     rows = run_report(store, args.run)

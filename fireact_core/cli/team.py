@@ -6,6 +6,7 @@ admin may do (or anyone while the database has no users)."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..curation.team.roles import ROLES
 from . import open_store, print_json, user_of
@@ -65,11 +66,11 @@ def cmd_users(args: argparse.Namespace) -> int:
         remove_user(store, user_of(args, store), args.name)
     users = store.list_users()
     if args.json:
-        print_json([{"name": u["name"], "role": u["role"], "created_at": u["created_at"].isoformat()} for u in users])
+        print_json([{"name": u.name, "role": u.role, "created_at": u.created_at.isoformat()} for u in users])
     elif not users:
         print("no users: everyone acts as an admin until the first one is added (fireact users add NAME --role admin)")
     for u in users if not args.json else []:
-        print(f"{u['name']:30.30} {u['role']:10} {u['created_at']:%Y-%m-%d %H:%M} UTC")
+        print(f"{u.name:30.30} {u.role:10} {u.created_at:%Y-%m-%d %H:%M} UTC")
     return 0
 
 
@@ -81,7 +82,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
     ids = store.filter_ids(_filter(args, args.ids))
     if args.remove:
         n = asg.unassign(store, who, ids, asg.parse_names(args.to))
-        out = {"trajectories": len(ids), "removed": n}
+        out: dict[str, Any] = {"trajectories": len(ids), "removed": n}
     else:
         out = asg.assign(store, who, ids, asg.parse_names(args.to), args.overlap)
     if args.json:

@@ -169,7 +169,7 @@ def pair_cards_html(a: Trajectory | None, b: Trajectory | None, name_a: str = "A
         fa, fb = step_fields(sa), step_fields(sb)
         cells = []
         for step, idx, mine, other, left in ((sa, i, fa, fb, True), (sb, j, fb, fa, False)):
-            if step is None:
+            if step is None or idx is None:
                 cells.append('<div class="fa-none">(no step here)</div>')
                 continue
             diff = _diffs(mine, other, left)

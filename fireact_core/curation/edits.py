@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import FireactError, NotFoundError
 from ..filters import TrajectoryFilter
 from ..io.lint import lint_trajectory
 from ..io.parsing import action_problem, parse_action, render_text
-from ..records import Action, Annotation, Revision, Step, StepFlags, Trajectory, final_answer_of, trajectory_data
+from ..records import (Action, Annotation, ReviewStatus, Revision, Step, StepFlags, Trajectory, final_answer_of,
+                       trajectory_data)
 from ..store import Store
 from ..store.curation import SORTABLE
 from .team.roles import check_review, require
@@ -203,7 +205,7 @@ def revision_diffs(store: Store, traj_id: str) -> list[tuple[Revision, str]]:
     return out[::-1]
 
 
-def annotation_event(store: Store, traj_id: str, author: str, *, status: str | None = None,
+def annotation_event(store: Store, traj_id: str, author: str, *, status: ReviewStatus | None = None,
                      labels: list[str] | None = None, rating: int | None = None, comment: str | None = None) -> Annotation:
     """Record the full review state of one trajectory as a new event."""
     if rating is not None and not 1 <= rating <= 5:
@@ -214,7 +216,8 @@ def annotation_event(store: Store, traj_id: str, author: str, *, status: str | N
                                      rating=rating, comment=(comment or "").strip() or None))
 
 
-def review_decision(store: Store, traj_id: str, author: str, status: str | None, labels: list[str] = (),
+def review_decision(store: Store, traj_id: str, author: str, status: ReviewStatus | None,
+                    labels: Sequence[str] = (),
                     comment: str | None = None, rating: int | None = None) -> Annotation:
     """Accept or reject (None: only label / comment / rating), keeping the labels, rating and comment already
     given where no new one is (an assigned annotator keeps their own, so that each one's decision stays theirs

@@ -31,7 +31,7 @@ from .models import make_backend
 from .models.limits import CallLimits
 from .models.pricing import DEFAULT_PRICES, cost_usd, price_table
 from .prompts import PromptSpec, make_spec
-from ..records import AgentMethod, Trajectory, stable_id, trajectory_data
+from ..records import AgentMethod, Run, RunView, Trajectory, stable_id, trajectory_data
 from ..redact import remember, url_password
 from .tasks import Question, get_task
 from .tools import SearchCache, SearchKind, Toolbox, make_search
@@ -145,7 +145,7 @@ def select_questions(cfg: RunConfig) -> list[Question]:
     if task.name == "custom":
         if not cfg.questions_path:
             raise FireactError("the custom task needs a questions file (CSV or JSONL with question and answer)")
-        questions = task.load(None, cfg.split or "custom", path=cfg.questions_path)
+        questions = task.load(cfg.tasks_dir or default_tasks_dir(), cfg.split or "custom", path=cfg.questions_path)
     else:
         tasks_dir = cfg.tasks_dir or os.environ.get("FIREACT_TASKS_DIR") or "tasks"
         questions = task.load(tasks_dir, cfg.split)
@@ -208,13 +208,13 @@ def _check_same_run(store: Store, cfg: RunConfig) -> None:
         old = store.get_run(cfg.run)
     except FireactError:
         return
-    if cfg.run in _ACTIVE or (old["status"] == "running" and old["pid"] != os.getpid()
-                              and old["heartbeat"] and time.time() - old["heartbeat"].timestamp() < 30):
-        raise FireactError(f"run '{cfg.run}' is running now (process {old['pid']}); wait for it, or stop it with "
+    if cfg.run in _ACTIVE or (old.status == "running" and old.pid != os.getpid()
+                              and old.heartbeat and time.time() - old.heartbeat.timestamp() < 30):
+        raise FireactError(f"run '{cfg.run}' is running now (process {old.pid}); wait for it, or stop it with "
                            f"`fireact cancel {cfg.run}` before taking it up again")
     for key in ("task", "split", "method"):
-        if old[key] != getattr(cfg, key):
-            raise FireactError(f"run '{cfg.run}' already exists with {key} '{old[key]}'; take it up with the same "
+        if getattr(old, key) != getattr(cfg, key):
+            raise FireactError(f"run '{cfg.run}' already exists with {key} '{getattr(old, key)}'; take it up with the same "
                                f"settings or choose another run name")
 
 
@@ -297,7 +297,7 @@ class _Runner:
 
         return SearchCache({}, persist)
 
-    def _attach(self, plan: Plan) -> tuple[dict, PromptSpec, dict, dict]:
+    def _attach(self, plan: Plan) -> tuple[Run, PromptSpec, dict, dict]:
         """Take the opened store (any thread): the run's writer, and what the episodes read from the database."""
         from ..store.runs import SessionWriter
 
@@ -311,7 +311,7 @@ class _Runner:
         self.writer = SessionWriter(store)
         return run, spec, prices, cached
 
-    def _on_open(self, attached: tuple[dict, PromptSpec, dict, dict]) -> None:
+    def _on_open(self, attached: tuple[Run, PromptSpec, dict, dict]) -> None:
         """The store is open (on the event loop's thread, or before it starts): fill in the context, drop what
         the run had done before, hand what ended meanwhile to the writer."""
         run, spec, prices, cached = attached
@@ -472,10 +472,10 @@ class _Runner:
         if self.progress and saved:
             self.progress(self.state)
 
-    def _sync(self, run: dict) -> None:
+    def _sync(self, run: Run) -> None:
         s = self.state
-        s.done, s.finished, s.failed, s.em_sum = run["attempted"], run["finished"], run["failed"], run["em_sum"]
-        s.tokens, s.cost_usd = run["tokens_in"] + run["tokens_out"], run["cost_usd"]
+        s.done, s.finished, s.failed, s.em_sum = run.attempted, run.finished, run.failed, run.em_sum
+        s.tokens, s.cost_usd = run.tokens, run.cost_usd
         s.elapsed_s = time.monotonic() - self.started
 
     async def _watch(self, workers: list[asyncio.Task]) -> None:
@@ -521,7 +521,7 @@ def _run_to_end(coro: Any) -> Any:
 
 def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None,
             opening: Callable[[], Plan] | None = None,
-            runner_class: type[_Runner] | None = None) -> dict[str, Any]:
+            runner_class: type[_Runner] | None = None) -> Run:
     """Run a prepared plan to its end (or until cancelled); returns the run's row. With `opening` (see
     `launch`), `plan` holds the questions only and the run is registered once `opening()` has opened the store.
     `runner_class`: a runner of other episodes than the plan's questions from scratch (forks)."""
@@ -549,11 +549,11 @@ def execute(plan: Plan, progress: Callable[[RunProgress], None] | None = None,
         _ACTIVE.discard(name)
     store = runner.store
 
-    def close() -> dict[str, Any]:
+    def close() -> Run:
         run = store.get_run(name)
         store.end_run(name, status)
-        store.log_run_event(name, status, f"{run['attempted']}/{run['total']} questions done, {run['failed']} "
-                            f"failed, EM {run['em'] or 0:.3f}")
+        store.log_run_event(name, status, f"{run.attempted}/{run.total} questions done, {run.failed} "
+                            f"failed, EM {run.em or 0:.3f}")
         _refresh_model_cards(store, name, _model_name(plan.config))
         return store.get_run(name)
 
@@ -575,13 +575,13 @@ def _refresh_model_cards(store: Store, name: str, model: str | None) -> None:
 
 
 def run_generation(store: Store, cfg: RunConfig, progress: Callable[[RunProgress], None] | None = None,
-                   by: str | None = None) -> dict:
+                   by: str | None = None) -> Run:
     """Prepare and run in the foreground (the CLI)."""
     return execute(prepare_run(store, cfg, by), progress)
 
 
 def launch(open_store: Callable[[], Any], cfg: RunConfig, progress: Callable[[RunProgress], None] | None = None,
-           who: Callable[[Any], str | None] | None = None) -> dict:
+           who: Callable[[Any], str | None] | None = None) -> Run:
     """Run in the foreground with the first requests out before the store is open (the CLI): the settings and
     questions are checked here, then the run's first window of questions is sent while another thread calls
     `open_store()` and registers the run (as `who(store)`). A run refused there (a store that cannot be opened,
@@ -595,7 +595,9 @@ def launch(open_store: Callable[[], Any], cfg: RunConfig, progress: Callable[[Ru
         _ACTIVE.add(cfg.run)
         return plan
 
-    return execute(Plan(store=None, config=cfg, questions=questions, todo=questions), progress, opening)
+    # no store yet: `opening` opens it and hands back the whole Plan before anything reads it
+    return execute(Plan(store=None, config=cfg, questions=questions, todo=questions),  # type: ignore[arg-type]
+                   progress, opening)
 
 
 def start_run(store: Store, cfg: RunConfig, by: str | None = None) -> str:
@@ -619,7 +621,7 @@ def cancel_run(store: Store, name: str, by: str | None = None) -> bool:
     from ..curation.team.roles import actor
 
     actor(store, by, "generate")
-    if store.get_run(name)["status"] != "running":
+    if store.get_run(name).status != "running":
         return False
     store.request_cancel(name)
     return True
@@ -652,16 +654,15 @@ def model_settings(model: Any) -> dict[str, Any]:
     return {"backend": "openai", "model": ref, "mode": "finetuned"}
 
 
-def run_view(store: Store, name: str, stale_s: float = 30.0) -> dict[str, Any]:
+def run_view(store: Store, name: str, stale_s: float = 30.0) -> RunView:
     """A run's row plus what a progress display needs: fraction, ETA and whether a "running" run went quiet."""
     run = store.get_run(name)
-    total, done = run["total"] or 0, run["attempted"] or 0
+    total, done = run.total, run.attempted
     now = time.time()
-    beat = run["heartbeat"].timestamp() if run["heartbeat"] else now
-    started = run["started_at"].timestamp() if run["started_at"] else now
-    run["fraction"] = min(1.0, done / total) if total else 0.0
-    run["stalled"] = run["status"] == "running" and now - beat > stale_s
+    beat = run.heartbeat.timestamp() if run.heartbeat else now
+    started = run.started_at.timestamp() if run.started_at else now
     rate = done / max(1e-6, beat - started) if done else 0.0
-    run["eta_s"] = (total - done) / rate if rate and run["status"] == "running" else None
-    run["tokens"] = (run["tokens_in"] or 0) + (run["tokens_out"] or 0)
-    return run
+    running = run.status == "running"
+    return RunView(**dict(run), fraction=min(1.0, done / total) if total else 0.0,
+                   stalled=running and now - beat > stale_s,
+                   eta_s=(total - done) / rate if rate and running else None)

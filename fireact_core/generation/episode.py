@@ -19,8 +19,9 @@ from .models.limits import CallLimits
 from .models.pricing import cost_usd
 from ..io.parsing import action_problem, fireact_split, parse_action, parse_model_turn, render_model_turn
 from .prompts import STALLED_CUE, WRONG_CUE, Prompt, PromptSpec, build_prompt, fireact_prompt, fireact_start, prompt_messages
-from ..records import Action, Message, Step, StepFlags, Trajectory, stable_id
+from ..records import Action, Message, Status, Step, StepFlags, Trajectory, stable_id
 from .tasks import Question, Task
+from .tasks.scoring import Score
 from .tools import Toolbox
 
 FIREACT_ROUNDS = 11  # generation.py's `while iteration < 11`
@@ -64,13 +65,13 @@ class Episode:
         self.reflection_steps: set[int] = set()
         self.usage = Usage()
         self.final: str | None = None
-        self.score = None
+        self.score: Score | None = None
         self.reasks = self.reflections = self.since_answer = self.actions = 0
         self.error: str | None = None
 
     async def run(self) -> Trajectory:
         start = time.perf_counter()
-        status = "unfinished"
+        status: Status = "unfinished"
         try:
             status = await self._loop()
         except asyncio.CancelledError:
@@ -95,13 +96,13 @@ class Episode:
 
     def _pending_tool(self) -> bool:
         last = self.prefix[-1] if self.prefix else None
-        return (last is not None and last.action is not None and last.observation is None and bool(last.action.name)
-                and "finish" not in last.action.name.lower())
+        name = last.action.name if last is not None and last.action is not None and last.observation is None else None
+        return bool(name and "finish" not in name.lower())
 
     def _budget(self, default: int) -> int:
         return max(self.cfg.max_steps or default, self.actions + 1) if self.prefix else self.cfg.max_steps or default
 
-    async def _loop(self) -> str:
+    async def _loop(self) -> Status:
         invalid = 0
         await self._resume()
         budget = self._budget(8)
@@ -121,7 +122,7 @@ class Episode:
                 continue
             invalid = 0
             self.actions += 1
-            if "finish" in step.action.name.lower():
+            if "finish" in _action_name(step):
                 if await self._finish(step):
                     return "finished"
                 continue
@@ -173,7 +174,7 @@ class Episode:
 
     async def _finish(self, step: Step) -> bool:
         """Score the answer; True when the episode ends here."""
-        answer = step.action.arg or ""
+        answer = _action_arg(step)
         gold = self.q.answer
         score = self.ctx.task.score(answer, gold) if gold is not None else None
         retry = (self.cfg.method == "reflexion" and score is not None and not score.reward
@@ -190,6 +191,8 @@ class Episode:
 
     async def _act(self, step: Step) -> None:
         history = [s.observation for s in self.steps if s.observation and s.action and s.action.name == "search"]
+        if step.action is None:
+            return
         obs = await self.ctx.toolbox.run(step.action, (self.q.qid, len(self.steps)), history)
         step.observation = obs.text
         if obs.perturbed:
@@ -225,7 +228,7 @@ class Episode:
             out.append(pending)
         return out
 
-    def _trajectory(self, status: str, wall_s: float) -> Trajectory:
+    def _trajectory(self, status: Status, wall_s: float) -> Trajectory:
         cfg, q = self.cfg, self.q
         tin = sum(c[0] for c in self.usage.calls)
         tout = sum(c[1] for c in self.usage.calls)
@@ -275,7 +278,7 @@ class FireActEpisode(Episode):
     action whose name holds "finish" ends the episode, at most 11 rounds. Only the retries of failed requests
     differ: bounded here, where FireAct waits 10 s and tries forever."""
 
-    async def _loop(self) -> str:
+    async def _loop(self) -> Status:
         base = fireact_start(self.ctx.spec, self.q.question)
         chat = isinstance(base, list)
         default_stop = None if chat else ["\nObservation:"]
@@ -295,7 +298,7 @@ class FireActEpisode(Episode):
                     turn = FIREACT_FAILED_TURN
             thought, action = split_turn(turn)
             if action is None:  # a turn ending in "Action:": FireAct asks for the action alone (text layout)
-                if chat:
+                if isinstance(base, list):
                     self.error = "a turn ends in 'Action:' with nothing after it (FireAct stops here in chat mode)"
                     return "unfinished"
                 follow = base + f"Thought: {prune_thought(thought)}\nAction:"
@@ -340,9 +343,9 @@ class FireActEpisode(Episode):
         return step
 
     def _end(self, step: Step) -> None:
-        answer = step.action.arg or ""
+        answer = _action_arg(step)
         score = self.ctx.task.score(answer, self.q.answer) if self.q.answer is not None else None
-        reward = score.reward if score is not None else True  # FireAct without --evaluate: reward True
+        reward: bool | int = score.reward if score is not None else True  # FireAct without --evaluate: reward True
         if self.q.task in INT_REWARD:
             reward = int(reward)
         step.observation = f"Episode finished, reward = {reward}"
@@ -370,3 +373,13 @@ def make_episode(ctx: EpisodeContext, question: Question, prefix: list[Step] | N
     """FireAct's loop for a prompt in FireAct's layout, the Studio's for its own prompts; `prefix`: the kept
     steps of a fork, which the model continues."""
     return (FireActEpisode if ctx.spec.layout == "fireact" else Episode)(ctx, question, prefix)
+
+
+def _action_name(step: Step) -> str:
+    """The lower-cased name of the step's action ("" when it has none)."""
+    return (step.action.name or "").lower() if step.action is not None else ""
+
+
+def _action_arg(step: Step) -> str:
+    """The argument of the step's action ("" when it has none)."""
+    return (step.action.arg or "") if step.action is not None else ""

@@ -30,7 +30,7 @@ from ..errors import FireactError, NotFoundError
 from ..filters import TrajectoryFilter
 from ..io.lint import lint_trajectory
 from .prompts import METHODS, PromptSpec, make_spec
-from ..records import Annotation, ForkLink, Step, Trajectory, now, stable_id, trajectory_data
+from ..records import Annotation, ForkLink, Run, Step, Trajectory, now, stable_id, trajectory_data
 from ..store.answers import is_correct
 from .tasks import Question, get_task, list_tasks
 from ..curation.team.roles import actor
@@ -76,7 +76,7 @@ def recorded_settings(store: Store, traj: Trajectory) -> dict[str, Any]:
     kept its prompt)."""
     settings: dict[str, Any] = {}
     try:
-        settings.update(store.get_run(traj.source)["settings"] or {})
+        settings.update(store.get_run(traj.source).settings)
     except NotFoundError:
         pass
     meta = traj.meta or {}
@@ -230,7 +230,7 @@ class ForkRunner(_Runner):
         if self.progress and saved:
             self.progress(self.state)
 
-    def _sync(self, run: dict) -> None:
+    def _sync(self, run: Run) -> None:
         super()._sync(run)
         self.state.done = max(self.state.done, self.tried)  # rejected repairs are tried, never stored
 
@@ -264,7 +264,7 @@ def child_trajectory(traj: Trajectory, job: ForkJob) -> Trajectory:
 
 
 def run_forks(store: Store, jobs: list[ForkJob], progress: Callable[[RunProgress], None] | None = None,
-              by: str | None = None) -> dict[str, Any]:
+              by: str | None = None) -> Run:
     """Prepare and run in the foreground (the CLI); returns the run's row."""
     return execute(prepare_forks(store, jobs, by), progress, runner_class=ForkRunner)
 
@@ -312,7 +312,7 @@ def repair_targets(store: Store, f: TrajectoryFilter, rule: str | None = None,
 
 def continue_trajectory(store: Store, traj_id: str, from_step: int, n: int = 1, run: str | None = None,
                         overrides: dict[str, Any] | None = None, by: str | None = None,
-                        progress: Callable[[RunProgress], None] | None = None) -> dict[str, Any]:
+                        progress: Callable[[RunProgress], None] | None = None) -> Run:
     """`fireact continue`: N continuations of a stored trajectory after its step `from_step`."""
     with store.session():
         traj = store.get_trajectory(traj_id)
@@ -322,7 +322,7 @@ def continue_trajectory(store: Store, traj_id: str, from_step: int, n: int = 1, 
 
 def repair(store: Store, f: TrajectoryFilter, n: int = 1, rule: str | None = None, run: str | None = None,
            overrides: dict[str, Any] | None = None, by: str | None = None, limit: int | None = None,
-           progress: Callable[[RunProgress], None] | None = None, background: bool = False) -> dict[str, Any] | str:
+           progress: Callable[[RunProgress], None] | None = None, background: bool = False) -> Run | str:
     """`fireact repair`: continue each failed or wrong trajectory of `f` from before its first wrong step;
     keep what scores right. Returns the run's row (or, in the background, its name)."""
     with store.session():

@@ -145,6 +145,6 @@ def load_eval_questions(paths: Iterable[str | Path]) -> dict[str, str]:
         p = Path(path)
         if not p.is_file():
             raise FormatError(path, 1, "evaluation split file not found" if not p.exists() else "is not a file")
-        for q in get_task("custom").load(None, "eval", path=p):
+        for q in get_task("custom").load(p.parent, "eval", path=p):
             keys.setdefault(question_key(q.question), str(path))
     return keys

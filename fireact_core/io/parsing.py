@@ -184,8 +184,8 @@ def parse_model_turn(content: str) -> StepData:
     steps, _ = parse_text(content)
     if len(steps) == 1 and "observation" not in steps[0] and "raw" not in steps[0]:
         step = steps[0]
-        action = step.get("action")
-        if _turn_text(step.get("thought"), action["raw"] if action is not None else None) == content:
+        turn_action = step.get("action")
+        if _turn_text(step.get("thought"), turn_action["raw"] if turn_action is not None else None) == content:
             return step
     with_action = [s for s in steps if s.get("action") is not None]
     base = with_action[0] if with_action else next((s for s in steps if s.get("thought") is not None), None)
@@ -258,7 +258,7 @@ def infer_task(question: str, answer: str | None = None, gold: str | None = None
 
 
 def _yes_no(value: str | None) -> bool:
-    return bool(value) and value.strip().lower().rstrip(".") in YES_NO
+    return value is not None and value.strip().lower().rstrip(".") in YES_NO
 
 
 def _compares(question: str) -> bool:

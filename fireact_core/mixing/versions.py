@@ -90,7 +90,7 @@ class MixSpec(BaseModel):
     size: int = Field(ge=1, description="trajectories wanted in train + validation")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of questions held out for validation")
     seed: int = Field(1, description="same spec and seed, same trajectories")
-    filters: MixFilters = Field(default_factory=MixFilters)
+    filters: MixFilters = Field(default_factory=MixFilters)  # type: ignore[arg-type]  # pydantic types Field for its own mypy plugin
     loss_mask: Literal["observations", "none"] = Field(
         "observations", description="'observations': train on thoughts and actions only; 'none': on everything")
     allow_upsample: bool = Field(False, description="repeat a short cell's trajectories to reach its count")
@@ -345,10 +345,12 @@ def list_versions(store: Store) -> list[DatasetVersion]:
 
 def lineage(store: Store, name: str) -> list[str]:
     """The version, its parent, the parent's parent, ... (oldest last)."""
-    chain, seen = [], set()
+    chain: list[str] = []
+    seen: set[str] = set()
     by_name = {v.name: v for v in list_versions(store)}
-    while name in by_name and name not in seen:
-        chain.append(name)
-        seen.add(name)
-        name = by_name[name].parent
+    step: str | None = name
+    while step is not None and step in by_name and step not in seen:
+        chain.append(step)
+        seen.add(step)
+        step = by_name[step].parent
     return chain

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from ..errors import PrerequisiteError
 from ..filters import TrajectoryFilter
+from ..records import Status
 from .figures import PairedComparison
 
 MAX_TRACES = 8  # more runs than this are drawn as one bar per step count
@@ -140,7 +141,7 @@ def png_available() -> bool:
 
 # ---- drill-down ---------------------------------------------------------------------------------------------
 
-CELL_STATUS = {"finished": "finished", "failed": "failed", "missing": "unfinished", "em_finished": "finished",
+CELL_STATUS: dict[str, Status] = {"finished": "finished", "failed": "failed", "missing": "unfinished", "em_finished": "finished",
                "f1_finished": "finished"}
 CONTINGENCY_CELLS = {("A right", "B right"): "both_right", ("A right", "B wrong"): "only_a_right",
                      ("A wrong", "B right"): "only_b_right", ("A wrong", "B wrong"): "both_wrong"}

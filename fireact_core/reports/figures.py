@@ -329,7 +329,9 @@ def counts_stats(counts: pd.DataFrame, run_a: str, run_b: str, n_boot: int = 200
         run_a=run_a, run_b=run_b, n=total, only_in_a=int(n[in_a & ~in_b].sum()), only_in_b=int(n[~in_a & in_b].sum()),
         em_a=float(a @ w / total) if total else None, em_b=float(b @ w / total) if total else None,
         diff=float((a - b) @ w / total) if total else None, ci_low=lo, ci_high=hi, level=level,
-        p_value=mcnemar_exact(cell["only_a_right"], cell["only_b_right"]) if total else None, **cell,
+        p_value=mcnemar_exact(cell["only_a_right"], cell["only_b_right"]) if total else None,
+        both_right=cell["both_right"], only_a_right=cell["only_a_right"], only_b_right=cell["only_b_right"],
+        both_wrong=cell["both_wrong"],
         unscored=int(n[in_a & in_b & ~shared].sum()),
     )
 

@@ -8,37 +8,35 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..filters import TrajectoryFilter
-from ..records import Annotation, ForkLink, Lint, RegisteredModel, Revision, TrainJob, Trajectory
+from ..records import (Adjudication, Annotation, ComparePair, ForkLink, Lint, Neighbours, RegisteredModel, ReviewStatus, Revision, Run, RunEvent,
+                       Source, Summary, TrainJob, Trajectory, User)
 
 from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
-from .curation import BrowseStore
+from .curation import BrowseRepository
 from .datasets import DatasetRepository
 from .forks import ForkRepository
-from .history import History, HistoryRepository, insert_annotations, insert_revisions
+from .history import History, HistoryRepository, insert_annotations, insert_history
 from .jobs import JobRepository
 from .reports import ReportRepository
-from .runs import RunStore
+from .runs import RunRepository
 from .staging import StagedImportStore, scratch_path, share_added, should_stage
 from .team import TeamRepository
 from .forks import links_in
-from .trajectories import TrajectoryStore, trajectory_tables, without_ids
+from .trajectories import TrajectoryRepository, trajectory_tables, without_ids
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 
-class Store(TrajectoryStore, ChatImportStore, BrowseStore, RunStore, StagedImportStore):
+class Store(ChatImportStore, StagedImportStore):
     """All reads and writes of one database. Safe to share between threads and with other processes.
 
-    Composed of one repository per feature over one `Connections` (`history`, `jobs`, `datasets`, `team`,
-    `forks`, `reports`); the features not yet moved to a repository (trajectories, chat import, curation, runs,
-    staging) are still mixins. Callers use the methods below, each one line handing the call to its repository
-    (see docs/architecture.md, "The store")."""
-
-    # the bulk inserts of history, called by the mixins inside their transactions (imports, bulk reviews)
-    _insert_revisions = staticmethod(insert_revisions)
-    _insert_annotations = staticmethod(insert_annotations)
+    Composed of one repository per feature over one `Connections` (`trajectories`, `history`, `browse`, `runs`,
+    `jobs`, `datasets`, `team`, `forks`, `reports`); the import path (chat import, staging) is still a mixin.
+    Callers use the methods below, each one line handing the call to its repository (see docs/architecture.md,
+    "The store")."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0,
                  compress: bool = True):
@@ -46,10 +44,14 @@ class Store(TrajectoryStore, ChatImportStore, BrowseStore, RunStore, StagedImpor
         go of it at once. `compress`: see `Connections`."""
         self.db = Connections(path, lock_timeout=lock_timeout, linger=linger, compress=compress)
         self.path = self.db.path
-        self.history = HistoryRepository(self.db, load=self.get_trajectory, insert_lints=self._insert_lints)
+        self.trajectories = TrajectoryRepository(self.db, insert_history=insert_history)
+        self.history = HistoryRepository(self.db, load=self.trajectories.get_trajectory,
+                                         insert_lints=self.trajectories.insert_lints)
+        self.browse = BrowseRepository(self.db, insert_annotations=insert_annotations)
+        self.runs = RunRepository(self.db, trajectories=self.trajectories)
         self.jobs = JobRepository(self.db)
         self.datasets = DatasetRepository(self.db)
-        self.team = TeamRepository(self.db, history=self.history, where=self._where)
+        self.team = TeamRepository(self.db, history=self.history, where=self.browse.where)
         self.forks = ForkRepository(self.db)
         self.reports = ReportRepository(self.db)
 
@@ -63,6 +65,174 @@ class Store(TrajectoryStore, ChatImportStore, BrowseStore, RunStore, StagedImpor
         with self.db.connect() as con:
             yield con
 
+    # trajectories
+
+    def save_trajectories(self, trajs: list[Trajectory], lints: Iterable[Lint] = (), sources: Iterable[Source] = (),
+                          revisions: Iterable[Revision] = (), annotations: Iterable[Annotation] = ()) -> int:
+        return self.trajectories.save_trajectories(trajs, lints, sources, revisions, annotations)
+
+    def save_record_tables(self, trajs: pa.Table, steps: pa.Table, lints: Iterable[Lint] = (),
+                           revisions: Iterable[Revision] = (), annotations: Iterable[Annotation] = (),
+                           existing: set[str] | None = None) -> int:
+        return self.trajectories.save_record_tables(trajs, steps, lints, revisions, annotations, existing)
+
+    def insert_tables(self, trajs: pa.Table, steps: pa.Table) -> None:
+        return self.trajectories.insert_tables(trajs, steps)
+
+    def save_attached(self, lints: Iterable[Lint] = (), revisions: Iterable[Revision] = (),
+                      annotations: Iterable[Annotation] = (),
+                      existing: set[str] | frozenset[str] = frozenset()) -> None:
+        return self.trajectories.save_attached(lints, revisions, annotations, existing)
+
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        return self.trajectories.existing_ids(ids)
+
+    def save_source(self, src: Source) -> None:
+        return self.trajectories.save_source(src)
+
+    def get_source(self, name: str) -> Source | None:
+        return self.trajectories.get_source(name)
+
+    def list_sources(self) -> list[Source]:
+        return self.trajectories.list_sources()
+
+    def get_trajectory(self, traj_id: str) -> Trajectory:
+        return self.trajectories.get_trajectory(traj_id)
+
+    def iter_trajectories(self, source: str | None = None, ids: list[str] | None = None,
+                          batch: int = 2000) -> Iterator[Trajectory]:
+        return self.trajectories.iter_trajectories(source, ids, batch)
+
+    def count_trajectories(self, source: str | None = None) -> int:
+        return self.trajectories.count_trajectories(source)
+
+    def stats(self) -> dict[str, Any]:
+        return self.trajectories.stats()
+
+    def lint_counts(self, source: str | None = None) -> dict[str, int]:
+        return self.trajectories.lint_counts(source)
+
+    def lints_of(self, traj_id: str) -> list[Lint]:
+        return self.trajectories.lints_of(traj_id)
+
+    def source_question_keys(self, sources: set[str], exclude_ids: set[str]) -> dict[tuple[str, str], int]:
+        return self.trajectories.source_question_keys(sources, exclude_ids)
+
+
+    # browse
+
+    def refresh_search_index(self) -> int:
+        return self.browse.refresh_search_index()
+
+    def count_filtered(self, f: TrajectoryFilter) -> int:
+        return self.browse.count_filtered(f)
+
+    def list_summaries(self, f: TrajectoryFilter, sort: str = "imported", descending: bool = False,
+                       limit: int = 50, offset: int = 0) -> list[Summary]:
+        return self.browse.list_summaries(f, sort, descending, limit, offset)
+
+    def iter_summaries(self, f: TrajectoryFilter, sort: str = "imported", descending: bool = False,
+                       limit: int | None = None, offset: int = 0, batch: int = 1000) -> Iterator[Summary]:
+        return self.browse.iter_summaries(f, sort, descending, limit, offset, batch)
+
+    def filter_ids(self, f: TrajectoryFilter, sort: str = "imported", descending: bool = False,
+                   limit: int | None = None) -> list[str]:
+        return self.browse.filter_ids(f, sort, descending, limit)
+
+    def neighbours(self, f: TrajectoryFilter, traj_id: str, sort: str = "imported",
+                   descending: bool = False) -> Neighbours:
+        return self.browse.neighbours(f, traj_id, sort, descending)
+
+    def review_progress(self, f: TrajectoryFilter) -> tuple[int, int]:
+        return self.browse.review_progress(f)
+
+    def next_unreviewed(self, f: TrajectoryFilter, exclude: Iterable[str] = (), sort: str = "imported",
+                        descending: bool = False) -> str | None:
+        return self.browse.next_unreviewed(f, exclude, sort, descending)
+
+    def review_states(self, ids: list[str]) -> dict[str, Annotation]:
+        return self.browse.review_states(ids)
+
+    def review_state(self, traj_id: str) -> Annotation | None:
+        return self.browse.review_state(traj_id)
+
+    def bulk_annotate(self, ids: list[str], author: str, status: ReviewStatus | None = None,
+                      add_labels: Iterable[str] = (), remove_labels: Iterable[str] = (),
+                      clear_status: bool = False) -> int:
+        return self.browse.bulk_annotate(ids, author, status, add_labels, remove_labels, clear_status)
+
+    def known_labels(self) -> list[str]:
+        return self.browse.known_labels()
+
+    def facet_values(self) -> dict[str, list]:
+        return self.browse.facet_values()
+
+    def compare_counts(self, source_a: str, source_b: str) -> dict[str, int]:
+        return self.browse.compare_counts(source_a, source_b)
+
+    def compare_pairs(self, source_a: str, source_b: str, cell: str | None = None, limit: int = 200,
+                      offset: int = 0) -> list[ComparePair]:
+        return self.browse.compare_pairs(source_a, source_b, cell, limit, offset)
+
+
+    # runs
+
+    def begin_run(self, name: str, *, task: str, split: str | None, method: str, model: str,
+                  settings: dict[str, Any], total: int, pid: int | None = None, source_meta: dict | None = None) -> Run:
+        return self.runs.begin_run(name, task=task, split=split, method=method, model=model, settings=settings,
+                                   total=total, pid=pid, source_meta=source_meta)
+
+    def save_run_trajectories(self, name: str, trajs: list[Trajectory], lints: Iterable[Lint] = ()) -> list[str]:
+        return self.runs.save_run_trajectories(name, trajs, lints)
+
+    def run_statuses(self, name: str) -> dict[str, str]:
+        return self.runs.run_statuses(name)
+
+    def end_run(self, name: str, status: str, error: str | None = None) -> None:
+        return self.runs.end_run(name, status, error)
+
+    def heartbeat_run(self, name: str) -> None:
+        return self.runs.heartbeat_run(name)
+
+    def request_cancel(self, name: str) -> None:
+        return self.runs.request_cancel(name)
+
+    def cancel_requested(self, name: str) -> bool:
+        return self.runs.cancel_requested(name)
+
+    def get_run(self, name: str) -> Run:
+        return self.runs.get_run(name)
+
+    def list_runs(self) -> list[Run]:
+        return self.runs.list_runs()
+
+    def log_run_event(self, name: str, kind: str, message: str) -> None:
+        return self.runs.log_run_event(name, kind, message)
+
+    def run_events(self, name: str, after: int = 0, limit: int = 200) -> list[RunEvent]:
+        return self.runs.run_events(name, after, limit)
+
+    def cached_search(self, backend: str, query: str) -> tuple[bool, str | None]:
+        return self.runs.cached_search(backend, query)
+
+    def cached_searches(self, backend: str) -> dict[str, str | None]:
+        return self.runs.cached_searches(backend)
+
+    def cache_searches(self, backend: str, entries: list[tuple[str, str | None]]) -> None:
+        return self.runs.cache_searches(backend, entries)
+
+    def save_prompt_version(self, task: str, method: str, examples: list[str], author: str,
+                            note: str | None = None, layout: str = "studio", source: str | None = None) -> int:
+        return self.runs.save_prompt_version(task, method, examples, author, note, layout, source)
+
+    def prompt_versions(self, task: str, method: str) -> list[dict[str, Any]]:
+        return self.runs.prompt_versions(task, method)
+
+    def model_prices(self) -> dict[str, tuple[float, float]]:
+        return self.runs.model_prices()
+
+    def save_model_prices(self, prices: dict[str, tuple[float, float]]) -> None:
+        return self.runs.save_model_prices(prices)
 
     # history
 
@@ -155,7 +325,7 @@ class Store(TrajectoryStore, ChatImportStore, BrowseStore, RunStore, StagedImpor
     def remove_user(self, name: str) -> bool:
         return self.team.remove_user(name)
 
-    def list_users(self) -> list[dict[str, Any]]:
+    def list_users(self) -> list[User]:
         return self.team.list_users()
 
     def user_role(self, name: str) -> str | None:
@@ -202,7 +372,7 @@ class Store(TrajectoryStore, ChatImportStore, BrowseStore, RunStore, StagedImpor
     def save_adjudication(self, ann: Annotation, note: str | None = None) -> Annotation:
         return self.team.save_adjudication(ann, note)
 
-    def adjudication(self, traj_id: str) -> dict[str, Any] | None:
+    def adjudication(self, traj_id: str) -> Adjudication | None:
         return self.team.adjudication(traj_id)
 
     def adjudicated_ids(self, ids: list[str]) -> set[str]:
@@ -254,7 +424,7 @@ class ScratchStore(Store):
         super().__init__(path, compress=False)
         self.main = main
 
-    def get_source(self, name: str):
+    def get_source(self, name: str) -> Source | None:
         """A source named here or in the main database (which file a name holds decides the import's source)."""
         return super().get_source(name) or self.main.get_source(name)
 

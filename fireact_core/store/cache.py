@@ -8,7 +8,10 @@ import copy
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .repository import Repository
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_ENTRIES = 512  # answers kept for one state of the database; the oldest go first
@@ -17,7 +20,7 @@ _CREATE_LOCK = threading.Lock()
 
 
 class ReadCache:
-    """Answers of one store for one database version; all dropped when the version changes."""
+    """Answers of one repository for one database version; all dropped when the version changes."""
 
     def __init__(self) -> None:
         self.version: tuple | None = None
@@ -39,11 +42,11 @@ class ReadCache:
             self.entries[key] = value
 
 
-def _cache_of(store: Any) -> ReadCache:
-    cache = store.__dict__.get("_read_cache")
+def _cache_of(repo: Repository) -> ReadCache:
+    cache = repo.__dict__.get("_read_cache")
     if cache is None:
         with _CREATE_LOCK:
-            cache = store.__dict__.setdefault("_read_cache", ReadCache())
+            cache = repo.__dict__.setdefault("_read_cache", ReadCache())
     return cache
 
 

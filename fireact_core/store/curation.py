@@ -7,17 +7,19 @@ import json
 import re
 import threading
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pyarrow as pa
 
 from ..errors import FireactError
 from ..filters import TrajectoryFilter
-from ..records import Annotation, Summary, now
+from ..records import Annotation, ComparePair, Neighbours, ReviewStatus, Summary, now
 from .answers import correct_sql, first_per_question_sql
 from .cache import cached_read
+from .connection import Connections, utc
 from .connection import Error as DatabaseError
-from .connection import utc
+from .repository import Repository
 from .trajectories import _rows, register
 
 WORD_SQL = "regexp_replace(lower({}), '[^a-z0-9]+', ' ', 'g')"
@@ -152,8 +154,19 @@ INDEX_SQL = [
 ]
 
 
-class BrowseStore:
-    """Mixin of `Store`: what Browse, Review and Compare read, and bulk annotation."""
+# adds annotation events inside the caller's transaction (`history.insert_annotations`)
+InsertAnnotations = Callable[[Any, list[Annotation]], None]
+
+
+class BrowseRepository(Repository):
+    """What Browse, Review and Compare read (filters over the word index), and bulk annotation.
+    `insert_annotations` writes annotation events (the history's own SQL)."""
+
+    def __init__(self, db: Connections, insert_annotations: InsertAnnotations) -> None:
+        super().__init__(db)
+        self._insert_annotations = insert_annotations
+        self._search_sig: tuple | None = None
+        self._search_worker: threading.Thread | None = None
 
     def refresh_search_index(self) -> int:
         """Bring the word index up to date with the trajectories (imported, edited, removed since the last
@@ -161,7 +174,7 @@ class BrowseStore:
         `INDEX_CHUNK` at a time, each chunk its own short transaction."""
         with self.db.connect() as con:
             sig = self._search_signature(con)
-        if sig == getattr(self, "_search_sig", None):
+        if sig == self._search_sig:
             return 0
         total, chunk = 0, INDEX_CHUNK
         with _INDEX_LOCK:
@@ -186,21 +199,22 @@ class BrowseStore:
         self._search_sig = sig
         return total
 
-    def _where(self, f: TrajectoryFilter) -> tuple[str, list[Any]]:
-        return filter_sql(f, indexed=bool(query_words(f.q or "")) and self._search_ready())
+    def where(self, f: TrajectoryFilter) -> tuple[str, list[Any]]:
+        """`filter_sql` of `f`, through the word index when it is ready."""
+        return filter_sql(f, indexed=bool(query_words(f.q or "")) and self.search_ready())
 
-    def _search_ready(self) -> bool:
+    def search_ready(self) -> bool:
         """Whether the word index covers every trajectory. A few missing ones (an edit, a small import) are
         indexed now; many (a large import) in a background thread, and searches scan the text meanwhile."""
         with self.db.connect() as con:
-            if self._search_signature(con) == getattr(self, "_search_sig", None):
+            if self._search_signature(con) == self._search_sig:
                 return True
             missing = con.execute("SELECT count(*) FROM trajectories t ANTI JOIN search_docs d "
                                   "ON d.trajectory_id = t.id AND d.revision = t.revision").fetchone()[0]
         if missing <= SYNC_LIMIT:
             self.refresh_search_index()
             return True
-        worker = getattr(self, "_search_worker", None)
+        worker = self._search_worker
         if worker is None or not worker.is_alive():
             self._search_worker = threading.Thread(target=self._refresh_quietly, name="fireact-search-index", daemon=True)
             self._search_worker.start()
@@ -218,7 +232,7 @@ class BrowseStore:
 
     @cached_read
     def count_filtered(self, f: TrajectoryFilter) -> int:
-        where, params = self._where(f)
+        where, params = self.where(f)
         with self.db.connect() as con:
             return con.execute(f"SELECT count(*) FROM trajectories t WHERE {where}", params).fetchone()[0]
 
@@ -226,7 +240,7 @@ class BrowseStore:
     def list_summaries(self, f: TrajectoryFilter, sort: str = "imported", descending: bool = False,
                        limit: int = 50, offset: int = 0) -> list[Summary]:
         """One page of summaries (no steps) matching `f`, in the given order."""
-        where, params = self._where(f)
+        where, params = self.where(f)
         with self.db.snapshot() as con:
             rows = _rows(con.execute(f"SELECT {SUMMARY_COLUMNS} FROM trajectories t WHERE {where} "
                                      f"ORDER BY {order_sql(sort, descending)} LIMIT ? OFFSET ?",
@@ -245,7 +259,7 @@ class BrowseStore:
         """Summaries matching `f` in the given order, `batch` at a time: each batch is one short read that
         starts after the last row of the one before (by sort value and id), so memory and locks stay small
         however many rows there are."""
-        where, params = self._where(f)
+        where, params = self.where(f)
         column = SORTABLE.get(sort, SORTABLE["imported"])
         order = order_sql(sort, descending)
         after: tuple | None = None
@@ -297,7 +311,7 @@ class BrowseStore:
 
     def filter_ids(self, f: TrajectoryFilter, sort: str = "imported", descending: bool = False,
                    limit: int | None = None) -> list[str]:
-        where, params = self._where(f)
+        where, params = self.where(f)
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
         with self.db.connect() as con:
             rows = con.execute(
@@ -307,16 +321,16 @@ class BrowseStore:
 
     @cached_read
     def neighbours(self, f: TrajectoryFilter, traj_id: str, sort: str = "imported",
-                   descending: bool = False) -> dict[str, Any]:
+                   descending: bool = False) -> Neighbours:
         """Previous and next id around `traj_id` within `f`, its 1-based position and the total. Four short reads
         (the row's sort value, a count, the nearest row on each side), none of which sorts the whole filter."""
-        where, params = self._where(f)
+        where, params = self.where(f)
         column = SORTABLE.get(sort, SORTABLE["imported"])
         with self.db.snapshot() as con:
             found = con.execute(f"SELECT {column} FROM trajectories t WHERE t.id = ? AND {where}",
                                 [traj_id, *params]).fetchall()
             if not found:
-                return {"prev": None, "next": None, "position": None, "total": self.count_filtered(f)}
+                return Neighbours(total=self.count_filtered(f))
             value = found[0][0]
             before, before_params = _before_row(column, descending, value, traj_id)
             after, after_params = _after_row(column, descending, value, traj_id)
@@ -327,13 +341,13 @@ class BrowseStore:
                                [*params, *before_params]).fetchall()
             nxt = con.execute(f"SELECT t.id FROM trajectories t WHERE {where}{after} ORDER BY "
                               f"{order_sql(sort, descending)} LIMIT 1", [*params, *after_params]).fetchall()
-        return {"prev": prev[0][0] if prev else None, "next": nxt[0][0] if nxt else None, "position": ahead + 1,
-                "total": total}
+        return Neighbours(prev=prev[0][0] if prev else None, next=nxt[0][0] if nxt else None, position=ahead + 1,
+                          total=total)
 
     @cached_read
     def review_progress(self, f: TrajectoryFilter) -> tuple[int, int]:
         """(reviewed, total) within `f`: reviewed means accepted or rejected."""
-        where, params = self._where(f)
+        where, params = self.where(f)
         sql = (f"SELECT count(a.status), count(*) FROM trajectories t LEFT JOIN {LATEST_ANN} a "
                f"ON a.trajectory_id = t.id WHERE {where}")
         with self.db.connect() as con:
@@ -344,7 +358,7 @@ class BrowseStore:
                         descending: bool = False) -> str | None:
         """The first trajectory in `f` that nobody accepted or rejected, skipping `exclude`."""
         queue = f.model_copy(update={"review": "unreviewed"})
-        where, params = self._where(queue)
+        where, params = self.where(queue)
         skip = sorted(set(exclude))
         if skip:
             sql, vals = _in("t.id", skip)
@@ -375,7 +389,7 @@ class BrowseStore:
     def review_state(self, traj_id: str) -> Annotation | None:
         return self.review_states([traj_id]).get(traj_id)
 
-    def bulk_annotate(self, ids: list[str], author: str, status: str | None = None,
+    def bulk_annotate(self, ids: list[str], author: str, status: ReviewStatus | None = None,
                       add_labels: Iterable[str] = (), remove_labels: Iterable[str] = (),
                       clear_status: bool = False) -> int:
         """Append one annotation event per trajectory, carrying over its current state; returns how many."""
@@ -433,7 +447,7 @@ class BrowseStore:
 
     @cached_read
     def compare_pairs(self, source_a: str, source_b: str, cell: str | None = None, limit: int = 200,
-                      offset: int = 0) -> list[dict[str, Any]]:
+                      offset: int = 0) -> list[ComparePair]:
         """Questions of two runs paired by normalised question: the two trajectory ids, answers, EM and cell."""
         where, params = ("WHERE cell = ?", [cell]) if cell else ("", [])
         with self.db.snapshot() as con:
@@ -443,14 +457,15 @@ class BrowseStore:
             rowids = [p[k] for p in pairs for k in ("rid_a", "rid_b") if p[k] is not None]
             details = {r["rowid"]: r for r in _rows(con.execute(
                 "SELECT rowid, id, question, final_answer, gold FROM trajectories WHERE rowid = ANY(?)", [rowids]))}
-        out = []
-        for p in pairs:
-            a, b = details.get(p.pop("rid_a")), details.get(p.pop("rid_b"))
-            first = a or b
-            out.append({**p, "question": first["question"], "gold": (a or {}).get("gold") or (b or {}).get("gold"),
-                        "id_a": a and a["id"], "id_b": b and b["id"], "answer_a": a and a["final_answer"],
-                        "answer_b": b and b["final_answer"]})
-        return out
+        return [_compare_pair(p, details.get(p.pop("rid_a")), details.get(p.pop("rid_b"))) for p in pairs]
+
+
+def _compare_pair(pair: dict[str, Any], a: dict[str, Any] | None, b: dict[str, Any] | None) -> ComparePair:
+    """A pair's row with the two trajectories' details (either may be missing, never both)."""
+    first = a or b or {}
+    return ComparePair(**pair, question=first.get("question", ""), gold=(a or {}).get("gold") or (b or {}).get("gold"),
+                       id_a=a["id"] if a else None, id_b=b["id"] if b else None,
+                       answer_a=a["final_answer"] if a else None, answer_b=b["final_answer"] if b else None)
 
 
 _ONE = first_per_question_sql(

@@ -52,6 +52,12 @@ def insert_annotations(con: Any, anns: list[Annotation]) -> None:
     }, ANN_SCHEMA)
 
 
+def insert_history(con: Any, revs: list[Revision], anns: list[Annotation]) -> None:
+    """`insert_revisions` and `insert_annotations` inside the caller's transaction (an import)."""
+    insert_revisions(con, revs)
+    insert_annotations(con, anns)
+
+
 def _revision(r: dict[str, Any]) -> Revision:
     return Revision(**{**r, "at": utc(r["at"]), "data": json.loads(r["data"])})
 
@@ -87,9 +93,10 @@ class HistoryRepository(Repository):
                 )
             if current == 0 and not self._has_revisions(con, traj.id):
                 insert_revisions(con, [self._snapshot(traj.id, author="import")])
-            saved = traj.model_copy(update={"revision": current + 1, "updated_at": now(), "updated_by": author})
+            stamp = now()
+            saved = traj.model_copy(update={"revision": current + 1, "updated_at": stamp, "updated_by": author})
             insert_revisions(con, [Revision(
-                trajectory_id=traj.id, rev=saved.revision, author=author, at=saved.updated_at, reason=reason,
+                trajectory_id=traj.id, rev=saved.revision, author=author, at=stamp, reason=reason,
                 data=saved.content_dict(),
             )])
             self._replace_trajectory(con, saved)

@@ -11,19 +11,26 @@ import threading
 import time
 from concurrent.futures import Future
 from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
-from ..records import Lint, Source, Trajectory
+from ..records import Lint, Run, RunEvent, Source, Trajectory
 from ..redact import redact_text, redact_trajectory, redact_value
 from .answers import first_per_question_sql
-from .connection import naive, utc
-from .trajectories import _rows
+from .connection import Connections, naive, utc
+from .repository import Repository
+from .trajectories import TrajectoryRepository, _rows
+
+if TYPE_CHECKING:
+    from . import Store
 
 
 RUN_FIELDS = ["name", "task", "split", "method", "model", "settings", "status", "total", "attempted", "finished",
               "unfinished", "failed", "em_sum", "f1_sum", "tokens_in", "tokens_out", "cost_usd", "cancel", "error",
               "pid", "started_at", "heartbeat", "ended_at"]
+COUNTERS = ["total", "attempted", "finished", "unfinished", "failed", "em_sum", "f1_sum", "tokens_in", "tokens_out",
+            "cost_usd"]
 # Counts are over every trajectory of the run; right answers and F1 over the trajectory that stands for each
 # question, right as `answers` says (the Dashboard's, Compare's and `report`'s definition).
 COUNTERS_SQL = f"""
@@ -63,12 +70,14 @@ def process_alive(pid: int | None) -> bool:
     return True
 
 
-def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
+def _run(row: dict[str, Any]) -> Run:
     """A run's row as every reader sees it: a "running" run whose process is gone is "interrupted" (killed,
     or its machine went down); it resumes with the same run name."""
     if row["status"] == "running" and not process_alive(row["pid"]):
         row["status"] = "interrupted"
     row["settings"] = json.loads(row["settings"]) if row["settings"] else {}
+    for key in COUNTERS:
+        row[key] = row[key] or 0
     for key in ("started_at", "heartbeat", "ended_at"):
         row[key] = utc(row[key])
     # the questions planned (one asked twice counts once), never fewer than those asked: as the Dashboard counts
@@ -77,7 +86,7 @@ def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
     scored, f1_scored = row.pop("scored"), row.pop("f1_scored")
     row["em"] = row["em_sum"] / planned if planned and scored else None
     row["f1"] = row["f1_sum"] / planned if planned and f1_scored else None
-    return row
+    return Run.model_validate(row)
 
 
 def _prompt_payload(value: Any) -> dict[str, Any]:
@@ -87,11 +96,16 @@ def _prompt_payload(value: Any) -> dict[str, Any]:
     return {"examples": value, "layout": "studio", "source": None}
 
 
-class RunStore:
-    """Mixin of `Store`: runs, their events and cancel flag, search cache, prompt versions, prices."""
+class RunRepository(Repository):
+    """Runs, their events and cancel flag, search cache, prompt versions, prices. A run's trajectories are
+    saved through `trajectories`."""
+
+    def __init__(self, db: Connections, trajectories: TrajectoryRepository) -> None:
+        super().__init__(db)
+        self.trajectories = trajectories
 
     def begin_run(self, name: str, *, task: str, split: str | None, method: str, model: str,
-                  settings: dict[str, Any], total: int, pid: int | None = None, source_meta: dict | None = None) -> dict:
+                  settings: dict[str, Any], total: int, pid: int | None = None, source_meta: dict | None = None) -> Run:
         """Create the run, or take it up again under the same name (its counters are recounted from what is
         stored, its cancel flag cleared). The run is also a Source of kind "run"."""
         settings, source_meta = redact_value(settings), redact_value(source_meta)
@@ -106,8 +120,9 @@ class RunStore:
                             [name, task, split, method, model, json.dumps(settings, sort_keys=True), "running", total,
                              0, 0, 0, 0, 0.0, 0.0, 0, 0, 0.0, False, None, pid, _utcnow(), _utcnow(), None])
             self._recount(con, name)
-            self._upsert_source(con, Source(name=name, kind="run", format="fireact-studio", task=task, split=split,
-                                            model=model, method=method, attempted=total, meta=source_meta or {}))
+            source = Source(name=name, kind="run", format="fireact-studio", task=task, split=split, model=model,
+                            method=method, attempted=total, meta=source_meta or {})
+            self.trajectories.upsert_source(con, source)
         return self.get_run(name)
 
     def _recount(self, con: Any, name: str) -> None:
@@ -116,7 +131,7 @@ class RunStore:
                     "tokens_in = ?, tokens_out = ?, cost_usd = ?, heartbeat = ? WHERE name = ?",
                     [*counts, _utcnow(), name])
 
-    def save_run_trajectories(self, name: str, trajs: list[Trajectory], lints: list[Lint] = ()) -> list[str]:
+    def save_run_trajectories(self, name: str, trajs: list[Trajectory], lints: Iterable[Lint] = ()) -> list[str]:
         """Store ended episodes of a run and update its counters, in one transaction. A trajectory whose id is
         stored already replaces it only when the stored one had failed; returns the ids stored."""
         if not trajs:
@@ -132,7 +147,7 @@ class RunStore:
                 if replaced:
                     con.execute(f"DELETE FROM {table} WHERE {key} IN ({', '.join('?' * len(replaced))})", replaced)
             kept = {t.id for t in keep}
-            self.save_trajectories(keep, lints=[x for x in lints if x.trajectory_id in kept])
+            self.trajectories.save_trajectories(keep, lints=[x for x in lints if x.trajectory_id in kept])
             self._recount(con, name)
         return [t.id for t in keep]
 
@@ -161,31 +176,31 @@ class RunStore:
             row = con.execute("SELECT cancel FROM runs WHERE name = ?", [name]).fetchone()
         return bool(row and row[0])
 
-    def get_run(self, name: str) -> dict[str, Any]:
+    def get_run(self, name: str) -> Run:
         with self.db.connect() as con:
             rows = _rows(con.execute(RUNS_SQL.format(where="t.source = $name") + " WHERE r.name = $name",
                                      {"name": name}))
         if not rows:
             raise NotFoundError(f"no run named '{name}': see `fireact runs` for the runs there are")
-        return _run_dict(rows[0])
+        return _run(rows[0])
 
-    def list_runs(self) -> list[dict[str, Any]]:
+    def list_runs(self) -> list[Run]:
         with self.db.connect() as con:
             rows = _rows(con.execute(RUNS_SQL.format(where="t.source IN (SELECT name FROM runs)")
                                      + " ORDER BY r.started_at, r.name"))
-        return [_run_dict(r) for r in rows]
+        return [_run(r) for r in rows]
 
     def log_run_event(self, name: str, kind: str, message: str) -> None:
         with self.db.transaction() as con:
             seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run = ?", [name]).fetchone()[0]
             con.execute("INSERT INTO run_events VALUES (?, ?, ?, ?, ?)", [name, seq, _utcnow(), kind, redact_text(message)])
 
-    def run_events(self, name: str, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+    def run_events(self, name: str, after: int = 0, limit: int = 200) -> list[RunEvent]:
         with self.db.connect() as con:
             rows = _rows(con.execute(
                 "SELECT seq, logged_at AS at, kind, message FROM run_events WHERE run = ? AND seq > ? "
                 "ORDER BY seq DESC LIMIT ?", [name, after, limit]))
-        return [{**r, "at": utc(r["at"])} for r in reversed(rows)]
+        return [RunEvent(**{**r, "at": utc(r["at"])}) for r in reversed(rows)]
 
     # search cache -----------------------------------------------------------------------------------------
     def cached_search(self, backend: str, query: str) -> tuple[bool, str | None]:
@@ -253,7 +268,7 @@ class SessionWriter:
     the file from other processes, so the writer keeps one connection for as long as work keeps coming (at
     most `hold_s`), then lets go for `gap_s` so the app or another command can get in."""
 
-    def __init__(self, store: Any, hold_s: float = 1.0, gap_s: float = 0.2):
+    def __init__(self, store: Store, hold_s: float = 1.0, gap_s: float = 0.2):
         self.store, self.hold_s, self.gap_s = store, hold_s, gap_s
         self.jobs: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="fireact-writer", daemon=True)

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..filters import TrajectoryFilter
-from ..records import Annotation, now
+from ..records import Adjudication, Annotation, User, now
 from .connection import Connections, naive, utc
 from .curation import order_sql
 from .history import HistoryRepository
@@ -53,10 +53,10 @@ class TeamRepository(Repository):
             con.execute("DELETE FROM users WHERE name = ?", [name])
         return bool(found)
 
-    def list_users(self) -> list[dict[str, Any]]:
+    def list_users(self) -> list[User]:
         with self.db.connect() as con:
             rows = _rows(con.execute("SELECT name, role, created_at, created_by FROM users ORDER BY name"))
-        return [{**r, "created_at": utc(r["created_at"])} for r in rows]
+        return [User(**{**r, "created_at": utc(r["created_at"])}) for r in rows]
 
     def user_role(self, name: str) -> str | None:
         with self.db.connect() as con:
@@ -202,13 +202,14 @@ class TeamRepository(Repository):
                          saved.seq, note])
         return saved
 
-    def adjudication(self, traj_id: str) -> dict[str, Any] | None:
+    def adjudication(self, traj_id: str) -> Adjudication | None:
         with self.db.connect() as con:
             rows = _rows(con.execute("SELECT trajectory_id, status, labels, decided_by, decided_at, seq, note "
                                      "FROM adjudications WHERE trajectory_id = ?", [traj_id]))
         if not rows:
             return None
-        return {**rows[0], "labels": json.loads(rows[0]["labels"] or "[]"), "decided_at": utc(rows[0]["decided_at"])}
+        return Adjudication(**{**rows[0], "labels": json.loads(rows[0]["labels"] or "[]"),
+                                "decided_at": utc(rows[0]["decided_at"])})
 
     def adjudicated_ids(self, ids: list[str]) -> set[str]:
         if not ids:

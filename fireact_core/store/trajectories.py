@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import NotFoundError
-from ..records import (SEARCH, Action, ActionData, FlagsData, Lint, Message, Source, Step, StepData, StepFlags,
-                       Trajectory, TrajectoryData, trajectory_data)
+from ..records import (SEARCH, Action, ActionData, Annotation, FlagsData, Lint, Message, Revision, Source, Step,
+                       StepData, StepFlags, Trajectory, TrajectoryData, trajectory_data)
 from ..io.lint import question_key
 from .cache import cached_read
-from .connection import naive, utc
+from .connection import Connections, naive, utc
+from .repository import Repository
 
 TRAJ_COLUMNS = [
     "id", "source", "task", "split", "qid", "question", "qnorm", "gold", "method", "model", "final_answer",
@@ -177,11 +179,20 @@ def _rows(cursor: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, r)) for r in cursor.fetchall()]
 
 
-class TrajectoryStore:
-    """Mixin of `Store`: saving and loading trajectories."""
+# adds revisions and annotations inside the caller's transaction (`history.insert_revisions`, `insert_annotations`)
+InsertHistory = Callable[[Any, list[Revision], list[Annotation]], None]
+
+
+class TrajectoryRepository(Repository):
+    """Saving and loading trajectories, their steps, lints and sources. `insert_history` writes the revisions and
+    annotations that come with new trajectories (the history's own SQL)."""
+
+    def __init__(self, db: Connections, insert_history: InsertHistory) -> None:
+        super().__init__(db)
+        self._insert_history = insert_history
 
     def save_trajectories(self, trajs: list[Trajectory], lints: Iterable[Lint] = (), sources: Iterable[Source] = (),
-                          revisions: Iterable[Any] = (), annotations: Iterable[Any] = ()) -> int:
+                          revisions: Iterable[Revision] = (), annotations: Iterable[Annotation] = ()) -> int:
         """Add trajectories whose id is new (existing ids are left alone), with their lints and history,
         in one transaction; returns how many were added."""
         with self.db.transaction() as con:
@@ -189,17 +200,21 @@ class TrajectoryStore:
             fresh = [t for t in trajs if t.id not in existing]
             t_cols, s_cols = trajectory_columns([trajectory_data(t) for t in fresh])
             for src in sources:
-                self._upsert_source(con, src)
+                self.upsert_source(con, src)
             if fresh:
                 insert_arrow(con, "trajectories", t_cols, TRAJ_SCHEMA)
                 insert_arrow(con, "steps", s_cols, STEP_SCHEMA)
-            self._insert_lints(con, [lint for lint in lints if lint.trajectory_id not in existing])
-            self._insert_revisions(con, [r for r in revisions if r.trajectory_id not in existing])
-            self._insert_annotations(con, [a for a in annotations if a.trajectory_id not in existing])
+            self._insert_attached(con, lints, revisions, annotations, existing)
             return len(fresh)
 
+    def _insert_attached(self, con: Any, lints: Iterable[Lint], revisions: Iterable[Revision],
+                         annotations: Iterable[Annotation], existing: set[str] | frozenset[str]) -> None:
+        self.insert_lints(con, [lint for lint in lints if lint.trajectory_id not in existing])
+        self._insert_history(con, [r for r in revisions if r.trajectory_id not in existing],
+                             [a for a in annotations if a.trajectory_id not in existing])
+
     def save_record_tables(self, trajs: pa.Table, steps: pa.Table, lints: Iterable[Lint] = (),
-                           revisions: Iterable[Any] = (), annotations: Iterable[Any] = (),
+                           revisions: Iterable[Revision] = (), annotations: Iterable[Annotation] = (),
                            existing: set[str] | None = None) -> int:
         """`save_trajectories` for trajectories as data built into Arrow tables (`trajectory_tables`): the import
         path; `existing`: which of their ids are stored already, when the caller has just asked (`existing_ids`)
@@ -219,13 +234,12 @@ class TrajectoryStore:
             insert_table(con, "trajectories", trajs)
             insert_table(con, "steps", steps)
 
-    def save_attached(self, lints: Iterable[Lint] = (), revisions: Iterable[Any] = (), annotations: Iterable[Any] = (),
-                      existing: set[str] = frozenset()) -> None:
+    def save_attached(self, lints: Iterable[Lint] = (), revisions: Iterable[Revision] = (),
+                      annotations: Iterable[Annotation] = (),
+                      existing: set[str] | frozenset[str] = frozenset()) -> None:
         """The lints, revisions and annotations that came with new trajectories (not those of `existing` ids)."""
         with self.db.transaction() as con:
-            self._insert_lints(con, [lint for lint in lints if lint.trajectory_id not in existing])
-            self._insert_revisions(con, [r for r in revisions if r.trajectory_id not in existing])
-            self._insert_annotations(con, [a for a in annotations if a.trajectory_id not in existing])
+            self._insert_attached(con, lints, revisions, annotations, existing)
 
     def existing_ids(self, ids: list[str]) -> set[str]:
         """Which of `ids` are stored already."""
@@ -242,16 +256,18 @@ class TrajectoryStore:
             con.unregister("_ids")
         return {r[0] for r in found}
 
-    def _insert_lints(self, con: Any, lints: list[Lint]) -> None:
+    def insert_lints(self, con: Any, lints: list[Lint]) -> None:
+        """Add lint rows inside the caller's transaction."""
         if not lints:
             return
-        cols = {
+        cols: dict[str, list[Any]] = {
             "trajectory_id": [x.trajectory_id for x in lints], "kind": [x.kind for x in lints],
             "step": [x.step for x in lints], "detail": [x.detail for x in lints],
         }
         insert_arrow(con, "lints", cols, LINT_SCHEMA)
 
-    def _upsert_source(self, con: Any, src: Source) -> None:
+    def upsert_source(self, con: Any, src: Source) -> None:
+        """Add or replace a source inside the caller's transaction."""
         con.execute("DELETE FROM sources WHERE name = ?", [src.name])
         con.execute(
             f"INSERT INTO sources ({', '.join(SOURCE_COLUMNS)}) VALUES ({', '.join('?' * len(SOURCE_COLUMNS))})",
@@ -261,7 +277,7 @@ class TrajectoryStore:
 
     def save_source(self, src: Source) -> None:
         with self.db.transaction() as con:
-            self._upsert_source(con, src)
+            self.upsert_source(con, src)
 
     def get_source(self, name: str) -> Source | None:
         with self.db.connect() as con:
@@ -290,10 +306,11 @@ class TrajectoryStore:
             ))
         return trajectory_from_row(rows[0], [step_from_row(r) for r in steps])
 
-    def iter_trajectories(self, source: str | None = None, ids: list[str] | None = None, batch: int = 2000):
+    def iter_trajectories(self, source: str | None = None, ids: list[str] | None = None,
+                          batch: int = 2000) -> Iterator[Trajectory]:
         """All trajectories (of one source, or with the given ids) in import order, loaded batch by batch."""
         with self.db.connect() as con:
-            where, params = "", []
+            where, params = "", list[Any]()
             if source is not None:
                 where, params = "WHERE source = ?", [source]
             all_ids = [r[0] for r in con.execute(

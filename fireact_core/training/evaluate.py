@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import FireactError
 
 if TYPE_CHECKING:
+    from ..records import AgentMethod
     from ..store import Store
 
 
@@ -16,8 +17,9 @@ def default_tasks_dir() -> str:
     return engine.default_tasks_dir()
 
 
-def evaluation_config(store: Store, model_name: str, task: str, split: str, sample: int = 50, search: str = "local",
-                      tasks_dir: str | None = None, method: str = "react", **extra: Any):
+def evaluation_config(store: Store, model_name: str, task: str, split: str, sample: int = 50,
+                      search: Literal["serpapi", "local", "none"] = "local", tasks_dir: str | None = None, method: AgentMethod = "react",
+                      **extra: Any):
     """The engine's RunConfig for evaluating `model_name` on `sample` questions of `task`/`split`."""
     from ..generation import engine as engine
 

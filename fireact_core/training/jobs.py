@@ -23,7 +23,7 @@ from ..curation.team.roles import actor
 from .config import LocalTrainConfig, default_run_folder
 from .data import export_dataset, export_pair_dataset
 from .local import METRICS_FILE, REPORT_FILE, STATUS_FILE, result_folder
-from ..records import RegisteredModel, TrainJob
+from ..records import JobKind, RegisteredModel, TrainJob
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -72,7 +72,8 @@ def start_local_job(store: Store, config: LocalTrainConfig, by: str | None = Non
     """Export the dataset version into a new run folder, save the config, start the training process."""
     by = actor(store, by, "train")
     config.check_paths()
-    job = TrainJob(kind=config.method, dataset=config.dataset, base_model=str(Path(config.base_model).resolve()))
+    kind: JobKind = "full" if config.method == "full" else "lora"
+    job = TrainJob(kind=kind, dataset=config.dataset, base_model=str(Path(config.base_model).resolve()))
     run = Path(config.out).expanduser().resolve() if config.out else default_run_folder(store, job.id)
     if (run / STATUS_FILE).exists() and not config.resume:
         raise FireactError(f"{run} holds another run already: choose a new run folder (or resume that run)")
@@ -92,7 +93,7 @@ def start_local_job(store: Store, config: LocalTrainConfig, by: str | None = Non
 
 
 def _launch(store: Store, job: TrainJob, config: LocalTrainConfig) -> TrainJob:
-    run = Path(job.out)
+    run = job.folder
     try:
         proc = _spawn(launch_command(config, run / CONFIG_FILE), run)
     except OSError as exc:
@@ -109,10 +110,10 @@ def resume_job(store: Store, job_id: str, by: str | None = None) -> TrainJob:
         raise FireactError(f"job {job_id} runs at OpenAI: it cannot be resumed from here")
     if job.status in ("running", "queued") and process_alive(job.pid):
         raise FireactError(f"job {job_id} is still running")
-    config = LocalTrainConfig.load(Path(job.out) / CONFIG_FILE)
+    config = LocalTrainConfig.load(job.folder / CONFIG_FILE)
     config.resume = True
-    config.save(Path(job.out) / CONFIG_FILE)
-    write_text(Path(job.out) / STATUS_FILE, json.dumps({"state": "starting", "step": job.steps}))
+    config.save(job.folder / CONFIG_FILE)
+    write_text(job.folder / STATUS_FILE, json.dumps({"state": "starting", "step": job.steps}))
     store.update_job(job_id, config=config.to_dict())
     return _launch(store, store.get_job(job_id), config)
 

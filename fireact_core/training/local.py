@@ -201,9 +201,9 @@ def hide_shadowing_datasets() -> None:
     if mod is False:
         spec = importlib.util.find_spec("datasets")
         if spec is not None and spec.origin is None:
-            sys.modules["datasets"] = None
+            sys.modules["datasets"] = None  # type: ignore[assignment]  # None here makes `import datasets` fail
     elif mod is not None and getattr(mod, "__file__", None) is None:
-        sys.modules["datasets"] = None
+        sys.modules["datasets"] = None  # type: ignore[assignment]  # as above
     else:
         return
     from transformers.utils import import_utils
@@ -260,7 +260,7 @@ def build_dpo_trainer(config: LocalTrainConfig, counter: TokenCounter, callbacks
     """TRL's DPOTrainer on the run's pairs: a LoRA model's reference is the base model (adapter off); a full
     model's is a frozen copy TRL makes."""
     try:
-        from datasets import Dataset
+        from datasets import Dataset  # type: ignore[attr-defined]  # mypy takes the datasets/ folder for this package
         from trl import DPOConfig, DPOTrainer
     except ImportError as exc:
         from ..errors import missing_package

@@ -21,12 +21,12 @@ from ..redact import redact_value, remember, url_password
 from ..curation.team.roles import actor
 from .config import OpenAITrainConfig, default_run_folder
 from .local import METRICS_FILE
-from ..records import RegisteredModel, TrainJob
+from ..records import JobStatus, RegisteredModel, TrainJob
 
 if TYPE_CHECKING:
     from ..store import Store
 
-STATUS = {"validating_files": "queued", "queued": "queued", "running": "running", "succeeded": "succeeded",
+STATUS: dict[str, JobStatus] = {"validating_files": "queued", "queued": "queued", "running": "running", "succeeded": "succeeded",
           "failed": "failed", "cancelled": "cancelled"}
 EVENTS_FILE = "events.jsonl"
 STEP_RE = re.compile(r"Step (\d+)/(\d+): training loss=([0-9.eE+-]+)")
@@ -166,7 +166,7 @@ def refresh_openai_job(store: Store, job: TrainJob, api_key: str | None = None) 
     page = call(f"fine_tuning.jobs.list_events ({job.remote_id})", client.fine_tuning.jobs.list_events,
                 job.remote_id, limit=100)
     events = sorted((e.model_dump() for e in page.data), key=lambda e: (e["created_at"], e["id"]))
-    rows = _write_run_files(Path(job.out), events)
+    rows = _write_run_files(job.folder, events)
     fields: dict[str, Any] = {"status": STATUS.get(remote.status, job.status)}
     if rows:
         fields.update(steps=rows[-1]["step"], loss_first=rows[0]["loss"], loss_last=rows[-1]["loss"])
@@ -195,7 +195,7 @@ def follow_openai_job(store: Store, job_id: str, on_event: Callable[[str], None]
     deadline = time.monotonic() + timeout_s if timeout_s else None
     while True:
         job = refresh_openai_job(store, store.get_job(job_id), api_key)
-        events = read_events(job.out)
+        events = read_events(job.folder)
         for e in events[seen:]:
             if on_event:
                 on_event(e.get("message", ""))

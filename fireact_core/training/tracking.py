@@ -111,6 +111,7 @@ def _mlflow(folder: Path, is_main: bool, name: str, config: dict[str, Any]) -> I
         finally:
             if is_main:
                 mlflow.end_run()
+            if previous is not None:
                 mlflow.set_tracking_uri(previous)
 
 
@@ -123,8 +124,9 @@ def open_tracking(report_to: str, run: str | Path, name: str, config: dict[str, 
     """The Trainer callbacks for `report_to`, with the tracker's local run open for as long as the block lasts
     (`is_main`: this process is rank 0, the only one that opens a run)."""
     check_tracker(report_to)
-    if report_to not in OPENERS:
+    folder = tracker_folder(run, report_to)
+    if report_to not in OPENERS or folder is None:
         yield []
         return
-    with OPENERS[report_to](tracker_folder(run, report_to), is_main, name, config) as callbacks:
+    with OPENERS[report_to](folder, is_main, name, config) as callbacks:
         yield callbacks

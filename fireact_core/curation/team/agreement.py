@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Hashable
 
 from ...errors import FireactError
 from ...filters import TrajectoryFilter
-from ...records import Annotation
+from ...records import Annotation, ReviewStatus
 from .roles import require
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def majority_labels(votes: dict[str, list[str]]) -> list[str]:
     return sorted(x for x, c in counts.items() if c * 2 > len(votes))
 
 
-def adjudicate(store: Store, who: str, traj_id: str, status: str, labels: list[str] | None = None,
+def adjudicate(store: Store, who: str, traj_id: str, status: ReviewStatus, labels: list[str] | None = None,
                note: str | None = None) -> Annotation:
     """An admin's final decision on `traj_id`: becomes its review state, recorded as an adjudication; afterwards
     only admins can change it. Labels default to those most annotators gave."""

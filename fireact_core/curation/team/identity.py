@@ -83,7 +83,7 @@ def identify(mode: AuthMode, headers: Mapping[str, str] | None = None, user: Map
     """The acting user's name for one request: the OS user, the proxy's header, or the signed-in user's claim."""
     if mode.kind == "local":
         return local_user()
-    if mode.kind == "header":
+    if mode.kind == "header" and mode.header is not None:
         wanted = mode.header.lower()
         value = next((v for k, v in (headers or {}).items() if k.lower() == wanted), None)
         if not value or not str(value).strip():

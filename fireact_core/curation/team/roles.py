@@ -12,11 +12,12 @@ team mode (header or oidc) serves nobody until that first admin exists.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from .identity import AccessDenied, check_name, local_user
 
 if TYPE_CHECKING:
+    from ...records import ReviewStatus, User
     from ...store import Store
 
 ROLES = ("viewer", "annotator", "admin")
@@ -76,12 +77,13 @@ def check_review(store: Store, name: str, ids: Iterable[str], action: str = "ann
         final = store.adjudicated_ids(list(ids)) if role != "admin" else set()
     if final:
         first = store.adjudication(sorted(final)[0])
+        by = first.decided_by if first is not None else "an admin"
         raise AccessDenied(f"{len(final)} of these trajectories ({', '.join(sorted(final)[:3])}) were adjudicated "
-                           f"(by {first['decided_by']}): an admin's decision is final")
+                           f"(by {by}): an admin's decision is final")
     return role
 
 
-def add_user(store: Store, actor: str, name: str, role: str) -> dict[str, Any]:
+def add_user(store: Store, actor: str, name: str, role: str) -> User:
     """Register `name` with `role`, or change their role. The first user must be an admin; afterwards only
     admins manage users, and the last admin cannot step down."""
     if role not in ROLES:
@@ -95,7 +97,7 @@ def add_user(store: Store, actor: str, name: str, role: str) -> dict[str, Any]:
         if role != "admin" and store.user_role(name) == "admin" and store.count_users("admin") == 1:
             raise AccessDenied(f"{name} is the only admin: make another admin first")
     store.save_user(name, role, actor)
-    return next(u for u in store.list_users() if u["name"] == name)
+    return next(u for u in store.list_users() if u.name == name)
 
 
 def remove_user(store: Store, actor: str, name: str) -> None:
@@ -116,7 +118,7 @@ def acting_user(store: Store, as_user: str | None = None) -> str:
     return check_name(as_user, "--as")
 
 
-def bulk_review(store: Store, who: str, ids: list[str], *, whole_filter: bool, status: str | None = None,
+def bulk_review(store: Store, who: str, ids: list[str], *, whole_filter: bool, status: ReviewStatus | None = None,
                 add_labels: Iterable[str] = (), remove_labels: Iterable[str] = ()) -> int:
     """Accept, reject or label many trajectories: chosen ones need an annotator, a whole filter an admin."""
     check_review(store, who, ids, "bulk" if whole_filter else "annotate")

@@ -51,12 +51,15 @@ class LocalModel:
         return await future
 
     async def _serve(self) -> None:
+        queue = self._queue
+        if queue is None:
+            return
         while True:
-            batch = [await self._queue.get()]
+            batch = [await queue.get()]
             deadline = time.monotonic() + self.gather_s
             while len(batch) < self.batch_size:
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), max(0.0, deadline - time.monotonic())))
+                    batch.append(await asyncio.wait_for(queue.get(), max(0.0, deadline - time.monotonic())))
                 except asyncio.TimeoutError:
                     break
             live = [b for b in batch if not b[3].done()]
@@ -122,7 +125,7 @@ def _load(model_dir: str, adapter: str | None) -> tuple[Any, Any]:
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+    model: Any = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
     if adapter:
         try:
             from peft import PeftModel

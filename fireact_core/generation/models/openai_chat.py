@@ -96,7 +96,7 @@ def _retry_after(headers: dict[str, str]) -> float | None:
     """The pause a server asks for (Retry-After seconds, or OpenAI's retry-after-ms), if any."""
     for key, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         try:
-            value = float(headers.get(key)) * scale
+            value = float(headers.get(key) or "") * scale
         except (TypeError, ValueError):
             continue
         if 0 <= value <= 120:

@@ -200,7 +200,7 @@ def examples_for(store: Store, task: str, method: str, version: int | None = Non
     return row["examples"], row["version"]
 
 
-def version_row(store: Store, task: str, method: str, version: int | None = None) -> dict[str, Any]:
+def version_row(store: Store | None, task: str, method: str, version: int | None = None) -> dict[str, Any]:
     """The prompt version a run uses: {"version", "examples", "layout", "source"}; the shipped set is version 0."""
     saved = store.prompt_versions(task, method) if store is not None else []
     if version == 0 or (version is None and not saved):
@@ -225,7 +225,8 @@ def save_examples(store: Store, task: str, method: str, examples: list[str], aut
     return store.save_prompt_version(task, method, cleaned, author, note, layout=layout, source=source)
 
 
-def make_spec(store: Store, task: str, method: str, mode: str = "fewshot", finetuned_format: str = "chat",
+def make_spec(store: Store | None, task: str, method: str, mode: str = "fewshot",
+              finetuned_format: Literal["chat", "alpaca"] = "chat",
               version: int | None = None, prompts_dir: str | None = None) -> PromptSpec:
     """The run's prompt: fine-tuned modes in FireAct's layout; few-shot from a FireAct prompt folder when
     `prompts_dir` is given, else from the prompt version (a saved version may hold a FireAct prompt file)."""

@@ -20,7 +20,7 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -153,7 +153,8 @@ def _item_lines(text: str, count: int) -> list[int]:
     decoder = json.JSONDecoder()
     pos, last, line, lines = text.index("[") + 1, 0, 1, []
     for _ in range(count):
-        pos = _JSON_SEPARATORS.match(text, pos).end()
+        gap = _JSON_SEPARATORS.match(text, pos)  # always matches (maybe empty)
+        pos = gap.end() if gap else pos
         line += text.count("\n", last, pos)
         last = pos
         lines.append(line)
@@ -188,6 +189,10 @@ def read_csv_rows(path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
+@overload
+def column_index(path: Path, header: list[str], name: str, required: Literal[True] = True) -> int: ...
+@overload
+def column_index(path: Path, header: list[str], name: str, required: bool) -> int | None: ...
 def column_index(path: Path, header: list[str], name: str, required: bool = True) -> int | None:
     """The position of column `name` in a CSV header (case-insensitive)."""
     names = [cell.strip().lower() for cell in header]

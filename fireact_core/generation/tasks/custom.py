@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fireact_core.errors import FormatError, PrerequisiteError
 from fireact_core.generation.tasks import Question, Task, read_json_array, read_jsonl, record_field
@@ -32,7 +33,7 @@ class CustomTask(Task):
         return [self._question(file, split, index, line, item)
                 for index, (line, item) in enumerate(_READERS[suffix](file))]
 
-    def _question(self, file: Path, split: str, index: int, line: int, item: object) -> Question:
+    def _question(self, file: Path, split: str, index: int, line: int, item: Any) -> Question:
         text = record_field(file, line, item, "question")
         answer = None
         if item.get("answer") is not None:

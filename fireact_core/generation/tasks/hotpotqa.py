@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fireact_core.generation.tasks import Question, Task, file_splits, read_json_array, record_field, split_file
 
@@ -20,7 +21,7 @@ class HotpotQATask(Task):
         return [self._question(file, split, index, line, item)
                 for index, (line, item) in enumerate(read_json_array(file))]
 
-    def _question(self, file: Path, split: str, index: int, line: int, item: object) -> Question:
+    def _question(self, file: Path, split: str, index: int, line: int, item: Any) -> Question:
         text = record_field(file, line, item, "question")
         answer = record_field(file, line, item, "answer") if "answer" in item else None
         meta = {"type": item["type"]} if "type" in item else {}

@@ -42,7 +42,7 @@ class MMLUTask(Task):
 
     def score(self, pred: str | None, gold: str | None) -> Score:
         """EM when the lower-cased prediction starts with the gold letter (FireAct's rule: nothing stripped)."""
-        if is_blank(pred) or is_blank(gold):
+        if pred is None or gold is None or is_blank(pred) or is_blank(gold):
             return Score.zero()
         return Score.from_em(pred.lower().startswith(gold.strip().lower()))
 

@@ -75,7 +75,7 @@ def is_blank(text: str | None) -> bool:
 
 def score_qa(pred: str | None, gold: str | None) -> Score:
     """HotpotQA-style scoring: EM and F1 on normalised text, reward = EM."""
-    if is_blank(pred) or is_blank(gold):
+    if pred is None or gold is None or is_blank(pred) or is_blank(gold):
         return Score.zero()
     em = exact_match(pred, gold)
     return Score(reward=em, em=1.0 if em else 0.0, f1=f1_score(pred, gold))

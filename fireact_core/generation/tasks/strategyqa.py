@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fireact_core.generation.tasks import Question, Task, file_splits, read_json_array, record_field, split_file
 from fireact_core.generation.tasks.scoring import Score, is_blank, normalize_answer
@@ -23,7 +24,7 @@ class StrategyQATask(Task):
         file = split_file(tasks_dir, self.name, split, ".json", path)
         return [self._question(file, split, line, item) for line, item in read_json_array(file)]
 
-    def _question(self, file: Path, split: str, line: int, item: object) -> Question:
+    def _question(self, file: Path, split: str, line: int, item: Any) -> Question:
         qid = record_field(file, line, item, "qid")
         text = record_field(file, line, item, "question")
         answer = None
@@ -35,7 +36,7 @@ class StrategyQATask(Task):
     def score(self, pred: str | None, gold: str | bool | None) -> Score:
         """EM when the lower-cased prediction starts with "yes" for a true answer or "no" for a false one
         (FireAct's rule: nothing is stripped, so " yes" or "(yes)" is wrong and "Not sure" counts as "no")."""
-        if is_blank(pred) or gold is None:
+        if pred is None or is_blank(pred) or gold is None:
             return Score.zero()
         expected = _GOLD.get(normalize_answer(str(gold)))
         return Score.from_em(expected is not None and pred.lower().startswith(expected))

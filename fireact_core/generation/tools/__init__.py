@@ -114,6 +114,9 @@ class Toolbox:
         return Observation(replaced, perturbed=kind, original=text, cached=found)
 
     async def _search(self, query: str) -> tuple[str, bool]:
+        backend = self.search_backend
+        if backend is None:
+            return "Search is not available in this run; answer with finish[answer].", False
         if self.ready is not None:
             await self.ready.wait()
         found, result = self.cache.get(query)
@@ -121,7 +124,7 @@ class Toolbox:
             return _as_observation(result), True
         self.calls += 1
         try:
-            result = await asyncio.to_thread(self.search_backend.search, query)
+            result = await asyncio.to_thread(backend.search, query)
         except ToolError as exc:
             return f"Search failed: {exc}", False
         except Exception as exc:  # noqa: BLE001 - a broken backend is reported to the model, not raised

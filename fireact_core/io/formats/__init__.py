@@ -17,8 +17,11 @@ DOCUMENTS: dict[str, Callable[[str, str, int], Iterator[ReadResult]]] = {
     "fireact-run": fireact_run_batches,
     "alpaca": alpaca_batches,
 }
-WRITERS = {"openai-jsonl": write_openai, "alpaca": write_alpaca, "messages": write_messages, "native": write_native,
-           "fireact-run": write_fireact_run}
+# format -> writer of trajectories to an open text file (each takes its own items and options)
+WRITERS: dict[str, Callable[..., int]] = {
+    "openai-jsonl": write_openai, "alpaca": write_alpaca, "messages": write_messages, "native": write_native,
+    "fireact-run": write_fireact_run,
+}
 # JSON lines, a line at a time: (path, rows, source, batch) -> batches
 STREAMED: dict[str, Callable[..., Iterator[ReadResult]]] = {"openai-jsonl": openai_batches, "native": native_batches}
 READERS: dict[str, Callable[..., Iterator[ReadResult]]] = {**DOCUMENTS, **STREAMED}
@@ -71,12 +74,11 @@ def iter_batches(path: str | Path, fmt: str = "auto", source: str | None = None,
 def iter_span_batches(path: str, fmt: str, source: str | None, span: LineRange, batch: int = BATCH) -> Iterator[ReadResult]:
     """`iter_batches` over one stretch of a streamed (JSONL) file, cut by `line_ranges`;
     `fmt` is resolved already. Line numbers, ids and errors are those the whole file would give."""
-    name = source if fmt == "native" else source or Path(path).stem
     rows = iter_jsonl_range(path, span)
     if fmt == "openai-jsonl":
-        yield from openai_batches(path, rows, name, batch, start=span.index)
+        yield from openai_batches(path, rows, source or Path(path).stem, batch, start=span.index)
     else:
-        yield from STREAMED[fmt](path, rows, name, batch)
+        yield from STREAMED[fmt](path, rows, source, batch)
 
 
 def read_file(path: str | Path, fmt: str = "auto", source: str | None = None) -> ReadResult:

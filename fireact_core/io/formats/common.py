@@ -8,6 +8,7 @@ from codecs import BOM_UTF8
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Iterator, cast
 
 from pydantic import TypeAdapter, ValidationError
@@ -48,7 +49,7 @@ TRAJECTORY_DEFAULTS: dict[str, Any] = {
 }
 
 
-def trajectory_record(data: dict[str, Any]) -> TrajectoryData:
+def trajectory_record(data: Mapping[str, Any]) -> TrajectoryData:
     """A trajectory as data with every field `Trajectory` would default filled in (the caller has checked the
     types). Steps stay as the parser gives them: absent keys read as the `Step` defaults."""
     record = {**TRAJECTORY_DEFAULTS, **data}

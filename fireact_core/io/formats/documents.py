@@ -69,7 +69,8 @@ class _Document:
     def skip(self) -> bool:
         """Skip whitespace; False when the file ends first."""
         while True:
-            self.pos = _WS.match(self.buf, self.pos).end()
+            space = _WS.match(self.buf, self.pos)  # always matches (maybe empty)
+            self.pos = space.end() if space else self.pos
             if self.pos < len(self.buf):
                 return True
             if not self.more():

@@ -84,8 +84,9 @@ def trajectory_from_messages(source: str, index: int, messages: list[dict], path
     for i, m in enumerate(messages):
         if type(m) is not dict or type(m.get("role")) is not str or type(m.get("content")) is not str:
             raise FormatError(path, line, "each message needs a string 'role' and a string 'content'")
-        if "weight" in m and weight_problem(m):
-            raise FormatError(path, line, weight_problem(m))
+        problem = weight_problem(m) if "weight" in m else None
+        if problem:
+            raise FormatError(path, line, problem)
         if first < 0 and m["role"] == "assistant":
             first = i
     first = len(messages) if first < 0 else first
