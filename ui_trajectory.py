@@ -55,24 +55,42 @@ def review_panel(store: Store, tid: str, who: str) -> None:
     with st.expander("Review", expanded=True, icon=":material/fact_check:"):
         seq = review.seq if review else 0
         choices = ["none", "accepted", "rejected"]
-        status = st.radio("Decision", choices, horizontal=True, key=f"ann:{tid}:{seq}:status",
+        st.radio("Decision", choices, horizontal=True, key=f"ann:{tid}:{seq}:status",
                           index=choices.index(review.status if review and review.status else "none"))
-        labels = st.multiselect("Labels", sorted(set(known_labels) | set(review.labels if review else [])),
+        st.multiselect("Labels", sorted(set(known_labels) | set(review.labels if review else [])),
                                 default=review.labels if review else [], accept_new_options=True,
                                 key=f"ann:{tid}:{seq}:labels")
-        rating = st.radio("Quality", [None, 1, 2, 3, 4, 5], horizontal=True, key=f"ann:{tid}:{seq}:rating",
+        st.radio("Quality", [None, 1, 2, 3, 4, 5], horizontal=True, key=f"ann:{tid}:{seq}:rating",
                           index=review.rating if review and review.rating else 0,
                           format_func=lambda v: "—" if v is None else "★" * v)
-        comment = st.text_area("Comment", value=(review.comment or "") if review else "", key=f"ann:{tid}:{seq}:comment")
-        if st.button("Save review"):
-            try:
-                cur.annotation_event(store, tid, who, status=None if status == "none" else status, labels=labels,
-                                     rating=rating, comment=comment)
-                st.rerun()
-            except FireactError as exc:
-                st.error(cur.md_escape(exc))
+        st.text_area("Comment", value=(review.comment or "") if review else "", key=f"ann:{tid}:{seq}:comment")
+        st.button("Save review", on_click=_save_review, args=(store, tid, who, f"ann:{tid}:{seq}:"))
+        if st.session_state.get("review_error"):
+            st.error(cur.md_escape(st.session_state.pop("review_error")))
         if review:
             st.caption(cur.md_escape(f"Last review by {review.author} at {review.at:%Y-%m-%d %H:%M} UTC"))
+
+
+def _save_review(store: Store, tid: str, who: str, key: str) -> None:
+    """A button callback (the page's fragment then runs once, showing the new review): the form as a review."""
+    ss = st.session_state
+    status = ss.get(f"{key}status")
+    try:
+        cur.annotation_event(store, tid, who, status=None if status in (None, "none") else status,
+                             labels=ss.get(f"{key}labels") or [], rating=ss.get(f"{key}rating"),
+                             comment=ss.get(f"{key}comment"))
+    except FireactError as exc:
+        ss["review_error"] = str(exc)
+
+
+def _restore(store: Store, traj: Trajectory, rev: int, who: str) -> None:
+    """A button callback: save revision `rev` again as the newest one (the page's draft is dropped)."""
+    try:
+        cur.restore_revision(store, traj.id, rev, who, base_revision=traj.revision)
+        st.session_state.pop(f"draft:{traj.id}", None)
+        st.session_state["traj_msg"] = f"Restored revision {rev} as a new revision."
+    except FireactError as exc:
+        st.session_state["traj_error"] = str(exc)
 
 
 def history_panel(store: Store, traj: Trajectory, who: str) -> None:
@@ -87,11 +105,6 @@ def history_panel(store: Store, traj: Trajectory, who: str) -> None:
             st.text(f"Revision {rev.rev} · {rev.author} · {rev.at:%Y-%m-%d %H:%M:%S} UTC" +
                     (f" · {rev.reason}" if rev.reason else ""))
             st.code(diff, language="diff")
-            if rev.rev != traj.revision and st.button(f"Restore revision {rev.rev}", key=f"restore:{tid}:{rev.rev}"):
-                try:
-                    cur.restore_revision(store, tid, rev.rev, who, base_revision=traj.revision)
-                    st.session_state.pop(f"draft:{tid}", None)
-                    st.session_state["traj_msg"] = f"Restored revision {rev.rev} as a new revision."
-                    st.rerun()
-                except FireactError as exc:
-                    st.error(cur.md_escape(exc))
+            if rev.rev != traj.revision:
+                st.button(f"Restore revision {rev.rev}", key=f"restore:{tid}:{rev.rev}", on_click=_restore,
+                          args=(store, traj, rev.rev, who))
