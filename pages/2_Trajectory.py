@@ -95,10 +95,9 @@ def the_draft(traj) -> dict:
     """The draft of this trajectory in the session: started from the saved revision, kept while it has edits."""
     if dk not in ss or (ss[dk]["base"] != traj.revision and not ss[dk].get("dirty")):
         ss[dk] = {"base": traj.revision, "traj": traj, "orig": traj, "gen": next_gen()}
-    draft = ss[dk]
-    if draft.pop("regen", False):  # a field changed: redraw every field from the draft (a finish edit moves the answer)
-        draft["gen"] = next_gen()
-    return draft
+    if ss[dk].pop("regen", False):  # a field changed: redraw every field from the draft (a finish edit moves the answer)
+        ss[dk]["gen"] = next_gen()
+    return ss[dk]
 
 
 def editor(traj, lints, draft: dict) -> set[int]:
