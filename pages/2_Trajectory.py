@@ -22,7 +22,7 @@ tid = params.get("id")
 try:
     with store.session():
         cur.open_trajectory(store, tid)
-        nav = store.neighbours(flt, tid, sort, desc)
+        nav = store.position(flt, tid, sort, desc)  # the rows on each side are found when asked for
 except FireactError as exc:
     st.title("Trajectory")
     st.info(cur.md_escape(exc))
@@ -63,10 +63,10 @@ def keep_typed(op=None, *args) -> None:
         d["dirty"] = d["traj"] != d["orig"]
 
 
-def go(traj_id: str | None) -> None:
+def go(step: int) -> None:
     keep_typed()
-    if traj_id:
-        st.query_params["id"] = traj_id
+    if target := store.neighbour(flt, tid, sort, desc, step):
+        st.query_params["id"] = target
 
 
 def discard() -> None:
@@ -81,10 +81,10 @@ def set_open(steps: list[int]) -> None:
 
 st.title("Trajectory")
 n1, n2, n3, n4 = st.columns([1, 1, 3, 1])
-n1.button("Previous (k)", icon=":material/arrow_back:", disabled=not nav["prev"], on_click=go, args=(nav["prev"],),
+n1.button("Previous (k)", icon=":material/arrow_back:", disabled=(nav["position"] or 0) <= 1, on_click=go, args=(-1,),
           shortcut="k")
-n2.button("Next (j)", icon=":material/arrow_forward:", disabled=not nav["next"], on_click=go, args=(nav["next"],),
-          shortcut="j")
+n2.button("Next (j)", icon=":material/arrow_forward:", disabled=(nav["position"] or nav["total"]) >= nav["total"],
+          on_click=go, args=(1,), shortcut="j")
 n3.caption(f"{nav['position'] or '-'} of {nav['total']} in this filter" + (" (not in it)" if not nav["position"] else ""))
 if n4.button("Back to Browse", icon=":material/list:"):
     keep_typed()
