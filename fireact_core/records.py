@@ -221,14 +221,19 @@ class Summary(Record):
     lints: list[str] = Field(default_factory=list)
 
 
-class Neighbours(Record):
-    """Where a trajectory stands in a filter's order: the ids before and after it, its 1-based position (None when
-    the filter leaves it out) and how many trajectories the filter holds."""
+class Position(Record):
+    """Where a trajectory stands in a filter's order: its 1-based position (None when the filter leaves it out)
+    and how many trajectories the filter holds."""
+
+    position: int | None = None
+    total: int = 0
+
+
+class Neighbours(Position):
+    """A trajectory's `Position` and the ids before and after it in the filter's order."""
 
     prev: str | None = None
     next: str | None = None
-    position: int | None = None
-    total: int = 0
 
 
 class ComparePair(Record):

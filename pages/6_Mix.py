@@ -9,7 +9,7 @@ from fireact_core.mixing.export import DATASET_FORMATS, export_dataset_bytes
 from fireact_core.errors import FireactError
 from fireact_core.io.lint import LINT_KINDS
 from fireact_core.io.masks import LOSS_MASKS
-from fireact_core.mixing.view import (cells_frame, composition_figure, example_html, form_spec, grid_cells, grid_frame,
+from fireact_core.mixing.view import (cells_frame, composition_html, example_html, form_spec, grid_cells, grid_frame,
                                    versions_frame)
 from fireact_core.mixing.versions import CELL_SEP, MixSpec, get_version, plan_mix, save_mix
 from fireact_core.curation.pairs import describe_pairs
@@ -132,7 +132,7 @@ def mixer(counts: dict[str, int], settings: dict, tokenizer: str | None) -> MixS
     for msg in plan.messages:
         st.warning(msg)
     st.dataframe(cells_frame(plan), hide_index=True, width="stretch", key="mix_preview")
-    st.plotly_chart(composition_figure(plan), width="stretch")
+    st.html(composition_html(plan))
 
     if plan.size:
         with st.expander("Which tokens carry loss: one example", expanded=True):

@@ -157,7 +157,7 @@ def test_generate_follows_the_run_just_started(app, page):
 
 def test_mix_train_dashboard_home(app, page):
     base, store = app
-    opened(page, f"{base}/Mix", "[data-testid=stPlotlyChart]")
+    opened(page, f"{base}/Mix", "[data-testid=mix-composition]")
     main = page.get_by_test_id("stMain")
     main.get_by_label("Name", exact=True).fill("second-mix")
     main.get_by_role("button", name="Save version").click()

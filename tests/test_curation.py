@@ -13,7 +13,7 @@ from fireact_core.errors import ConflictError, FireactError
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.io.formats import read_file
 from fireact_core.io.importer import prepare
-from fireact_core.records import Action, Step, Trajectory
+from fireact_core.records import Action, Position, Step, Trajectory
 from fireact_core.store import Store
 from fireact_core.store.curation import query_words
 from tests.conftest import RUN_FILE, copy_database
@@ -261,6 +261,16 @@ def test_neighbours_agree_with_the_filter_order_everywhere(runs, sort, desc):
         nav = runs.neighbours(f, ids[i], sort=sort, descending=desc)
         assert (nav.prev, nav.next, nav.position, nav.total) == (
             ids[i - 1] if i else None, ids[i + 1] if i + 1 < len(ids) else None, i + 1, len(ids))
+        assert runs.position(f, ids[i], sort=sort, descending=desc) == Position(position=i + 1, total=len(ids))
+        assert runs.neighbour(f, ids[i], sort=sort, descending=desc, step=-1) == nav.prev
+        assert runs.neighbour(f, ids[i], sort=sort, descending=desc, step=1) == nav.next
+
+
+def test_position_and_neighbour_outside_the_filter(runs):
+    f = TrajectoryFilter(source=[RUN_A], em="wrong")
+    outside = runs.filter_ids(TrajectoryFilter(source=[RUN_A], em="right"), limit=1)[0]
+    assert runs.position(f, outside) == Position(total=runs.count_filtered(f))
+    assert runs.neighbour(f, outside, step=1) is None and runs.neighbour(f, outside, step=-1) is None
 
 # ---- review -----------------------------------------------------------------------------------------------
 

@@ -37,6 +37,19 @@ def _preview(at: AppTest):
     return table.value.set_index("cell")
 
 
+def _composition(at: AppTest) -> str:
+    return next(h.proto.body for h in at.get("html") if 'data-testid="mix-composition"' in h.proto.body)
+
+
+def test_composition_bars_follow_the_preview(page_db, monkeypatch):
+    at = _run(monkeypatch, page_db)
+    preview, bars = _preview(at), _composition(at)
+    for cell in ("hotpotqa/react", "strategyqa/react", "mmlu/cot"):
+        assert f">{cell}<" in bars and f"{preview.loc[cell, 'got']} of {preview.loc[cell, 'asked']}" in bars
+    at.slider(key="mix_task_hotpotqa").set_value(0).run()
+    assert "hotpotqa/" not in _composition(at)
+
+
 def test_empty_database_says_what_is_missing(tmp_path, monkeypatch):
     at = _run(monkeypatch, tmp_path / "empty.duckdb")
     assert "No trajectories yet" in at.info[0].value
@@ -78,11 +91,11 @@ def test_bad_shares_show_an_error(page_db, monkeypatch):
 
 def test_example_shows_tokens_that_carry_loss(page_db, monkeypatch, tiny_model_dir):
     at = _run(monkeypatch, page_db)
-    html_blocks = [e for e in at.get("html")]
+    html_blocks = [e for e in at.get("html") if "mix-composition" not in e.proto.body]  # the example, not the bars
     assert html_blocks and 'class="masked"' in html_blocks[0].proto.body and 'class="trained"' in html_blocks[0].proto.body
     at.text_input(key="mix_tokenizer").input(str(tiny_model_dir)).run()
     assert not at.exception
-    body = at.get("html")[0].proto.body
+    body = next(e.proto.body for e in at.get("html") if "mix-composition" not in e.proto.body)
     assert body.count("<span") > 50  # one span per token now
     assert any("tokens carry loss" in c.value for c in at.caption)
 

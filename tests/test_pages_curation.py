@@ -130,6 +130,9 @@ def test_trajectory_edit_save_history_restore(db):
     assert saved.final_answer == before.gold and saved.em == 1.0 and saved.steps[0].flags.train is False
     assert db.list_revisions(tid)[-1].author == "alice" and db.list_revisions(tid)[-1].reason == "gold answer"
     assert any("Saved revision 1" in s.value for s in at.success)
+    assert not at.code, "the history's diffs are drawn only while it is open"
+    at.session_state[f"history:{tid}"] = True  # open the History panel
+    ok(at.run())
     assert any("+Thought: An edited first thought" in c.value for c in at.code)
     button(at, "Restore revision 0").click().run()
     ok(at)

@@ -1,6 +1,7 @@
 """What keeps the app quick without changing what it shows: the server compiles page scripts as written (no
 "magic" rewrite of each script, which walks its whole syntax tree again whenever the server's last session
-closes), and no page relies on magic to display a bare expression."""
+closes), no page relies on magic to display a bare expression, and no run of a page ends with a full garbage
+collection of the process."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ SCRIPTS = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]
 def test_the_server_started_in_the_repository_compiles_scripts_without_magic():
     code = ("from streamlit import config; config.get_config_options(force_reparse=True); "
             "print(config.get_option('runner.magicEnabled'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_server_started_in_the_repository_collects_no_garbage_after_each_run():
+    code = ("from streamlit import config; config.get_config_options(force_reparse=True); "
+            "print(config.get_option('runner.postScriptGC'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -1,8 +1,9 @@
-"""What the Mix page shows, as plain data: the spec built from its widgets, the preview tables, the chart,
+"""What the Mix page shows, as plain data: the spec built from its widgets, the preview tables, the composition bars,
 the coloured example and the versions with their lineage. No streamlit here; the page only lays them out."""
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,20 +71,24 @@ def cells_frame(plan: MixPlan) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
-def composition_figure(plan: MixPlan) -> Any:
-    """Asked vs got per cell, coloured by method, grouped by task."""
-    import plotly.graph_objects as go
-
+def composition_html(plan: MixPlan) -> str:
+    """Asked against got per task/method cell, as bars in plain HTML (grey: asked, orange: got, with the count
+    and what a short cell lacks); drawn at once, with no charting library to load in the browser."""
     cells = plan.cells
-    fig = go.Figure([
-        go.Bar(name="asked", x=cells["cell"], y=cells["asked"], marker_color="#ced4da"),
-        go.Bar(name="got", x=cells["cell"], y=cells["got"], marker_color="#f76707",
-               text=[f"{g}" + (f" (short {s})" if s else "") for g, s in zip(cells["got"], cells["short"])],
-               textposition="outside"),
-    ])
-    fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=30, b=10),
-                      title="Trajectories per task/method cell", legend=dict(orientation="h"))
-    return fig
+    top = max([1, *cells["asked"], *cells["got"]])
+    rows = []
+    for r in cells.itertuples():
+        short = f" (short {r.short})" if r.short else ""
+        rows.append(
+            f'<div style="display:flex;align-items:center;gap:.5rem;margin:.15rem 0">'
+            f'<div style="flex:0 0 14rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap">{escape(str(r.cell))}</div>'
+            f'<div style="flex:1">'
+            f'<div title="asked {r.asked}" style="height:.55rem;width:{100 * r.asked / top:.1f}%;background:#ced4da"></div>'
+            f'<div title="got {r.got}" style="height:.55rem;width:{100 * r.got / top:.1f}%;background:#f76707"></div>'
+            f'</div><div style="flex:0 0 9rem">{r.got} of {r.asked}{escape(short)}</div></div>')
+    legend = ('<span style="color:#868e96">&#9632;</span> asked &nbsp; <span style="color:#f76707">&#9632;</span> got')
+    return (f'<div data-testid="mix-composition"><div style="font-weight:600">Trajectories per task/method cell</div>'
+            f'<div style="font-size:.85rem;margin-bottom:.3rem">{legend}</div>{"".join(rows)}</div>')
 
 
 def example_html(store: Store, plan: MixPlan, position: int, tokenizer_dir: str | None = None) -> tuple[str, str]:

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..filters import TrajectoryFilter
-from ..records import (Adjudication, Annotation, ComparePair, ForkLink, Lint, Neighbours, RegisteredModel, ReviewStatus, Revision, Run, RunEvent,
-                       Source, Summary, TrainJob, Trajectory, User)
+from ..records import (Adjudication, Annotation, ComparePair, ForkLink, Lint, Neighbours, Position, RegisteredModel,
+                       ReviewStatus, Revision, Run, RunEvent, Source, Summary, TrainJob, Trajectory, User)
 
 from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
@@ -142,6 +142,14 @@ class Store(ChatImportStore, StagedImportStore):
     def neighbours(self, f: TrajectoryFilter, traj_id: str, sort: str = "imported",
                    descending: bool = False) -> Neighbours:
         return self.browse.neighbours(f, traj_id, sort, descending)
+
+    def position(self, f: TrajectoryFilter, traj_id: str, sort: str = "imported",
+                 descending: bool = False) -> Position:
+        return self.browse.position(f, traj_id, sort, descending)
+
+    def neighbour(self, f: TrajectoryFilter, traj_id: str, sort: str = "imported", descending: bool = False,
+                  step: int = 1) -> str | None:
+        return self.browse.neighbour(f, traj_id, sort, descending, step)
 
     def review_progress(self, f: TrajectoryFilter) -> tuple[int, int]:
         return self.browse.review_progress(f)

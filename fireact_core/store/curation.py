@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from ..errors import FireactError
 from ..filters import TrajectoryFilter
-from ..records import Annotation, ComparePair, Neighbours, ReviewStatus, Summary, now
+from ..records import Annotation, ComparePair, Neighbours, Position, ReviewStatus, Summary, now
 from .answers import correct_sql, first_per_question_sql
 from .cache import cached_read
 from .connection import Connections, utc
@@ -327,22 +327,70 @@ class BrowseRepository(Repository):
         where, params = self.where(f)
         column = SORTABLE.get(sort, SORTABLE["imported"])
         with self.db.snapshot() as con:
-            found = con.execute(f"SELECT {column} FROM trajectories t WHERE t.id = ? AND {where}",
-                                [traj_id, *params]).fetchall()
-            if not found:
+            found = self._sort_value(con, where, params, column, traj_id)
+            if found is None:
                 return Neighbours(total=self.count_filtered(f))
-            value = found[0][0]
-            before, before_params = _before_row(column, descending, value, traj_id)
-            after, after_params = _after_row(column, descending, value, traj_id)
-            total, ahead = con.execute(f"SELECT count(*), count(*) FILTER (WHERE TRUE{before}) FROM trajectories t "
-                                       f"WHERE {where}", [*before_params, *params]).fetchone()
-            back = f"{column} {'ASC' if descending else 'DESC'} NULLS FIRST, t.id DESC"
-            prev = con.execute(f"SELECT t.id FROM trajectories t WHERE {where}{before} ORDER BY {back} LIMIT 1",
-                               [*params, *before_params]).fetchall()
-            nxt = con.execute(f"SELECT t.id FROM trajectories t WHERE {where}{after} ORDER BY "
-                              f"{order_sql(sort, descending)} LIMIT 1", [*params, *after_params]).fetchall()
-        return Neighbours(prev=prev[0][0] if prev else None, next=nxt[0][0] if nxt else None, position=ahead + 1,
-                          total=total)
+            total, ahead = self._counts(con, where, params, column, descending, found[0], traj_id)
+            prev = self._nearest(con, where, params, column, sort, descending, found[0], traj_id, -1)
+            nxt = self._nearest(con, where, params, column, sort, descending, found[0], traj_id, 1)
+        return Neighbours(prev=prev, next=nxt, position=ahead + 1, total=total)
+
+    @cached_read
+    def position(self, f: TrajectoryFilter, traj_id: str, sort: str = "imported",
+                 descending: bool = False) -> Position:
+        """`traj_id`'s 1-based position within `f` (None outside it) and the total: what `neighbours` tells
+        without finding the rows on each side (two reads: the row's sort value and one count)."""
+        where, params = self.where(f)
+        column = SORTABLE.get(sort, SORTABLE["imported"])
+        with self.db.snapshot() as con:
+            found = self._sort_value(con, where, params, column, traj_id)
+            if found is None:
+                total = con.execute(f"SELECT count(*) FROM trajectories t WHERE {where}", params).fetchone()[0]
+                return Position(total=int(total))
+            total, ahead = self._counts(con, where, params, column, descending, found[0], traj_id)
+        return Position(position=ahead + 1, total=total)
+
+    def neighbour(self, f: TrajectoryFilter, traj_id: str, sort: str = "imported", descending: bool = False,
+                  step: int = 1) -> str | None:
+        """The id next to `traj_id` within `f` in the filter's order: after it (`step` 1) or before it (-1); None
+        at either end or when `traj_id` is outside `f`."""
+        where, params = self.where(f)
+        column = SORTABLE.get(sort, SORTABLE["imported"])
+        with self.db.snapshot() as con:
+            found = self._sort_value(con, where, params, column, traj_id)
+            if found is None:
+                return None
+            return self._nearest(con, where, params, column, sort, descending, found[0], traj_id, step)
+
+    @staticmethod
+    def _sort_value(con: Any, where: str, params: list[Any], column: str, traj_id: str) -> tuple[Any] | None:
+        """(the row's value of the sort column,), or None when `traj_id` is not within the filter."""
+        found = con.execute(f"SELECT {column} FROM trajectories t WHERE t.id = ? AND {where}",
+                            [traj_id, *params]).fetchall()
+        return (found[0][0],) if found else None
+
+    @staticmethod
+    def _counts(con: Any, where: str, params: list[Any], column: str, descending: bool, value: Any,
+                traj_id: str) -> tuple[int, int]:
+        """(rows in the filter, rows before (value, id) in its order), in one count."""
+        before, before_params = _before_row(column, descending, value, traj_id)
+        total, ahead = con.execute(f"SELECT count(*), count(*) FILTER (WHERE TRUE{before}) FROM trajectories t "
+                                   f"WHERE {where}", [*before_params, *params]).fetchone()
+        return int(total), int(ahead)
+
+    @staticmethod
+    def _nearest(con: Any, where: str, params: list[Any], column: str, sort: str, descending: bool, value: Any,
+                 traj_id: str, step: int) -> str | None:
+        """The nearest row after (`step` 1) or before (-1) the row (value, id) in the filter's order."""
+        if step < 0:
+            cond, cond_params = _before_row(column, descending, value, traj_id)
+            order = f"{column} {'ASC' if descending else 'DESC'} NULLS FIRST, t.id DESC"
+        else:
+            cond, cond_params = _after_row(column, descending, value, traj_id)
+            order = order_sql(sort, descending)
+        row = con.execute(f"SELECT t.id FROM trajectories t WHERE {where}{cond} ORDER BY {order} LIMIT 1",
+                          [*params, *cond_params]).fetchall()
+        return row[0][0] if row else None
 
     @cached_read
     def review_progress(self, f: TrajectoryFilter) -> tuple[int, int]:
