@@ -250,11 +250,18 @@ def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str |
     SQL, the rest by the Python reader, and both are written in file order. False, with nothing written,
     when DuckDB could not read every line (the line-by-line reader then says what is wrong)."""
     name = source or Path(path).stem
-    if may_have_long_line(path) or file_needs_line_checks(path):  # the line-by-line reader says which line
+    if may_have_long_line(path):  # the line-by-line reader says which line
         return False
     try:
-        rows, readable = store.stage_chat(path, MAX_RECORD_BYTES)
-        if not rows or not readable:
+        with ThreadPoolExecutor(1) as scan:  # the file is searched for what the bounds refuse while DuckDB reads it
+            risky = scan.submit(file_needs_line_checks, path)
+            try:
+                rows, readable = store.stage_chat(path, MAX_RECORD_BYTES)
+            except Exception:
+                if risky.result():  # the line-by-line reader says which line
+                    return False
+                raise
+        if risky.result() or not rows or not readable:
             return False
         with ThreadPoolExecutor(1) as pool:  # the ids are made while DuckDB parses (it lets go of the GIL)
             all_ids = pool.submit(lambda: [stable_id(name, i) for i in range(rows)])
