@@ -110,16 +110,16 @@ def import_files(store: Store, paths: Iterable[str | Path], fmt: str = "auto", s
     if method and method not in METHODS:
         raise FireactError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
     eval_keys = load_eval_questions(eval_splits)
-    paths = [str(p) for p in paths]
+    names = [str(p) for p in paths]
     if parallel is None:
         parallel = threading.active_count() == 1
     if sql is None:
         sql = os.environ.get("FIREACT_IMPORT_SQL", "1") != "0"
-    in_sql = {p for p in paths if sql and _is_chat(p, fmt)}
-    with _without_cycle_collector(), _pool_for([p for p in paths if p not in in_sql], fmt, parallel) as pool, \
-            staged_import(store, paths) as stage, stage.target.db.transaction():
+    in_sql = {p for p in names if sql and _is_chat(p, fmt)}
+    with _without_cycle_collector(), _pool_for([p for p in names if p not in in_sql], fmt, parallel) as pool, \
+            staged_import(store, names) as stage, stage.target.db.transaction():
         stage.reports = [_import_file(stage.target, p, fmt, source, task, method, eval_keys, batch, pool, p in in_sql)
-                         for p in paths]
+                         for p in names]
     return stage.reports
 
 
@@ -264,9 +264,9 @@ def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str |
         if risky.result() or not rows or not readable:
             return False
         with ThreadPoolExecutor(1) as pool:  # the ids are made while DuckDB parses (it lets go of the GIL)
-            all_ids = pool.submit(lambda: [stable_id(name, i) for i in range(rows)])
+            making_ids = pool.submit(lambda: [stable_id(name, i) for i in range(rows)])
             parsed, rest = store.parse_staged_chat()
-            all_ids = all_ids.result()
+            all_ids = making_ids.result()
         index = parsed.column("i").to_pylist()
         ids = [all_ids[i] for i in index]
         built = [_build_batch(part, task, method)

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .connection import naive
+from .connection import Connections, naive
 
 
 # tables whose rows belong to one trajectory: copied for the trajectories added
@@ -79,7 +79,7 @@ def scratch_path(main_path: str) -> Iterator[str]:
 class StagedImportStore:
     """Mixin of `Store`: the copy of a scratch database's import into this one."""
 
-    db: Any
+    db: Connections
 
     def merge_staged(self, scratch: str) -> dict[str, int]:
         """Copy what the import wrote into `scratch` (see the module); returns trajectories added per source."""
