@@ -406,6 +406,40 @@ class ForkLink(Record):
     created_at: datetime = Field(default_factory=now)
 
 
+# ---- mixing: a saved dataset version
+
+class DatasetVersion(Record):
+    """A saved mix: immutable; its members are snapshots of the trajectories as they were when it was saved.
+    `spec` is the mix spec as saved (the JSON of `mixing.versions.MixSpec`), `cells` per "task/method" cell the
+    counts asked and got, train and validation, and the token totals; `content_hash` covers the loss mask, the
+    pair level of a version of pairs, and each member's position, split, id and revision."""
+
+    name: str
+    spec: dict[str, Any]
+    seed: int
+    created_at: datetime
+    created_by: str | None = None
+    content_hash: str
+    size: int
+    n_train: int
+    n_val: int
+    cells: dict[str, dict[str, Any]]
+    parent: str | None = None
+    loss_mask: str
+    note: str | None = None
+
+    @property
+    def pairs(self) -> str | None:
+        """The pair level ("step" or "trajectory") of a version of preference pairs; None for trajectories."""
+        return self.spec.get("pairs")
+
+    def summary(self) -> dict[str, Any]:
+        """The row `fireact datasets --json` prints."""
+        return {"name": self.name, "size": self.size, "train": self.n_train, "val": self.n_val,
+                "cells": {c: v["got"] for c, v in self.cells.items()}, "hash": self.content_hash,
+                "created_at": self.created_at.isoformat()}
+
+
 # ---- training: a job and the model it produced
 
 JobKind = Literal["lora", "full", "openai"]

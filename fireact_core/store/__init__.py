@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..filters import TrajectoryFilter
-from ..records import (Adjudication, Annotation, ComparePair, ForkLink, Lint, Neighbours, Position, RegisteredModel,
-                       ReviewStatus, Revision, Run, RunEvent, Source, Summary, TrainJob, Trajectory, User)
+from ..records import (Adjudication, Annotation, ComparePair, DatasetVersion, ForkLink, Lint, Neighbours, Position,
+                       RegisteredModel, ReviewStatus, Revision, Run, RunEvent, Source, Summary, TrainJob, Trajectory, User)
 
 from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
@@ -309,13 +309,13 @@ class Store(ChatImportStore, StagedImportStore):
     def text_chars(self, ids: list[str]) -> pd.DataFrame:
         return self.datasets.text_chars(ids)
 
-    def save_dataset_version(self, version: dict[str, Any], members: dict[str, list]) -> dict[str, Any]:
+    def save_dataset_version(self, version: dict[str, Any], members: dict[str, list]) -> DatasetVersion:
         return self.datasets.save_dataset_version(version, members)
 
-    def get_dataset_version(self, name: str) -> dict[str, Any]:
+    def get_dataset_version(self, name: str) -> DatasetVersion:
         return self.datasets.get_dataset_version(name)
 
-    def list_dataset_versions(self) -> list[dict[str, Any]]:
+    def list_dataset_versions(self) -> list[DatasetVersion]:
         return self.datasets.list_dataset_versions()
 
     def dataset_members(self, name: str, split: str | None = None) -> pd.DataFrame:
