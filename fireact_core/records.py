@@ -299,6 +299,31 @@ class Adjudication(Record):
     note: str | None = None
 
 
+class Decision(Record):
+    """An assigned annotator's current decision on a trajectory: the status and labels of their latest review event
+    there (what agreement is measured on)."""
+
+    trajectory_id: str
+    author: str
+    status: ReviewStatus | None = None
+    labels: list[str] = Field(default_factory=list)
+
+
+class AssignmentProgress(Record):
+    """One annotator's work within a filter: trajectories assigned to them, how many of those they decided
+    (accepted or rejected), and how many they reviewed in all (assigned or not)."""
+
+    annotator: str
+    assigned: int
+    done: int
+    reviewed: int
+
+    @property
+    def share_done(self) -> float | None:
+        """The share of their assignment they decided; None when nothing is assigned to them."""
+        return round(self.done / self.assigned, 4) if self.assigned else None
+
+
 class Lint(Record):
     trajectory_id: str
     kind: str

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..filters import TrajectoryFilter
-from ..records import (Adjudication, Annotation, ComparePair, DatasetVersion, ForkLink, Lint, Neighbours, Position,
-                       RegisteredModel, ReviewStatus, Revision, Run, RunEvent, Source, Summary, TrainJob, Trajectory, User)
+from ..records import (Adjudication, Annotation, AssignmentProgress, ComparePair, DatasetVersion, Decision, ForkLink,
+                       Lint, Neighbours, Position, RegisteredModel, ReviewStatus, Revision, Run, RunEvent, Source,
+                       Summary, TrainJob, Trajectory, User)
 
 from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
@@ -368,10 +369,10 @@ class Store(ChatImportStore, StagedImportStore):
                         descending: bool = False) -> str | None:
         return self.team.next_unassigned(f, exclude, sort, descending)
 
-    def assignment_progress(self, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
+    def assignment_progress(self, f: TrajectoryFilter | None = None) -> list[AssignmentProgress]:
         return self.team.assignment_progress(f)
 
-    def decisions(self, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
+    def decisions(self, f: TrajectoryFilter | None = None) -> list[Decision]:
         return self.team.decisions(f)
 
     def own_review_state(self, traj_id: str, author: str) -> Annotation | None:
