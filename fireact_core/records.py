@@ -331,6 +331,15 @@ class Lint(Record):
     detail: str = ""
 
 
+class Stats(Record):
+    """What the database holds: trajectories in all, and per source, task and method (largest first)."""
+
+    trajectories: int = 0
+    by_source: dict[str, int] = Field(default_factory=dict)
+    by_task: dict[str, int] = Field(default_factory=dict)
+    by_method: dict[str, int] = Field(default_factory=dict)
+
+
 class Source(Record):
     """A named collection of trajectories: an imported file or a generation run."""
 
@@ -415,6 +424,20 @@ class RunEvent(Record):
     at: datetime
     kind: str
     message: str
+
+
+class PromptVersion(Record):
+    """A task's few-shot examples for a method, as a run uses them: version 0 is the shipped set, the others were
+    saved by someone. layout "studio": a list of examples; "fireact": one FireAct prompt file's text (from
+    `source`) as the only example, sent exactly as it is."""
+
+    version: int
+    examples: list[str]
+    layout: Literal["studio", "fireact"] = "studio"
+    source: str | None = None
+    author: str | None = None
+    note: str | None = None
+    at: datetime | None = None
 
 
 class ForkLink(Record):

@@ -64,7 +64,7 @@ def test_stretches_stay_out_of_sight_until_the_import_lands(tmp_path, chat_file,
     def look_then_land(*args: Any) -> dict[str, int]:
         reader = Store(db)
         seen["counts"] = _counts(db)
-        seen["stats"] = reader.stats()["trajectories"]
+        seen["stats"] = reader.stats().trajectories
         seen["page"] = reader.count_filtered(TrajectoryFilter())
         return land(*args)
 

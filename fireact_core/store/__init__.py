@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..filters import TrajectoryFilter
 from ..records import (Adjudication, Annotation, AssignmentProgress, ComparePair, DatasetVersion, Decision, ForkLink,
-                       Lint, Neighbours, Position, RegisteredModel, ReviewStatus, Revision, Run, RunEvent, Source,
-                       Summary, TrainJob, Trajectory, User)
+                       Lint, Neighbours, Position, PromptVersion, RegisteredModel, ReviewStatus, Revision, Run,
+                       RunEvent, Source, Stats, Summary, TrainJob, Trajectory, User)
 
 from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
@@ -107,7 +107,7 @@ class Store(ChatImportStore, StagedImportStore):
     def count_trajectories(self, source: str | None = None) -> int:
         return self.trajectories.count_trajectories(source)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         return self.trajectories.stats()
 
     def lint_counts(self, source: str | None = None) -> dict[str, int]:
@@ -234,7 +234,7 @@ class Store(ChatImportStore, StagedImportStore):
                             note: str | None = None, layout: str = "studio", source: str | None = None) -> int:
         return self.runs.save_prompt_version(task, method, examples, author, note, layout, source)
 
-    def prompt_versions(self, task: str, method: str) -> list[dict[str, Any]]:
+    def prompt_versions(self, task: str, method: str) -> list[PromptVersion]:
         return self.runs.prompt_versions(task, method)
 
     def model_prices(self) -> dict[str, tuple[float, float]]:
