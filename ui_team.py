@@ -72,9 +72,9 @@ def next_for(store, who: str, flt: TrajectoryFilter, skipped: list[str], sort: s
     if tid and mine:
         st.caption(":material/assignment_ind: Assigned to you")
     elif tid is None:
-        mine_done = next((r for r in store.assignment_progress(flt) if r["annotator"] == who), None)
-        if mine_done and mine_done["assigned"]:
-            st.info(f"Your assignment in this filter is done: {mine_done['done']} of {mine_done['assigned']} decided "
+        mine_done = next((r for r in store.assignment_progress(flt) if r.annotator == who), None)
+        if mine_done and mine_done.assigned:
+            st.info(f"Your assignment in this filter is done: {mine_done.done} of {mine_done.assigned} decided "
                     "(skipped ones come back below); what is assigned to others stays in their queues.")
     return tid
 

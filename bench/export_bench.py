@@ -32,6 +32,7 @@ from fireact_core.mixing.export import export_dataset
 from fireact_core.mixing.folders import HF_COLUMNS, WRITERS, _rows_by_split
 from fireact_core.io.importer import import_files
 from fireact_core.mixing.versions import MixSpec, save_mix
+from fireact_core.records import DatasetVersion
 from fireact_core.store import Store
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "fireact"
@@ -54,7 +55,7 @@ def peer_write(rows: dict[str, list[dict]], out: Path) -> int:
     return sum(len(m) for m in rows.values())
 
 
-def ours_write(version: dict, rows: dict[str, list[dict]], out: Path) -> None:
+def ours_write(version: DatasetVersion, rows: dict[str, list[dict]], out: Path) -> None:
     (out / "data").mkdir(parents=True)
     written = WRITERS["hf"](out, rows, version)
     (out / "README.md").write_text(dataset_card(version, "hf", rows, written), encoding="utf-8")

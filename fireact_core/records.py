@@ -299,11 +299,45 @@ class Adjudication(Record):
     note: str | None = None
 
 
+class Decision(Record):
+    """An assigned annotator's current decision on a trajectory: the status and labels of their latest review event
+    there (what agreement is measured on)."""
+
+    trajectory_id: str
+    author: str
+    status: ReviewStatus | None = None
+    labels: list[str] = Field(default_factory=list)
+
+
+class AssignmentProgress(Record):
+    """One annotator's work within a filter: trajectories assigned to them, how many of those they decided
+    (accepted or rejected), and how many they reviewed in all (assigned or not)."""
+
+    annotator: str
+    assigned: int
+    done: int
+    reviewed: int
+
+    @property
+    def share_done(self) -> float | None:
+        """The share of their assignment they decided; None when nothing is assigned to them."""
+        return round(self.done / self.assigned, 4) if self.assigned else None
+
+
 class Lint(Record):
     trajectory_id: str
     kind: str
     step: int | None = None
     detail: str = ""
+
+
+class Stats(Record):
+    """What the database holds: trajectories in all, and per source, task and method (largest first)."""
+
+    trajectories: int = 0
+    by_source: dict[str, int] = Field(default_factory=dict)
+    by_task: dict[str, int] = Field(default_factory=dict)
+    by_method: dict[str, int] = Field(default_factory=dict)
 
 
 class Source(Record):
@@ -392,6 +426,20 @@ class RunEvent(Record):
     message: str
 
 
+class PromptVersion(Record):
+    """A task's few-shot examples for a method, as a run uses them: version 0 is the shipped set, the others were
+    saved by someone. layout "studio": a list of examples; "fireact": one FireAct prompt file's text (from
+    `source`) as the only example, sent exactly as it is."""
+
+    version: int
+    examples: list[str]
+    layout: Literal["studio", "fireact"] = "studio"
+    source: str | None = None
+    author: str | None = None
+    note: str | None = None
+    at: datetime | None = None
+
+
 class ForkLink(Record):
     """A trajectory made by continuing another one: steps 1..`fork_step` of the parent's revision
     `parent_revision` were kept, the rest was generated (`continue`) or generated and kept because it scored
@@ -404,6 +452,40 @@ class ForkLink(Record):
     run: str | None = None
     kind: Literal["continue", "repair"] = "continue"
     created_at: datetime = Field(default_factory=now)
+
+
+# ---- mixing: a saved dataset version
+
+class DatasetVersion(Record):
+    """A saved mix: immutable; its members are snapshots of the trajectories as they were when it was saved.
+    `spec` is the mix spec as saved (the JSON of `mixing.versions.MixSpec`), `cells` per "task/method" cell the
+    counts asked and got, train and validation, and the token totals; `content_hash` covers the loss mask, the
+    pair level of a version of pairs, and each member's position, split, id and revision."""
+
+    name: str
+    spec: dict[str, Any]
+    seed: int
+    created_at: datetime
+    created_by: str | None = None
+    content_hash: str
+    size: int
+    n_train: int
+    n_val: int
+    cells: dict[str, dict[str, Any]]
+    parent: str | None = None
+    loss_mask: str
+    note: str | None = None
+
+    @property
+    def pairs(self) -> str | None:
+        """The pair level ("step" or "trajectory") of a version of preference pairs; None for trajectories."""
+        return self.spec.get("pairs")
+
+    def summary(self) -> dict[str, Any]:
+        """The row `fireact datasets --json` prints."""
+        return {"name": self.name, "size": self.size, "train": self.n_train, "val": self.n_val,
+                "cells": {c: v["got"] for c, v in self.cells.items()}, "hash": self.content_hash,
+                "created_at": self.created_at.isoformat()}
 
 
 # ---- training: a job and the model it produced

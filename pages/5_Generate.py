@@ -141,16 +141,16 @@ with st.expander("Few-shot examples (versioned)"):
     ex_task = e1.selectbox("Task", [t for t in list_tasks() if t != "custom"], key="ex_task")
     ex_method = e2.selectbox("Method", METHODS, key="ex_method")
     row = version_row(store, ex_task, ex_method)
-    examples, version, layout = row["examples"], row["version"], row["layout"]
+    examples, version, layout = row.examples, row.version, row.layout
     st.caption(f"Version {version}" + (" (shipped)" if version == 0 else "") + (
-        f"; FireAct's layout, from {row['source']}: sent exactly as FireAct's generation.py sends it"
+        f"; FireAct's layout, from {row.source}: sent exactly as FireAct's generation.py sends it"
         if layout == "fireact" else "; examples are separated by a line reading ---"))
     text = st.text_area("Examples", "\n---\n".join(examples), height=300, key=f"ex:{ex_task}:{ex_method}:{version}")
     note = st.text_input("What changed", key="ex_note")
     if st.button("Save as a new version"):
         try:
             parts = [text] if layout == "fireact" else text.split("\n---\n")
-            saved = save_examples(store, ex_task, ex_method, parts, who, note or None, layout, row["source"])
+            saved = save_examples(store, ex_task, ex_method, parts, who, note or None, layout, row.source)
             st.success(f"Saved version {saved}.")
         except FireactError as exc:
             show_error(exc)

@@ -11,7 +11,7 @@ from fireact_core.io.lint import LINT_KINDS
 from fireact_core.io.masks import LOSS_MASKS
 from fireact_core.mixing.view import (cells_frame, composition_html, example_html, form_spec, grid_cells, grid_frame,
                                    versions_frame)
-from fireact_core.mixing.versions import CELL_SEP, MixSpec, get_version, plan_mix, save_mix
+from fireact_core.mixing.versions import CELL_SEP, MixSpec, plan_mix, save_mix, saved_spec
 from fireact_core.curation.pairs import describe_pairs
 from ui import annotator, page_setup, show_error
 
@@ -28,7 +28,7 @@ ss = st.session_state
 
 def load_version(name: str) -> None:
     """Put a saved version's spec into the widgets (a button callback, before the widgets exist)."""
-    spec = get_version(store, name).spec
+    spec = saved_spec(store, name)
     ss.update({"mix_sources": spec.sources or sources, "mix_size": spec.size, "mix_val": spec.val_fraction,
                "mix_seed": spec.seed, "mix_mask": spec.loss_mask, "mix_upsample": spec.allow_upsample, "mix_pairs": spec.pairs,
                "mix_parent": name, "mix_mode": "grid" if spec.cells else "sliders"})
@@ -161,7 +161,7 @@ with st.form("mix_save_form"):
             v = save_mix(store, spec, name, author=author, parent=parent, note=note, tokenizer_dir=tokenizer)
             ss["mix_version"] = v.name  # the versions below show, and download, the one just saved
             ss.pop("mix_download", None)
-            made = f" giving {describe_pairs(store, v.name)}" if v.spec.pairs else ""
+            made = f" giving {describe_pairs(store, v.name)}" if v.pairs else ""
             st.success(f"Saved '{v.name}': {v.size} trajectories ({v.n_train} train, {v.n_val} val){made}, "
                        f"hash {v.content_hash[:12]}")
         except FireactError as exc:

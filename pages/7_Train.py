@@ -35,7 +35,7 @@ LENGTH = {"epochs": "Epochs", "max steps": "Max steps"}
 store = page_setup("Train", ":material/model_training:")
 who = annotator()
 st.title("Train")
-datasets = [v["name"] for v in store.list_dataset_versions()]
+datasets = [v.name for v in store.list_dataset_versions()]
 
 
 def widget(f: dict, key: str):

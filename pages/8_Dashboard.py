@@ -163,7 +163,7 @@ def show_lineage(data) -> None:
                                (lin.model_record, lin.dataset, lin.job)):
         col.markdown(f"**{title}**")
         if rec:
-            col.json(rec, expanded=False)
+            col.json(rec if isinstance(rec, dict) else rec.model_dump(mode="json"), expanded=False)
         else:
             col.caption("none recorded")
     if lin.curve is not None:

@@ -87,8 +87,8 @@ def test_planted_lints_methods_and_tasks(demo_store):
     counts = demo_store.lint_counts()
     assert PLANTED <= set(counts)
     stats = demo_store.stats()
-    assert {"react", "cot", "reflexion"} <= set(stats["by_method"])
-    assert set(stats["by_task"]) == {"hotpotqa", "strategyqa", "mmlu"}
+    assert {"react", "cot", "reflexion"} <= set(stats.by_method)
+    assert set(stats.by_task) == {"hotpotqa", "strategyqa", "mmlu"}
     finetune = list(demo_store.iter_trajectories(source="alpaca_demo_multimethod"))
     assert {t.method for t in finetune} == {"react", "cot", "reflexion"}
     flagged = {x.kind for t in finetune for x in demo_store.lints_of(t.id)}

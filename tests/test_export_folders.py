@@ -66,10 +66,10 @@ def test_hf_folder_loads_with_its_splits_flags_and_columns(store, tmp_path):
     import datasets
 
     version = store.get_dataset_version("mt")
-    assert export_dataset(store, "mt", "hf", tmp_path / "mt") == version["size"]
+    assert export_dataset(store, "mt", "hf", tmp_path / "mt") == version.size
     ds = datasets.load_dataset(str(tmp_path / "mt"))
     assert set(ds) == {"train", "validation"}
-    assert (ds["train"].num_rows, ds["validation"].num_rows) == (version["n_train"], version["n_val"])
+    assert (ds["train"].num_rows, ds["validation"].num_rows) == (version.n_train, version.n_val)
     assert {"messages", "task", "method", "source", "qid", "em", "question", "gold"} <= set(ds["train"].column_names)
     members = store.dataset_members("mt")
     assert list(ds["train"]["id"]) + list(ds["validation"]["id"]) == \
@@ -90,17 +90,17 @@ def test_dataset_card_declares_configs_and_splits_and_says_what_the_mix_was(stor
     files = {f["split"]: f["path"] for f in header["configs"][0]["data_files"]}
     assert set(files) == {"train", "validation"} and all((tmp_path / "open" / p).is_file() for p in files.values())
     splits = {s["name"]: s["num_examples"] for s in header["dataset_info"]["splits"]}
-    assert splits == {"train": version["n_train"], "validation": version["n_val"]}
+    assert splits == {"train": version.n_train, "validation": version.n_val}
     assert set(header["license"]) == {"cc-by-sa-4.0", "mit"} and header["pretty_name"] == "mt-open"
 
-    assert json.loads(body.split("```json\n")[1].split("```")[0]) == version["spec"]
+    assert json.loads(body.split("```json\n")[1].split("```")[0]) == version.spec
     counts = Counter((m.task, m.method) for m in store.dataset_members("mt-open").itertuples())
     for (task, method), n in counts.items():
         row = body.split(f"| {task} | {method} |")[1].split("\n")[0]
         assert row.endswith(f" {n} |")
     assert "only trajectories whose answer is right" in body and "more than 8 steps left out" in body
     assert "left out: `eval_contamination`" in body
-    assert version["content_hash"] in body and "`mt` (content hash `" + parent["content_hash"] + "`)" in body
+    assert version.content_hash in body and "`mt` (content hash `" + parent.content_hash + "`)" in body
     assert "loss mask `none`" in body and "HotpotQA" in body and "cc-by-sa-4.0" in body
     assert "@article{chen2023fireact" in body and "arXiv:2310.05915" in body
 
@@ -162,7 +162,7 @@ def test_llamafactory_entry_maps_roles_and_columns_and_says_what_it_trains_diffe
         assert set(entry) <= LLAMAFACTORY_KEYS and set(entry["columns"]) <= LLAMAFACTORY_COLUMNS
         assert set(entry["tags"]) <= LLAMAFACTORY_TAGS and entry["formatting"] == "sharegpt"
         rows = json.loads((out / entry["file_name"]).read_text())
-        assert len(rows) == (version["n_train"] if name == "mt" else version["n_val"])
+        assert len(rows) == (version.n_train if name == "mt" else version.n_val)
         for row in rows:
             messages = row[entry["columns"]["messages"]]
             assert _llamafactory_accepts(messages, entry["tags"])
@@ -170,4 +170,4 @@ def test_llamafactory_entry_maps_roles_and_columns_and_says_what_it_trains_diffe
     header, body = _card(out)
     assert {f["split"] for f in header["configs"][0]["data_files"]} == {"train", "validation"}
     assert "assistant turns without loss it trains: 1" in body  # the switched-off step
-    assert f"`data/train.json` {version['n_train']}, `data/validation.json` {version['n_val']}" in body
+    assert f"`data/train.json` {version.n_train}, `data/validation.json` {version.n_val}" in body

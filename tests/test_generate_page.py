@@ -140,7 +140,7 @@ def test_examples_editor_saves_a_version(env):
     area.input("Question: a?\nThought: b\nAction: search[c]\nObservation: d\nThought: e\nAction: finish[f]").run()
     widget(at.button, "Save as a new version").click().run()
     assert any("Saved version 1" in s.value for s in at.success)
-    assert Store(db).prompt_versions("bamboogle", "io")[0]["examples"][0].startswith("Question: a?")
+    assert Store(db).prompt_versions("bamboogle", "io")[0].examples[0].startswith("Question: a?")
 
 
 def test_a_fireact_prompt_file_loads_as_a_version(env):
@@ -152,8 +152,8 @@ def test_a_fireact_prompt_file_loads_as_a_version(env):
     widget(at.button, "Load as a new version").click().run()
     assert not at.exception and any("Saved version 1" in s.value for s in at.success)
     [row] = Store(db).prompt_versions("bamboogle", "react")
-    assert row["layout"] == "fireact" and row["source"] == "react_hotpotqa_google.txt"
-    assert row["examples"] == [(prompts / "react_hotpotqa_google.txt").read_text(encoding="utf-8")]
+    assert row.layout == "fireact" and row.source == "react_hotpotqa_google.txt"
+    assert row.examples == [(prompts / "react_hotpotqa_google.txt").read_text(encoding="utf-8")]
     assert any("FireAct's layout" in c.value for c in at.run().caption)  # the next run shows it
 
 

@@ -535,7 +535,7 @@ def test_examples_are_versioned(store):
     v1 = save_examples(store, "strategyqa", "cot", ["Question: x?\nThought: y\nAction: finish[yes]", " "], "ann")
     assert v1 == 1 and examples_for(store, "strategyqa", "cot") == (["Question: x?\nThought: y\nAction: finish[yes]"], 1)
     assert examples_for(store, "strategyqa", "cot", version=0)[0] == shipped
-    assert store.prompt_versions("strategyqa", "cot")[0]["author"] == "ann"
+    assert store.prompt_versions("strategyqa", "cot")[0].author == "ann"
 
 
 def test_serpapi_extraction_order():

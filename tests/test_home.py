@@ -58,8 +58,8 @@ def test_seeded_database_shows_counts_and_lints(monkeypatch, tmp_path, shared):
     sources = table(at, "source")
     assert list(sources["source"]) == ["gpt_hotpotqa"] and list(sources["trajectories"]) == [500]
     stats, counts = stored(db)
-    assert dict(zip(table(at, "task")["task"], table(at, "task")["trajectories"])) == stats["by_task"]
-    assert dict(zip(table(at, "method")["method"], table(at, "method")["trajectories"])) == stats["by_method"]
+    assert dict(zip(table(at, "task")["task"], table(at, "task")["trajectories"])) == stats.by_task
+    assert dict(zip(table(at, "method")["method"], table(at, "method")["trajectories"])) == stats.by_method
     assert table(at, "task")["trajectories"].sum() == table(at, "method")["trajectories"].sum() == 500
     lints = table(at, "lint")
     assert counts, "the FireAct file gives the lints something to count"
@@ -73,8 +73,8 @@ def test_load_demo_button_loads_the_demo(monkeypatch, tmp_path):
     at.button(key="home_demo").click().run()
     assert not at.exception
     stats, counts = stored(db)
-    assert stats["trajectories"] > 20
-    assert metrics(at)["Trajectories"] == str(stats["trajectories"])
+    assert stats.trajectories > 20
+    assert metrics(at)["Trajectories"] == str(stats.trajectories)
     assert "Demo data loaded" in at.success[0].value
     assert dict(zip(table(at, "lint")["lint"], table(at, "lint")["trajectories"])) == counts
     assert not any(b.label == "Load demo data" for b in at.button)
@@ -134,7 +134,7 @@ def test_import_uploads_names_the_uploaded_file_and_cleans_up(tmp_path, monkeypa
                              eval_splits=[("split.json", split)])
     assert reports[0].path == finetune.name and reports[0].source == "mine"
     assert reports[0].lints["eval_contamination"] == 1
-    assert store.stats()["by_method"] == {"react": reports[0].added}
+    assert store.stats().by_method == {"react": reports[0].added}
     assert list((tmp_path / "tmp").iterdir()) == []
 
 

@@ -150,8 +150,8 @@ def test_sql_path_gives_the_python_database(edge_file, tmp_path):
         "duplicated_final_observation": 1, "empty_finish": 2, "empty_trajectory": 2, "failed": 1,
         "malformed_action": 4, "no_finish": 7, "no_question": 4, "observation_none": 1, "role_order": 2}
     assert snapshot(sql) == snapshot(python)
-    methods = dict(sql.stats()["by_method"])
-    assert methods == dict(python.stats()["by_method"]) and methods["reflexion"] == 1 and methods["io"] >= 1
+    methods = dict(sql.stats().by_method)
+    assert methods == dict(python.stats().by_method) and methods["reflexion"] == 1 and methods["io"] >= 1
     again = import_files(sql, [edge_file], parallel=False, sql=True)
     assert again[0].added == 0 and again[0].rows == len(ROWS)
     assert snapshot(sql) == snapshot(python)
@@ -182,7 +182,7 @@ def test_sql_path_with_task_method_and_source_given(edge_file, tmp_path):
                                                            method="cot", source="mine")
     assert sql_reports == python_reports and sql_reports[0].source == "mine"
     assert snapshot(sql) == snapshot(python)
-    assert dict(sql.stats()["by_task"]) == {"bamboogle": len(ROWS)}
+    assert dict(sql.stats().by_task) == {"bamboogle": len(ROWS)}
 
 
 def test_many_rows_keep_their_order_and_ids(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fireact_core.mixing.versions import get_version
+from fireact_core.mixing.versions import saved_spec
 from fireact_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,8 +111,8 @@ def test_save_list_reload_and_export(page_db, tmp_path, monkeypatch):
     at.text_input(key="mix_name").input("page-v1")
     next(b for b in at.button if b.label == "Save version").click().run()
     assert any("Saved 'page-v1'" in s.value for s in at.success), [e.value for e in at.error]
-    version = get_version(Store(db), "page-v1")
-    assert version.size == got and version.spec.size == 120 and version.spec.filters.exclude_lints == ["eval_contamination"]
+    version, saved = Store(db).get_dataset_version("page-v1"), saved_spec(Store(db), "page-v1")
+    assert version.size == got and saved.size == 120 and saved.filters.exclude_lints == ["eval_contamination"]
     assert next(d for d in at.dataframe if "lineage" in d.value.columns).value["name"].tolist() == ["page-v1"]
 
     at.button(key="mix_load").click().run()
@@ -120,7 +120,7 @@ def test_save_list_reload_and_export(page_db, tmp_path, monkeypatch):
     at.number_input(key="mix_seed").set_value(5).run()
     at.text_input(key="mix_name").input("page-v2")
     next(b for b in at.button if b.label == "Save version").click().run()
-    child = get_version(Store(db), "page-v2")
+    child = Store(db).get_dataset_version("page-v2")
     assert child.parent == "page-v1" and child.seed == 5
     lineage = next(d for d in at.dataframe if "lineage" in d.value.columns).value
     assert "page-v2 ← page-v1" in lineage["lineage"].tolist()

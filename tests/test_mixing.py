@@ -14,7 +14,7 @@ from fireact_core.mixing.export import DATASET_FORMATS, export_dataset, messages
 from fireact_core.errors import ConflictError, FireactError
 from fireact_core.io.lint import load_eval_questions
 from fireact_core.io.masks import IGNORE, flagged_messages, load_tokenizer, preview_spans, spans_html, tokenize_example
-from fireact_core.mixing.versions import MixSpec, MixSpecError, apportion, get_version, lineage, list_versions, plan_mix, save_mix
+from fireact_core.mixing.versions import MixSpec, MixSpecError, apportion, lineage, plan_mix, save_mix
 from fireact_core.records import Annotation
 from fireact_core.store import Store
 
@@ -235,14 +235,14 @@ def test_saved_version_never_changes_when_a_member_is_edited(mix_store, tmp_path
     mix_store.save_edit(edited, base_revision=original.revision, author="bob", reason="test")
     assert _export_digests(mix_store, "mix-a", tmp_path) == before
     again = mix_store.dataset_members("mix-a")
-    assert again.equals(members) and get_version(mix_store, "mix-a").content_hash == version.content_hash
+    assert again.equals(members) and mix_store.get_dataset_version("mix-a").content_hash == version.content_hash
     assert next(t for _, t in mix_store.iter_dataset_trajectories("mix-a") if t.id == tid) == original
 
     child = save_mix(mix_store, spec(), "mix-b", parent="mix-a")
     assert child.content_hash != version.content_hash  # the new version takes the edit
-    kept = child.spec.model_dump() == version.spec.model_dump()
+    kept = child.spec == version.spec
     assert kept and lineage(mix_store, "mix-b") == ["mix-b", "mix-a"]
-    assert [v.name for v in list_versions(mix_store)] == ["mix-a", "mix-b"]
+    assert [v.name for v in mix_store.list_dataset_versions()] == ["mix-a", "mix-b"]
 
 
 def test_content_hash_covers_the_loss_mask_and_the_step_switches(mix_store):
@@ -268,7 +268,7 @@ def test_version_names_are_unique_and_checked(mix_store):
         save_mix(mix_store, spec(size=30), "v1")
     with pytest.raises(MixSpecError, match="dataset name"):
         save_mix(mix_store, spec(size=30), "bad name/..")
-    assert [v.size for v in list_versions(mix_store)] == [20]
+    assert [v.size for v in mix_store.list_dataset_versions()] == [20]
     assert len(mix_store.dataset_members("v1")) == 20
 
 
@@ -281,7 +281,7 @@ def test_messages_export_marks_observations_and_step_flags(mix_store, tmp_path):
     save_mix(mix_store, spec(size=40), "masked")
     save_mix(mix_store, spec(size=40, loss_mask="none"), "unmasked")
     path = tmp_path / "masked.jsonl"
-    assert export_dataset(mix_store, "masked", "messages", path, split="train") == get_version(mix_store, "masked").n_train
+    assert export_dataset(mix_store, "masked", "messages", path, split="train") == mix_store.get_dataset_version("masked").n_train
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert {r["split"] for r in rows} == {"train"}
     rows = list(messages_rows(mix_store, "masked"))
@@ -438,7 +438,7 @@ def test_save_refuses_members_edited_since_the_preview(mix_store):
                "split": m["split"].tolist(), "task": m["task"].tolist(), "method": m["method"].tolist()}
     with pytest.raises(ConflictError, match="since the preview"):
         mix_store.save_dataset_version(version, members)
-    assert list_versions(mix_store) == [] and mix_store.dataset_members("stale").empty
+    assert mix_store.list_dataset_versions() == [] and mix_store.dataset_members("stale").empty
     assert save_mix(mix_store, spec(size=20), "fresh").size == 20  # planning again picks up the edit
 
 

@@ -56,7 +56,7 @@ def test_models_json_keeps_an_openai_models_facts(tmp_path, mixed_store, api, ca
     assert cli_main(["--db", mixed_store.path, "models", "--json"]) == 0
     entry = next(m for m in json.loads(capsys.readouterr().out) if m["name"] == "hq30-facts")
     version = mixed_store.get_dataset_version("hq30")
-    assert (entry["dataset"], entry["dataset_hash"], entry["method"]) == ("hq30", version["content_hash"], "openai")
+    assert (entry["dataset"], entry["dataset_hash"], entry["method"]) == ("hq30", version.content_hash, "openai")
     assert entry["base_model"] == "gpt-4o-mini-2024-07-18" and entry["path_or_id"].startswith("ft:gpt-4o-mini")
     assert entry["settings"] == {"model": "gpt-4o-mini-2024-07-18", "epochs": 2, "suffix": "facts", "seed": 0}
     assert (entry["train_loss"], entry["eval_loss"], entry["steps"], entry["scores"]) == (1.0, 1.25, 2, [])

@@ -217,7 +217,7 @@ def test_the_mixer_makes_a_version_of_pairs_with_the_same_filters_splits_and_sna
     store, imported, corrected = edited
     spec = {"sources": [RUN], "size": 1000, "val_fraction": 0.2, "seed": 1}
     pairs_version = save_mix(store, MixSpec.parse({**spec, "pairs": "step"}), "fix-pairs")
-    assert pairs_version.spec.filters.dedupe is False and pairs_version.spec.pairs == "step"
+    assert pairs_version.spec["filters"]["dedupe"] is False and pairs_version.pairs == "step"
     plain = save_mix(store, MixSpec.parse({**spec, "filters": {"dedupe": False}}), "fix-trajs")
     assert plain.size == pairs_version.size and plain.content_hash != pairs_version.content_hash
     by_split = dataset_pairs(store, "fix-pairs")
@@ -268,8 +268,6 @@ def test_trl_kto_trainer_tokenises_the_kto_rows(edited, tiny_model_dir, tmp_path
 def test_the_mix_page_saves_a_version_of_pairs(edited, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from fireact_core.mixing.versions import get_version
-
     store, _, _ = edited
     monkeypatch.setenv("FIREACT_DB", str(store.path))
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "6_Mix.py"), default_timeout=120)
@@ -281,8 +279,8 @@ def test_the_mix_page_saves_a_version_of_pairs(edited, monkeypatch):
     next(b for b in at.button if b.label == "Save version").click().run()
     assert any("Saved 'page-pairs'" in s.value and "1 step-level pairs" in s.value for s in at.success), \
         [e.value for e in at.error]
-    version = get_version(store, "page-pairs")
-    assert version.spec.pairs == "step" and version.spec.filters.dedupe is False
+    version = store.get_dataset_version("page-pairs")
+    assert version.pairs == "step" and version.spec["filters"]["dedupe"] is False
 
 
 def test_a_filter_matching_one_child_brings_its_whole_fork_group(store):

@@ -103,7 +103,7 @@ def test_fireact_train_method_dpo_runs_a_job_and_registers_the_adapter_with_its_
     model = store.model_of_job(job.id)
     assert model.name == "fixes-dpo" and model.dataset == "fixes" and Path(model.path_or_id).name == "adapter"
     card = (Path(model.path_or_id) / "README.md").read_text()
-    assert store.get_dataset_version("fixes")["content_hash"] in card and "| objective | dpo |" in card
+    assert store.get_dataset_version("fixes").content_hash in card and "| objective | dpo |" in card
     assert "| beta | 0.2 |" in card and "fireact pairs --dataset fixes" in card
     rows = [json.loads(line) for line in (tmp_path / "run" / "data" / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all({"prompt", "chosen", "rejected"} <= set(r) for r in rows)

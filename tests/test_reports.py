@@ -299,9 +299,9 @@ def test_lineage_of_a_fine_tuned_run(store, tmp_path, shared):
     table = reports.run_table(store)
     lin = lineage.run_lineage(store, table, "tuned", reports.model_registry(store))
     assert (lin.variant, lin.base_model) == ("fine-tuned", "llama-base")
-    assert lin.job["id"] == job.id and lin.model_record["dataset"] == "mix-v1"
+    assert lin.job.id == job.id and lin.model_record["dataset"] == "mix-v1"
     assert list(lin.curve["loss"]) == pytest.approx([2.0, 1.0, 2 / 3, 0.5, 0.4])
-    assert lin.dataset["name"] == "mix-v1" and lin.dataset["size"] == 20 and lin.notes == []
+    assert lin.dataset.name == "mix-v1" and lin.dataset.size == 20 and lin.notes == []
     assert list(lin.side_by_side["run"]) == ["base", "tuned"]
     assert list(lin.side_by_side["variant"]) == ["prompted", "fine-tuned"]
     assert charts.training_curve(lin.curve).data[0].name == "loss"

@@ -46,7 +46,7 @@ def test_a_line_cut_short_does_not_swallow_the_next(tmp_path):
     path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')  # a writer died mid-line
     files.append_line(path, json.dumps({"step": 3, "loss": 1.0}))
     assert read_metrics(tmp_path) == [{"step": 1, "loss": 2.0}, {"step": 3, "loss": 1.0}]
-    curve = training_curve({"out": str(tmp_path)})
+    curve = training_curve(str(tmp_path))
     assert curve is not None and curve["step"].tolist() == [1, 3]
 
 

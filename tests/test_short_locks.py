@@ -64,7 +64,7 @@ def test_stretches_stay_out_of_sight_until_the_import_lands(tmp_path, chat_file,
     def look_then_land(*args: Any) -> dict[str, int]:
         reader = Store(db)
         seen["counts"] = _counts(db)
-        seen["stats"] = reader.stats()["trajectories"]
+        seen["stats"] = reader.stats().trajectories
         seen["page"] = reader.count_filtered(TrajectoryFilter())
         return land(*args)
 
@@ -183,7 +183,7 @@ def test_saving_a_version_copies_in_stretches_then_lands_at_once(tmp_path, chat_
     monkeypatch.setattr(store.db, "transaction", lambda: (transactions.append(1), original())[1])
     saved = store.save_dataset_version(version, members)
     assert len(transactions) >= ROWS // 8 + 1
-    assert saved["size"] == ROWS and saved["content_hash"]
+    assert saved.size == ROWS and saved.content_hash
     kept = list(store.iter_dataset_trajectories("v1"))
     assert [t.id for _, t in kept] == members["trajectory_id"]
     assert all(t.steps for _, t in kept)

@@ -159,4 +159,4 @@ def test_soak(tmp_path):
     assert acks["edits"] and all(store.get_trajectory(tid).revision == n for tid, n in per_id.items())
     for tid, rev, reason in acks["edits"]:
         assert [r.reason for r in store.list_revisions(tid) if r.rev == rev] == [reason]
-    assert acks["mixes"] and all(store.get_dataset_version(name)["size"] == 20 for name in acks["mixes"])
+    assert acks["mixes"] and all(store.get_dataset_version(name).size == 20 for name in acks["mixes"])

@@ -45,9 +45,9 @@ def test_cli_database_location(monkeypatch, tmp_path, small_file, capsys):
     assert main(["import", str(small_file), "--source", "via-env"]) == 0
     assert main(["--db", str(tmp_path / "flag.duckdb"), "import", str(small_file), "--source", "via-flag"]) == 0
     capsys.readouterr()
-    assert Store(tmp_path / "fireact.duckdb").stats()["by_source"] == {"small": 12}
-    assert Store(tmp_path / "env.duckdb").stats()["by_source"] == {"via-env": 12}
-    assert Store(tmp_path / "flag.duckdb").stats()["by_source"] == {"via-flag": 12}
+    assert Store(tmp_path / "fireact.duckdb").stats().by_source == {"small": 12}
+    assert Store(tmp_path / "env.duckdb").stats().by_source == {"via-env": 12}
+    assert Store(tmp_path / "flag.duckdb").stats().by_source == {"via-flag": 12}
 
 
 def test_missing_folder_is_a_store_error(tmp_path):
@@ -118,7 +118,7 @@ def test_one_session_does_many_calls(tmp_path, small_file):
         assert store.existing_ids(ids) == set(ids)
         revisions, annotations, _ = store.history_of(ids)
         assert revisions == {} and annotations == {}
-        assert store.stats()["trajectories"] == 12
+        assert store.stats().trajectories == 12
 
 
 CHILD = """
@@ -151,7 +151,7 @@ def test_two_processes_share_one_database(tmp_path, small_file):
     assert child.returncode == 0, err
     finished, added = out.split()
     assert float(finished) >= released and int(added) == 12  # the child's import ended after the lock was let go
-    assert store.stats()["by_source"] == {"child": 12, "parent": 12}
+    assert store.stats().by_source == {"child": 12, "parent": 12}
 
 
 def test_lock_timeout_says_so(tmp_path):
@@ -171,6 +171,6 @@ def test_lock_timeout_says_so(tmp_path):
 
 def test_stats_and_lint_counts_on_an_empty_database(tmp_path):
     store = Store(tmp_path / "e.duckdb")
-    assert store.stats() == {"trajectories": 0, "by_source": {}, "by_task": {}, "by_method": {}}
+    assert store.stats().model_dump() == {"trajectories": 0, "by_source": {}, "by_task": {}, "by_method": {}}
     assert store.lint_counts() == {}
-    assert json.loads(json.dumps(store.stats())) == store.stats()
+    assert json.loads(json.dumps(store.stats().model_dump())) == store.stats().model_dump()

@@ -112,10 +112,10 @@ def test_kept_answers_follow_writes_of_this_process(tmp_path):
 def test_kept_answers_follow_writes_of_another_process(tmp_path):
     db = tmp_path / "o.duckdb"
     store = seeded(db, linger=0.05)
-    assert store.count_trajectories() == 6 and store.stats()["trajectories"] == 6
+    assert store.count_trajectories() == 6 and store.stats().trajectories == 6
     store.release()
     other_process(db, f"store.save_trajectories([{ADDED}])")
-    assert store.stats()["trajectories"] == 7
+    assert store.stats().trajectories == 7
     assert store.count_filtered(TrajectoryFilter()) == 7
 
 

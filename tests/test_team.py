@@ -146,7 +146,7 @@ def test_every_write_records_who(db, shared):
     with pytest.raises(AccessDenied, match="vic is a viewer: saving a dataset version"):
         save_mix(db, MixSpec(size=4, sources=[RUN_A]), "mix-v", author="vic")
     version = save_mix(db, MixSpec(size=4, sources=[RUN_A]), "mix-b", author="ben")
-    assert version.created_by == "ben" and db.get_dataset_version("mix-b")["created_by"] == "ben"
+    assert version.created_by == "ben" and db.get_dataset_version("mix-b").created_by == "ben"
     from fireact_core.generation.engine import RunConfig, prepare_run
 
     run = RunConfig(run="gen-cat", tasks_dir=str(shared / "tasks"), end=1, search="none")

@@ -102,7 +102,7 @@ def test_openai_job_from_the_form_and_model_link(db, monkeypatch):
     at = _run(monkeypatch, db)
     listed = at.dataframe[-1].value
     assert list(listed["dataset"]) == ["hq20"] and list(listed["dataset_hash"]) == [Store(db).get_dataset_version(
-        "hq20")["content_hash"]]
+        "hq20").content_hash]
     link = next(p.proto for p in at.get("page_link") if "Evaluate hq20-lora" in p.proto.label)
     assert link.page.endswith("5_Generate.py") or "Generate" in link.page
     assert "model=hq20-lora" in link.query_string and "mode=finetuned" in link.query_string

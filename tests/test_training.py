@@ -295,7 +295,7 @@ def test_cli_train_runs_to_the_end_lists_jobs_and_models_and_resumes(tmp_path, t
     assert set(entry) == {"name", "kind", "path_or_id", "base_model", "dataset", "job", "method", "dataset_hash",
                           "settings", "steps", "train_loss", "eval_loss", "scores"}
     assert entry["dataset"] == "hq40" and Path(entry["path_or_id"]).is_dir()
-    version_hash = mixed_store.get_dataset_version("hq40")["content_hash"]
+    version_hash = mixed_store.get_dataset_version("hq40").content_hash
     assert entry["dataset_hash"] == version_hash
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["dataset_hash"] == version_hash
     assert entry["settings"]["max_steps"] == 4 and entry["settings"]["lora_r"] == 16 and entry["steps"] == 4
@@ -457,7 +457,7 @@ def test_a_full_models_card_says_how_to_load_it_and_remote_models_get_none(tmp_p
     card = write_model_card(mixed_store, full).read_text()
     assert card.startswith("---\nlibrary_name: transformers\n") and "PeftModel" not in card
     assert 'AutoModelForCausalLM.from_pretrained("path/to/this/folder")' in card and "lora_r" not in card
-    assert mixed_store.get_dataset_version("hq40")["content_hash"] in card and "| learning_rate | 0.0001 |" in card
+    assert mixed_store.get_dataset_version("hq40").content_hash in card and "| learning_rate | 0.0001 |" in card
     before = (folder / "README.md").stat().st_mtime_ns
     write_model_card(mixed_store, full)  # unchanged facts: the card is left as it is
     assert (folder / "README.md").stat().st_mtime_ns == before

@@ -74,11 +74,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     stats = open_store(args).stats()
     if args.json:
-        print_json(stats)
+        print_json(stats.model_dump())
         return 0
-    print(f"{stats['trajectories']} trajectories")
-    for key in ("by_source", "by_task", "by_method"):
-        print(f"{key.removeprefix('by_')}: " + ", ".join(f"{k} {n}" for k, n in stats[key].items()))
+    print(f"{stats.trajectories} trajectories")
+    for key, counts in (("source", stats.by_source), ("task", stats.by_task), ("method", stats.by_method)):
+        print(f"{key}: " + ", ".join(f"{k} {n}" for k, n in counts.items()))
     return 0
 
 

@@ -46,12 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _spec(store, args: argparse.Namespace):
-    from ..mixing.versions import MixSpec, MixSpecError, get_version
+    from ..mixing.versions import MixSpec, MixSpecError, saved_spec
 
     if args.spec:
         spec = MixSpec.load(args.spec)
     elif args.parent:
-        spec = get_version(store, args.parent).spec
+        spec = saved_spec(store, args.parent)
     else:
         raise MixSpecError("give --spec SPEC.json or --from VERSION")
     if args.seed is not None:
@@ -85,7 +85,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
                        exact_tokens=args.exact_tokens)
     print(f"saved '{version.name}': {version.size} trajectories ({version.n_train} train, {version.n_val} val), "
           f"hash {version.content_hash}")
-    if version.spec.pairs:
+    if version.pairs:
         from ..curation.pairs import describe_pairs
 
         print(f"pairs: {describe_pairs(store, version.name)}")
@@ -93,9 +93,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from ..mixing.versions import list_versions
-
-    versions = list_versions(open_store(args))
+    versions = open_store(args).list_dataset_versions()
     if args.json:
         print_json([v.summary() for v in versions])
         return 0

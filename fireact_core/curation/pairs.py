@@ -34,7 +34,7 @@ from ..errors import FireactError
 from ..files import write_file
 from ..filters import TrajectoryFilter
 from ..io.formats.fireact import chat_messages
-from ..records import Trajectory
+from ..records import DatasetVersion, Trajectory
 from ..store.answers import is_correct
 
 if TYPE_CHECKING:
@@ -221,11 +221,11 @@ def build_pairs(store: Store, f: TrajectoryFilter | None = None, level: Level = 
     return pairs_among(store, trajs, level, origins, imported)
 
 
-def pair_level(version: dict[str, Any]) -> Level:
+def pair_level(version: DatasetVersion) -> Level:
     """The pair level of a dataset version made as pairs; a version of trajectories is refused."""
-    level = (version.get("spec") or {}).get("pairs")
+    level = version.pairs
     if level not in LEVELS:
-        raise FireactError(f"dataset version '{version.get('name')}' holds trajectories, not preference pairs: make a "
+        raise FireactError(f"dataset version '{version.name}' holds trajectories, not preference pairs: make a "
                            "version with pairs (step or trajectory) in the mix spec (the Mix page's Pairs choice)")
     return level  # type: ignore[return-value]
 

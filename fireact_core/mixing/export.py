@@ -24,7 +24,7 @@ from ..files import written_path
 from ..io.formats import WRITERS
 from ..io.formats.fireact import alpaca_record
 from ..io.masks import flagged_messages
-from ..records import Trajectory
+from ..records import DatasetVersion, Trajectory
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -118,13 +118,13 @@ def _write_parquet(rows: Iterator[tuple[str, Trajectory]], out: Path, loss_mask:
     return table.num_rows
 
 
-def write_version(store: Store, version: dict[str, Any], fmt: str, out: str | Path, split: str | None = None,
+def write_version(store: Store, version: DatasetVersion, fmt: str, out: str | Path, split: str | None = None,
                   force: bool = False) -> int:
     """Write the members of `version` (or of one of its splits) in format `fmt` (a file format of
     `DATASET_FORMATS`, or `EXAMPLES`) to `out`, through a temporary file beside it (`files.written_path`; an
     existing `out` is replaced only with `force`); returns how many members were written."""
-    loss_mask = version.get("loss_mask") or "observations"
-    members = _members(store, version["name"], split)
+    loss_mask = version.loss_mask
+    members = _members(store, version.name, split)
     with written_path(Path(out), force=force) as tmp:
         if fmt == "parquet":
             return _write_parquet(members, tmp, loss_mask)
@@ -136,13 +136,13 @@ def write_splits(store: Store, name: str, fmt: str, folder: str | Path) -> dict[
     """Write each split of version `name` that has members to `folder`/{split}.jsonl (replacing what is there);
     returns {split: (file, members written)}. A version with no training member is an error."""
     version = store.get_dataset_version(name)
-    if not version.get("n_train"):
+    if not version.n_train:
         raise FireactError(f"dataset version '{name}' has no training members: make a mix with some")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
     for split in SPLITS:
-        if version.get(f"n_{split}"):
+        if {"train": version.n_train, "val": version.n_val}.get(split):
             path = folder / f"{split}.jsonl"
             files[split] = (path, write_version(store, version, fmt, path, split, force=True))
     return files
@@ -181,7 +181,7 @@ def export_dataset_bytes(store: Store, name: str, fmt: str, split: str | None = 
 
 def messages_rows(store: Store, name: str, split: str | None = None) -> Iterator[dict[str, Any]]:
     """The `messages` export as dicts (what a trainer reads), without writing a file."""
-    loss_mask = store.get_dataset_version(name)["loss_mask"]
+    loss_mask = store.get_dataset_version(name).loss_mask
     for member_split, t in _members(store, name, split):
         yield _messages_row(member_split, t, loss_mask)
 

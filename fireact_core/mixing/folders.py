@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .hub_cards import dataset_card
 from .export import arrow_table, member_row, parquet_schema
 from ..errors import FireactError
+from ..records import DatasetVersion
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -37,10 +38,10 @@ JSON_COLUMNS = ["id", "messages", "task", "method", "source", "qid", "em"]
 WRITTEN = {"README.md", "data", "axolotl.yaml", "dataset_info.json"}
 
 
-def _rows_by_split(store: Store, version: dict) -> dict[str, list[dict]]:
+def _rows_by_split(store: Store, version: DatasetVersion) -> dict[str, list[dict]]:
     rows: dict[str, list[dict]] = {"train": [], "validation": []}
-    for split, t in store.iter_dataset_trajectories(version["name"]):
-        rows[SPLIT_NAMES.get(split, split)].append(member_row(split, t, version["loss_mask"], text=False))
+    for split, t in store.iter_dataset_trajectories(version.name):
+        rows[SPLIT_NAMES.get(split, split)].append(member_row(split, t, version.loss_mask, text=False))
     return {split: members for split, members in rows.items() if members}
 
 
@@ -50,7 +51,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
             fh.write(json.dumps({k: row[k] for k in JSON_COLUMNS}, ensure_ascii=False) + "\n")
 
 
-def _hf(folder: Path, rows: dict[str, list[dict]], version: dict) -> dict[str, Any]:
+def _hf(folder: Path, rows: dict[str, list[dict]], version: DatasetVersion) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     schema = parquet_schema(HF_COLUMNS)
@@ -63,7 +64,7 @@ def _hf(folder: Path, rows: dict[str, list[dict]], version: dict) -> dict[str, A
     return {"files": files, "schema": schema, "nbytes": nbytes}
 
 
-def _axolotl(folder: Path, rows: dict[str, list[dict]], version: dict) -> dict[str, Any]:
+def _axolotl(folder: Path, rows: dict[str, list[dict]], version: DatasetVersion) -> dict[str, Any]:
     files = {}
     for split, members in rows.items():
         files[split] = f"data/{split}.jsonl"
@@ -72,7 +73,7 @@ def _axolotl(folder: Path, rows: dict[str, list[dict]], version: dict) -> dict[s
     return {"files": files}
 
 
-def axolotl_config(version: dict, files: dict[str, str]) -> str:
+def axolotl_config(version: DatasetVersion, files: dict[str, str]) -> str:
     """axolotl's dataset settings for the folder's files: `type: chat_template` over `messages`, each turn's
     `train` flag deciding its loss (`message_field_training`), the end-of-turn token trained with its turn."""
     def entry(path: str) -> list[str]:
@@ -80,8 +81,8 @@ def axolotl_config(version: dict, files: dict[str, str]) -> str:
                 "    field_messages: messages", "    message_property_mappings:", "      role: role",
                 "      content: content", "    message_field_training: train", "    train_on_eos: turn"]
 
-    lines = [f"# axolotl datasets for FireAct Studio dataset version {version['name']} "
-             f"(content hash {version['content_hash']}).",
+    lines = [f"# axolotl datasets for FireAct Studio dataset version {version.name} "
+             f"(content hash {version.content_hash}).",
              "# Paths are relative to this folder: add base_model, adapter and the training settings, then run",
              "# `axolotl train axolotl.yaml` from here. Each turn's `train` flag says whether it carries loss.",
              "chat_template: tokenizer_default", "datasets:", *entry(files["train"])]
@@ -108,7 +109,7 @@ def llamafactory_messages(messages: list[dict]) -> tuple[list[dict] | None, Coun
     return [{"role": m["role"], "content": m["content"]} for m in turns], diff
 
 
-def _llamafactory(folder: Path, rows: dict[str, list[dict]], version: dict) -> dict[str, Any]:
+def _llamafactory(folder: Path, rows: dict[str, list[dict]], version: DatasetVersion) -> dict[str, Any]:
     files, info, notes, counts = dict[str, Any](), dict[str, Any](), Counter[str](), dict[str, Any]()
     for split, members in rows.items():
         kept = []
@@ -121,7 +122,7 @@ def _llamafactory(folder: Path, rows: dict[str, list[dict]], version: dict) -> d
             kept.append({**{k: row[k] for k in JSON_COLUMNS}, "messages": messages})
         files[split], counts[split] = f"data/{split}.json", len(kept)
         (folder / files[split]).write_text(json.dumps(kept, ensure_ascii=False, indent=1), encoding="utf-8")
-        name = version["name"] if split == "train" else f"{version['name']}_{split}"
+        name = version.name if split == "train" else f"{version.name}_{split}"
         info[name] = llamafactory_entry(files[split])
     (folder / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return {"files": files, "notes": {k: v for k, v in notes.items() if v}, "entries": list(info), "kept": counts}
@@ -134,21 +135,21 @@ def llamafactory_entry(file_name: str) -> dict[str, Any]:
                      "system_tag": "system"}}
 
 
-WRITERS: dict[str, Callable[[Path, dict, dict], dict]] = {"hf": _hf, "axolotl": _axolotl,
+WRITERS: dict[str, Callable[[Path, dict, DatasetVersion], dict]] = {"hf": _hf, "axolotl": _axolotl,
                                                           "llamafactory": _llamafactory}
 
 
-def write_folder(store: Store, version: dict, fmt: str, out: Path) -> int:
+def write_folder(store: Store, version: DatasetVersion, fmt: str, out: Path) -> int:
     """Write the folder `fmt` for a version (both splits) at `out`; returns how many members it holds."""
     rows = _rows_by_split(store, version)
     if "train" not in rows:
-        raise FireactError(f"dataset version '{version['name']}' has no training members to export")
+        raise FireactError(f"dataset version '{version.name}' has no training members to export")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         tmp.chmod(0o755)
         (tmp / "data").mkdir()
         written = WRITERS[fmt](tmp, rows, version)
-        parent = store.get_dataset_version(version["parent"]) if version.get("parent") else None
+        parent = store.get_dataset_version(version.parent) if version.parent else None
         card = dataset_card(version, fmt, rows, written, parent)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         _move_into_place(tmp, out)

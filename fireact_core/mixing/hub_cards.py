@@ -13,6 +13,8 @@ import json
 from collections import Counter
 from typing import Any
 
+from ..records import DatasetVersion
+
 FIREACT_CITATION = """@article{chen2023fireact,
   title   = {FireAct: Toward Language Agent Fine-tuning},
   author  = {Chen, Baian and Shu, Chang and Shareghi, Ehsan and Collier, Nigel and Narasimhan, Karthik and Yao, Shunyu},
@@ -72,9 +74,9 @@ def _hf_feature_lines(schema: Any) -> list[str]:
     return lines
 
 
-def _header(version: dict, fmt: str, rows: dict[str, list[dict]], written: dict, licences: list[str]) -> str:
+def _header(version: DatasetVersion, fmt: str, rows: dict[str, list[dict]], written: dict, licences: list[str]) -> str:
     files, total = written["files"], sum(len(r) for r in rows.values())
-    lines = ["---", f"pretty_name: {_yaml(version['name'])}", "license:", *[f"- {x}" for x in licences],
+    lines = ["---", f"pretty_name: {_yaml(version.name)}", "license:", *[f"- {x}" for x in licences],
              "language:", "- en", "task_categories:", "- text-generation", "tags:", "- agents", "- react",
              "- fireact", "- tool-use", "size_categories:", f"- {_size_category(total)}", "configs:",
              "- config_name: default", "  data_files:"]
@@ -141,40 +143,40 @@ def _sources(rows: dict[str, list[dict]]) -> tuple[list[str], list[str]]:
     return lines, sorted(licences)
 
 
-def dataset_card(version: dict, fmt: str, rows: dict[str, list[dict]], written: dict,
-                 parent: dict | None = None) -> str:
+def dataset_card(version: DatasetVersion, fmt: str, rows: dict[str, list[dict]], written: dict,
+                 parent: DatasetVersion | None = None) -> str:
     """README.md of an exported dataset folder (`fmt`: hf, axolotl or llamafactory)."""
-    spec = version["spec"]
+    spec = version.spec
     filter_lines, lints = _filters(spec)
     source_lines, licences = _sources(rows)
-    lineage = (f"derived from version `{parent['name']}` (content hash `{parent['content_hash']}`), reusing its spec"
+    lineage = (f"derived from version `{parent.name}` (content hash `{parent.content_hash}`), reusing its spec"
                if parent else "none: this version was mixed from the database directly")
     body = [
-        f"# {version['name']}",
+        f"# {version.name}",
         "",
         "Language-agent fine-tuning data after FireAct (Chen et al., 2023): each row is one trajectory of "
         "Thought / Action / Observation turns as chat messages, exported by FireAct Studio from the dataset "
-        f"version `{version['name']}`.",
+        f"version `{version.name}`.",
         "",
         "## Columns",
         "",
         "`messages` is a list of `{role, content, train}` turns: the prompt and the question first, then the "
         "model's turns (`assistant`: thought and action) and the observations (`user`). `train` says whether the "
-        f"turn carries loss: {LOSS_MASK_TEXT.get(version['loss_mask'], version['loss_mask'])} (loss mask "
-        f"`{version['loss_mask']}`); a step switched off in the editor carries none. The other columns: `id`, "
+        f"turn carries loss: {LOSS_MASK_TEXT.get(version.loss_mask, version.loss_mask)} (loss mask "
+        f"`{version.loss_mask}`); a step switched off in the editor carries none. The other columns: `id`, "
         "`task`, `method`, `source`, `qid` (question id in its task set), `em` (exact match of the final answer)"
         + (", `question`, `gold`, `prediction`, `f1`, `reward`, `model`, `revision`." if fmt == "hf" else "."),
         "",
         "## Mix",
         "",
-        f"- size {version['size']}: {version['n_train']} train, {version['n_val']} validation "
+        f"- size {version.size}: {version.n_train} train, {version.n_val} validation "
         "(validation holds out whole questions)",
-        f"- seed {version['seed']}, created {version['created_at']:%Y-%m-%d %H:%M} UTC"
-        + (f" by {version['created_by']}" if version.get("created_by") else ""),
-        f"- content hash `{version['content_hash']}` (md5 over the loss mask and each member's position, split, "
+        f"- seed {version.seed}, created {version.created_at:%Y-%m-%d %H:%M} UTC"
+        + (f" by {version.created_by}" if version.created_by else ""),
+        f"- content hash `{version.content_hash}` (md5 over the loss mask and each member's position, split, "
         "trajectory id and revision)",
         f"- parent version: {lineage}",
-        *([f"- note: {version['note']}"] if version.get("note") else []),
+        *([f"- note: {version.note}"] if version.note else []),
         "",
         "Spec (`fireact mix --spec`):",
         "",
@@ -205,8 +207,8 @@ def dataset_card(version: dict, fmt: str, rows: dict[str, list[dict]], written: 
     return _header(version, fmt, rows, written, licences) + "\n".join(body)
 
 
-def _format_section(version: dict, fmt: str, written: dict) -> list[str]:
-    name = version["name"]
+def _format_section(version: DatasetVersion, fmt: str, written: dict) -> list[str]:
+    name = version.name
     if fmt == "hf":
         return ["## Loading", "", "```python", "from datasets import load_dataset", "",
                 'ds = load_dataset("path/to/this/folder")  # or the Hub repository it was uploaded to',

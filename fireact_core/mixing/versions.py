@@ -18,7 +18,6 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import FireactError
 from ..io.lint import LINT_KINDS
 from .pool import Pool, add_token_totals, funnel_labels, load_pool
-from ..records import now
+from ..records import DatasetVersion, now
 from ..curation.team.roles import actor
 
 if TYPE_CHECKING:
@@ -159,30 +158,6 @@ class MixSpec(BaseModel):
             return {f"{t}{CELL_SEP}{m}": ts * ms for t, ts in self.task_ratio.items() for m, ms in self.method_ratio.items()}
         total = sum(available.values())
         return {c: n / total for c, n in sorted(available.items()) if n} if total else {}
-
-
-class DatasetVersion(BaseModel):
-    """A saved mix: immutable; its members are snapshots of the trajectories as they were when it was saved."""
-
-    name: str
-    spec: MixSpec
-    seed: int
-    created_at: datetime
-    created_by: str | None = None
-    content_hash: str
-    size: int
-    n_train: int
-    n_val: int
-    cells: dict[str, dict[str, Any]]
-    parent: str | None = None
-    loss_mask: str
-    note: str | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """The row `fireact datasets --json` prints."""
-        return {"name": self.name, "size": self.size, "train": self.n_train, "val": self.n_val,
-                "cells": {c: v["got"] for c, v in self.cells.items()}, "hash": self.content_hash,
-                "created_at": self.created_at.isoformat()}
 
 
 @dataclass
@@ -332,22 +307,19 @@ def _save(store: Store, plan: MixPlan, name: str, author: str | None, parent: st
                "loss_mask": spec.loss_mask, "note": note}
     members = {"position": m["position"].tolist(), "trajectory_id": m["id"].tolist(), "rev": m["revision"].tolist(),
                "split": m["split"].tolist(), "task": m["task"].tolist(), "method": m["method"].tolist()}
-    return DatasetVersion.model_validate(store.save_dataset_version(version, members))
+    return store.save_dataset_version(version, members)
 
 
-def get_version(store: Store, name: str) -> DatasetVersion:
-    return DatasetVersion.model_validate(store.get_dataset_version(name))
-
-
-def list_versions(store: Store) -> list[DatasetVersion]:
-    return [DatasetVersion.model_validate(v) for v in store.list_dataset_versions()]
+def saved_spec(store: Store, name: str) -> MixSpec:
+    """The spec a saved version was made from (to mix again, or to start a child version from)."""
+    return MixSpec.model_validate(store.get_dataset_version(name).spec)
 
 
 def lineage(store: Store, name: str) -> list[str]:
     """The version, its parent, the parent's parent, ... (oldest last)."""
     chain: list[str] = []
     seen: set[str] = set()
-    by_name = {v.name: v for v in list_versions(store)}
+    by_name = {v.name: v for v in store.list_dataset_versions()}
     step: str | None = name
     while step is not None and step in by_name and step not in seen:
         chain.append(step)

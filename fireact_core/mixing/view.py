@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..io.masks import load_tokenizer, preview_spans, spans_html
-from .versions import CELL_SEP, MixPlan, MixSpec, list_versions
+from .versions import CELL_SEP, MixPlan, MixSpec
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -106,7 +106,7 @@ def example_html(store: Store, plan: MixPlan, position: int, tokenizer_dir: str 
 
 def versions_frame(store: Store) -> pd.DataFrame:
     """Saved versions, newest last, each with its lineage (parent, grandparent, ...)."""
-    versions = list_versions(store)
+    versions = store.list_dataset_versions()
     parents = {v.name: v.parent for v in versions}
     rows = []
     for v in versions:

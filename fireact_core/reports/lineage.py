@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import pandas as pd
 
 from ..errors import NotFoundError
 from ..files import read_json_lines
+from ..records import DatasetVersion, TrainJob
 from .figures import run_records, with_variants
 
 if TYPE_CHECKING:
     from ..store import Store
 
 METRICS_FILE = "metrics.jsonl"  # what training writes in a job's run folder
+R = TypeVar("R")
 
 
 @dataclass
@@ -35,8 +37,8 @@ class Lineage:
     variant: str
     base_model: str | None
     model_record: dict | None = None
-    dataset: dict | None = None
-    job: dict | None = None
+    dataset: DatasetVersion | None = None
+    job: TrainJob | None = None
     curve: pd.DataFrame | None = None
     side_by_side: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
@@ -49,15 +51,14 @@ PARENT_COLUMNS = ["run", "parent_model", "parent_run", "shared", "em", "em_paren
                   "p_value", "verdict"]
 
 
-def data_kind(store: Store, dataset: dict | None) -> str | None:
+def data_kind(store: Store, dataset: DatasetVersion | None) -> str | None:
     """What a dataset version holds beyond plain trajectories: preference pairs (of a level), or trajectories
     kept by repair (continuations that scored right); None for neither."""
     if not dataset:
         return None
-    pairs = (dataset.get("spec") or {}).get("pairs")
-    if pairs:
-        return f"{pairs} pairs"
-    ids = store.dataset_members(dataset["name"])["trajectory_id"].tolist()
+    if dataset.pairs:
+        return f"{dataset.pairs} pairs"
+    ids = store.dataset_members(dataset.name)["trajectory_id"].tolist()
     members = set(ids)
     if any(link.kind == "repair" and link.child_id in members for link in store.fork_links(ids)):
         return "repaired"
@@ -83,30 +84,19 @@ def against_parent(store: Store, table: pd.DataFrame, run: str, task: str, paren
     return pd.DataFrame(rows, columns=PARENT_COLUMNS)
 
 
-def _as_dict(rec: Any) -> dict | None:
-    if rec is None:
-        return None
-    if hasattr(rec, "model_dump"):
-        return rec.model_dump(mode="json")
-    if isinstance(rec, dict):
-        return rec
-    return {k: v for k, v in vars(rec).items() if not k.startswith("_")}
-
-
-def _lookup(get: Callable[[Any], Any], key: Any) -> dict | None:
+def _lookup(get: Callable[[str], R], key: Any) -> R | None:
     """The record `get(key)` reads (a dataset version, a job), or None for no key or a record since deleted."""
     if key in (None, ""):
         return None
     try:
-        return _as_dict(get(key))
+        return get(key)
     except NotFoundError:
         return None
 
 
-def training_curve(job: dict | None) -> pd.DataFrame | None:
-    """Loss per step from the job's run folder (`out`/metrics.jsonl, one JSON object per line; lines that are
-    not JSON, such as a line cut short by a crash, are skipped). None for a job without such a file."""
-    folder = (job or {}).get("out")
+def training_curve(folder: str | None) -> pd.DataFrame | None:
+    """Loss per step from a job's run folder (`folder`/metrics.jsonl, one JSON object per line; lines that are
+    not JSON, such as a line cut short by a crash, are skipped). None for no folder or one without such a file."""
     path = Path(folder) / METRICS_FILE if isinstance(folder, str) and folder else None
     if path is None or not path.is_file():
         return None
@@ -131,14 +121,14 @@ def run_lineage(store: Store, table: pd.DataFrame, run: str, registry: dict[str,
         out.model_record = rec
         out.dataset = _lookup(store.get_dataset_version, rec.get("dataset"))
         out.job = _lookup(store.get_job, rec.get("job"))
-        out.curve = training_curve(out.job)
+        out.curve = training_curve(out.job.out if out.job else None)
     task = row["task"] if isinstance(row["task"], str) else ""
     out.data_kind = data_kind(store, out.dataset)
     out.notes = _lineage_notes(out, rec)
     if out.data_kind and out.dataset:
-        out.parent_dataset = out.dataset.get("parent")
+        out.parent_dataset = out.dataset.parent
         if not out.parent_dataset:
-            out.notes.append(f"dataset version {out.dataset['name']} records no parent version: make it from the "
+            out.notes.append(f"dataset version {out.dataset.name} records no parent version: make it from the "
                              "version the base model was trained on (Mix page: load it first; `fireact mix --from`) "
                              "to compare the two models here")
         else:

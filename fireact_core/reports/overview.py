@@ -46,8 +46,8 @@ def summary(store: Store) -> Overview:
     stats = store.stats()
     described = {s.name: s for s in store.list_sources()}
     sources = []
-    short = display_names(list(stats["by_source"]))
-    for name, n in stats["by_source"].items():
+    short = display_names(list(stats.by_source))
+    for name, n in stats.by_source.items():
         src = described.get(name)
         sources.append({
             "source": short[name], "trajectories": n, "kind": src.kind if src else None,
@@ -58,8 +58,8 @@ def summary(store: Store) -> Overview:
     docs = lint_docs()
     order = list(docs) + sorted(set(counts) - set(docs))
     lints = [{"lint": k, "trajectories": counts[k], "meaning": docs.get(k, "")} for k in order if counts.get(k)]
-    return Overview(trajectories=stats["trajectories"], sources=sources, by_task=stats["by_task"],
-                    by_method=stats["by_method"], lints=lints)
+    return Overview(trajectories=stats.trajectories, sources=sources, by_task=stats.by_task,
+                    by_method=stats.by_method, lints=lints)
 
 
 def _safe_name(name: str, taken: set[str]) -> str:

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..filters import TrajectoryFilter
-from ..records import (Adjudication, Annotation, ComparePair, ForkLink, Lint, Neighbours, Position, RegisteredModel,
-                       ReviewStatus, Revision, Run, RunEvent, Source, Summary, TrainJob, Trajectory, User)
+from ..records import (Adjudication, Annotation, AssignmentProgress, ComparePair, DatasetVersion, Decision, ForkLink,
+                       Lint, Neighbours, Position, PromptVersion, RegisteredModel, ReviewStatus, Revision, Run,
+                       RunEvent, Source, Stats, Summary, TrainJob, Trajectory, User)
 
 from .chat_import import ChatImportStore
 from .connection import Connections, resolve_db_path
@@ -106,7 +107,7 @@ class Store(ChatImportStore, StagedImportStore):
     def count_trajectories(self, source: str | None = None) -> int:
         return self.trajectories.count_trajectories(source)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         return self.trajectories.stats()
 
     def lint_counts(self, source: str | None = None) -> dict[str, int]:
@@ -233,7 +234,7 @@ class Store(ChatImportStore, StagedImportStore):
                             note: str | None = None, layout: str = "studio", source: str | None = None) -> int:
         return self.runs.save_prompt_version(task, method, examples, author, note, layout, source)
 
-    def prompt_versions(self, task: str, method: str) -> list[dict[str, Any]]:
+    def prompt_versions(self, task: str, method: str) -> list[PromptVersion]:
         return self.runs.prompt_versions(task, method)
 
     def model_prices(self) -> dict[str, tuple[float, float]]:
@@ -309,13 +310,13 @@ class Store(ChatImportStore, StagedImportStore):
     def text_chars(self, ids: list[str]) -> pd.DataFrame:
         return self.datasets.text_chars(ids)
 
-    def save_dataset_version(self, version: dict[str, Any], members: dict[str, list]) -> dict[str, Any]:
+    def save_dataset_version(self, version: dict[str, Any], members: dict[str, list]) -> DatasetVersion:
         return self.datasets.save_dataset_version(version, members)
 
-    def get_dataset_version(self, name: str) -> dict[str, Any]:
+    def get_dataset_version(self, name: str) -> DatasetVersion:
         return self.datasets.get_dataset_version(name)
 
-    def list_dataset_versions(self) -> list[dict[str, Any]]:
+    def list_dataset_versions(self) -> list[DatasetVersion]:
         return self.datasets.list_dataset_versions()
 
     def dataset_members(self, name: str, split: str | None = None) -> pd.DataFrame:
@@ -368,10 +369,10 @@ class Store(ChatImportStore, StagedImportStore):
                         descending: bool = False) -> str | None:
         return self.team.next_unassigned(f, exclude, sort, descending)
 
-    def assignment_progress(self, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
+    def assignment_progress(self, f: TrajectoryFilter | None = None) -> list[AssignmentProgress]:
         return self.team.assignment_progress(f)
 
-    def decisions(self, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
+    def decisions(self, f: TrajectoryFilter | None = None) -> list[Decision]:
         return self.team.decisions(f)
 
     def own_review_state(self, traj_id: str, author: str) -> Annotation | None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..errors import ConflictError, NotFoundError
-from ..records import Trajectory
+from ..records import DatasetVersion, Trajectory
 from .answers import correct_sql
 from .cache import cached_read
 from .connection import naive, utc
@@ -117,12 +117,9 @@ def _hash_kind(version: dict[str, Any]) -> str:
     return f"{kind};pairs:{pairs}" if pairs else kind
 
 
-def _version_row(row: dict[str, Any]) -> dict[str, Any]:
-    row = dict(row)
-    row["created_at"] = utc(row["created_at"])
-    row["spec"] = json.loads(row["spec"])
-    row["cells"] = json.loads(row["cells"] or "{}")
-    return row
+def _version_of(row: dict[str, Any]) -> DatasetVersion:
+    return DatasetVersion(**{**row, "created_at": utc(row["created_at"]), "spec": json.loads(row["spec"]),
+                             "cells": json.loads(row["cells"] or "{}")})
 
 
 class DatasetRepository(Repository):
@@ -222,8 +219,8 @@ class DatasetRepository(Repository):
             finally:
                 con.unregister("_ids")
 
-    def save_dataset_version(self, version: dict[str, Any], members: dict[str, list]) -> dict[str, Any]:
-        """Store a version and its members (columns position, trajectory_id, rev, split, task, method), copying
+    def save_dataset_version(self, version: dict[str, Any], members: dict[str, list]) -> DatasetVersion:
+        """Store a version (DatasetVersion's fields but the content hash) and its members (columns position, trajectory_id, rev, split, task, method), copying
         each member's row and steps at that revision; returns the version with its content hash (over the loss
         mask, the pair level of a version of pairs, and each member's position, split, id and revision, which
         covers its per-step train flags). A member edited since `rev` was read makes it a ConflictError (no
@@ -262,11 +259,11 @@ class DatasetRepository(Repository):
                                                           || trajectory_id || ':' || rev, ',' ORDER BY position))
                                     FROM dataset_members WHERE dataset = ?""",
                                  [_hash_kind(version), name]).fetchall()[0][0]
-            saved = {**version, "content_hash": digest}
-            row = {**saved, "spec": json.dumps(saved["spec"], sort_keys=True), "cells": json.dumps(saved["cells"]),
-                   "created_at": naive(saved["created_at"])}
+            saved = DatasetVersion(**version, content_hash=digest)
+            row = {**saved.model_dump(), "spec": json.dumps(saved.spec, sort_keys=True), "cells": json.dumps(saved.cells),
+                   "created_at": naive(saved.created_at)}
             con.execute(f"INSERT INTO dataset_versions ({', '.join(VERSION_COLUMNS)}) VALUES ({', '.join('?' * len(VERSION_COLUMNS))})",
-                        [row.get(c) for c in VERSION_COLUMNS])
+                        [row[c] for c in VERSION_COLUMNS])
         return saved
 
     def _refuse_taken_name(self, name: str) -> None:
@@ -275,18 +272,18 @@ class DatasetRepository(Repository):
                 raise ConflictError(f"a dataset version named '{name}' exists already: versions never change, so "
                                     "choose another name")
 
-    def get_dataset_version(self, name: str) -> dict[str, Any]:
+    def get_dataset_version(self, name: str) -> DatasetVersion:
         with self.db.connect() as con:
             rows = _rows(con.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM dataset_versions WHERE name = ?", [name]))
         if not rows:
             raise NotFoundError(f"no dataset version named '{name}': see `fireact datasets` for those there are")
-        return _version_row(rows[0])
+        return _version_of(rows[0])
 
     @cached_read
-    def list_dataset_versions(self) -> list[dict[str, Any]]:
+    def list_dataset_versions(self) -> list[DatasetVersion]:
         with self.db.connect() as con:
             rows = _rows(con.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM dataset_versions ORDER BY created_at, name"))
-        return [_version_row(r) for r in rows]
+        return [_version_of(r) for r in rows]
 
     def dataset_members(self, name: str, split: str | None = None) -> pd.DataFrame:
         """Members of a version in position order (DataFrame: position, trajectory_id, rev, split, task, method)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
-from ..records import Lint, Run, RunEvent, Source, Trajectory
+from ..records import Lint, PromptVersion, Run, RunEvent, Source, Trajectory
 from ..redact import redact_text, redact_trajectory, redact_value
 from .answers import first_per_question_sql
 from .connection import Connections, naive, utc
@@ -240,14 +240,14 @@ class RunRepository(Repository):
                         [task, method, version, json.dumps(payload, ensure_ascii=False), author, note, _utcnow()])
         return version
 
-    def prompt_versions(self, task: str, method: str) -> list[dict[str, Any]]:
+    def prompt_versions(self, task: str, method: str) -> list[PromptVersion]:
         """Saved versions of a task's few-shot examples for a method, newest first, each with its `layout`
         ("studio": a list of examples; "fireact": one FireAct prompt file's text as the only example)."""
         with self.db.connect() as con:
             rows = _rows(con.execute(
                 "SELECT version, examples, author, note, saved_at AS at FROM prompt_versions WHERE task = ? AND "
                 "method = ? ORDER BY version DESC", [task, method]))
-        return [{**r, **_prompt_payload(json.loads(r["examples"])), "at": utc(r["at"])} for r in rows]
+        return [PromptVersion(**{**r, **_prompt_payload(json.loads(r["examples"])), "at": utc(r["at"])}) for r in rows]
 
     # prices -----------------------------------------------------------------------------------------------
     def model_prices(self) -> dict[str, tuple[float, float]]:

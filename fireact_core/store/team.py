@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..filters import TrajectoryFilter
-from ..records import Adjudication, Annotation, User, now
+from ..records import Adjudication, Annotation, AssignmentProgress, Decision, User, now
 from .connection import Connections, naive, utc
 from .curation import order_sql
 from .history import HistoryRepository
@@ -152,7 +152,7 @@ class TeamRepository(Repository):
             row = con.execute(sql, params).fetchone()
         return row[0] if row else None
 
-    def assignment_progress(self, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
+    def assignment_progress(self, f: TrajectoryFilter | None = None) -> list[AssignmentProgress]:
         """Per annotator, within `f`: trajectories assigned, how many of those they accepted or rejected, and
         how many they reviewed in all (assigned or not)."""
         where, params = self._where(f or TrajectoryFilter())
@@ -168,11 +168,12 @@ class TeamRepository(Repository):
                    (SELECT count(*) FROM d WHERE d.author = n.name) AS reviewed
             FROM names n ORDER BY n.name"""
         with self.db.connect() as con:
-            return _rows(con.execute(sql, params))
+            rows = _rows(con.execute(sql, params))
+        return [AssignmentProgress(**r) for r in rows]
 
     # decisions and adjudications
 
-    def decisions(self, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
+    def decisions(self, f: TrajectoryFilter | None = None) -> list[Decision]:
         """Each assigned annotator's current decision on each trajectory in `f`: status and labels of their
         latest event there (adjudications left out), for agreement."""
         where, params = self._where(f or TrajectoryFilter())
@@ -180,7 +181,7 @@ class TeamRepository(Repository):
                f"ON s.trajectory_id = d.trajectory_id AND s.annotator = d.author WHERE d.trajectory_id IN (SELECT t.id FROM trajectories t WHERE {where}) ORDER BY d.trajectory_id, d.author")
         with self.db.connect() as con:
             rows = _rows(con.execute(sql, params))
-        return [{**r, "labels": json.loads(r["labels"] or "[]")} for r in rows]
+        return [Decision(**{**r, "labels": json.loads(r["labels"] or "[]")}) for r in rows]
 
     def own_review_state(self, traj_id: str, author: str) -> Annotation | None:
         """The latest annotation event `author` made on `traj_id`."""

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import NotFoundError
-from ..records import (SEARCH, Action, ActionData, Annotation, FlagsData, Lint, Message, Revision, Source, Step,
+from ..records import (SEARCH, Action, ActionData, Annotation, FlagsData, Lint, Message, Revision, Source, Stats, Step,
                        StepData, StepFlags, Trajectory, TrajectoryData, trajectory_data)
 from ..io.lint import question_key
 from .cache import cached_read
@@ -343,7 +343,7 @@ class TrajectoryRepository(Repository):
             return con.execute("SELECT count(*) FROM trajectories WHERE source = ?", [source]).fetchall()[0][0]
 
     @cached_read
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         with self.db.connect() as con:
             total = con.execute("SELECT count(*) FROM trajectories").fetchall()[0][0]
             out: dict[str, Any] = {"trajectories": total}
@@ -352,7 +352,7 @@ class TrajectoryRepository(Repository):
                     f"SELECT {col}, count(*) FROM trajectories GROUP BY {col} ORDER BY count(*) DESC, {col}"
                 ).fetchall()
                 out[key] = {str(k): n for k, n in rows}
-        return out
+        return Stats(**out)
 
     @cached_read
     def lint_counts(self, source: str | None = None) -> dict[str, int]:

@@ -166,8 +166,8 @@ def export_dataset(store: Store, dataset: str, folder: str | Path) -> dict[str, 
     files, so it never holds the database."""
     version = store.get_dataset_version(dataset)
     files = write_splits(store, dataset, EXAMPLES, folder)
-    info: dict[str, Any] = {"dataset": dataset, "loss_mask": version.get("loss_mask") or "observations",
-                            "hash": version.get("content_hash")}
+    info: dict[str, Any] = {"dataset": dataset, "loss_mask": version.loss_mask,
+                            "hash": version.content_hash}
     for split in ("train", "val"):
         path, n = files.get(split, ("", 0))
         info[f"n_{split}"], info[f"{split}_file"] = n, str(path)
@@ -186,8 +186,8 @@ def export_pair_dataset(store: Store, dataset: str, folder: str | Path) -> dict[
                            "need edits or continuations with one right and one wrong answer")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    info: dict[str, Any] = {"dataset": dataset, "loss_mask": version.get("loss_mask") or "observations",
-                            "hash": version.get("content_hash"), "val_file": "", "n_val": 0}
+    info: dict[str, Any] = {"dataset": dataset, "loss_mask": version.loss_mask,
+                            "hash": version.content_hash, "val_file": "", "n_val": 0}
     for split in ("train", "val"):
         rows = list(pair_rows(by_split.get(split, []), "dpo"))
         if not rows:

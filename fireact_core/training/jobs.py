@@ -84,7 +84,7 @@ def start_local_job(store: Store, config: LocalTrainConfig, by: str | None = Non
         info = export(store, config.dataset, run / "data")
         config.train_file, config.val_file = info["train_file"], info["val_file"]
     if config.dataset:
-        config.dataset_hash = store.get_dataset_version(config.dataset)["content_hash"] or ""
+        config.dataset_hash = store.get_dataset_version(config.dataset).content_hash
     config.save(run / CONFIG_FILE)
     job.out, job.config = str(run), config.to_dict()
     store.save_job(job)

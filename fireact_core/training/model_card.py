@@ -88,7 +88,7 @@ def model_facts(store: Store, model: RegisteredModel, report: list[dict[str, Any
     dataset_hash = config.get("dataset_hash") or None
     if not dataset_hash and model.dataset:
         try:
-            dataset_hash = store.get_dataset_version(model.dataset)["content_hash"]
+            dataset_hash = store.get_dataset_version(model.dataset).content_hash
         except NotFoundError:
             dataset_hash = None
     train_loss, eval_loss = _losses(job, model.kind)

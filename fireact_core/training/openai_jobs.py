@@ -109,7 +109,7 @@ def start_openai_job(store: Store, config: OpenAITrainConfig, api_key: str | Non
     """Export, upload and create the remote job; the job is recorded only once the API has accepted it."""
     by = actor(store, by, "train")
     config.check_paths()
-    config.dataset_hash = store.get_dataset_version(config.dataset)["content_hash"] or ""
+    config.dataset_hash = store.get_dataset_version(config.dataset).content_hash
     job = TrainJob(kind="openai", dataset=config.dataset, base_model=config.model)
     run = Path(config.out).expanduser().resolve() if config.out else default_run_folder(store, job.id)
     config.out = str(run)

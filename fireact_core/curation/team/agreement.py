@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Hashable
 
 from ...errors import FireactError
 from ...filters import TrajectoryFilter
-from ...records import Annotation, ReviewStatus
+from ...records import Annotation, Decision, ReviewStatus
 from .roles import require
 
 if TYPE_CHECKING:
@@ -35,13 +35,13 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, DIGITS)
 
 
-def ratings(decisions: list[dict[str, Any]], label: str | None = None) -> dict[str, dict[str, Hashable]]:
+def ratings(decisions: list[Decision], label: str | None = None) -> dict[str, dict[str, Hashable]]:
     """{trajectory: {annotator: rating}}: their status, or (with `label`) whether they gave the label."""
     out: dict[str, dict[str, Hashable]] = {}
     for d in decisions:
-        if label is None and d["status"] is None:
+        if label is None and d.status is None:
             continue
-        out.setdefault(d["trajectory_id"], {})[d["author"]] = d["status"] if label is None else label in d["labels"]
+        out.setdefault(d.trajectory_id, {})[d.author] = d.status if label is None else label in d.labels
     return out
 
 
@@ -92,14 +92,14 @@ def _overall(rated: dict[str, dict[str, Hashable]]) -> dict[str, Any]:
     return {"items": n, "agreement": _round(p), "kappa": _round(kappa)}
 
 
-def agreement_report(decisions: list[dict[str, Any]], label: str | None = None) -> dict[str, Any]:
+def agreement_report(decisions: list[Decision], label: str | None = None) -> dict[str, Any]:
     """{pairs: [{a, b, n, agreement, kappa}], overall: {...}} on accept/reject, or on one label. Overall has the
     Fleiss figures, the annotators counted and (on accept/reject) the same figures for each label."""
     rated = ratings(decisions, label)
     overall = {"on": REVIEW if label is None else f"label {label}",
                "annotators": len({a for r in rated.values() for a in r}), **_overall(rated)}
     if label is None:
-        labels = sorted({x for d in decisions for x in d["labels"]})
+        labels = sorted({x for d in decisions for x in d.labels})
         overall["labels"] = {x: _overall(ratings(decisions, x)) for x in labels}
     return {"pairs": pair_table(rated), "overall": overall}
 
@@ -111,17 +111,17 @@ def agreement(store: Store, f: TrajectoryFilter | None = None, label: str | None
 def disagreements(store: Store, f: TrajectoryFilter | None = None, limit: int = 200) -> list[dict[str, Any]]:
     """Trajectories two or more annotators decided differently on (status, or labels), not yet adjudicated:
     each with the question and every annotator's status and labels."""
-    by_traj: dict[str, list[dict[str, Any]]] = {}
+    by_traj: dict[str, list[Decision]] = {}
     for d in store.decisions(f):
-        by_traj.setdefault(d["trajectory_id"], []).append(d)
+        by_traj.setdefault(d.trajectory_id, []).append(d)
     split = [tid for tid, ds in by_traj.items() if len(ds) >= 2 and (
-        len({d["status"] for d in ds if d["status"] is not None}) > 1 or len({tuple(d["labels"]) for d in ds}) > 1)]
+        len({d.status for d in ds if d.status is not None}) > 1 or len({tuple(d.labels) for d in ds}) > 1)]
     split = sorted(set(split) - store.adjudicated_ids(split))[:limit]
     questions = {s.id: s.question for s in store.list_summaries(TrajectoryFilter(ids=split), limit=len(split) or 1)} \
         if split else {}
     return [{"trajectory_id": tid, "question": questions.get(tid),
-             "votes": {d["author"]: d["status"] for d in by_traj[tid]},
-             "labels": {d["author"]: d["labels"] for d in by_traj[tid]}} for tid in split]
+             "votes": {d.author: d.status for d in by_traj[tid]},
+             "labels": {d.author: d.labels for d in by_traj[tid]}} for tid in split]
 
 
 def majority_labels(votes: dict[str, list[str]]) -> list[str]:
@@ -139,7 +139,7 @@ def adjudicate(store: Store, who: str, traj_id: str, status: ReviewStatus, label
         raise FireactError(f"an adjudication accepts or rejects, not {status!r}")
     store.get_trajectory(traj_id)
     if labels is None:
-        labels = majority_labels({d["author"]: d["labels"] for d in store.decisions(TrajectoryFilter(ids=[traj_id]))})
+        labels = majority_labels({d.author: d.labels for d in store.decisions(TrajectoryFilter(ids=[traj_id]))})
     note = (note or "").strip() or None
     ann = Annotation(trajectory_id=traj_id, author=who, status=status,
                      labels=sorted({x.strip() for x in labels if x.strip()}),

@@ -75,7 +75,4 @@ def next_in_queue(store: Store, who: str, f: TrajectoryFilter, exclude: Iterable
 
 def progress(store: Store, f: TrajectoryFilter | None = None) -> list[dict[str, Any]]:
     """Per annotator within `f`: assigned, done (of the assigned), reviewed (in all) and the share done."""
-    rows = store.assignment_progress(f)
-    for r in rows:
-        r["share_done"] = round(r["done"] / r["assigned"], 4) if r["assigned"] else None
-    return rows
+    return [{**r.model_dump(), "share_done": r.share_done} for r in store.assignment_progress(f)]

@@ -12,11 +12,11 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from ...errors import FireactError, FormatError, NotFoundError
 from ...io.parsing import render_model_turn, render_observation
-from ...records import METHODS, Step
+from ...records import METHODS, PromptVersion, Step
 
 if TYPE_CHECKING:
     from ...store import Store
@@ -197,18 +197,18 @@ def default_examples(task: str, method: str) -> list[str]:
 def examples_for(store: Store, task: str, method: str, version: int | None = None) -> tuple[list[str], int]:
     """(examples, version): the given saved version, else the newest saved one, else the shipped set (version 0)."""
     row = version_row(store, task, method, version)
-    return row["examples"], row["version"]
+    return row.examples, row.version
 
 
-def version_row(store: Store | None, task: str, method: str, version: int | None = None) -> dict[str, Any]:
-    """The prompt version a run uses: {"version", "examples", "layout", "source"}; the shipped set is version 0."""
+def version_row(store: Store | None, task: str, method: str, version: int | None = None) -> PromptVersion:
+    """The prompt version a run uses; the shipped set is version 0."""
     saved = store.prompt_versions(task, method) if store is not None else []
     if version == 0 or (version is None and not saved):
-        return {"version": 0, "examples": default_examples(task, method), "layout": "studio", "source": None}
+        return PromptVersion(version=0, examples=default_examples(task, method))
     for row in saved:
-        if version is None or row["version"] == version:
+        if version is None or row.version == version:
             return row
-    known = ", ".join(str(r["version"]) for r in saved) or "none saved"
+    known = ", ".join(str(r.version) for r in saved) or "none saved"
     raise NotFoundError(f"no version {version} of the {task}/{method} examples (versions: 0 (shipped), {known})")
 
 
@@ -239,7 +239,7 @@ def make_spec(store: Store | None, task: str, method: str, mode: str = "fewshot"
         text, path = read_fireact_prompt(prompts_dir, task, method)
         return PromptSpec(method=method, task=task, layout="fireact", fewshot=text, version=None, source=str(path))
     row = version_row(store, task, method, version)
-    if row.get("layout") == "fireact":
-        return PromptSpec(method=method, task=task, layout="fireact", fewshot=row["examples"][0],
-                          version=row["version"], source=row.get("source"))
-    return PromptSpec(method=method, task=task, examples=row["examples"], version=row["version"])
+    if row.layout == "fireact":
+        return PromptSpec(method=method, task=task, layout="fireact", fewshot=row.examples[0],
+                          version=row.version, source=row.source)
+    return PromptSpec(method=method, task=task, examples=row.examples, version=row.version)
