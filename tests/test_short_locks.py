@@ -112,7 +112,7 @@ def test_what_a_dead_import_left_is_cleared_by_the_next(tmp_path, chat_file, sma
         raise KeyboardInterrupt  # the process dies before the last step: nothing cleans up after it
 
     monkeypatch.setattr(staging, "_land", killed)
-    monkeypatch.setattr(staging.StagedImportStore, "_abandon", lambda self, import_id: None)
+    monkeypatch.setattr(staging.StagingRepository, "_abandon", lambda self, import_id: None)
     with pytest.raises(KeyboardInterrupt):
         import_files(store, [chat_file], parallel=False)
     with store.db.transaction() as con:

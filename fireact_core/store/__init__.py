@@ -12,7 +12,7 @@ from ..records import (Adjudication, Annotation, AssignmentProgress, ComparePair
                        Lint, Neighbours, Position, PromptVersion, RegisteredModel, ReviewStatus, Revision, Run,
                        RunEvent, Source, Stats, Summary, TrainJob, Trajectory, User)
 
-from .chat_import import ChatImportStore
+from .chat_import import ChatImportRepository
 from .connection import Connections, resolve_db_path
 from .curation import BrowseRepository
 from .datasets import DatasetRepository
@@ -21,7 +21,7 @@ from .history import History, HistoryRepository, insert_annotations, insert_hist
 from .jobs import JobRepository
 from .reports import ReportRepository
 from .runs import RunRepository
-from .staging import StagedImportStore, scratch_path, share_added, should_stage
+from .staging import StagingRepository, scratch_path, share_added, should_stage
 from .team import TeamRepository
 from .forks import links_in
 from .trajectories import TrajectoryRepository, trajectory_tables, without_ids
@@ -31,11 +31,11 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-class Store(ChatImportStore, StagedImportStore):
+class Store:
     """All reads and writes of one database. Safe to share between threads and with other processes.
 
     Composed of one repository per feature over one `Connections` (`trajectories`, `history`, `browse`, `runs`,
-    `jobs`, `datasets`, `team`, `forks`, `reports`); the import path (chat import, staging) is still a mixin.
+    `jobs`, `datasets`, `team`, `forks`, `reports`, and the import path's `chat_import` and `staging`).
     Callers use the methods below, each one line handing the call to its repository (see docs/architecture.md,
     "The store")."""
 
@@ -55,6 +55,8 @@ class Store(ChatImportStore, StagedImportStore):
         self.team = TeamRepository(self.db, history=self.history, where=self.browse.where)
         self.forks = ForkRepository(self.db)
         self.reports = ReportRepository(self.db)
+        self.chat_import = ChatImportRepository(self.db)
+        self.staging = StagingRepository(self.db)
 
     def release(self) -> None:
         """Let go of the database file now, when it lingers idle (see `linger`)."""
@@ -423,6 +425,29 @@ class Store(ChatImportStore, StagedImportStore):
 
     def report_run_names(self) -> list[str]:
         return self.reports.report_run_names()
+
+    # ---- the import path: a chat file parsed in SQL (inside one connection), a staged import's copy
+    def stage_chat(self, path: str, max_bytes: int) -> tuple[int, bool]:
+        return self.chat_import.stage_chat(path, max_bytes)
+
+    def parse_staged_chat(self) -> tuple[pa.Table, list[int]]:
+        return self.chat_import.parse_staged_chat()
+
+    def staged_chat_lints(self) -> list[tuple[str, int]]:
+        return self.chat_import.staged_chat_lints()
+
+    def insert_staged_chat_steps(self, keys: pa.Table, py_trajs: pa.Table, py_steps: pa.Table) -> None:
+        self.chat_import.insert_staged_chat_steps(keys, py_trajs, py_steps)
+
+    def insert_staged_chat_trajectories(self, classes: pa.Table, py_trajs: pa.Table, source: str,
+                                        method: str | None) -> int:
+        return self.chat_import.insert_staged_chat_trajectories(classes, py_trajs, source, method)
+
+    def drop_chat_stage(self) -> None:
+        self.chat_import.drop_chat_stage()
+
+    def merge_staged(self, scratch: str) -> dict[str, int]:
+        return self.staging.merge_staged(scratch)
 
 
 class ScratchStore(Store):

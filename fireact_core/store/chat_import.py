@@ -24,7 +24,8 @@ from ..io.lint import DETAIL_CHARS, LINT_KINDS, NONE_OBSERVATION
 from ..io.parsing import (ACTION, OBSERVATION, QUESTION_PREFIX, REFLECTION_RE, REFLECTION_WORD, REWARD_RE, THOUGHT,
                           TRUE_REWARDS)
 from ..records import FINISH, KNOWN_TOOLS, METHODS, SCHEMA_VERSION, SEARCH, now
-from .connection import Connections, Error, naive
+from .connection import Error, naive
+from .repository import Repository
 from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, _dumps, register
 
 # DuckDB reads a content that is not a JSON string as its JSON text (5 as "5"); `_plain` tells such a text apart
@@ -223,11 +224,9 @@ SELECT k.id, x.kind, x.step, x.detail FROM _chat_lints x JOIN _chat_k k USING (i
 """
 
 
-class ChatImportStore:
-    """Mixin of `Store`: the DuckDB side of importing OpenAI chat JSONL. Call inside one connection
-    (`Store.session()` or a transaction): the staging tables belong to it."""
-
-    db: Connections
+class ChatImportRepository(Repository):
+    """The DuckDB side of importing OpenAI chat JSONL. Call inside one connection (`Store.session()` or a
+    transaction): the staging tables belong to it."""
 
     def stage_chat(self, path: str, max_bytes: int) -> tuple[int, bool]:
         """Read the file into the staging table: (records read, whether DuckDB could read each as an object with

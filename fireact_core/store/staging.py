@@ -28,7 +28,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .connection import Connections, naive
+from .connection import naive
+from .repository import Repository
 
 
 # tables whose rows belong to one trajectory: copied for the trajectories added
@@ -76,10 +77,8 @@ def scratch_path(main_path: str) -> Iterator[str]:
                 pass
 
 
-class StagedImportStore:
-    """Mixin of `Store`: the copy of a scratch database's import into this one."""
-
-    db: Connections
+class StagingRepository(Repository):
+    """The copy of a scratch database's import into this one."""
 
     def merge_staged(self, scratch: str) -> dict[str, int]:
         """Copy what the import wrote into `scratch` (see the module); returns trajectories added per source."""
