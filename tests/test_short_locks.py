@@ -121,6 +121,7 @@ def test_what_a_dead_import_left_is_cleared_by_the_next(tmp_path, chat_file, sma
     assert (trajectories, visible, claims, pending) == (0, 0, ROWS, 1) and steps > 0
     monkeypatch.undo()
     monkeypatch.setenv("FIREACT_IMPORT_STAGE_MB", "0")
+    monkeypatch.setattr(staging, "REMOVE_CHUNK", 7)  # the dead import's rows go in several transactions
     report = import_files(store, [chat_file], parallel=False)[0]
     assert report.added == ROWS
     trajectories, visible, steps, claims, pending = _counts(db)
@@ -134,8 +135,35 @@ def test_a_live_import_is_left_alone(tmp_path, chat_file, small_stretches, monke
         con.execute("INSERT INTO pending_imports VALUES ('other', ?, ?, now(), now(), false)",
                     [os.getpid(), socket.gethostname()])
         con.execute("INSERT INTO import_claims VALUES ('x', 'other')")
-        assert staging.clear_stale_imports(con) == 0
+    assert staging.clear_stale_imports(store.db) == 0
     assert _counts(db)[3:] == (1, 1)
+
+
+def test_claims_are_let_go_in_chunks_beside_another_imports(tmp_path, chat_file, small_stretches, monkeypatch):
+    """With another import's claims in the table, this one's go a chunk per transaction and the other's stay; alone,
+    the table is made again empty, keeping its key."""
+    db = tmp_path / "db.duckdb"
+    store = Store(db)
+    with store.db.transaction() as con:
+        con.execute("INSERT INTO pending_imports VALUES ('other', ?, ?, now(), now(), false)",
+                    [os.getpid(), socket.gethostname()])
+        con.execute("INSERT INTO import_claims VALUES ('x', 'other')")
+    monkeypatch.setattr(staging, "FORGET_CHUNK", 7)
+    rounds = []
+    forget_one = staging._forget
+    monkeypatch.setattr(staging, "_forget", lambda con, import_id, chunk=7: rounds.append(import_id)
+                        or forget_one(con, import_id, chunk))
+    assert import_files(store, [chat_file], parallel=False)[0].added == ROWS
+    assert len(rounds) == -(-ROWS // 7)  # one transaction per chunk of this import's claims
+    with store.db.connect() as con:
+        assert con.execute("SELECT id, import_id FROM import_claims").fetchall() == [("x", "other")]
+        assert con.execute("SELECT import_id FROM pending_imports").fetchall() == [("other",)]
+        con.execute("UPDATE pending_imports SET done = true")
+    assert staging.clear_stale_imports(store.db) == 1
+    trajectories, visible, steps, claims, pending = _counts(db)
+    assert (trajectories, claims, pending) == (ROWS, 0, 0) and visible == steps
+    with store.db.transaction() as con, pytest.raises(Exception, match="[Cc]onstraint"):
+        con.execute("INSERT INTO import_claims VALUES ('y', 'a'), ('y', 'b')")
 
 
 def test_two_staged_imports_of_one_file_at_once_store_one_set(tmp_path, chat_file, small_stretches):

@@ -10,9 +10,14 @@ reaches them through their trajectory, and no trajectory row points at them yet.
 the claimed trajectories themselves, replaces the sources the import names and appends the rows of any other
 table it filled: from every reader's view the import lands at once, all or nothing.
 
-An import that fails takes its claimed rows out again. One that dies on the way (killed, power lost) leaves them
-behind with its entry in `pending_imports`; the next staged import finds that entry stale (its process gone, or
-no sign of life for `STALE_S`) and removes what it left. The scratch file is removed either way.
+Its claims are let go after the landing, in transactions of their own. DuckDB deletes keys from an index slowly (about
+a second per 40,000 claims), so when no other import holds claims the table is made again, empty, at once; while
+another one does, this import's claims go `FORGET_CHUNK` at a time.
+
+An import that fails takes its claimed rows out again, `REMOVE_CHUNK` trajectories' rows per transaction. One that
+dies on the way (killed, power lost) leaves them behind with its entry in `pending_imports`; the next staged import
+finds that entry stale (its process gone, or no sign of life for `STALE_S`) and removes what it left the same way.
+The scratch file is removed either way.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .connection import naive
+from .connection import Connections, naive
 from .repository import Repository
+from .schema import IMPORT_CLAIMS
 
 
 # tables whose rows belong to one trajectory: copied for the trajectories added
@@ -41,6 +47,8 @@ STRETCH_HOLD_S = 1.2
 STRETCH_LINGER_S = 5.0  # the file stays open between stretches unless another process asks for it
 STRETCH_GAP_S = 0.5  # the pause between stretches: longer than a waiting process sleeps between tries
 STALE_S = 600.0  # an unfinished import that showed no sign of life this long is taken for dead
+FORGET_CHUNK = 20_000  # claims let go per transaction while another import holds claims too
+REMOVE_CHUNK = 4_000  # trajectories whose copied rows a failed import's cleanup deletes per transaction
 
 
 def stage_threshold() -> int:
@@ -84,18 +92,17 @@ class StagingRepository(Repository):
         """Copy what the import wrote into `scratch` (see the module); returns trajectories added per source."""
         import_id = uuid.uuid4().hex
         alias = f"_stage_{import_id}"
+        clear_stale_imports(self.db)
         with self._attached(scratch, alias) as con:
             rowids, staged = con.execute(f"SELECT coalesce(max(rowid) + 1, 0), count(*) FROM {alias}.trajectories").fetchone()
             if rowids <= FIRST_STRETCH:  # small: claimed, copied and landed by one short transaction
                 with self.db.transaction():
-                    clear_stale_imports(con)
                     _register(con, import_id)
                     _claim_stretch(con, alias, import_id, 0, rowids, None)
                     added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
-                    _forget(con, import_id)
+                    _forget(con, import_id, chunk=FIRST_STRETCH)
                 return added
         with self.db.transaction() as con:
-            clear_stale_imports(con)
             _register(con, import_id)
         try:
             bounds = _child_bounds(scratch)
@@ -117,10 +124,10 @@ class StagingRepository(Repository):
         except BaseException:
             self._abandon(import_id)
             raise
-        # landed; its claims go in a transaction of their own, keeping the landing's short (any left behind are
+        # landed; its claims go in transactions of their own, keeping the landing's short (any left behind are
         # cleared by the next staged import)
-        with suppress(Exception), self.db.transaction() as con:
-            _forget(con, import_id)
+        with suppress(Exception):
+            forget(self.db, import_id)
         return added
 
     @contextmanager
@@ -137,8 +144,8 @@ class StagingRepository(Repository):
 
     def _abandon(self, import_id: str) -> None:
         """Take out what a failed import claimed and copied (left for the next staged import if this fails too)."""
-        with suppress(Exception), self.db.transaction() as con:  # the import's own error is the one to report
-            _remove_claimed(con, import_id)
+        with suppress(Exception):  # the import's own error is the one to report
+            _remove_claimed(self.db, import_id)
 
 
 def _next_stretch(stretch: int, copied: float, held: float) -> int:
@@ -174,32 +181,60 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def clear_stale_imports(con: Any) -> int:
-    """Remove what dead imports left (see the module) and the claims of landed ones; returns how many imports."""
+def clear_stale_imports(db: Connections) -> int:
+    """Remove what dead imports left (see the module) and the claims of landed ones, in short transactions of
+    their own; returns how many imports."""
     host, limit = socket.gethostname(), naive(datetime.now(UTC) - timedelta(seconds=STALE_S))
-    stale = [(import_id, done) for import_id, pid, their_host, heartbeat, done in con.execute(
-        "SELECT import_id, pid, host, heartbeat, done FROM pending_imports").fetchall()
-        if done or heartbeat < limit or (their_host == host and not _alive(pid))]
+    with db.transaction() as con:
+        stale = [(import_id, done) for import_id, pid, their_host, heartbeat, done in con.execute(
+            "SELECT import_id, pid, host, heartbeat, done FROM pending_imports").fetchall()
+            if done or heartbeat < limit or (their_host == host and not _alive(pid))]
     for import_id, done in stale:
         if done:
-            _forget(con, import_id)
+            forget(db, import_id)
         else:
-            _remove_claimed(con, import_id)
+            _remove_claimed(db, import_id)
     return len(stale)
 
 
-def _remove_claimed(con: Any, import_id: str) -> None:
-    """An unfinished import's claims and the rows it copied for them (never rows of a trajectory that is in)."""
-    claimed = ("trajectory_id IN (SELECT c.id FROM import_claims c ANTI JOIN trajectories t ON t.id = c.id "
-               "WHERE c.import_id = ?)")
-    for table in CHILDREN:
-        con.execute(f"DELETE FROM {table} WHERE {claimed}", [import_id])
-    _forget(con, import_id)
+def _remove_claimed(db: Connections, import_id: str) -> None:
+    """An unfinished import's claims and the rows it copied for them (never rows of a trajectory that is in),
+    `REMOVE_CHUNK` trajectories at a time."""
+    while True:
+        with db.transaction() as con:
+            con.execute("CREATE OR REPLACE TEMP TABLE _gone AS SELECT c.id FROM import_claims c ANTI JOIN trajectories t "
+                        "ON t.id = c.id WHERE c.import_id = ? LIMIT ?", [import_id, REMOVE_CHUNK])
+            gone = con.execute("SELECT count(*) FROM _gone").fetchone()[0]
+            for table in CHILDREN:
+                con.execute(f"DELETE FROM {table} WHERE trajectory_id IN (SELECT id FROM _gone)")
+            con.execute("DELETE FROM import_claims WHERE id IN (SELECT id FROM _gone)")
+            con.execute("DROP TABLE _gone")
+        if gone < REMOVE_CHUNK:
+            break
+    forget(db, import_id)
 
 
-def _forget(con: Any, import_id: str) -> None:
-    con.execute("DELETE FROM import_claims WHERE import_id = ?", [import_id])
+def forget(db: Connections, import_id: str) -> None:
+    """Let go of an import's claims and its entry (see the module), in as many short transactions as it takes."""
+    while True:
+        with db.transaction() as con:
+            if _forget(con, import_id):
+                return
+
+
+def _forget(con: Any, import_id: str, chunk: int = FORGET_CHUNK) -> bool:
+    """In the transaction of `con`: the import's claims, all of them when no other import holds any (the table is
+    made again), else up to `chunk`; its entry too once no claim is left. Returns whether none is left."""
+    if not con.execute("SELECT count(*) FROM import_claims WHERE import_id <> ?", [import_id]).fetchone()[0]:
+        con.execute("DROP TABLE import_claims")
+        con.execute(IMPORT_CLAIMS)
+    else:
+        con.execute("DELETE FROM import_claims WHERE id IN (SELECT id FROM import_claims WHERE import_id = ? LIMIT ?)",
+                    [import_id, chunk])
+        if con.execute("SELECT count(*) FROM import_claims WHERE import_id = ?", [import_id]).fetchone()[0]:
+            return False
     con.execute("DELETE FROM pending_imports WHERE import_id = ?", [import_id])
+    return True
 
 
 def _child_bounds(scratch: str) -> dict[str, list[tuple[int, int]]]:
