@@ -40,10 +40,10 @@ class Store:
     "The store")."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0,
-                 compress: bool = True):
+                 compress: bool = True, keyed: bool = True):
         """`linger`: seconds the file stays open after the last unit of work (the app's cheap reruns); 0 lets
-        go of it at once. `compress`: see `Connections`."""
-        self.db = Connections(path, lock_timeout=lock_timeout, linger=linger, compress=compress)
+        go of it at once. `compress`, `keyed`: see `Connections`."""
+        self.db = Connections(path, lock_timeout=lock_timeout, linger=linger, compress=compress, keyed=keyed)
         self.path = self.db.path
         self.trajectories = TrajectoryRepository(self.db, insert_history=insert_history)
         self.history = HistoryRepository(self.db, load=self.trajectories.get_trajectory,
@@ -452,10 +452,10 @@ class Store:
 
 class ScratchStore(Store):
     """The scratch database of a staged import (`staging`): its duplicate checks count the main database's rows.
-    Written once and read once, it is stored uncompressed."""
+    Written once and read once, it is stored uncompressed and without keys."""
 
     def __init__(self, path: str, main: Store):
-        super().__init__(path, compress=False)
+        super().__init__(path, compress=False, keyed=False)
         self.main = main
 
     def get_source(self, name: str) -> Source | None:

@@ -99,9 +99,11 @@ class Connection:
 
 class Connections:
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0,
-                 compress: bool = True):
+                 compress: bool = True, keyed: bool = True):
         """`compress`: False for a database written once and read once (a staged import's scratch file): its
-        columns are stored as they are, which writes and reads them faster than compressing them would."""
+        columns are stored as they are, which writes and reads them faster than compressing them would.
+        `keyed`: False for such a database too: its tables get no key (the main database's keys decide what is
+        copied in), so writing them builds no index."""
         self.path = resolve_db_path(path)
         self.compress = compress
         self.lock_timeout = lock_timeout
@@ -123,7 +125,7 @@ class Connections:
             if not parent.is_dir():
                 raise StoreError(f"{self.path}: folder {parent} does not exist")
         with self._writer, self.connect() as con:
-            migrate(con, self.path)
+            migrate(con, self.path, keyed=keyed)
 
     def _open(self) -> Any:
         if self._memory is not None:
@@ -349,11 +351,14 @@ def database_error(path: str, exc: Exception) -> Exception:
     return exc
 
 
-def migrate(con: Any, path: str = "") -> None:
+def migrate(con: Any, path: str = "", keyed: bool = True) -> None:
+    """Run the scripts this database has not run yet; `keyed` False: all but the one that declares the keys."""
     con.execute(BOOKKEEPING)
     done = dict(con.execute("SELECT component, max(version) FROM schema_migrations GROUP BY component").fetchall())
     refuse_newer(path, done)
     for component, scripts in MIGRATIONS.items():
+        if component == "keys" and not keyed:
+            continue
         for version, script in enumerate(scripts, start=1):
             if version <= done.get(component, 0):
                 continue

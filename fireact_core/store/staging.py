@@ -1,8 +1,8 @@
 """Large imports are parsed and written into a scratch database beside the main one, then copied in by short
 transactions, so the main file is held only a moment at a time (the app and other commands read in between).
 
-The scratch database has the same schema (the same migrations ran) and stores its columns uncompressed (it is
-written once and read once). The copy takes the scratch trajectories in stretches of file order. Each stretch is
+The scratch database has the same tables (the same migrations ran, but for the one that declares keys: writing it
+builds no index) and stores its columns uncompressed (it is written once and read once). The copy takes the scratch trajectories in stretches of file order. Each stretch is
 one transaction of its own: it claims the ids the main database does
 not hold and nobody else has claimed (`import_claims`, so two imports of one file at once add one set of rows)
 and copies their steps, lints, revisions and annotations. Those rows stay out of sight meanwhile: every reader
@@ -284,12 +284,13 @@ def _claim_stretch(con: Any, stage: str, import_id: str, start: int, end: int,
 
 
 def _stage_tables(con: Any, alias: str) -> list[tuple[str, bool]]:
-    """(name, whether it has a key) of the scratch database's tables that hold rows."""
+    """(name, whether the main database's table has a key) of the scratch database's tables that hold rows (the
+    scratch one has no keys)."""
     names = [r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND estimated_size > 0", [alias]).fetchall()]
     keyed = {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_constraints() WHERE database_name = ? "
-        "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')", [alias]).fetchall()}
+        "SELECT table_name FROM duckdb_constraints() WHERE database_name = current_database() "
+        "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')").fetchall()}
     return [(n, n in keyed) for n in names]
 
 
