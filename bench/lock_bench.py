@@ -10,6 +10,7 @@ failed. Targets: every reader call answers; the longest wait under 5 s; no hold 
 
     .venv/bin/python bench/lock_bench.py                  # 1 GB
     .venv/bin/python bench/lock_bench.py --size 200M      # a quicker look
+    .venv/bin/python bench/lock_bench.py --no-peer --rounds 4   # the last import over a database past 1,000,000
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from contextlib import contextmanager
 from fireact_core.store.connection import Connections
 from fireact_core.cli import main
 
-db, path = sys.argv[1], sys.argv[2]
+db, path, source = sys.argv[1], sys.argv[2], sys.argv[3]
 lock, state = threading.Lock(), {"open": 0, "since": 0.0, "holds": []}
 original = Connections.connect
 
@@ -69,7 +70,7 @@ def connect(self):
 
 Connections.connect = connect
 t0 = time.perf_counter()
-code = main(["--db", db, "import", path])
+code = main(["--db", db, "import", path, "--source", source])
 import_s = time.perf_counter() - t0
 import_holds = list(state["holds"])
 state["holds"].clear()
@@ -146,25 +147,36 @@ def size_in_mb(text: str) -> int:
     return max(1, round(float(value[:-1]) * scale if scale else float(value)))
 
 
-def run(mode: str, folder: Path, data: Path, seed: Path, env: dict[str, str]) -> dict:
+def run(mode: str, folder: Path, data: Path, seed: Path, env: dict[str, str], round_no: int = 1) -> dict:
+    """One import of `data` (round `round_no`: the same file again under a source name of its own, into the
+    database the earlier rounds filled) while a reader process asks in a loop."""
     db = folder / f"lock_{mode}.duckdb"
-    for old in (db, Path(f"{db}.wal")):
-        old.unlink(missing_ok=True)
-    subprocess.run([sys.executable, "-m", "fireact_core.cli", "--db", str(db), "import", str(seed)], cwd=ROOT,
-                   env=env, check=True, capture_output=True)
+    if round_no == 1:
+        for old in (db, Path(f"{db}.wal")):
+            old.unlink(missing_ok=True)
+        subprocess.run([sys.executable, "-m", "fireact_core.cli", "--db", str(db), "import", str(seed)], cwd=ROOT,
+                       env=env, check=True, capture_output=True)
+    stored = _count(db, env)
     stop = folder / f"stop_{mode}"
     stop.unlink(missing_ok=True)
     reader = subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, text=True)
     time.sleep(2)
-    importer = subprocess.run([sys.executable, "-c", IMPORTER, str(db), str(data)], cwd=ROOT, env=env, check=False,
-                              capture_output=True, text=True)
+    importer = subprocess.run([sys.executable, "-c", IMPORTER, str(db), str(data), f"lock_chat_{round_no}"], cwd=ROOT,
+                              env=env, check=False, capture_output=True, text=True)
     stop.write_text("")
     read = json.loads(reader.communicate()[0].strip().splitlines()[-1])
     if importer.returncode != 0:
         sys.exit(f"the import failed:\n{importer.stderr[-3000:]}")
     done = json.loads(importer.stdout.strip().splitlines()[-1])
-    return {"mode": mode, **done, **read}
+    return {"mode": mode, "round": round_no, "stored": stored, **done, **read}
+
+
+def _count(db: Path, env: dict[str, str]) -> int:
+    out = subprocess.run([sys.executable, "-c", "import sys; from fireact_core.store import Store; "
+                          "print(Store(sys.argv[1]).count_trajectories())", str(db)], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True)
+    return int(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -173,6 +185,10 @@ def main() -> None:
                         help="size of the imported file: 1G, 300M or a number of MB (default 1G)")
     parser.add_argument("--keep", help="folder for the file and databases (kept; default a temporary one)")
     parser.add_argument("--no-peer", action="store_true", help="skip the one-transaction import")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="import the file this many times into one database (each under a source of its own), "
+                             "so later rounds run over a large database: 1 GB is about 311,000 trajectories, "
+                             "4 rounds end past 1,000,000 (staged only)")
     args = parser.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="fireact-lock-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -188,21 +204,22 @@ def main() -> None:
     if not args.no_peer:
         modes.append(("one transaction", {**base, "FIREACT_IMPORT_STAGE_MB": str(10 * args.size + 1024)}))
     results = [run(mode.replace(" ", "_"), folder, data, seed, env) for mode, env in modes]
-    print(f"{'import':16} {'import s':>9} {'longest hold':>13} {'index hold':>11} {'reader wait':>12} "
-          f"{'answers':>8} {'failed':>7}")
-    for mode, r in zip([m for m, _ in modes], results):
-        print(f"{mode:16} {r['import_s']:9.1f} {max(r['import_holds']):12.2f}s {max(r['index_holds'] or [0]):10.2f}s "
-              f"{r['max_wait']:11.2f}s {r['answers']:8d} {len(r['failures']):7d}")
+    rounds = [run("staged", folder, data, seed, base, k) for k in range(2, args.rounds + 1)]
+    print(f"{'import':16} {'stored before':>13} {'import s':>9} {'longest hold':>13} {'index hold':>11} "
+          f"{'reader wait':>12} {'answers':>8} {'failed':>7}")
+    for mode, r in [*zip([m for m, _ in modes], results), *(("staged", r) for r in rounds)]:
+        print(f"{mode:16} {r['stored']:13,} {r['import_s']:9.1f} {max(r['import_holds']):12.2f}s "
+              f"{max(r['index_holds'] or [0]):10.2f}s {r['max_wait']:11.2f}s {r['answers']:8d} {len(r['failures']):7d}")
         for failure in r["failures"][:3]:
             print(f"    {failure}")
     if len(results) == 2:
         a, b = results
         print(f"longest hold: {max(b['import_holds']) / max(max(a['import_holds']), 1e-9):.1f}x shorter staged; "
               f"longest reader wait: {b['max_wait'] / max(a['max_wait'], 1e-9):.1f}x shorter staged")
-    first = results[0]
-    ok = not first["failures"] and first["max_wait"] < 5
+    staged = [results[0], *rounds]
+    ok = all(not r["failures"] for r in staged) and max(r["max_wait"] for r in staged) < 5
     print("target (every reader answers, longest wait < 5 s):", "met" if ok else "NOT met")
-    held = max([*first["import_holds"], *first["index_holds"]])
+    held = max(h for r in staged for h in [*r["import_holds"], *r["index_holds"]])
     print(f"target (no hold over about 2 s): {'met' if held <= 2.5 else 'NOT met'} (longest {held:.2f} s)")
     if not args.keep:
         for path in folder.iterdir():
