@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..io.lint import DETAIL_CHARS, LINT_KINDS, NONE_OBSERVATION
 from ..io.parsing import (ACTION, OBSERVATION, QUESTION_PREFIX, REFLECTION_RE, REFLECTION_WORD, REWARD_RE, THOUGHT,
@@ -220,13 +218,6 @@ SELECT {_STEP_COLS} FROM (
     WHERE t.fresh)
 ORDER BY i, idx
 """
-# When every row was parsed in SQL, the steps are written in the staging table's order, each beside its
-# trajectory's id (`_chat_ids`, one row for each step row, in the same order): no sort of the wide rows.
-INSERT_PARSED_STEPS_SQL = f"""
-INSERT INTO steps ({_STEP_COLS})
-SELECT {_select({**_STEP_FROM_STAGE, "trajectory_id": "k.id"}, STEP_COLUMNS)} FROM _chat_s s POSITIONAL JOIN _chat_ids k
-WHERE k.fresh
-"""
 INSERT_LINTS_SQL = """
 INSERT INTO lints (trajectory_id, kind, step, detail)
 SELECT k.id, x.kind, x.step, x.detail FROM _chat_lints x JOIN _chat_k k USING (i) WHERE k.fresh ORDER BY x.i
@@ -273,9 +264,6 @@ class ChatImportRepository(Repository):
                 con.execute("CREATE OR REPLACE TEMP TABLE _chat_k AS SELECT * FROM _chat_keys")
             finally:
                 con.unregister("_chat_keys")
-            if py_trajs.num_rows == 0:
-                self._insert_parsed_steps(con, keys)
-                return
             register(con, "_chat_py_t", py_trajs)
             register(con, "_chat_py_s", py_steps)
             try:
@@ -283,17 +271,6 @@ class ChatImportRepository(Repository):
             finally:
                 con.unregister("_chat_py_t")
                 con.unregister("_chat_py_s")
-
-    @staticmethod
-    def _insert_parsed_steps(con: Any, keys: pa.Table) -> None:
-        """The steps of a file whose every row was parsed in SQL: `_chat_s` in its own order (file order), the id
-        and freshness of each row's trajectory taken from `keys`."""
-        at = pc.index_in(con.sql("SELECT i FROM _chat_s").to_arrow_table().column("i"), value_set=keys.column("i"))
-        register(con, "_chat_ids", pa.table({"id": keys.column("id").take(at), "fresh": keys.column("fresh").take(at)}))
-        try:
-            con.execute(INSERT_PARSED_STEPS_SQL)
-        finally:
-            con.unregister("_chat_ids")
 
     def insert_staged_chat_trajectories(self, classes: pa.Table, py_trajs: pa.Table, source: str,
                                         method: str | None) -> int:
