@@ -214,6 +214,25 @@ def test_many_rows_keep_their_order_and_ids(tmp_path, monkeypatch):
     assert snapshot(sql) == snapshot(python)
 
 
+def test_file_parsed_wholly_in_sql_writes_its_steps_in_file_order(tmp_path):
+    """Every row regular: the steps go in without the Python reader's rows, in file order (a staged import's
+    copy reads them by stretches of rowids), as the Python reader writes them; a second import adds nothing."""
+    path = tmp_path / "regular.jsonl"
+    rows = [react(f"Question: q{n}?", *[(f"Thought: t{n}.{k}\nAction: search[s{k}]", f"Observation: o{k}")
+                                        for k in range(n % 4)], (f"Thought: end\nAction: finish[a{n}]", WON))
+            for n in range(500)]
+    path.write_text("".join(json.dumps({"messages": m}) + "\n" for m in rows))
+    python, python_reports, sql, sql_reports = import_both(tmp_path, path, "regular")
+    assert sql_reports == python_reports and sql_reports[0].added == 500
+    assert snapshot(sql) == snapshot(python)
+    with sql.db.connect() as con:
+        stored = con.execute("SELECT t.question, s.idx FROM steps s JOIN trajectories t ON t.id = s.trajectory_id "
+                             "ORDER BY s.rowid").fetchall()
+    assert stored == [(f"q{n}?", k) for n in range(500) for k in range(n % 4 + 1)]
+    assert import_files(sql, [path], parallel=False, sql=True)[0].added == 0
+    assert snapshot(sql) == snapshot(python)
+
+
 def test_bad_row_fails_with_its_line_and_writes_nothing(edge_file, tmp_path):
     store = Store(tmp_path / "bad.duckdb")
     import_files(store, [edge_file], sql=True)
