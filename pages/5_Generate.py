@@ -111,8 +111,7 @@ def progress(name: str) -> None:
         st.switch_page("pages/1_Browse.py", query_params={"source": name})
     if run.error:
         st.error(run.error)
-    st.dataframe([{"at": e.at, "kind": e.kind, "message": e.message} for e in events],
-                 hide_index=True, width="stretch")
+    st.table([{"at": e.at, "kind": e.kind, "message": e.message} for e in events], hide_index=True)
 
 
 RUNS = store.list_runs()
