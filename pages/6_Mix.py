@@ -131,7 +131,7 @@ def mixer(counts: dict[str, int], settings: dict, tokenizer: str | None) -> MixS
     st.caption("Filters: " + ", ".join(f"{k} {v}" for k, v in plan.funnel.items()) + f" · tokens: {plan.token_label}")
     for msg in plan.messages:
         st.warning(msg)
-    st.table(cells_frame(plan).style.format(precision=1), hide_index=True)
+    st.table(cells_frame(plan).astype({"asked %": str, "got %": str}), hide_index=True)  # shares read "12.5"
     st.html(composition_html(plan))
 
     if plan.size:
