@@ -19,7 +19,6 @@ from fireact_core.reports.overview import import_uploads, summary
 from fireact_core.generation.tasks import list_tasks
 
 ROOT = Path(__file__).resolve().parent
-SOURCE_COLUMNS = {"source": st.column_config.TextColumn(width="large")}
 PAGES = [
     ("pages/1_Browse.py", "Browse", ":material/search:", "filter and read trajectories"),
     ("pages/2_Trajectory.py", "Trajectory", ":material/timeline:", "one trajectory step by step: edit, annotate"),
@@ -70,7 +69,7 @@ def show_result(key: str) -> None:
             for r in reports]
     st.success(f"{'Demo data loaded' if key == 'demo' else 'Imported'}: {sum(r.added for r in reports)} "
                f"trajectories added from {len(reports)} file(s).")
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.table(rows, hide_index=True)
     for r in reports:
         if r.renamed_from:
             st.info(f"{Path(r.path).name}: another file holds the source '{r.renamed_from}', so it was added as "
@@ -92,16 +91,15 @@ def show_overview(store) -> None:
     cols[2].metric("Tasks", len(ov.by_task))
     cols[3].metric("Lint findings", flagged, help="trajectories flagged by a data check, failed ones not counted")
     st.subheader("By source")
-    st.dataframe(ov.sources, hide_index=True, width="stretch", column_config=SOURCE_COLUMNS)
+    st.table(ov.sources, hide_index=True)
     left, right = st.columns(2)
     left.subheader("By task")
-    left.dataframe([{"task": k, "trajectories": n} for k, n in ov.by_task.items()], hide_index=True, width="stretch")
+    left.table([{"task": k, "trajectories": n} for k, n in ov.by_task.items()], hide_index=True)
     right.subheader("By method")
-    right.dataframe([{"method": k, "trajectories": n} for k, n in ov.by_method.items()], hide_index=True,
-                    width="stretch")
+    right.table([{"method": k, "trajectories": n} for k, n in ov.by_method.items()], hide_index=True)
     st.subheader("Lints")
     if ov.lints:
-        st.dataframe(ov.lints, hide_index=True, width="stretch")
+        st.table(ov.lints, hide_index=True)
     else:
         st.caption("No data check flagged anything.")
 

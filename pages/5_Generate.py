@@ -111,8 +111,7 @@ def progress(name: str) -> None:
         st.switch_page("pages/1_Browse.py", query_params={"source": name})
     if run.error:
         st.error(run.error)
-    st.dataframe([{"at": e.at, "kind": e.kind, "message": e.message} for e in events],
-                 hide_index=True, width="stretch")
+    st.table([{"at": e.at, "kind": e.kind, "message": e.message} for e in events], hide_index=True)
 
 
 RUNS = store.list_runs()
@@ -166,7 +165,11 @@ with st.expander("Few-shot examples (versioned)"):
 with st.expander("Price table (USD per million tokens)"):
     prices = price_table(store)
     rows = [{"model": m, "input": p[0], "output": p[1]} for m, p in prices.items()]
-    edited = st.data_editor(rows, num_rows="dynamic", key="prices", width="stretch")
-    if st.button("Save prices"):
-        store.save_model_prices({r["model"]: (r["input"] or 0.0, r["output"] or 0.0) for r in edited if r.get("model")})
-        st.success("Prices saved; new runs use them.")
+    if not st.toggle("Edit prices", key="prices_edit"):  # the editor's grid loads only when asked for
+        st.table(rows, hide_index=True)
+    else:
+        edited = st.data_editor(rows, num_rows="dynamic", key="prices", width="stretch")
+        if st.button("Save prices"):
+            store.save_model_prices({r["model"]: (r["input"] or 0.0, r["output"] or 0.0) for r in edited
+                                     if r.get("model")})
+            st.success("Prices saved; new runs use them.")

@@ -131,7 +131,7 @@ def mixer(counts: dict[str, int], settings: dict, tokenizer: str | None) -> MixS
     st.caption("Filters: " + ", ".join(f"{k} {v}" for k, v in plan.funnel.items()) + f" · tokens: {plan.token_label}")
     for msg in plan.messages:
         st.warning(msg)
-    st.dataframe(cells_frame(plan), hide_index=True, width="stretch", key="mix_preview")
+    st.table(cells_frame(plan).astype({"asked %": str, "got %": str}), hide_index=True)  # shares read "12.5"
     st.html(composition_html(plan))
 
     if plan.size:
@@ -172,7 +172,7 @@ versions = versions_frame(store)
 if versions.empty:
     st.info("No version saved yet.")
     st.stop()
-st.dataframe(versions, hide_index=True, width="stretch")
+st.table(versions, hide_index=True)
 if ss.get("mix_version") not in set(versions["name"]):
     ss["mix_version"] = versions["name"].iloc[-1]
 pick = st.selectbox("Version", list(versions["name"]), key="mix_version")

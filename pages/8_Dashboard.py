@@ -41,10 +41,10 @@ def open_browse(flt) -> None:
 
 
 def table(df, name: str, key: str, drill=None, hide_index: bool = True) -> None:
-    """A table with CSV export; with `drill(row, column)`, clicking a cell opens its trajectories."""
+    """A table with CSV export (made on click); with `drill(row, column)`, clicking a cell opens its trajectories."""
     event = st.dataframe(df, key=key, hide_index=hide_index, column_config=FORMATS,
                          on_select="rerun" if drill else "ignore", selection_mode="single-cell")
-    st.download_button("CSV", charts.csv_bytes(df if hide_index else df.reset_index()),
+    st.download_button("CSV", lambda: charts.csv_bytes(df if hide_index else df.reset_index()),
                        f"{name}.csv", "text/csv", key=f"{key}_csv", on_click="ignore", icon=":material/download:")
     if drill and event and event.selection.cells:
         row, column = event.selection.cells[0]

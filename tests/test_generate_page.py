@@ -143,6 +143,17 @@ def test_examples_editor_saves_a_version(env):
     assert Store(db).prompt_versions("bamboogle", "io")[0].examples[0].startswith("Question: a?")
 
 
+def test_price_table_reads_as_a_table_and_edits_when_asked(env):
+    _, db = env
+    at = page()
+    prices = next(t.value for t in at.table if list(t.value.columns) == ["model", "input", "output"])
+    assert len(prices) > 0 and not any(b.label == "Save prices" for b in at.button)
+    at.toggle(key="prices_edit").set_value(True).run()
+    widget(at.button, "Save prices").click().run()
+    assert any("Prices saved" in s.value for s in at.success)
+    assert set(Store(db).model_prices()) == set(prices["model"])
+
+
 def test_a_fireact_prompt_file_loads_as_a_version(env):
     _, db = env
     prompts = ROOT.parent / "shared" / "fireact" / "reference" / "prompts"

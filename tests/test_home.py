@@ -33,8 +33,8 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def table(at: AppTest, column: str):
-    """The first dataframe on the page whose first column is `column`."""
-    return next(df.value for df in at.dataframe if df.value.columns[0] == column)
+    """The first table on the page whose first column is `column`."""
+    return next(t.value for t in at.table if t.value.columns[0] == column)
 
 
 def stored(db: Path) -> tuple[dict, dict]:

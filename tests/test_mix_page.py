@@ -33,7 +33,7 @@ def _run(monkeypatch, db_path) -> AppTest:
 
 
 def _preview(at: AppTest):
-    table = next(d for d in at.dataframe if "asked" in d.value.columns)
+    table = next(d for d in at.table if "asked" in d.value.columns)
     return table.value.set_index("cell")
 
 
@@ -113,7 +113,7 @@ def test_save_list_reload_and_export(page_db, tmp_path, monkeypatch):
     assert any("Saved 'page-v1'" in s.value for s in at.success), [e.value for e in at.error]
     version, saved = Store(db).get_dataset_version("page-v1"), saved_spec(Store(db), "page-v1")
     assert version.size == got and saved.size == 120 and saved.filters.exclude_lints == ["eval_contamination"]
-    assert next(d for d in at.dataframe if "lineage" in d.value.columns).value["name"].tolist() == ["page-v1"]
+    assert next(d for d in at.table if "lineage" in d.value.columns).value["name"].tolist() == ["page-v1"]
 
     at.button(key="mix_load").click().run()
     assert at.number_input(key="mix_size").value == 120
@@ -122,7 +122,7 @@ def test_save_list_reload_and_export(page_db, tmp_path, monkeypatch):
     next(b for b in at.button if b.label == "Save version").click().run()
     child = Store(db).get_dataset_version("page-v2")
     assert child.parent == "page-v1" and child.seed == 5
-    lineage = next(d for d in at.dataframe if "lineage" in d.value.columns).value
+    lineage = next(d for d in at.table if "lineage" in d.value.columns).value
     assert "page-v2 ← page-v1" in lineage["lineage"].tolist()
     assert at.selectbox(key="mix_version").value == "page-v2", "the version just saved is the one offered"
 
