@@ -128,13 +128,19 @@ def test_what_a_dead_import_left_is_cleared_by_the_next(tmp_path, chat_file, sma
     assert (trajectories, claims, pending) == (ROWS, 0, 0) and visible == steps
 
 
-def test_a_live_import_is_left_alone(tmp_path, chat_file, small_stretches, monkeypatch):
-    db = tmp_path / "db.duckdb"
+def _with_live_import(db: Path) -> Store:
+    """A store in which another live import (this process) holds the claim of id 'x'."""
     store = Store(db)
     with store.db.transaction() as con:
         con.execute("INSERT INTO pending_imports VALUES ('other', ?, ?, now(), now(), false)",
                     [os.getpid(), socket.gethostname()])
         con.execute("INSERT INTO import_claims VALUES ('x', 'other')")
+    return store
+
+
+def test_a_live_import_is_left_alone(tmp_path, chat_file, small_stretches, monkeypatch):
+    db = tmp_path / "db.duckdb"
+    store = _with_live_import(db)
     assert staging.clear_stale_imports(store.db) == 0
     assert _counts(db)[3:] == (1, 1)
 
@@ -143,11 +149,7 @@ def test_claims_are_let_go_in_chunks_beside_another_imports(tmp_path, chat_file,
     """With another import's claims in the table, this one's go a chunk per transaction and the other's stay; alone,
     the table is made again empty, keeping its key."""
     db = tmp_path / "db.duckdb"
-    store = Store(db)
-    with store.db.transaction() as con:
-        con.execute("INSERT INTO pending_imports VALUES ('other', ?, ?, now(), now(), false)",
-                    [os.getpid(), socket.gethostname()])
-        con.execute("INSERT INTO import_claims VALUES ('x', 'other')")
+    store = _with_live_import(db)
     monkeypatch.setattr(staging, "FORGET_CHUNK", 7)
     rounds = []
     forget_one = staging._forget
