@@ -218,18 +218,6 @@ SELECT {_STEP_COLS} FROM (
     WHERE t.fresh)
 ORDER BY i, idx
 """
-# When every row was parsed in SQL, each step row is given its trajectory's id in place, and the steps go in
-# straight from the staging table, in its order (file order): a scan without a join or a sort keeps that order
-# while DuckDB writes on every core, once, compressed and final.
-KEY_PARSED_STEPS_SQL = [
-    "ALTER TABLE _chat_s ADD COLUMN id VARCHAR",
-    "ALTER TABLE _chat_s ADD COLUMN fresh BOOLEAN",
-    "UPDATE _chat_s SET id = k.id, fresh = k.fresh FROM _chat_k k WHERE _chat_s.i = k.i",
-]
-INSERT_PARSED_STEPS_SQL = f"""
-INSERT INTO steps ({_STEP_COLS})
-SELECT {_select({**_STEP_FROM_STAGE, "trajectory_id": "s.id"}, STEP_COLUMNS)} FROM _chat_s s WHERE s.fresh
-"""
 INSERT_LINTS_SQL = """
 INSERT INTO lints (trajectory_id, kind, step, detail)
 SELECT k.id, x.kind, x.step, x.detail FROM _chat_lints x JOIN _chat_k k USING (i) WHERE k.fresh ORDER BY x.i
@@ -276,10 +264,6 @@ class ChatImportRepository(Repository):
                 con.execute("CREATE OR REPLACE TEMP TABLE _chat_k AS SELECT * FROM _chat_keys")
             finally:
                 con.unregister("_chat_keys")
-            if py_trajs.num_rows == 0:
-                for sql in (*KEY_PARSED_STEPS_SQL, INSERT_PARSED_STEPS_SQL):
-                    con.execute(sql)
-                return
             register(con, "_chat_py_t", py_trajs)
             register(con, "_chat_py_s", py_steps)
             try:
