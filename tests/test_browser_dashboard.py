@@ -34,6 +34,11 @@ def test_dashboard_click_through_to_trajectories(streamlit_app, page, dashboard_
     page.get_by_text("Evaluation dashboard").first.wait_for(timeout=WAIT)
     page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=WAIT)
     screenshot(page, "dashboard")
+    with page.expect_download(timeout=WAIT) as download:  # the runs table's CSV, written when clicked
+        page.get_by_role("button", name="CSV", exact=True).first.click()
+    csv = open(download.value.path(), encoding="utf-8").read().splitlines()
+    assert csv[0].startswith("run,em_attempted,") and len(csv) == 4
+    assert sorted(line.rsplit(",", 1)[1] for line in csv[1:]) == ["gpt4-react", "gpt4-react-none", "llama-cot"]
 
     page.get_by_role("tab", name="Robustness").click()
     page.get_by_text("Clean versus perturbed search").first.wait_for(timeout=WAIT)
