@@ -244,7 +244,7 @@ def _child_bounds(scratch: str) -> dict[str, list[tuple[int, int]]]:
     from .connection import Connections
 
     out: dict[str, list[tuple[int, int]]] = {}
-    scratch_db = Connections(scratch)
+    scratch_db = Connections(scratch, compress=False, keyed=False)
     with scratch_db.connect() as con:
         n, count = con.execute("SELECT coalesce(max(rowid) + 1, 0), count(*) FROM trajectories").fetchone()
         out["trajectories"] = [(n, count)]
