@@ -296,20 +296,35 @@ def test_cli_killed_mid_run_then_resumed(tmp_path, serp, llm, capsys):
     assert sorted(qids, key=int) == [str(i) for i in range(12)]
 
 
+# The command starts as a terminal's foreground job does: SIGINT delivered and handled by default. A child inherits
+# an ignored or blocked SIGINT from its parent (as a background job does), and Python then leaves it ignored.
+AS_IN_A_TERMINAL = ("import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+                    "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+
+
+def _signal_masks(pid: int) -> str:
+    try:
+        return " ".join(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
+    except OSError:
+        return "(gone)"
+
+
 def test_ctrl_c_marks_the_run_interrupted_and_the_same_run_takes_it_up(tmp_path, serp, llm, capsys):
     llm(latency=(0.4, 0.6))
     db = tmp_path / "ctrl-c.duckdb"
-    cmd = [sys.executable, "-m", "fireact_core.cli", "--db", str(db), "generate", "--task", "hotpotqa", "--split",
-           "dev", "--tasks-dir", str(TASKS), "--end", "12", "--model", "gpt-4o-mini", "--concurrency", "2",
-           "--run", "ctrl-c"]
+    cmd = [sys.executable, "-c", AS_IN_A_TERMINAL, "-m", "fireact_core.cli", "--db", str(db), "generate", "--task",
+           "hotpotqa", "--split", "dev", "--tasks-dir", str(TASKS), "--end", "12", "--model", "gpt-4o-mini",
+           "--concurrency", "2", "--run", "ctrl-c"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     for line in proc.stdout:
         if line.startswith("["):  # a first question is saved
             break
+    masks = _signal_masks(proc.pid)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
+    assert proc.returncode == 130, f"{masks}\n{out}"
     assert "fireact: interrupted" in out and "Traceback" not in out
     capsys.readouterr()
     assert main(["--db", str(db), "runs", "--json"]) == 0
