@@ -446,7 +446,7 @@ class Store:
     def drop_chat_stage(self) -> None:
         self.chat_import.drop_chat_stage()
 
-    def merge_staged(self, scratch: str) -> dict[str, int]:
+    def merge_staged(self, scratch: Connections) -> dict[str, int]:
         return self.staging.merge_staged(scratch)
 
 
@@ -491,7 +491,7 @@ def staged_import(store: Store, inputs: list[str]) -> Iterator[StagedImport]:
     with scratch_path(store.path) as scratch:
         stage = StagedImport(ScratchStore(scratch, store))
         yield stage
-        share_added(stage.reports, store.merge_staged(scratch))
+        share_added(stage.reports, store.merge_staged(stage.target.db))
 
 
 __all__ = ["Store", "links_in", "resolve_db_path", "staged_import", "trajectory_tables", "without_ids"]

@@ -88,12 +88,13 @@ def scratch_path(main_path: str) -> Iterator[str]:
 class StagingRepository(Repository):
     """The copy of a scratch database's import into this one."""
 
-    def merge_staged(self, scratch: str) -> dict[str, int]:
-        """Copy what the import wrote into `scratch` (see the module); returns trajectories added per source."""
+    def merge_staged(self, scratch: Connections) -> dict[str, int]:
+        """Copy what the import wrote into the scratch database (see the module); returns trajectories added per
+        source."""
         import_id = uuid.uuid4().hex
         alias = f"_stage_{import_id}"
         clear_stale_imports(self.db)
-        with self._attached(scratch, alias) as con:
+        with self._attached(scratch.path, alias) as con:
             rowids, staged = con.execute(f"SELECT coalesce(max(rowid) + 1, 0), count(*) FROM {alias}.trajectories").fetchone()
             if rowids <= FIRST_STRETCH:  # small: claimed, copied and landed by one short transaction
                 with self.db.transaction():
@@ -111,7 +112,7 @@ class StagingRepository(Repository):
             with self.db.lingering(STRETCH_LINGER_S):  # open once; let go between stretches only when asked
                 while start < end:
                     started = time.monotonic()
-                    with self._attached(scratch, alias) as con, self.db.transaction():
+                    with self._attached(scratch.path, alias) as con, self.db.transaction():
                         copying = time.monotonic()
                         _claim_stretch(con, alias, import_id, start, start + stretch, bounds)
                         copied = time.monotonic() - copying
@@ -119,7 +120,7 @@ class StagingRepository(Repository):
                     stretch = _next_stretch(stretch, copied, time.monotonic() - started)
                     if self.db.someone_waits():
                         time.sleep(STRETCH_GAP_S)
-                with self._attached(scratch, alias) as con, self.db.transaction():
+                with self._attached(scratch.path, alias) as con, self.db.transaction():
                     added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
         except BaseException:
             self._abandon(import_id)
@@ -237,15 +238,12 @@ def _forget(con: Any, import_id: str, chunk: int = FORGET_CHUNK) -> bool:
     return True
 
 
-def _child_bounds(scratch: str) -> dict[str, list[tuple[int, int]]]:
+def _child_bounds(scratch: Connections) -> dict[str, list[tuple[int, int]]]:
     """For each child table of the scratch database, the first and last rowid of each trajectory's rows (by the
     trajectory's rowid; (0, -1) for none), so that a stretch reads only its part of the table; "trajectories":
     [(how many rowids, how many trajectories)]. Read from the scratch file alone, before the main one is touched."""
-    from .connection import Connections
-
     out: dict[str, list[tuple[int, int]]] = {}
-    scratch_db = Connections(scratch, compress=False, keyed=False)
-    with scratch_db.connect() as con:
+    with scratch.connect() as con:
         n, count = con.execute("SELECT coalesce(max(rowid) + 1, 0), count(*) FROM trajectories").fetchone()
         out["trajectories"] = [(n, count)]
         for table, key in CHILDREN.items():
