@@ -38,11 +38,11 @@ def _step_fields(i: int, step: Step, prefix: str, on_change: Callable[[], None])
     if step.raw is not None and step.thought is None and step.action is None:
         st.caption("Text kept verbatim (it did not parse): fill in the fields below to fix it")
         st.text(step.raw)
-    st.text_area(":blue[**Thought**]", value=step.thought or "", key=f"{prefix}{i}:thought", on_change=on_change,
+    st.text_area("Thought", value=step.thought or "", key=f"{prefix}{i}:thought", on_change=on_change,
                  height="content")
-    st.text_input(":orange[**Action**] — tool[argument]", value=step.action.raw if step.action else "",
+    st.text_input("Action — tool[argument]", value=step.action.raw if step.action else "",
                   key=f"{prefix}{i}:action", on_change=on_change)
-    st.text_area(":gray[**Observation**]", value=step.observation or "", key=f"{prefix}{i}:observation",
+    st.text_area("Observation", value=step.observation or "", key=f"{prefix}{i}:observation",
                  on_change=on_change, height="content")
     st.toggle("Train on this step", value=step.flags.train, key=f"{prefix}{i}:train", on_change=on_change)
 

@@ -44,12 +44,25 @@ def form_values(d: dict) -> tuple[list[dict], str | None, str | None]:
     return steps, ss.get(f"{p}final"), ss.get(f"{p}question")
 
 
+def shown(traj, gen: int) -> dict[str, object]:
+    """What each of the editor's fields under `gen` would show for `traj`."""
+    p = f"e:{tid}:{gen}:"
+    values: dict[str, object] = {f"{p}final": traj.final_answer or "", f"{p}question": traj.question}
+    for i, step in enumerate(traj.steps):
+        values.update({f"{p}{i}:thought": step.thought or "", f"{p}{i}:action": step.action.raw if step.action else "",
+                       f"{p}{i}:observation": step.observation or "", f"{p}{i}:train": step.flags.train})
+    return values
+
+
 def merge() -> None:
-    """Move what was just typed into the draft, which outlives the page (a widget's value does not)."""
+    """Move what was just typed into the draft, which outlives the page (a widget's value does not). The fields
+    are redrawn only when the edit changed another field (a finish action moves the final answer): a redraw
+    gives every field a new key, and what is being typed elsewhere at that moment would be lost."""
     d = ss[dk]
     d["traj"] = cur.apply_form(d["traj"], *form_values(d))
     d["dirty"] = d["traj"] != d["orig"]
-    d["regen"] = True
+    if any(key in ss and ss[key] != value for key, value in shown(d["traj"], d["gen"]).items()):
+        d["regen"] = True
 
 
 def keep_typed(op=None, *args) -> None:
@@ -61,6 +74,7 @@ def keep_typed(op=None, *args) -> None:
     if op:
         d["traj"] = op(d["traj"], *args)
         d["dirty"] = d["traj"] != d["orig"]
+        d["regen"] = True
 
 
 def go(step: int) -> None:

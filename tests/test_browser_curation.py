@@ -67,6 +67,8 @@ def test_filter_open_edit_save_reload_restore(app, page):
     live = main.locator('[data-testid="stElementContainer"]:not([data-stale="true"])')  # not a leftover of the last run
     commit(live.get_by_label("Final answer (the argument of the finish action)"), original.gold)
     settle(page)
+    expect(live.get_by_label("Action — tool[argument]").last).to_have_value(f"finish[{original.gold}]")
+    expect(live.locator("textarea").first).to_have_value("Edited in the browser: check the film's director first.")
     main.get_by_role("button", name="Save").first.click()
     main.get_by_text("Saved revision 1").wait_for()
     saved = store.get_trajectory(first)

@@ -108,6 +108,25 @@ def edit_all(at: AppTest, tid: str) -> AppTest:
     return ok(at.toggle(key=f"t:whole:{tid}").set_value(True).run())
 
 
+def test_editor_redraws_only_when_an_edit_moves_another_field(db):
+    """A thought edit keeps every field's key, so text being typed in another field during that rerun is kept;
+    a final answer edit changes the finish action, so the fields are redrawn from the draft."""
+    tid = db.filter_ids(TrajectoryFilter(source=[RUN_A], em="wrong"), limit=1)[0]
+    before = db.get_trajectory(tid)
+    last = len(before.steps) - 1
+    assert before.steps[last].action and before.steps[last].action.name == "finish"
+    at = edit_all(ok(open_page("2_Trajectory.py", id=tid)), tid)
+    prefix = edit_keys(at, tid)
+    ok(at.text_area(key=f"{prefix}0:thought").input("A new first thought").run())
+    assert edit_keys(at, tid) == prefix
+    assert at.text_area(key=f"{prefix}0:thought").value == "A new first thought"
+    ok(at.text_input(key=f"{prefix}final").input(before.gold).run())
+    redrawn = edit_keys(at, tid)
+    assert redrawn != prefix
+    assert at.text_input(key=f"{redrawn}{last}:action").value == f"finish[{before.gold}]"
+    assert at.text_area(key=f"{redrawn}0:thought").value == "A new first thought"
+
+
 def test_trajectory_edit_save_history_restore(db):
     f = TrajectoryFilter(source=[RUN_A], em="wrong")
     tid = db.filter_ids(f, limit=1)[0]
