@@ -17,11 +17,17 @@ filter change and the opening of a trajectory are also timed in DuckDB directly 
 app starts), the floor any page over this database stands on. The machine is shared: absolute times include
 waiting for a core, so each line also prints the CPU time the app's process spent on the action (all its
 threads; Chromium's own drawing not included).
+
+Times are read in the page's own clock: from the start of loading the address (first renders), or from the key or
+pointer press of the action, to the first animation frame drawn with the result there and the app idle (no script
+running, no element still loading). Playwright's waits for an element poll at 0, 20, 50, 100 and 100 ms and then
+every 500 ms, so timing an action by when Playwright notices it would add up to half a second at random.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import os
 import statistics
@@ -131,22 +137,56 @@ def settle(page, selector: str | None = None, timeout: float = 60_000) -> None:
     page.wait_for_function(IDLE, timeout=timeout)
 
 
-def timed(action, done) -> float:
+# Every document records when the person last pressed a key or a pointer (the start of an action), in the page's
+# own clock; `drawn` reads the page's clock at the first animation frame that shows the action's result. Playwright's
+# own waits for an element retry at 0, 20, 50, 100, 100 ms and then every 500 ms, so what they report can be up
+# to half a second later than what the browser has drawn; the page's clock has no such steps.
+INPUT_CLOCK = """window.__faInput = null;
+for (const type of ["pointerdown", "keydown"])
+  addEventListener(type, () => { if (window.__faInput === null) window.__faInput = performance.now(); }, true);"""
+
+
+def drawn(page, condition_js: str, timeout: float = 60_000) -> float:
+    """The page's clock (ms since its document started) at the first animation frame at which `condition_js`
+    holds and the app is idle: no script running, no element still loading."""
+    return page.wait_for_function(
+        f"() => (({condition_js})() && ({IDLE})()) ? performance.now() : false", polling="raf",
+        timeout=timeout).json_value()
+
+
+def present(selector: str) -> str:
+    return f"() => !!document.querySelector({selector!r})"
+
+
+def timed(page, action, condition_js: str) -> float:
+    """Seconds from the key or pointer press that `action` makes to the first frame drawn with `condition_js`
+    holding (and the app idle), both read in the page."""
+    page.evaluate("window.__faInput = null")
     cpu = app_cpu() if APP else 0.0
-    start = time.perf_counter()
     action()
-    done()
-    took = time.perf_counter() - start
+    done = drawn(page, condition_js)
+    pressed = page.evaluate("window.__faInput")
     if APP:
         CPU.append(app_cpu() - cpu)
-    return took
+    if pressed is None:
+        raise RuntimeError("the action pressed no key and no pointer in the page")
+    return (done - pressed) / 1000
+
+
+def rendered(page, url: str, selector: str) -> float:
+    """Seconds from the start of loading `url` (the address typed) to the first frame drawn with `selector` present
+    and the app idle, in the page's clock."""
+    cpu = app_cpu() if APP else 0.0
+    page.goto(url)
+    done = drawn(page, present(selector))
+    if APP:
+        CPU.append(app_cpu() - cpu)
+    return done / 1000
 
 
 def until_changed(page, action, element_js: str, before: str) -> float:
     """Seconds from `action` until the element found by `element_js` shows another text than `before`."""
-    return timed(action, lambda: (page.wait_for_function(
-        f"b => {{ const e = {element_js}; return e && e.innerText !== b; }}", arg=before, timeout=60_000),
-        settle(page)))
+    return timed(page, action, f"() => {{ const e = {element_js}; return !!e && e.textContent !== {json.dumps(before)}; }}")
 
 
 def first_renders(page, base: str, ids: dict, repeat: int) -> None:
@@ -157,7 +197,7 @@ def first_renders(page, base: str, ids: dict, repeat: int) -> None:
         ready = READY[path.split("?")[0]]
         page.goto(f"{base}/{path}")  # warm-up: caches and the server's first import of the page
         settle(page, ready)
-        seconds = [timed(lambda: page.goto(f"{base}/{path}"), lambda: settle(page, ready)) for _ in range(repeat)]
+        seconds = [rendered(page, f"{base}/{path}", ready) for _ in range(repeat)]
         report(f"first render: {name}", TARGETS["first render"], seconds)
     for name, path in paths.items():  # the same pages reached from the sidebar within one browser session
         if name == "Trajectory":  # it needs a trajectory id: reached from Browse, measured below
@@ -168,12 +208,12 @@ def first_renders(page, base: str, ids: dict, repeat: int) -> None:
             page.goto(f"{base}/{start}")
             settle(page, READY[start])
             link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=re.compile(f"{name}$"))
-            seconds.append(timed(link.click, lambda: settle(page, READY[path.split("?")[0]])))
+            seconds.append(timed(page, link.click, present(READY[path.split("?")[0]])))
         report(f"sidebar to page: {name}", TARGETS["first render"], seconds)
 
 
 def count_text(page) -> str:
-    return page.get_by_test_id("stMain").locator("h2, h3").filter(has_text="trajectories match").first.inner_text()
+    return page.get_by_test_id("stMain").locator("h2, h3").filter(has_text="trajectories match").first.text_content()
 
 
 def filter_change(page, base: str, repeat: int) -> list[float]:
@@ -186,7 +226,7 @@ def filter_change(page, base: str, repeat: int) -> list[float]:
         choice = ["wrong", "right", "any"][i % 3]
         t = until_changed(page, lambda: sidebar.get_by_text(choice, exact=True).first.click(),
                           "[...document.querySelectorAll('[data-testid=stMain] h2, [data-testid=stMain] h3')]"
-                          ".find(h => h.innerText.includes('trajectories match'))", before)
+                          ".find(h => h.textContent.includes('trajectories match'))", before)
         if i:
             seconds.append(t)
     return seconds
@@ -200,15 +240,15 @@ def open_trajectory(page, base: str, repeat: int) -> list[float]:
         box = page.get_by_test_id("stSelectbox").filter(has_text="Open a trajectory of this page").locator("input")
         box.click()
         option = page.get_by_role("option").nth(i % 10)
-        t = timed(option.click, lambda: (page.wait_for_url("**/Trajectory?**", timeout=60_000),
-                                         settle(page, READY["Trajectory"])))
+        t = timed(page, option.click, "() => location.pathname.endsWith('/Trajectory') && "
+                                      f"({present(READY['Trajectory'])})()")
         if i:
             seconds.append(t)
     return seconds
 
 
 def header_text(page) -> str:
-    return page.get_by_test_id("trajectory-header").locator(".fa-q").inner_text()
+    return page.get_by_test_id("trajectory-header").locator(".fa-q").text_content()
 
 
 def review_keystrokes(page, base: str, repeat: int) -> list[float]:
@@ -237,14 +277,15 @@ def saves(page, base: str, ids: list[str], repeat: int) -> list[float]:
         area.press("Control+Enter")
         settle(page)
         save = page.get_by_test_id("stMain").get_by_role("button").filter(has_text=re.compile(r"Save.*Ctrl"))
-        t = timed(save.click, lambda: (page.get_by_text("Saved revision").first.wait_for(timeout=60_000), settle(page)))
+        t = timed(page, save.click,
+                  "() => document.querySelector('[data-testid=stMain]').textContent.includes('Saved revision')")
         if i:
             seconds.append(t)
     return seconds
 
 
 def composition(page) -> str:
-    return page.get_by_test_id("stMain").locator("p").filter(has_text="Composition").first.inner_text()
+    return page.get_by_test_id("stMain").locator("p").filter(has_text="Composition").first.text_content()
 
 
 def slider_preview(page, base: str, repeat: int) -> list[float]:
@@ -257,7 +298,7 @@ def slider_preview(page, base: str, repeat: int) -> list[float]:
         slider.focus()
         t = until_changed(page, lambda: slider.press("ArrowLeft" if i % 2 else "ArrowRight"),
                           "[...document.querySelectorAll('[data-testid=stMain] p')]"
-                          ".find(p => p.innerText.startsWith('Composition'))", before)
+                          ".find(p => p.textContent.startsWith('Composition'))", before)
         if i:
             seconds.append(t)
     return seconds
@@ -292,7 +333,9 @@ def run(db: str, folder: Path, repeat: int, renders: bool = True) -> None:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.add_init_script(INPUT_CLOCK)
+            page = context.new_page()
             page.set_default_timeout(60_000)
             if renders:
                 first_renders(page, base, {"traj": ids[0]}, repeat)
