@@ -76,14 +76,15 @@ def show_result(key: str) -> None:
                     f"'{r.source}'.")
 
 
-def show_overview(store) -> None:
+def show_overview(store) -> bool:
+    """What the database holds; False when it holds nothing yet."""
     ov = summary(store)
     if ov.empty:
         st.info(f"The database `{store.path}` holds no trajectories yet. Load the demo data (two models' runs "
                 "over the same questions, and a small fine-tuning set), or import FireAct files below "
                 "(or on the command line: `fireact import FILE...`).")
         st.button("Load demo data", key="home_demo", type="primary", on_click=_load_demo)
-        return
+        return False
     flagged = sum(row["trajectories"] for row in ov.lints if row["lint"] != "failed")
     cols = st.columns(4)
     cols[0].metric("Trajectories", ov.trajectories)
@@ -102,10 +103,22 @@ def show_overview(store) -> None:
         st.table(ov.lints, hide_index=True)
     else:
         st.caption("No data check flagged anything.")
+    return True
 
 
-def show_import() -> None:
+def show_import(empty: bool) -> None:
+    """The import form: in the page on an empty database, behind an "Import files" button once there is data
+    (the overview comes first, and a closed form costs the page nothing to draw)."""
     st.subheader("Import")
+    if empty:
+        import_form()
+    else:
+        with st.popover("Import files", icon=":material/upload_file:"):
+            import_form()
+    show_result("import")
+
+
+def import_form() -> None:
     st.caption("FireAct evaluation runs (trajs/*.json, text or chat), Alpaca JSON, OpenAI chat JSONL or native "
                "JSONL; the format is told from the content. The same reader as `fireact import`.")
     st.file_uploader("Trajectory files", type=["json", "jsonl"], accept_multiple_files=True, key="home_files")
@@ -117,7 +130,6 @@ def show_import() -> None:
     st.file_uploader("Evaluation splits (optional): questions found there are flagged eval_contamination",
                      type=["json", "jsonl", "csv"], accept_multiple_files=True, key="home_eval")
     st.button("Import", key="home_import", on_click=_import)
-    show_result("import")
 
 
 def show_pages() -> None:
@@ -134,10 +146,11 @@ def home() -> None:
     store = ui.page_setup("Home")
     st.title("FireAct Studio")
     st.caption("Generate, curate, mix and fine-tune on language-agent trajectories, after FireAct (Chen et al., 2023).")
-    show_result("demo")
-    show_overview(store)
+    with st.container():  # always there, so what follows keeps its place (an open import form stays open)
+        show_result("demo")
+    has_data = show_overview(store)
     show_pages()
-    show_import()
+    show_import(empty=not has_data)
     st.caption(f"Database: `{store.path}` (set with --db on the command line or $FIREACT_DB).")
 
 

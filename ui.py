@@ -81,9 +81,9 @@ def confirm(key: str, question: str, label: str, action, *args) -> None:
     """Ask before a bulk action: `question` with `label` (runs `action(*args)`) and Cancel, under `key`."""
     with st.container(border=True):
         st.warning(question, icon=":material/warning:")
-        yes, no, _ = st.columns([2, 1, 4])
-        yes.button(label, key=f"{key}:yes", type="primary", on_click=_confirmed, args=(key, action, *args))
-        no.button("Cancel", key=f"{key}:no", on_click=st.session_state.pop, args=(key, None))
+        with st.container(horizontal=True):  # the buttons as wide as their labels, in a panel of any width
+            st.button(label, key=f"{key}:yes", type="primary", on_click=_confirmed, args=(key, action, *args))
+            st.button("Cancel", key=f"{key}:no", on_click=st.session_state.pop, args=(key, None))
 
 
 def _confirmed(key: str, action, *args) -> None:

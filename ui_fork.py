@@ -3,7 +3,7 @@ and the family of a parent and its continuations (Compare). Runs go on in the ba
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -14,6 +14,9 @@ from fireact_core.filters import TrajectoryFilter
 from fireact_core.generation.tools import SEARCH_KINDS
 from fireact_core.records import Trajectory
 from ui import Store
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
 
 def _model_form(store: Store, traj: Trajectory, key: str) -> dict[str, Any]:
     """Model, endpoint, search and temperature, prefilled with what `traj` was made with; keys come from the
@@ -113,10 +116,12 @@ def _live(store: Store, name: str) -> None:
     panel()
 
 
-def repair_panel(store: Store, flt: TrajectoryFilter, who: str) -> None:
-    """Browse: continue the failed or wrong trajectories of the filter from before their first wrong step."""
+def repair_panel(store: Store, flt: TrajectoryFilter, who: str, place: DeltaGenerator) -> None:
+    """Browse: continue the failed or wrong trajectories of the filter from before their first wrong step. The
+    form opens from a button in `place`; a repair started here shows its progress below it."""
     ss = st.session_state
-    with st.expander("Repair the failed or wrong trajectories of this filter", icon=":material/healing:"):
+    with place.popover("Repair wrong ones", icon=":material/healing:", width="stretch"):
+        st.markdown("**Repair the failed or wrong trajectories of this filter**")
         st.caption("Each is continued from the step before its first lint (or a chosen rule's); only continuations "
                    "that score right are kept, labelled 'repaired'.")
         c1, c2, c3 = st.columns([1, 2, 1])
@@ -133,10 +138,10 @@ def repair_panel(store: Store, flt: TrajectoryFilter, who: str) -> None:
                     overrides={"model": model.strip() or None, "base_url": base_url.strip() or None})
             except FireactError as exc:
                 st.error(md_escape(exc))
-        if ss.get("repair:run"):
-            _live(store, ss["repair:run"])
-            st.page_link("pages/1_Browse.py", label="Browse the repaired ones", icon=":material/list:",
-                         query_params={"source": ss["repair:run"]})
+    if ss.get("repair:run"):
+        _live(store, ss["repair:run"])
+        st.page_link("pages/1_Browse.py", label="Browse the repaired ones", icon=":material/list:",
+                     query_params={"source": ss["repair:run"]})
 
 
 def family_view(store: Store, traj_id: str) -> None:

@@ -60,21 +60,33 @@ if st.session_state.get("browse_sig") != url_sig or "f_q" not in st.session_stat
 if st.session_state.get("browse_url_page") != url_page:
     st.session_state.update({"f_page": url_page, "browse_url_page": url_page})
 
+MORE = ("model", "task", "method", "lint", "label")  # the rarer filters, behind "More filters"
 with st.sidebar:
     st.header("Filter")
     q = st.text_input("Search text", key="f_q", placeholder="questions, thoughts, actions, observations")
-    lists = {name: st.multiselect(name.title(), options[name], key=f"f_{name}",
-                                  format_func=(lambda v: short.get(v, v)) if name == "source" else str)
-             for name in LIST_FIELDS}
+    lists = {"source": st.multiselect("Source", options["source"], key="f_source", format_func=lambda v: short.get(v, v))}
     em = st.radio("Answer (EM)", list(EM), key="f_em", horizontal=True)
     review = st.radio("Review", list(REVIEW), key="f_review", horizontal=True)
-    status = st.selectbox("Status", ["finished", "unfinished", "failed"], index=None, key="f_status",
-                          placeholder="any")
-    c1, c2 = st.columns(2)
-    smin = c1.number_input("Min steps", min_value=0, value=None, step=1, key="f_smin")
-    smax = c2.number_input("Max steps", min_value=0, value=None, step=1, key="f_smax")
     sort = st.selectbox("Sort by", list(SORT_KEYS), key="f_sort")
     desc = st.toggle("Descending", key="f_desc")
+    active = [name for name in MORE if st.session_state.get(f"f_{name}")]
+    active += [name for name, key in (("status", "f_status"), ("min steps", "f_smin"), ("max steps", "f_smax"))
+               if st.session_state.get(key) is not None]
+    with st.popover(f"More filters ({len(active)} set)" if active else "More filters", icon=":material/filter_list:",
+                    width="stretch"):
+        lists.update({name: st.multiselect(name.title(), options[name], key=f"f_{name}") for name in MORE})
+        status = st.selectbox("Status", ["finished", "unfinished", "failed"], index=None, key="f_status",
+                              placeholder="any")
+        c1, c2 = st.columns(2)
+        smin = c1.number_input("Min steps", min_value=0, value=None, step=1, key="f_smin")
+        smax = c2.number_input("Max steps", min_value=0, value=None, step=1, key="f_smax")
+    for name in MORE:  # what is set behind the button shows in the sidebar
+        if st.session_state.get(f"f_{name}"):
+            st.caption(md_escape(f"{name}: {', '.join(map(str, st.session_state[f'f_{name}']))}"))
+    if status or smin is not None or smax is not None:
+        st.caption(md_escape(", ".join(x for x in (f"status {status}" if status else "",
+                                                    "" if smin is None else f"at least {smin} steps",
+                                                    "" if smax is None else f"at most {smax} steps") if x)))
 
 flt = TrajectoryFilter(**lists, q=q.strip() or None, em=EM[em], review=REVIEW[review], status=status,
                        steps_min=None if smin is None else int(smin), steps_max=None if smax is None else int(smax),
@@ -152,30 +164,32 @@ with left:
     if rows and st.button("Review this filter"):
         st.switch_page("pages/3_Review.py", query_params=browse_query(flt, sort, desc))
 with right:
-    st.markdown("**Bulk: tag, accept, reject**")
-    scope = st.radio("Apply to", ["selected rows", "every trajectory matching the filter"], key="bulk_scope",
-                     captions=[f"{len(selected)} selected", f"{total} trajectories"])
-    tag = st.text_input("Label to add", key="bulk_tag", placeholder="e.g. hallucination")
-    b1, b2, b3 = st.columns(3)
-    actions = {"tag": b1.button("Add label", disabled=not tag.strip()), "accepted": b2.button("Accept"),
-               "rejected": b3.button("Reject")}
-    chosen = next((k for k, v in actions.items() if v), None)
-    whole = scope != "selected rows"
-    if chosen and not whole and not selected:
-        st.warning("Nothing to apply it to: select rows in the table first.")
-    elif chosen and whole:
-        st.session_state["browse_confirm"] = (chosen, tag.strip(), total, sig)
-    elif chosen:
-        apply_bulk(chosen, tag.strip(), selected)
-        st.rerun()
-    pending = st.session_state.get("browse_confirm")
-    if pending and pending[3] == sig and whole:
-        what, label, count, _ = pending
-        verb = {"tag": f"Add the label '{label}' to", "accepted": "Accept", "rejected": "Reject"}[what]
-        confirm("browse_confirm", md_escape(f"{verb} all {count} trajectories matching this filter?"),
-                f"{dict(tag='Label', accepted='Accept', rejected='Reject')[what]} all {count}", apply_bulk, what, label,
-                None)
-    ui_fork.repair_panel(store, flt, who)
+    st.markdown("**Bulk: tag, accept, reject, repair**")
+    bulk, repair = st.columns(2)
+    with bulk.popover("Tag, accept or reject", icon=":material/sell:", width="stretch"):
+        scope = st.radio("Apply to", ["selected rows", "every trajectory matching the filter"], key="bulk_scope",
+                         captions=[f"{len(selected)} selected", f"{total} trajectories"])
+        tag = st.text_input("Label to add", key="bulk_tag", placeholder="e.g. hallucination")
+        b1, b2, b3 = st.columns(3)
+        actions = {"tag": b1.button("Add label", disabled=not tag.strip()), "accepted": b2.button("Accept"),
+                   "rejected": b3.button("Reject")}
+        chosen = next((k for k, v in actions.items() if v), None)
+        whole = scope != "selected rows"
+        if chosen and not whole and not selected:
+            st.warning("Nothing to apply it to: select rows in the table first.")
+        elif chosen and whole:
+            st.session_state["browse_confirm"] = (chosen, tag.strip(), total, sig)
+        elif chosen:
+            apply_bulk(chosen, tag.strip(), selected)
+            st.rerun()
+        pending = st.session_state.get("browse_confirm")
+        if pending and pending[3] == sig and whole:
+            what, label, count, _ = pending
+            verb = {"tag": f"Add the label '{label}' to", "accepted": "Accept", "rejected": "Reject"}[what]
+            confirm("browse_confirm", md_escape(f"{verb} all {count} trajectories matching this filter?"),
+                    f"{dict(tag='Label', accepted='Accept', rejected='Reject')[what]} all {count}", apply_bulk, what,
+                    label, None)
+    ui_fork.repair_panel(store, flt, who, repair)
     if st.session_state.get("browse_done"):
         st.success(st.session_state.pop("browse_done"))
     if st.session_state.get("browse_error"):

@@ -7,12 +7,11 @@ import streamlit as st
 
 from fireact_core.mixing.export import DATASET_FORMATS, export_dataset_bytes
 from fireact_core.errors import FireactError
-from fireact_core.io.lint import LINT_KINDS
-from fireact_core.io.masks import LOSS_MASKS
 from fireact_core.mixing.view import (cells_frame, composition_html, example_html, form_spec, grid_cells, grid_frame,
                                    versions_frame)
 from fireact_core.mixing.versions import CELL_SEP, MixSpec, plan_mix, save_mix, saved_spec
 from fireact_core.curation.pairs import describe_pairs
+import ui_mix
 from ui import annotator, page_setup, show_error
 
 store = page_setup("Mix", ":material/tune:")
@@ -65,27 +64,8 @@ with st.sidebar:
                                       "trajectory": "trajectory-level preference pairs"}.get,
                          help="pairs are built among the chosen trajectories: each edit against the imported "
                               "revision, each parent against its continuations (DPO and KTO read them)")
-    st.subheader("Filters")
-    only_correct = st.checkbox("Only correct (EM)", key="mix_correct")
-    only_accepted = st.checkbox("Only accepted", key="mix_accepted")
-    no_rejected = st.checkbox("Exclude rejected", key="mix_rejected")
-    max_steps = st.number_input("Max steps (0: no limit)", min_value=0, key="mix_max_steps")
-    no_eval = st.checkbox("Exclude questions in evaluation splits", key="mix_eval")
-    lints = st.multiselect("Exclude lint kinds", [k for k in LINT_KINDS if k != "eval_contamination"], key="mix_lints")
-    keep_irregular = st.checkbox("Keep rows with an irregular layout", key="mix_irregular",
-                                 help="no question, the model's turn first, two observations in a row, no steps")
-    dedupe = st.checkbox("Dedupe by question", key="mix_dedupe", disabled=bool(pairs),
-                         help="off for pairs: they need every trajectory of a question") and not pairs
-    keep = st.radio("Keep", ["best", "latest"], key="mix_keep", horizontal=True, disabled=not dedupe,
-                    format_func={"best": "best-scored", "latest": "latest revision"}.get)
-    st.subheader("Training")
-    mask = st.radio("Loss mask", list(LOSS_MASKS), key="mix_mask", format_func=LOSS_MASKS.get)
-    upsample = st.checkbox("Allow upsampling short cells", key="mix_upsample")
-    tokenizer = st.text_input("Tokenizer (local model folder, optional)", key="mix_tokenizer").strip() or None
+    filters, mask, upsample, tokenizer = ui_mix.filters_and_training(pairs)
 
-filters = {"only_correct": only_correct, "only_accepted": only_accepted, "exclude_rejected": no_rejected,
-           "dedupe": dedupe, "dedupe_keep": keep, "max_steps": int(max_steps) or None,
-           "exclude_lints": (["eval_contamination"] if no_eval else []) + lints, "keep_irregular": keep_irregular}
 settings = {"sources": chosen, "mode": mode, "size": size, "val_fraction": val, "seed": seed, "filters": filters,
             "loss_mask": mask, "allow_upsample": upsample, "pairs": pairs}
 

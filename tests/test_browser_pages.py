@@ -101,13 +101,15 @@ def test_browse_confirms_a_whole_filter_action_and_keeps_the_page_in_the_address
     n = store.count_filtered(flt)
     opened(page, f"{base}/Browse?source={RUN_B}&em=wrong&steps_max=2", "[data-testid=stDataFrame]")
     main = page.get_by_test_id("stMain")
-    main.get_by_text("every trajectory matching the filter").click()
+    main.get_by_role("button", name="Tag, accept or reject").click()
+    bulk = page.get_by_test_id("stPopoverBody")
+    bulk.get_by_text("every trajectory matching the filter").click()
     settle(page)
-    main.get_by_role("button", name="Reject", exact=True).click()
-    main.get_by_text(f"Reject all {n} trajectories matching this filter?").wait_for()
+    bulk.get_by_role("button", name="Reject", exact=True).click()
+    bulk.get_by_text(f"Reject all {n} trajectories matching this filter?").wait_for()
     assert store.count_filtered(flt.model_copy(update={"review": "rejected"})) == 0
     screenshot(page, "pages-browse-confirm")
-    main.get_by_role("button", name=f"Reject all {n}").click()
+    bulk.get_by_role("button", name=f"Reject all {n}").click()
     main.get_by_text(f"rejected: {n} trajectories").wait_for()
     assert store.count_filtered(flt.model_copy(update={"review": "rejected"})) == n
 

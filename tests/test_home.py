@@ -162,7 +162,8 @@ def test_links_only_to_pages_that_exist(monkeypatch, tmp_path):
 
 
 def test_browser_journey_demo_then_upload(streamlit_app, page, tmp_path, monkeypatch):
-    """Real Chromium: an empty database, load the demo, upload FireAct's gpt_hotpotqa.jsonl, see the counts."""
+    """Real Chromium: an empty database, load the demo, open the import form, upload FireAct's gpt_hotpotqa.jsonl,
+    see the counts."""
     monkeypatch.setenv("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")  # the server needs no reload on save
     page.set_default_timeout(90000)  # the app shares a small machine with the rest of the suite
     dialogs: list[str] = []
@@ -173,12 +174,14 @@ def test_browser_journey_demo_then_upload(streamlit_app, page, tmp_path, monkeyp
     page.get_by_role("button", name="Load demo data").click()
     page.get_by_text("Demo data loaded").wait_for()
     demo = Store(tmp_path / "journey.duckdb").count_trajectories()
+    wait_for_app(page, timeout=90000)
+    page.get_by_role("button", name="Import files").click()  # with data in it, the form opens from a button
     uploader = page.locator('[data-testid="stFileUploader"]').first
     uploader.locator('input[type="file"]').set_input_files(str(GPT_HOTPOTQA))
     page.locator('[data-testid="stFileChip"]').filter(has_text="gpt_hotpotqa.jsonl").wait_for()
     page.locator('[data-testid="stFileChipIconSpinner"]').wait_for(state="detached")  # the upload has finished
     wait_for_app(page, timeout=90000)
-    page.get_by_role("button", name="Import").click()
+    page.get_by_role("button", name="Import", exact=True).click()
     try:
         page.get_by_text("Imported: 500 trajectories added").wait_for()
     except Exception:
