@@ -1,4 +1,5 @@
-"""The only module besides the pages that imports streamlit: the cached store handle and shared widgets."""
+"""The app's shared part: the cached store handle, page setup and the widgets every page uses (the `ui_*.py`
+modules hold those of one page or panel)."""
 
 from __future__ import annotations
 
