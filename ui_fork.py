@@ -18,6 +18,7 @@ from ui import Store
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
 
+
 def _model_form(store: Store, traj: Trajectory, key: str) -> dict[str, Any]:
     """Model, endpoint, search and temperature, prefilled with what `traj` was made with; keys come from the
     environment, never from here."""

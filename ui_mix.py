@@ -13,13 +13,6 @@ from fireact_core.io.masks import LOSS_MASKS
 def filters_and_training(pairs: str | None) -> tuple[dict, str, bool, str | None]:
     """The filters (as MixSpec's `filters`), the loss mask, upsampling and the tokenizer folder, from two
     buttons in the sidebar; `pairs` (preference pairs) turns deduplication off."""
-    ss = st.session_state
-    on = [label for key, label in (("mix_correct", "only correct"), ("mix_accepted", "only accepted"),
-                                   ("mix_rejected", "no rejected"), ("mix_eval", "no evaluation questions"),
-                                   ("mix_irregular", "irregular kept")) if ss.get(key)] + \
-        [f"at most {ss['mix_max_steps']} steps"] * bool(ss.get("mix_max_steps")) + \
-        [f"no {', '.join(ss.get('mix_lints') or [])}"] * bool(ss.get("mix_lints")) + \
-        [f"dedupe ({ss.get('mix_keep')})"] * bool(ss.get("mix_dedupe") and not pairs)
     with st.popover("Filters", icon=":material/filter_alt:", width="stretch"):
         only_correct = st.checkbox("Only correct (EM)", key="mix_correct")
         only_accepted = st.checkbox("Only accepted", key="mix_accepted")
@@ -34,6 +27,10 @@ def filters_and_training(pairs: str | None) -> tuple[dict, str, bool, str | None
                              help="off for pairs: they need every trajectory of a question") and not pairs
         keep = st.radio("Keep", ["best", "latest"], key="mix_keep", horizontal=True, disabled=not dedupe,
                         format_func={"best": "best-scored", "latest": "latest revision"}.get)
+    on = [label for value, label in ((only_correct, "only correct"), (only_accepted, "only accepted"),
+                                     (no_rejected, "no rejected"), (no_eval, "no evaluation questions"),
+                                     (keep_irregular, "irregular kept"), (max_steps, f"at most {max_steps} steps"),
+                                     (lints, f"no {', '.join(lints)}"), (dedupe, f"dedupe ({keep})")) if value]
     st.caption(md_escape("Filters: " + (", ".join(on) or "none")))
     with st.popover("Training", icon=":material/model_training:", width="stretch"):
         mask = st.radio("Loss mask", list(LOSS_MASKS), key="mix_mask", format_func=LOSS_MASKS.get)

@@ -34,17 +34,24 @@ def step_editor(i: int, steps: list[Step], whole: bool, prefix: str, keep_typed:
         _step_fields(i, steps[i], prefix, merge)
 
 
+def field_values(step: Step) -> dict[str, object]:
+    """What the editor's fields of `step` show, by field name (the step's drawn fields and the page's check of
+    whether an edit changed another field both read them here)."""
+    return {"thought": step.thought or "", "action": step.action.raw if step.action else "",
+            "observation": step.observation or "", "train": step.flags.train}
+
+
 def _step_fields(i: int, step: Step, prefix: str, on_change: Callable[[], None]) -> None:
     if step.raw is not None and step.thought is None and step.action is None:
         st.caption("Text kept verbatim (it did not parse): fill in the fields below to fix it")
         st.text(step.raw)
-    st.text_area("Thought", value=step.thought or "", key=f"{prefix}{i}:thought", on_change=on_change,
+    shown = field_values(step)
+    st.text_area("Thought", value=shown["thought"], key=f"{prefix}{i}:thought", on_change=on_change,
                  height="content")
-    st.text_input("Action — tool[argument]", value=step.action.raw if step.action else "",
-                  key=f"{prefix}{i}:action", on_change=on_change)
-    st.text_area("Observation", value=step.observation or "", key=f"{prefix}{i}:observation",
-                 on_change=on_change, height="content")
-    st.toggle("Train on this step", value=step.flags.train, key=f"{prefix}{i}:train", on_change=on_change)
+    st.text_input("Action — tool[argument]", value=shown["action"], key=f"{prefix}{i}:action", on_change=on_change)
+    st.text_area("Observation", value=shown["observation"], key=f"{prefix}{i}:observation", on_change=on_change,
+                 height="content")
+    st.toggle("Train on this step", value=shown["train"], key=f"{prefix}{i}:train", on_change=on_change)
 
 
 def review_panel(store: Store, tid: str, who: str) -> None:

@@ -69,24 +69,18 @@ with st.sidebar:
     review = st.radio("Review", list(REVIEW), key="f_review", horizontal=True)
     sort = st.selectbox("Sort by", list(SORT_KEYS), key="f_sort")
     desc = st.toggle("Descending", key="f_desc")
-    active = [name for name in MORE if st.session_state.get(f"f_{name}")]
-    active += [name for name, key in (("status", "f_status"), ("min steps", "f_smin"), ("max steps", "f_smax"))
-               if st.session_state.get(key) is not None]
-    with st.popover(f"More filters ({len(active)} set)" if active else "More filters", icon=":material/filter_list:",
-                    width="stretch"):
+    with st.popover("More filters", icon=":material/filter_list:", width="stretch"):
         lists.update({name: st.multiselect(name.title(), options[name], key=f"f_{name}") for name in MORE})
         status = st.selectbox("Status", ["finished", "unfinished", "failed"], index=None, key="f_status",
                               placeholder="any")
         c1, c2 = st.columns(2)
         smin = c1.number_input("Min steps", min_value=0, value=None, step=1, key="f_smin")
         smax = c2.number_input("Max steps", min_value=0, value=None, step=1, key="f_smax")
-    for name in MORE:  # what is set behind the button shows in the sidebar
-        if st.session_state.get(f"f_{name}"):
-            st.caption(md_escape(f"{name}: {', '.join(map(str, st.session_state[f'f_{name}']))}"))
-    if status or smin is not None or smax is not None:
-        st.caption(md_escape(", ".join(x for x in (f"status {status}" if status else "",
-                                                    "" if smin is None else f"at least {smin} steps",
-                                                    "" if smax is None else f"at most {smax} steps") if x)))
+    more = [f"{name}: {', '.join(map(str, lists[name]))}" for name in MORE if lists[name]] + \
+        [text for value, text in ((status, f"status {status}"), (smin is not None, f"at least {smin} steps"),
+                                  (smax is not None, f"at most {smax} steps")) if value]
+    for line in more:  # what is set behind the button shows under it
+        st.caption(md_escape(line))
 
 flt = TrajectoryFilter(**lists, q=q.strip() or None, em=EM[em], review=REVIEW[review], status=status,
                        steps_min=None if smin is None else int(smin), steps_max=None if smax is None else int(smax),

@@ -11,7 +11,7 @@ import ui_fork
 from fireact_core.curation import edits as cur
 from fireact_core.errors import ConflictError, FireactError
 from ui import annotator, page_setup
-from ui_trajectory import history_panel, review_panel, step_editor
+from ui_trajectory import field_values, history_panel, review_panel, step_editor
 
 store = page_setup("Trajectory", ":material/timeline:")
 who = annotator()
@@ -49,8 +49,7 @@ def shown(traj, gen: int) -> dict[str, object]:
     p = f"e:{tid}:{gen}:"
     values: dict[str, object] = {f"{p}final": traj.final_answer or "", f"{p}question": traj.question}
     for i, step in enumerate(traj.steps):
-        values.update({f"{p}{i}:thought": step.thought or "", f"{p}{i}:action": step.action.raw if step.action else "",
-                       f"{p}{i}:observation": step.observation or "", f"{p}{i}:train": step.flags.train})
+        values.update({f"{p}{i}:{field}": value for field, value in field_values(step).items()})
     return values
 
 
