@@ -60,27 +60,21 @@ if st.session_state.get("browse_sig") != url_sig or "f_q" not in st.session_stat
 if st.session_state.get("browse_url_page") != url_page:
     st.session_state.update({"f_page": url_page, "browse_url_page": url_page})
 
-MORE = ("model", "task", "method", "lint", "label")  # the rarer filters, behind "More filters"
 with st.sidebar:
     st.header("Filter")
     q = st.text_input("Search text", key="f_q", placeholder="questions, thoughts, actions, observations")
-    lists = {"source": st.multiselect("Source", options["source"], key="f_source", format_func=lambda v: short.get(v, v))}
+    lists = {name: st.multiselect(name.title(), options[name], key=f"f_{name}",
+                                  format_func=(lambda v: short.get(v, v)) if name == "source" else str)
+             for name in LIST_FIELDS}
     em = st.radio("Answer (EM)", list(EM), key="f_em", horizontal=True)
     review = st.radio("Review", list(REVIEW), key="f_review", horizontal=True)
+    status = st.selectbox("Status", ["finished", "unfinished", "failed"], index=None, key="f_status",
+                          placeholder="any")
+    c1, c2 = st.columns(2)
+    smin = c1.number_input("Min steps", min_value=0, value=None, step=1, key="f_smin")
+    smax = c2.number_input("Max steps", min_value=0, value=None, step=1, key="f_smax")
     sort = st.selectbox("Sort by", list(SORT_KEYS), key="f_sort")
     desc = st.toggle("Descending", key="f_desc")
-    with st.popover("More filters", icon=":material/filter_list:", width="stretch"):
-        lists.update({name: st.multiselect(name.title(), options[name], key=f"f_{name}") for name in MORE})
-        status = st.selectbox("Status", ["finished", "unfinished", "failed"], index=None, key="f_status",
-                              placeholder="any")
-        c1, c2 = st.columns(2)
-        smin = c1.number_input("Min steps", min_value=0, value=None, step=1, key="f_smin")
-        smax = c2.number_input("Max steps", min_value=0, value=None, step=1, key="f_smax")
-    more = [f"{name}: {', '.join(map(str, lists[name]))}" for name in MORE if lists[name]] + \
-        [text for value, text in ((status, f"status {status}"), (smin is not None, f"at least {smin} steps"),
-                                  (smax is not None, f"at most {smax} steps")) if value]
-    for line in more:  # what is set behind the button shows under it
-        st.caption(md_escape(line))
 
 flt = TrajectoryFilter(**lists, q=q.strip() or None, em=EM[em], review=REVIEW[review], status=status,
                        steps_min=None if smin is None else int(smin), steps_max=None if smax is None else int(smax),

@@ -44,3 +44,24 @@ def test_moving_a_slider_changes_the_preview(app, page):
     assert after != before and "hotpotqa/" not in after and "strategyqa/react" in after
     assert slider.input_value() == "0"
     screenshot(page, "mix")
+
+
+def test_a_filter_touched_after_other_reruns_keeps_the_defaults_the_page_set(app, page):
+    """The page sets some filters itself (exclude evaluation questions, dedupe). After a rerun from another
+    field, ticking one more filter must not send the others back unticked."""
+    from playwright.sync_api import expect
+
+    from tests.conftest import settle
+
+    page.goto(f"{app}/Mix")
+    wait_for_app(page)
+    sidebar = page.get_by_test_id("stSidebar")
+    page.get_by_test_id("stMain").locator("p").filter(has_text=re.compile(r"^Composition")).first.wait_for()
+    size = sidebar.get_by_label("Total size")
+    size.fill("300")
+    size.press("Enter")
+    settle(page)
+    sidebar.get_by_text("Only correct (EM)").click()
+    settle(page)
+    for label in ("Only correct (EM)", "Exclude questions in evaluation splits", "Dedupe by question"):
+        expect(sidebar.get_by_role("checkbox", name=label)).to_be_checked()
