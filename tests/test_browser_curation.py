@@ -81,6 +81,7 @@ def test_filter_open_edit_save_reload_restore(app, page):
     expect(main.get_by_test_id("step-card").first).to_contain_text("Edited in the browser")
     main.get_by_test_id("stExpander").get_by_text("History", exact=True).click()
     main.get_by_text(re.compile(rf"Revision 1 · {re.escape(ME)}")).wait_for()
+    settle(page)  # the run that opened the History is over: Restore is a button of the finished page
     screenshot(page, "curation-trajectory")
     main.get_by_role("button", name="Restore revision 0").click()
     main.get_by_text("Restored revision 0 as a new revision.").wait_for()
