@@ -90,3 +90,12 @@ def confirm(key: str, question: str, label: str, action, *args) -> None:
 def _confirmed(key: str, action, *args) -> None:
     st.session_state.pop(key, None)
     action(*args)
+
+
+def panel_on_demand(label: str, key: str, icon: str | None = None):
+    """An expander whose content is drawn only while it is open (it reruns the page when opened or closed), so a
+    page's first render does not pay for widgets that are rarely touched. Returns the expander while it is open,
+    else None. Widgets inside it keep their values while it is closed through `persist_state="page"`, and values
+    the page sets for them (from the address, defaults, a loaded version) reach them when they are drawn next."""
+    panel = st.expander(label, key=key, on_change="rerun", icon=icon)
+    return panel if panel.open else None

@@ -11,7 +11,7 @@ from fireact_core.errors import FireactError
 from fireact_core.filters import LIST_FIELDS, TrajectoryFilter
 from fireact_core.names import display_names
 from fireact_core.curation.team import bulk_review
-from ui import annotator, confirm, page_setup
+from ui import annotator, confirm, page_setup, panel_on_demand
 
 PAGE_SIZE = 50
 EM = {"any": None, "right": "right", "wrong": "wrong"}
@@ -60,21 +60,55 @@ if st.session_state.get("browse_sig") != url_sig or "f_q" not in st.session_stat
 if st.session_state.get("browse_url_page") != url_page:
     st.session_state.update({"f_page": url_page, "browse_url_page": url_page})
 
+MORE = ("model", "lint", "label")  # the list filters drawn in "More filters"
+
+
+def more_summary() -> str:
+    """What is set behind "More filters and order" (read from the widgets' values), shown beside it."""
+    ss = st.session_state
+    parts = [f"{name} {len(ss.get(f'f_{name}') or [])}" for name in MORE if ss.get(f"f_{name}")]
+    parts += [f"{what} {ss[key]}" for what, key in (("review", "f_review"), ("status", "f_status"))
+              if ss.get(key) not in (None, "any")]
+    lo, hi = ss.get("f_smin"), ss.get("f_smax")
+    if lo is not None or hi is not None:
+        parts.append(f"at least {lo} steps" if hi is None else f"at most {hi} steps" if lo is None
+                     else f"{lo} to {hi} steps")
+    if ss.get("f_sort", "imported") != "imported" or ss.get("f_desc"):
+        parts.append(f"by {ss.get('f_sort', 'imported')}{' descending' if ss.get('f_desc') else ''}")
+    return ", ".join(parts)
+
+
+def list_filter(name: str, **kw) -> None:
+    st.multiselect(name.title(), options[name], key=f"f_{name}",
+                   format_func=(lambda v: short.get(v, v)) if name == "source" else str, **kw)
+
+
 with st.sidebar:
     st.header("Filter")
     q = st.text_input("Search text", key="f_q", placeholder="questions, thoughts, actions, observations")
-    lists = {name: st.multiselect(name.title(), options[name], key=f"f_{name}",
-                                  format_func=(lambda v: short.get(v, v)) if name == "source" else str)
-             for name in LIST_FIELDS}
-    em = st.radio("Answer (EM)", list(EM), key="f_em", horizontal=True)
-    review = st.radio("Review", list(REVIEW), key="f_review", horizontal=True)
-    status = st.selectbox("Status", ["finished", "unfinished", "failed"], index=None, key="f_status",
-                          placeholder="any")
-    c1, c2 = st.columns(2)
-    smin = c1.number_input("Min steps", min_value=0, value=None, step=1, key="f_smin")
-    smax = c2.number_input("Max steps", min_value=0, value=None, step=1, key="f_smax")
-    sort = st.selectbox("Sort by", list(SORT_KEYS), key="f_sort")
-    desc = st.toggle("Descending", key="f_desc")
+    for name in LIST_FIELDS:
+        if name not in MORE:
+            list_filter(name)
+    st.radio("Answer (EM)", list(EM), key="f_em", horizontal=True)
+    more = panel_on_demand("More filters and order", "browse_more", icon=":material/filter_list:")
+    if summary := more_summary():
+        st.caption(f"Set: {md_escape(summary)}")
+    if more:  # drawn while open; their values are kept while it is closed
+        with more:
+            for name in MORE:
+                list_filter(name, persist_state="page")
+            st.radio("Review", list(REVIEW), key="f_review", horizontal=True, persist_state="page")
+            st.selectbox("Status", ["finished", "unfinished", "failed"], index=None, key="f_status",
+                         placeholder="any", persist_state="page")
+            c1, c2 = st.columns(2)
+            c1.number_input("Min steps", min_value=0, value=None, step=1, key="f_smin", persist_state="page")
+            c2.number_input("Max steps", min_value=0, value=None, step=1, key="f_smax", persist_state="page")
+            st.selectbox("Sort by", list(SORT_KEYS), key="f_sort", persist_state="page")
+            st.toggle("Descending", key="f_desc", persist_state="page")
+    ss = st.session_state
+    lists = {name: ss[f"f_{name}"] for name in LIST_FIELDS}
+    em, review, status, smin, smax, sort, desc = (ss[f"f_{k}"] for k in ("em", "review", "status", "smin", "smax",
+                                                                           "sort", "desc"))
 
 flt = TrajectoryFilter(**lists, q=q.strip() or None, em=EM[em], review=REVIEW[review], status=status,
                        steps_min=None if smin is None else int(smin), steps_max=None if smax is None else int(smax),

@@ -113,6 +113,25 @@ def test_browse_confirms_a_whole_filter_action_and_keeps_the_page_in_the_address
     main.get_by_text(f"rejected: {n} trajectories").wait_for()
     assert store.count_filtered(flt.model_copy(update={"review": "rejected"})) == n
 
+    # "More filters and order" is drawn when opened: the address's value reaches it then, and what is set in it
+    # holds after it closes and another filter changes
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("Set: at most 2 steps")).to_be_visible()
+    expect(sidebar.get_by_label("Max steps")).to_have_count(0)
+    sidebar.get_by_text("More filters and order").click()
+    expect(sidebar.get_by_label("Max steps")).to_have_value("2")
+    sidebar.get_by_test_id("stRadio").filter(has_text="Review").get_by_text("rejected", exact=True).click()
+    main.get_by_text(f"{n} trajectories match").wait_for()
+    sidebar.get_by_text("More filters and order").click()
+    expect(sidebar.get_by_label("Max steps")).to_have_count(0)
+    sidebar.get_by_test_id("stRadio").filter(has_text="Answer (EM)").get_by_text("any", exact=True).click()
+    both = flt.model_copy(update={"em": None, "review": "rejected"})
+    main.get_by_text(f"{store.count_filtered(both)} trajectories match").wait_for()
+    page.wait_for_url(re.compile(r".*review=rejected"))
+    assert "steps_max=2" in page.url and "em=" not in page.url
+    sidebar.get_by_text("More filters and order").click()
+    expect(sidebar.get_by_label("Max steps")).to_have_value("2")
+
     opened(page, f"{base}/Browse?source={RUN_A}&page=3", "[data-testid=stDataFrame]")
     expect(page.get_by_label(re.compile("^Page"))).to_have_value("3")
     page.get_by_label(re.compile("^Page")).fill("4")

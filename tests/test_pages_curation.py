@@ -59,8 +59,19 @@ def test_browse_filters_from_the_address_and_the_widgets(db):
     assert at.query_params["q"] == "Super Bowl" and at.query_params["em"] == "wrong"
     at.radio(key="f_em").set_value("any").run()
     assert "em" not in at.query_params
+    assert "f_smin" not in [w.key for w in at.number_input]  # behind "More filters and order", closed
+    at.session_state["browse_more"] = True  # open "More filters and order"
+    at.run()
     at.number_input(key="f_smin").set_value(4).run()
-    assert at.subheader[0].value == f"{db.count_filtered(TrajectoryFilter(source=[RUN_A], q='Super Bowl', steps_min=4))} trajectories match"
+    four = f"{db.count_filtered(TrajectoryFilter(source=[RUN_A], q='Super Bowl', steps_min=4))} trajectories match"
+    assert at.subheader[0].value == four and at.query_params["steps_min"] == "4"
+    at.session_state["browse_more"] = False  # closed, its filters still apply and are named beside it
+    at.run()
+    assert "f_smin" not in [w.key for w in at.number_input] and at.subheader[0].value == four
+    assert any("at least 4 steps" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.radio(key="f_em").set_value("wrong").run()
+    f = TrajectoryFilter(source=[RUN_A], q="Super Bowl", steps_min=4, em="wrong")
+    assert at.subheader[0].value == f"{db.count_filtered(f)} trajectories match" and at.query_params["steps_min"] == "4"
 
 
 def test_browse_bulk_label_accept_reject_are_stored(db):
@@ -84,6 +95,8 @@ def test_browse_bulk_label_accept_reject_are_stored(db):
     button(at, f"Reject all {len(ids)}").click().run()
     assert db.count_filtered(f.model_copy(update={"review": "rejected"})) == len(ids)
     assert any("rejected" in s.value for s in at.success)
+    at.session_state["browse_more"] = True
+    at.run()
     at.radio(key="f_review").set_value("rejected").run()
     assert at.subheader[0].value == f"{len(ids)} trajectories match"
 
