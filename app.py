@@ -69,7 +69,7 @@ def show_result(key: str) -> None:
             for r in reports]
     st.success(f"{'Demo data loaded' if key == 'demo' else 'Imported'}: {sum(r.added for r in reports)} "
                f"trajectories added from {len(reports)} file(s).")
-    st.table(rows, hide_index=True)
+    ui.plain_table(rows)
     for r in reports:
         if r.renamed_from:
             st.info(f"{Path(r.path).name}: another file holds the source '{r.renamed_from}', so it was added as "
@@ -92,15 +92,17 @@ def show_overview(store) -> bool:
     cols[2].metric("Tasks", len(ov.by_task))
     cols[3].metric("Lint findings", flagged, help="trajectories flagged by a data check, failed ones not counted")
     st.subheader("By source")
-    st.table(ov.sources, hide_index=True)
+    ui.plain_table(ov.sources)
     left, right = st.columns(2)
     left.subheader("By task")
-    left.table([{"task": k, "trajectories": n} for k, n in ov.by_task.items()], hide_index=True)
+    with left:
+        ui.plain_table([{"task": k, "trajectories": n} for k, n in ov.by_task.items()])
     right.subheader("By method")
-    right.table([{"method": k, "trajectories": n} for k, n in ov.by_method.items()], hide_index=True)
+    with right:
+        ui.plain_table([{"method": k, "trajectories": n} for k, n in ov.by_method.items()])
     st.subheader("Lints")
     if ov.lints:
-        st.table(ov.lints, hide_index=True)
+        ui.plain_table(ov.lints)
     else:
         st.caption("No data check flagged anything.")
     return True

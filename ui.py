@@ -11,6 +11,7 @@ from fireact_core.curation import cards as cards
 from fireact_core.curation.edits import md_escape
 from fireact_core.errors import FireactError
 from fireact_core.records import Lint, Step, Trajectory
+from fireact_core.reports.tables import table_html
 from fireact_core.store import Store, resolve_db_path
 
 import ui_team
@@ -99,3 +100,8 @@ def panel_on_demand(label: str, key: str, icon: str | None = None):
     the page sets for them (from the address, defaults, a loaded version) reach them when they are drawn next."""
     panel = st.expander(label, key=key, on_change="rerun", icon=icon)
     return panel if panel.open else None
+
+
+def plain_table(rows, test_id: str = "fa-table") -> None:
+    """A few rows nobody selects (a frame, or dicts sharing their keys), drawn as a plain HTML table."""
+    st.html(table_html(rows, test_id))

@@ -17,6 +17,7 @@ from fireact_core.io.lint import LINT_KINDS
 from fireact_core.reports.overview import import_uploads, lint_docs, summary
 from fireact_core.store import Store
 from tests.conftest import FINETUNE, ROOT, screenshot, wait_for_app
+from tests.helpers.pages import plain_tables
 
 GPT_HOTPOTQA = FINETUNE / "gpt_hotpotqa.jsonl"
 
@@ -34,7 +35,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 def table(at: AppTest, column: str):
     """The first table on the page whose first column is `column`."""
-    return next(t.value for t in at.table if t.value.columns[0] == column)
+    return next(t for t in plain_tables(at) if t.columns[0] == column)
 
 
 def stored(db: Path) -> tuple[dict, dict]:
@@ -195,3 +196,18 @@ def test_browser_journey_demo_then_upload(streamlit_app, page, tmp_path, monkeyp
     page.evaluate("document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
     wait_for_app(page, timeout=90000)
     screenshot(page, "home")
+
+
+def test_plain_tables_show_text_as_text_and_numbers_right_aligned():
+    from datetime import datetime
+
+    import pandas as pd
+
+    from fireact_core.reports.tables import table_html
+
+    body = table_html(pd.DataFrame({"name": ["<script>alert(1)</script>", "a & b"], "n": [3, 4],
+                                    "em": [0.333333, None], "at": [datetime(2026, 1, 2, 3, 4, 5)] * 2}))
+    assert "<script>" not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "a &amp; b" in body
+    assert "<td class=fa-num>3</td>" in body and "<td class=fa-num>0.3333</td>" in body
+    assert "<td>2026-01-02 03:04:05</td>" in body and "nan" not in body.lower().replace("fa-num", "")
+    assert table_html([{"x": True}]).count("<td>true</td>") == 1

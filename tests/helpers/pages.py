@@ -27,3 +27,56 @@ def button(at: AppTest, label: str):
     matches = [b for b in at.button if b.label == label or b.label.endswith(" " + label)]
     assert matches, f"no button {label!r} in {[b.label for b in at.button]}"
     return matches[0]
+
+
+def plain_tables(at: AppTest) -> list:
+    """The page's plain HTML tables (ui.plain_table) as frames, in page order; cells that read as numbers become
+    numbers, empty cells None."""
+    from html.parser import HTMLParser
+
+    import pandas as pd
+
+    class Tables(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tables: list[tuple[list[str], list[list]]] = []
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table" and ("class", "fa-table") in attrs:
+                self.tables.append(([], []))
+            elif tag == "tr" and self.tables:
+                self.row: list = []
+            elif tag in ("th", "td") and self.tables:
+                self.cell = []
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+        def handle_endtag(self, tag):
+            if tag in ("th", "td") and self.cell is not None:
+                text = "".join(self.cell)
+                self.cell = None
+                if tag == "th":
+                    self.tables[-1][0].append(text)
+                else:
+                    self.row.append(_number(text))
+            elif tag == "tr" and self.tables and self.row:
+                self.tables[-1][1].append(self.row)
+                self.row = []
+
+    parser = Tables()
+    for block in at.get("html"):
+        if "fa-table" in block.proto.body:
+            parser.feed(block.proto.body)
+    return [pd.DataFrame(rows, columns=head) for head, rows in parser.tables]
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text or None
