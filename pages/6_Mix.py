@@ -12,7 +12,7 @@ from fireact_core.mixing.view import (cells_frame, composition_html, example_htm
 from fireact_core.mixing.versions import CELL_SEP, MixSpec, plan_mix, save_mix, saved_spec
 from fireact_core.curation.pairs import describe_pairs
 import ui_mix
-from ui import annotator, page_setup, show_error
+from ui import annotator, page_setup, panel_on_demand, plain_table, show_error
 
 store = page_setup("Mix", ":material/tune:")
 st.title("Mix")
@@ -46,7 +46,9 @@ def load_version(name: str) -> None:
 
 
 DEFAULTS = {"mix_sources": sources, "mix_mode": "sliders", "mix_size": 400, "mix_val": 0.1, "mix_seed": 1,
-            "mix_max_steps": 0, "mix_eval": True, "mix_dedupe": True, "mix_keep": "best", "mix_mask": "observations"}
+            "mix_pairs": None}
+MAKE = {None: "trajectories (SFT)", "step": "step-level preference pairs",
+        "trajectory": "trajectory-level preference pairs"}
 for key, value in DEFAULTS.items():
     ss.setdefault(key, value)
 ss["mix_sources"] = [s for s in ss["mix_sources"] if s in sources]
@@ -57,13 +59,16 @@ with st.sidebar:
     mode = st.radio("Shares", ["sliders", "grid"], key="mix_mode", horizontal=True,
                     format_func={"sliders": "task and method sliders", "grid": "task x method grid"}.get)
     size = st.number_input("Total size", min_value=1, max_value=10_000_000, step=50, key="mix_size")
-    val = st.slider("Validation share", 0.0, 0.9, step=0.05, key="mix_val")
-    seed = st.number_input("Seed", step=1, key="mix_seed")
-    pairs = st.selectbox("Make", [None, "step", "trajectory"], key="mix_pairs",
-                         format_func={None: "trajectories (SFT)", "step": "step-level preference pairs",
-                                      "trajectory": "trajectory-level preference pairs"}.get,
+    split_panel = panel_on_demand("Split and output", "mix_split_open", icon=":material/call_split:")
+    st.caption(f"Split: {ss['mix_val']:.0%} validation, seed {ss['mix_seed']}; makes {MAKE[ss['mix_pairs']]}")
+    if split_panel:
+        with split_panel:
+            st.slider("Validation share", 0.0, 0.9, step=0.05, key="mix_val", persist_state="page")
+            st.number_input("Seed", step=1, key="mix_seed", persist_state="page")
+            st.selectbox("Make", list(MAKE), key="mix_pairs", format_func=MAKE.get, persist_state="page",
                          help="pairs are built among the chosen trajectories: each edit against the imported "
                               "revision, each parent against its continuations (DPO and KTO read them)")
+    val, seed, pairs = ss["mix_val"], ss["mix_seed"], ss["mix_pairs"]
     filters, mask, upsample, tokenizer = ui_mix.filters_and_training(pairs)
 
 settings = {"sources": chosen, "mode": mode, "size": size, "val_fraction": val, "seed": seed, "filters": filters,
@@ -111,18 +116,21 @@ def mixer(counts: dict[str, int], settings: dict, tokenizer: str | None) -> MixS
     st.caption("Filters: " + ", ".join(f"{k} {v}" for k, v in plan.funnel.items()) + f" · tokens: {plan.token_label}")
     for msg in plan.messages:
         st.warning(msg)
-    st.table(cells_frame(plan).astype({"asked %": str, "got %": str}), hide_index=True)  # shares read "12.5"
+    plain_table(cells_frame(plan))
     st.html(composition_html(plan))
 
     if plan.size:
-        with st.expander("Which tokens carry loss: one example", expanded=True):
-            pos = st.number_input("Member", 0, plan.size - 1, 0, key="mix_example")
-            try:
-                caption, html_text = example_html(store, plan, int(pos), tokenizer)
-                st.caption(caption)
-                st.html(html_text)
-            except FireactError as exc:
-                show_error(exc)
+        example = panel_on_demand("Which tokens carry loss: one example", "mix_example_open",
+                                  icon=":material/format_color_text:")
+        if example:
+            with example:
+                pos = st.number_input("Member", 0, plan.size - 1, 0, key="mix_example")
+                try:
+                    caption, html_text = example_html(store, plan, int(pos), tokenizer)
+                    st.caption(caption)
+                    st.html(html_text)
+                except FireactError as exc:
+                    show_error(exc)
     return spec
 
 
@@ -152,7 +160,7 @@ versions = versions_frame(store)
 if versions.empty:
     st.info("No version saved yet.")
     st.stop()
-st.table(versions, hide_index=True)
+plain_table(versions)
 if ss.get("mix_version") not in set(versions["name"]):
     ss["mix_version"] = versions["name"].iloc[-1]
 pick = st.selectbox("Version", list(versions["name"]), key="mix_version")

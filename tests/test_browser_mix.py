@@ -61,7 +61,19 @@ def test_a_filter_touched_after_other_reruns_keeps_the_defaults_the_page_set(app
     size.fill("300")
     size.press("Enter")
     settle(page)
+    expect(sidebar.get_by_text("Only correct (EM)")).to_have_count(0)  # the Filters panel is drawn when opened
+    sidebar.get_by_text("Filters", exact=True).click()
     sidebar.get_by_text("Only correct (EM)").click()
     settle(page)
+    for label in ("Only correct (EM)", "Exclude questions in evaluation splits", "Dedupe by question"):
+        expect(sidebar.get_by_role("checkbox", name=label)).to_be_checked()
+    sidebar.get_by_text("Filters", exact=True).click()  # closed: what it holds still applies and is named
+    expect(sidebar.get_by_text("Only correct (EM)")).to_have_count(0)
+    expect(sidebar.get_by_text(re.compile(r"^Filters: only correct, no evaluation questions, one per question"))
+           ).to_be_visible()
+    size.fill("250")
+    size.press("Enter")
+    settle(page)
+    sidebar.get_by_text("Filters", exact=True).click()
     for label in ("Only correct (EM)", "Exclude questions in evaluation splits", "Dedupe by question"):
         expect(sidebar.get_by_role("checkbox", name=label)).to_be_checked()

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from fireact_core.mixing.versions import saved_spec
 from fireact_core.store import Store
+from tests.helpers.pages import plain_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,8 +34,7 @@ def _run(monkeypatch, db_path) -> AppTest:
 
 
 def _preview(at: AppTest):
-    table = next(d for d in at.table if "asked" in d.value.columns)
-    return table.value.set_index("cell")
+    return next(t for t in plain_tables(at) if "asked" in t.columns).set_index("cell")
 
 
 def _composition(at: AppTest) -> str:
@@ -67,6 +67,8 @@ def test_sliders_steer_the_preview(page_db, monkeypatch):
     assert after.loc["total", "asked"] == 400 and after.loc["strategyqa/react", "asked"] > before.loc["strategyqa/react", "asked"]
     at.number_input(key="mix_size").set_value(3000).run()
     assert any("only" in w.value and "renormalised" in w.value for w in at.warning)
+    at.session_state["mix_training_open"] = True  # the Training panel
+    at.run()
     at.checkbox(key="mix_upsample").check().run()
     assert any("upsampling is allowed" in w.value for w in at.warning)
     assert _preview(at).loc["total", "got"] == 3000
@@ -91,11 +93,19 @@ def test_bad_shares_show_an_error(page_db, monkeypatch):
 
 def test_example_shows_tokens_that_carry_loss(page_db, monkeypatch, tiny_model_dir):
     at = _run(monkeypatch, page_db)
-    html_blocks = [e for e in at.get("html") if "mix-composition" not in e.proto.body]  # the example, not the bars
+    def examples():  # the example's HTML, not the bars' or the tables'
+        return [e for e in at.get("html") if "mix-composition" not in e.proto.body and "fa-table" not in e.proto.body]
+
+    assert examples() == []  # drawn when its panel is opened
+    at.session_state["mix_example_open"] = True
+    at.run()
+    html_blocks = examples()  # the example, not the bars
     assert html_blocks and 'class="masked"' in html_blocks[0].proto.body and 'class="trained"' in html_blocks[0].proto.body
+    at.session_state["mix_training_open"] = True
+    at.run()
     at.text_input(key="mix_tokenizer").input(str(tiny_model_dir)).run()
     assert not at.exception
-    body = next(e.proto.body for e in at.get("html") if "mix-composition" not in e.proto.body)
+    body = examples()[0].proto.body
     assert body.count("<span") > 50  # one span per token now
     assert any("tokens carry loss" in c.value for c in at.caption)
 
@@ -113,16 +123,18 @@ def test_save_list_reload_and_export(page_db, tmp_path, monkeypatch):
     assert any("Saved 'page-v1'" in s.value for s in at.success), [e.value for e in at.error]
     version, saved = Store(db).get_dataset_version("page-v1"), saved_spec(Store(db), "page-v1")
     assert version.size == got and saved.size == 120 and saved.filters.exclude_lints == ["eval_contamination"]
-    assert next(d for d in at.table if "lineage" in d.value.columns).value["name"].tolist() == ["page-v1"]
+    assert next(t for t in plain_tables(at) if "lineage" in t.columns)["name"].tolist() == ["page-v1"]
 
     at.button(key="mix_load").click().run()
     assert at.number_input(key="mix_size").value == 120
+    at.session_state["mix_split_open"] = True  # the "Split and output" panel
+    at.run()
     at.number_input(key="mix_seed").set_value(5).run()
     at.text_input(key="mix_name").input("page-v2")
     next(b for b in at.button if b.label == "Save version").click().run()
     child = Store(db).get_dataset_version("page-v2")
     assert child.parent == "page-v1" and child.seed == 5
-    lineage = next(d for d in at.table if "lineage" in d.value.columns).value
+    lineage = next(t for t in plain_tables(at) if "lineage" in t.columns)
     assert "page-v2 ← page-v1" in lineage["lineage"].tolist()
     assert at.selectbox(key="mix_version").value == "page-v2", "the version just saved is the one offered"
 

@@ -273,6 +273,8 @@ def test_the_mix_page_saves_a_version_of_pairs(edited, monkeypatch):
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "6_Mix.py"), default_timeout=120)
     at.run()
     assert not at.exception, at.exception
+    at.session_state["mix_split_open"] = at.session_state["mix_filters_open"] = True
+    at.run()
     at.selectbox(key="mix_pairs").set_value("step").run()
     assert at.checkbox(key="mix_dedupe").disabled and not at.exception and not at.error
     at.text_input(key="mix_name").input("page-pairs")
