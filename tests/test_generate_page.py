@@ -19,6 +19,7 @@ from fireact_core.store import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.serpapi_server import FakeSerpAPI
 from tests.helpers import wait_for_run_thread, wait_until
+from tests.helpers.pages import plain_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "5_Generate.py")
@@ -39,10 +40,13 @@ def env(monkeypatch, tmp_path):
     serp.stop()
 
 
-def page(**params) -> AppTest:
+def page(*panels: str, **params) -> AppTest:
+    """The page, with the panels named (the keys of panels drawn on demand) opened."""
     at = AppTest.from_file(PAGE, default_timeout=60)
     for k, v in params.items():
         at.query_params[k] = v
+    for key in panels:
+        at.session_state[key] = True
     return at.run()
 
 
@@ -59,6 +63,8 @@ def wait_status(db: Path, name: str, done: Callable[[Run], bool], timeout: float
 
 
 def start(at: AppTest, name: str, end: int, concurrency: int = 4) -> AppTest:
+    at.session_state["gen_more_open"] = True  # "More settings", where concurrency is
+    at.run()
     widget(at.text_input, "Run name (empty: made from the settings)").input(name)
     widget(at.number_input, "End (0: to the end) / seed").set_value(end)
     widget(at.number_input, "Concurrency").set_value(concurrency)
@@ -109,6 +115,26 @@ def test_missing_prerequisites_are_named_before_any_run_starts(env, monkeypatch)
     assert any("from 9000" in e.value for e in at.error) and Store(db).list_runs() == []
 
 
+def test_more_settings_apply_while_their_panel_is_closed(env):
+    _, db = env
+    at = page()
+    assert not any(w.label == "Temperature" for w in at.number_input)  # drawn when the panel opens
+    at.session_state["gen_more_open"] = True
+    at.run()
+    widget(at.number_input, "Temperature").set_value(0.7)
+    widget(at.number_input, "Concurrency").set_value(2).run()
+    at.session_state["gen_more_open"] = False
+    at.run()
+    assert not any(w.label == "Temperature" for w in at.number_input)
+    assert any("Temperature 0.7 · concurrency 2" in c.value for c in at.caption), [c.value for c in at.caption]
+    widget(at.text_input, "Run name (empty: made from the settings)").input("closed-panel")
+    widget(at.number_input, "End (0: to the end) / seed").set_value(1)
+    widget(at.button, "Start").click().run()
+    assert any("Started run 'closed-panel'" in s.value for s in at.success), [e.value for e in at.error]
+    run = wait_status(db, "closed-panel", lambda r: r.status != "running")
+    assert run.settings["temperature"] == 0.7 and run.settings["concurrency"] == 2
+
+
 def test_a_new_run_is_followed_at_once(env):
     llm, db = env
     at = start(page(), "first-run", end=1)
@@ -135,7 +161,8 @@ def test_cancel_stops_the_run(env):
 
 def test_examples_editor_saves_a_version(env):
     _, db = env
-    at = page()
+    assert not any(t.label == "Examples" for t in page().text_area)  # drawn when its panel opens
+    at = page("gen_examples_open")
     area = next(t for t in at.text_area if t.label == "Examples")
     area.input("Question: a?\nThought: b\nAction: search[c]\nObservation: d\nThought: e\nAction: finish[f]").run()
     widget(at.button, "Save as a new version").click().run()
@@ -145,8 +172,12 @@ def test_examples_editor_saves_a_version(env):
 
 def test_price_table_reads_as_a_table_and_edits_when_asked(env):
     _, db = env
-    at = page()
-    prices = next(t.value for t in at.table if list(t.value.columns) == ["model", "input", "output"])
+    def price_tables(at):
+        return [t for t in plain_tables(at) if list(t.columns) == ["model", "input", "output"]]
+
+    assert not price_tables(page())  # the first render draws no price table
+    at = page("gen_prices_open")
+    [prices] = price_tables(at)
     assert len(prices) > 0 and not any(b.label == "Save prices" for b in at.button)
     at.toggle(key="prices_edit").set_value(True).run()
     widget(at.button, "Save prices").click().run()
@@ -157,7 +188,7 @@ def test_price_table_reads_as_a_table_and_edits_when_asked(env):
 def test_a_fireact_prompt_file_loads_as_a_version(env):
     _, db = env
     prompts = ROOT.parent / "shared" / "fireact" / "reference" / "prompts"
-    at = page()
+    at = page("gen_examples_open")
     at.selectbox(key="ex_method").set_value("react").run()
     widget(at.text_input, "FireAct prompt folder ({method}_{task}[_google].txt files)").input(str(prompts)).run()
     widget(at.button, "Load as a new version").click().run()
