@@ -10,7 +10,7 @@ import streamlit as st
 from fireact_core.curation import edits as cur
 from fireact_core.errors import FireactError
 from fireact_core.records import Step, Trajectory
-from ui import Store
+from ui import Store, panel_on_demand
 
 
 def step_editor(i: int, steps: list[Step], whole: bool, prefix: str, keep_typed: Callable[..., None],
@@ -55,11 +55,18 @@ def _step_fields(i: int, step: Step, prefix: str, on_change: Callable[[], None])
 
 
 def review_panel(store: Store, tid: str, who: str) -> None:
-    """The latest review of the trajectory (decision, labels, rating, comment) and a form to give another."""
+    """The latest review of the trajectory (decision, labels, rating, comment) and a form to give another, in a
+    panel drawn while open (it stays open from one trajectory to the next); a caption under it says what the
+    latest review holds."""
     with store.session():
         review = store.review_state(tid)
+    panel = panel_on_demand("Review", "traj_review_open", icon=":material/fact_check:")
+    st.caption(cur.md_escape(review_summary(review)))
+    if not panel:
+        return
+    with store.session():
         known_labels = store.known_labels()
-    with st.expander("Review", expanded=True, icon=":material/fact_check:"):
+    with panel:
         seq = review.seq if review else 0
         choices = ["none", "accepted", "rejected"]
         st.radio("Decision", choices, horizontal=True, key=f"ann:{tid}:{seq}:status",
@@ -74,8 +81,20 @@ def review_panel(store: Store, tid: str, who: str) -> None:
         st.button("Save review", on_click=_save_review, args=(store, tid, who, f"ann:{tid}:{seq}:"))
         if st.session_state.get("review_error"):
             st.error(cur.md_escape(st.session_state.pop("review_error")))
-        if review:
-            st.caption(cur.md_escape(f"Last review by {review.author} at {review.at:%Y-%m-%d %H:%M} UTC"))
+
+
+def review_summary(review) -> str:
+    """The latest review in a line: decision, rating, labels, whether it has a comment, who and when."""
+    if review is None:
+        return "Not reviewed yet."
+    parts = [review.status or "no decision"]
+    if review.rating:
+        parts.append("★" * review.rating)
+    if review.labels:
+        parts.append("labels: " + ", ".join(review.labels))
+    if review.comment:
+        parts.append("with a comment")
+    return f"Latest review: {', '.join(parts)} (by {review.author}, {review.at:%Y-%m-%d %H:%M} UTC)"
 
 
 def _save_review(store: Store, tid: str, who: str, key: str) -> None:

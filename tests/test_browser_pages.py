@@ -71,6 +71,8 @@ def test_trajectory_reads_as_cards_and_keeps_an_unsaved_draft(app, page):
     expect(header).to_contain_text(traj.question)
     expect(header).to_contain_text(traj.gold)
     expect(main.locator(".fa-chip").first).to_have_text(traj.steps[0].action.name)
+    expect(main.get_by_label("Comment")).to_have_count(0)  # the Review panel is drawn when opened
+    main.get_by_text("Review", exact=True).click()
     expect(main.get_by_label("Comment")).to_have_count(1)
     expect(main.get_by_label("Thought")).to_have_count(0)  # no step is open for editing
     # opened by its address as the first page of this server: still the app's navigation, Home first

@@ -4,6 +4,7 @@ FireAct run (two runs over the same questions); every action goes through the wi
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -202,9 +203,18 @@ def test_trajectory_structure_buttons_and_next(db):
     assert any("Unsaved edits" in i.value for i in at.info)
 
 
+def captions(at) -> list[str]:
+    """The captions' text as shown (markdown escapes taken out)."""
+    return [re.sub(r"\\(.)", r"\1", c.value) for c in at.caption]
+
+
 def test_trajectory_review_widgets_store_an_annotation(db):
     tid = db.filter_ids(TrajectoryFilter(source=[RUN_B]), limit=1)[0]
     at = ok(open_page("2_Trajectory.py", who="carol", id=tid))
+    assert f"ann:{tid}:0:status" not in [r.key for r in at.radio]  # the Review panel is drawn when opened
+    assert "Not reviewed yet." in captions(at)
+    at.session_state["traj_review_open"] = True
+    at.run()
     at.radio(key=f"ann:{tid}:0:status").set_value("rejected")
     at.multiselect(key=f"ann:{tid}:0:labels").set_value(["wrong entity"])
     at.radio(key=f"ann:{tid}:0:rating").set_value(2)
@@ -215,6 +225,8 @@ def test_trajectory_review_widgets_store_an_annotation(db):
     assert (state.status, state.labels, state.rating, state.comment, state.author) == (
         "rejected", ["wrong entity"], 2, "searched the wrong film", "carol")
     assert at.radio(key=f"ann:{tid}:1:status").value == "rejected"
+    assert any(c.startswith("Latest review: rejected, ★★, labels: wrong entity, with a comment (by carol")
+               for c in captions(at)), captions(at)
 
 
 def test_two_sessions_editing_the_same_trajectory(db):
