@@ -66,7 +66,10 @@ MORE = ("model", "lint", "label")  # the list filters drawn in "More filters"
 def more_summary() -> str:
     """What is set behind "More filters and order" (read from the widgets' values), shown beside it."""
     ss = st.session_state
-    parts = [f"{name} {len(ss.get(f'f_{name}') or [])}" for name in MORE if ss.get(f"f_{name}")]
+    parts = []
+    for name in MORE:
+        if values := ss.get(f"f_{name}"):
+            parts.append(f"{name} {', '.join(values[:3])}" + (f" and {len(values) - 3} more" if len(values) > 3 else ""))
     parts += [f"{what} {ss[key]}" for what, key in (("review", "f_review"), ("status", "f_status"))
               if ss.get(key) not in (None, "any")]
     lo, hi = ss.get("f_smin"), ss.get("f_smax")
@@ -75,7 +78,7 @@ def more_summary() -> str:
                      else f"{lo} to {hi} steps")
     if ss.get("f_sort", "imported") != "imported" or ss.get("f_desc"):
         parts.append(f"by {ss.get('f_sort', 'imported')}{' descending' if ss.get('f_desc') else ''}")
-    return ", ".join(parts)
+    return "; ".join(parts)
 
 
 def list_filter(name: str, **kw) -> None:

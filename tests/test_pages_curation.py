@@ -75,6 +75,14 @@ def test_browse_filters_from_the_address_and_the_widgets(db):
     assert at.subheader[0].value == f"{db.count_filtered(f)} trajectories match" and at.query_params["steps_min"] == "4"
 
 
+def test_browse_names_what_is_set_behind_more_filters(db):
+    at = ok(open_page("1_Browse.py", lint="failed,no_finish", review="accepted", steps_max="2", sort="em",
+                      desc="1"))
+    assert "Set: lint failed, no_finish; review accepted; at most 2 steps; by em descending" in captions(at)
+    flt = TrajectoryFilter(lint=["failed", "no_finish"], review="accepted", steps_max=2)
+    assert at.subheader[0].value == f"{db.count_filtered(flt)} trajectories match"
+
+
 def test_browse_bulk_label_accept_reject_are_stored(db):
     at = ok(open_page("1_Browse.py", source=RUN_B, em="wrong", steps_max="2"))
     f = TrajectoryFilter(source=[RUN_B], em="wrong", steps_max=2)
