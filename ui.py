@@ -93,13 +93,28 @@ def _confirmed(key: str, action, *args) -> None:
     action(*args)
 
 
-def panel_on_demand(label: str, key: str, icon: str | None = None):
+def panel_on_demand(label: str, key: str, icon: str | None = None, holds: tuple[str, ...] = ()):
     """An expander whose content is drawn only while it is open (it reruns the page when opened or closed), so a
     page's first render does not pay for widgets that are rarely touched. Returns the expander while it is open,
-    else None. Widgets inside it keep their values while it is closed through `persist_state="page"`, and values
-    the page sets for them (from the address, defaults, a loaded version) reach them when they are drawn next."""
+    else None.
+
+    Widgets inside it take `persist_state="page"`, so their values hold while it is closed. `holds` names their
+    keys: the run that opens the panel sets their values again before they are drawn. Streamlit drops the value
+    of such a widget the next time it is drawn after the page was left, unless that run set it, so without this a
+    value the page set (from the address, a default, a loaded version) would give way to the widget's own default
+    when the panel opens after a visit to another page. Only the opening run does it: setting a value sends it to
+    the browser again, over anything being typed into that field at the time."""
+    ss = st.session_state
     panel = st.expander(label, key=key, on_change="rerun", icon=icon)
-    return panel if panel.open else None
+    if not panel.open:
+        ss[f"{key}:drawn"] = False
+        return None
+    if not ss.get(f"{key}:drawn"):
+        for name in holds:
+            if name in ss:
+                ss[name] = ss[name]
+    ss[f"{key}:drawn"] = True
+    return panel
 
 
 def plain_table(rows, test_id: str = "fa-table") -> None:

@@ -13,6 +13,9 @@ DEFAULTS = {"mix_correct": False, "mix_accepted": False, "mix_rejected": False, 
             "mix_lints": [], "mix_irregular": False, "mix_dedupe": True, "mix_keep": "best",
             "mix_mask": "observations", "mix_upsample": False, "mix_tokenizer": ""}
 
+FILTER_KEYS = ("mix_correct", "mix_accepted", "mix_rejected", "mix_max_steps", "mix_eval", "mix_lints", "mix_irregular",
+               "mix_dedupe", "mix_keep")
+
 
 def _filters_summary(pairs: str | None) -> str:
     ss = st.session_state
@@ -46,7 +49,7 @@ def filters_and_training(pairs: str | None) -> tuple[dict, str, bool, str | None
     ss = st.session_state
     for key, value in DEFAULTS.items():
         ss.setdefault(key, value)
-    panel = panel_on_demand("Filters", "mix_filters_open", icon=":material/filter_alt:")
+    panel = panel_on_demand("Filters", "mix_filters_open", icon=":material/filter_alt:", holds=FILTER_KEYS)
     st.caption(f"Filters: {_filters_summary(pairs)}")
     if panel:
         with panel:
@@ -65,7 +68,8 @@ def filters_and_training(pairs: str | None) -> tuple[dict, str, bool, str | None
             st.radio("Keep", ["best", "latest"], key="mix_keep", horizontal=True, **keep,
                      disabled=not ss["mix_dedupe"] or bool(pairs),
                      format_func={"best": "best-scored", "latest": "latest revision"}.get)
-    panel = panel_on_demand("Training", "mix_training_open", icon=":material/model_training:")
+    panel = panel_on_demand("Training", "mix_training_open", icon=":material/model_training:",
+                            holds=("mix_mask", "mix_upsample", "mix_tokenizer"))
     st.caption(f"Loss: {_training_summary()}")
     if panel:
         with panel:

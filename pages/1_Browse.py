@@ -93,7 +93,8 @@ with st.sidebar:
         if name not in MORE:
             list_filter(name)
     st.radio("Answer (EM)", list(EM), key="f_em", horizontal=True)
-    more = panel_on_demand("More filters and order", "browse_more", icon=":material/filter_list:")
+    more = panel_on_demand("More filters and order", "browse_more", icon=":material/filter_list:",
+                           holds=tuple(f"f_{k}" for k in (*MORE, "review", "status", "smin", "smax", "sort", "desc")))
     if summary := more_summary():
         st.caption(f"Set: {md_escape(summary)}")
     if more:  # drawn while open; their values are kept while it is closed

@@ -43,7 +43,7 @@ def more_summary() -> str:
 
 
 more = panel_on_demand("More settings: sampling, limits, perturbation, folders", "gen_more_open",
-                       icon=":material/settings:")
+                       icon=":material/settings:", holds=tuple(MORE))
 st.caption(more_summary())
 if more:  # drawn while open; what it holds applies to the next Start
     with more:

@@ -59,7 +59,8 @@ with st.sidebar:
     mode = st.radio("Shares", ["sliders", "grid"], key="mix_mode", horizontal=True,
                     format_func={"sliders": "task and method sliders", "grid": "task x method grid"}.get)
     size = st.number_input("Total size", min_value=1, max_value=10_000_000, step=50, key="mix_size")
-    split_panel = panel_on_demand("Split and output", "mix_split_open", icon=":material/call_split:")
+    split_panel = panel_on_demand("Split and output", "mix_split_open", icon=":material/call_split:",
+                                  holds=("mix_val", "mix_seed", "mix_pairs"))
     st.caption(f"Split: {ss['mix_val']:.0%} validation, seed {ss['mix_seed']}; makes {MAKE[ss['mix_pairs']]}")
     if split_panel:
         with split_panel:

@@ -332,3 +332,46 @@ def test_browse_keeps_the_address_filter_when_coming_back(db):
     ok(at)
     assert at.radio(key="f_em").value == "wrong" and at.query_params["em"] == "wrong"
     assert at.subheader[0].value == f"{db.count_filtered(TrajectoryFilter(em='wrong', source=[RUN_A]))} trajectories match"
+
+
+def test_more_filters_opened_after_a_visit_to_another_page_keep_the_address_values(db):
+    """A panel's widgets drawn again after the page was left must show the address's values, not their own
+    defaults (Streamlit drops a kept widget's value when it is next drawn, unless that run sets it)."""
+    at = ok(open_page("1_Browse.py", source=RUN_A, steps_max="2", review="unreviewed"))
+    flt = TrajectoryFilter(source=[RUN_A], steps_max=2, review="unreviewed")
+    expected = f"{db.count_filtered(flt)} trajectories match"
+    at.session_state["browse_more"] = True
+    ok(at.run())
+    assert at.number_input(key="f_smax").value == 2 and at.subheader[0].value == expected
+    ok(at.switch_page("pages/3_Review.py").run())
+    at.switch_page("pages/1_Browse.py")
+    for key, value in {"source": RUN_A, "steps_max": "2", "review": "unreviewed"}.items():
+        at.query_params[key] = value
+    ok(at.run())
+    assert at.subheader[0].value == expected
+    at.session_state["browse_more"] = True
+    ok(at.run())
+    assert at.number_input(key="f_smax").value == 2 and at.radio(key="f_review").value == "unreviewed"
+    assert at.subheader[0].value == expected and at.query_params["steps_max"] == "2"
+
+
+def test_mix_and_generate_panels_opened_after_a_visit_to_another_page_keep_the_page_defaults(db):
+    at = ok(open_page("6_Mix.py"))
+    at.session_state["mix_filters_open"] = at.session_state["mix_split_open"] = True
+    ok(at.run())
+    ok(at.switch_page("pages/1_Browse.py").run())
+    ok(at.switch_page("pages/6_Mix.py").run())
+    at.session_state["mix_filters_open"] = at.session_state["mix_split_open"] = True
+    ok(at.run())
+    assert at.checkbox(key="mix_eval").value and at.checkbox(key="mix_dedupe").value
+    assert at.slider(key="mix_val").value == 0.1 and at.number_input(key="mix_seed").value == 1
+    assert any(c.startswith("Filters: no evaluation questions, one per question") for c in captions(at))
+
+    at = ok(open_page("5_Generate.py"))
+    at.session_state["gen_more_open"] = True
+    ok(at.run())
+    ok(at.switch_page("pages/1_Browse.py").run())
+    ok(at.switch_page("pages/5_Generate.py").run())
+    at.session_state["gen_more_open"] = True
+    ok(at.run())
+    assert at.slider(key="gen_perturb_p").value == 0.5 and at.text_input(key="gen_tasks_dir").value
