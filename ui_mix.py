@@ -9,12 +9,9 @@ from fireact_core.io.masks import LOSS_MASKS
 from ui import panel_on_demand
 
 # what the page starts from; a loaded version sets them too
-DEFAULTS = {"mix_correct": False, "mix_accepted": False, "mix_rejected": False, "mix_max_steps": 0, "mix_eval": True,
-            "mix_lints": [], "mix_irregular": False, "mix_dedupe": True, "mix_keep": "best",
-            "mix_mask": "observations", "mix_upsample": False, "mix_tokenizer": ""}
-
-FILTER_KEYS = ("mix_correct", "mix_accepted", "mix_rejected", "mix_max_steps", "mix_eval", "mix_lints", "mix_irregular",
-               "mix_dedupe", "mix_keep")
+FILTER_DEFAULTS = {"mix_correct": False, "mix_accepted": False, "mix_rejected": False, "mix_max_steps": 0,
+                   "mix_eval": True, "mix_lints": [], "mix_irregular": False, "mix_dedupe": True, "mix_keep": "best"}
+TRAINING_DEFAULTS = {"mix_mask": "observations", "mix_upsample": False, "mix_tokenizer": ""}
 
 
 def _filters_summary(pairs: str | None) -> str:
@@ -47,9 +44,9 @@ def filters_and_training(pairs: str | None) -> tuple[dict, str, bool, str | None
     the page too (defaults, a loaded version) and hold while a panel is closed; a caption under each panel says
     what applies."""
     ss = st.session_state
-    for key, value in DEFAULTS.items():
+    for key, value in {**FILTER_DEFAULTS, **TRAINING_DEFAULTS}.items():
         ss.setdefault(key, value)
-    panel = panel_on_demand("Filters", "mix_filters_open", icon=":material/filter_alt:", holds=FILTER_KEYS)
+    panel = panel_on_demand("Filters", "mix_filters_open", icon=":material/filter_alt:", holds=tuple(FILTER_DEFAULTS))
     st.caption(f"Filters: {_filters_summary(pairs)}")
     if panel:
         with panel:
@@ -69,7 +66,7 @@ def filters_and_training(pairs: str | None) -> tuple[dict, str, bool, str | None
                      disabled=not ss["mix_dedupe"] or bool(pairs),
                      format_func={"best": "best-scored", "latest": "latest revision"}.get)
     panel = panel_on_demand("Training", "mix_training_open", icon=":material/model_training:",
-                            holds=("mix_mask", "mix_upsample", "mix_tokenizer"))
+                            holds=tuple(TRAINING_DEFAULTS))
     st.caption(f"Loss: {_training_summary()}")
     if panel:
         with panel:

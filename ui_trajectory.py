@@ -9,7 +9,7 @@ import streamlit as st
 
 from fireact_core.curation import edits as cur
 from fireact_core.errors import FireactError
-from fireact_core.records import Step, Trajectory
+from fireact_core.records import Annotation, Step, Trajectory
 from ui import Store, panel_on_demand
 
 
@@ -54,12 +54,10 @@ def _step_fields(i: int, step: Step, prefix: str, on_change: Callable[[], None])
     st.toggle("Train on this step", value=shown["train"], key=f"{prefix}{i}:train", on_change=on_change)
 
 
-def review_panel(store: Store, tid: str, who: str) -> None:
-    """The latest review of the trajectory (decision, labels, rating, comment) and a form to give another, in a
-    panel drawn while open (it stays open from one trajectory to the next); a caption under it says what the
-    latest review holds."""
-    with store.session():
-        review = store.review_state(tid)
+def review_panel(store: Store, tid: str, who: str, review: Annotation | None) -> None:
+    """The latest review of the trajectory (`review`, as the page read it: decision, labels, rating, comment) and
+    a form to give another, in a panel drawn while open (it stays open from one trajectory to the next); a caption
+    under it says what the latest review holds."""
     panel = panel_on_demand("Review", "traj_review_open", icon=":material/fact_check:")
     st.caption(cur.md_escape(review_summary(review)))
     if not panel:
@@ -83,7 +81,7 @@ def review_panel(store: Store, tid: str, who: str) -> None:
             st.error(cur.md_escape(st.session_state.pop("review_error")))
 
 
-def review_summary(review) -> str:
+def review_summary(review: Annotation | None) -> str:
     """The latest review in a line: decision, rating, labels, whether it has a comment, who and when."""
     if review is None:
         return "Not reviewed yet."

@@ -205,7 +205,7 @@ def trajectory() -> None:
     draft["dirty"] = edited != draft["orig"]
     save_area(traj, draft, opened)
     ui_fork.fork_panel(store, traj, edited, draft["dirty"], who)
-    review_panel(store, tid, who)
+    review_panel(store, tid, who, review)
     history_panel(store, traj, who)
 
 
