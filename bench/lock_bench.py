@@ -59,7 +59,7 @@ def leave():
 
 # what the staged import does while it holds the file, named for the report
 from fireact_core.store import staging
-PHASES = {"_claim_stretch": "stretch", "_land": "landing", "forget": "claims let go", "_remove_claimed": "cleanup",
+PHASES = {"_claim": "claims", "_copy_stretch": "stretch", "_land": "landing", "forget": "claims let go", "_remove_claimed": "cleanup",
           "clear_stale_imports": "cleanup", "_register": "start"}
 
 def phased(name, fn):

@@ -33,9 +33,12 @@ def chat_file(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def small_stretches(monkeypatch):
-    """Every import staged, copied 8 trajectories at a time, without pauses."""
+    """Every import staged, claimed 8 trajectories at a time, its rows copied a few row groups of 16 rows at a
+    time, without pauses."""
     monkeypatch.setenv("FIREACT_IMPORT_STAGE_MB", "0")
-    monkeypatch.setattr(staging, "FIRST_STRETCH", 8)
+    monkeypatch.setattr(staging, "SMALL", 8)
+    monkeypatch.setattr(staging, "CLAIM_STRETCH", 8)
+    monkeypatch.setattr(staging, "ROW_GROUP", 16)
     monkeypatch.setattr(staging, "STRETCH_HOLD_S", 0.0)
     monkeypatch.setattr(staging, "STRETCH_GAP_S", 0.0)
 
@@ -54,12 +57,16 @@ def test_stretches_stay_out_of_sight_until_the_import_lands(tmp_path, chat_file,
     db = tmp_path / "db.duckdb"
     store = Store(db)
     seen: dict[str, Any] = {}
-    stretches = []
-    claim, land = staging._claim_stretch, staging._land
+    claims, copies = [], []
+    claim, copy, land = staging._claim, staging._copy_stretch, staging._land
 
-    def counted(*args: Any) -> None:
-        stretches.append(args[3])
+    def claimed(*args: Any) -> None:
+        claims.append(args[3])
         claim(*args)
+
+    def copied(*args: Any) -> None:
+        copies.append(args[3:6])
+        copy(*args)
 
     def look_then_land(*args: Any) -> dict[str, int]:
         reader = Store(db)
@@ -68,11 +75,18 @@ def test_stretches_stay_out_of_sight_until_the_import_lands(tmp_path, chat_file,
         seen["page"] = reader.count_filtered(TrajectoryFilter())
         return land(*args)
 
-    monkeypatch.setattr(staging, "_claim_stretch", counted)
+    monkeypatch.setattr(staging, "_claim", claimed)
+    monkeypatch.setattr(staging, "_copy_stretch", copied)
     monkeypatch.setattr(staging, "_land", look_then_land)
     report = import_files(store, [chat_file], parallel=False)[0]
     assert report.added == ROWS
-    assert len(stretches) >= ROWS // 8
+    assert claims == list(range(0, ROWS, 8))
+    with store.db.connect() as con:
+        steps, threads = con.execute("SELECT count(*), current_setting('threads') FROM steps").fetchone()
+    step_copies = [(start, end) for table, start, end in copies if table == "steps"]
+    assert step_copies[0] == (0, 16 * threads)  # whole row groups, one for each thread that writes them
+    assert all(end - start == 16 * threads for start, end in step_copies)
+    assert step_copies[-1][1] >= steps and len(step_copies) == -(-steps // (16 * threads))
     trajectories, visible_steps, all_steps, claims, pending = seen["counts"]
     assert (trajectories, visible_steps, seen["stats"], seen["page"]) == (0, 0, 0, 0)
     assert all_steps > 0 and claims == ROWS and pending == 1  # copied, waiting for the last step

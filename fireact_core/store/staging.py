@@ -2,10 +2,13 @@
 transactions, so the main file is held only a moment at a time (the app and other commands read in between).
 
 The scratch database has the same tables (the same migrations ran, but for the one that declares keys: writing it
-builds no index) and stores its columns uncompressed (it is written once and read once). The copy takes the scratch trajectories in stretches of file order. Each stretch is
-one transaction of its own: it claims the ids the main database does
-not hold and nobody else has claimed (`import_claims`, so two imports of one file at once add one set of rows)
-and copies their steps, lints, revisions and annotations. Those rows stay out of sight meanwhile: every reader
+builds no index) and stores its columns uncompressed (it is written once and read once). The copy first claims, in
+stretches of `CLAIM_STRETCH` trajectories, the ids the main database does not hold and nobody else has claimed
+(`import_claims`, so two imports of one file at once add one set of rows). Then it copies the rows of the claimed
+trajectories from every other table that belongs to one (steps, lints, revisions, annotations), a stretch of whole
+row groups (`ROW_GROUP` rows) per transaction, as many as take about `STRETCH_HOLD_S`: DuckDB writes whole row
+groups straight to the file, compressed once, so each commit is short; a copy that ended mid-group would leave rows
+for the commit to write to the log and a checkpoint to rewrite. Those rows stay out of sight meanwhile: every reader
 reaches them through their trajectory, and no trajectory row points at them yet. A last short transaction adds
 the claimed trajectories themselves, replaces the sources the import names and appends the rows of any other
 table it filled: from every reader's view the import lands at once, all or nothing.
@@ -42,8 +45,10 @@ from .schema import IMPORT_CLAIMS
 CHILDREN = {"steps": "trajectory_id", "lints": "trajectory_id", "revisions": "trajectory_id",
             "annotations": "trajectory_id"}
 NOT_COPIED = {"schema_migrations", "sources", "trajectories", "pending_imports", "import_claims", *CHILDREN}
-FIRST_STRETCH = 2000  # trajectories in the first stretch; then as many as take about STRETCH_HOLD_S
-STRETCH_HOLD_S = 1.2
+SMALL = 2000  # trajectories of an import claimed, copied and landed by one transaction
+CLAIM_STRETCH = 250_000  # trajectories claimed per transaction
+ROW_GROUP = 122_880  # rows of a DuckDB row group: the unit of a copy's stretch
+STRETCH_HOLD_S = 1.2  # a copy's stretch takes as many row groups as are copied in about this long
 STRETCH_LINGER_S = 5.0  # the file stays open between stretches unless another process asks for it
 STRETCH_GAP_S = 0.5  # the pause between stretches: longer than a waiting process sleeps between tries
 STALE_S = 600.0  # an unfinished import that showed no sign of life this long is taken for dead
@@ -96,30 +101,36 @@ class StagingRepository(Repository):
         clear_stale_imports(self.db)
         with self._attached(scratch.path, alias) as con:
             rowids, staged = con.execute(f"SELECT coalesce(max(rowid) + 1, 0), count(*) FROM {alias}.trajectories").fetchone()
-            if rowids <= FIRST_STRETCH:  # small: claimed, copied and landed by one short transaction
+            if rowids <= SMALL:  # small: claimed, copied and landed by one short transaction
                 with self.db.transaction():
                     _register(con, import_id)
-                    _claim_stretch(con, alias, import_id, 0, rowids, None)
+                    _claim(con, alias, import_id, 0, rowids)
+                    for table in CHILDREN:
+                        _copy_stretch(con, alias, import_id, table, 0, 2**62)
                     added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
-                    _forget(con, import_id, chunk=FIRST_STRETCH)
+                    _forget(con, import_id, chunk=SMALL)
                 return added
         with self.db.transaction() as con:
             _register(con, import_id)
         try:
-            bounds = _child_bounds(scratch)
-            (end, staged), = bounds.pop("trajectories")
-            start, stretch = 0, FIRST_STRETCH
+            sizes = _sizes(scratch)
+            trajectories, staged = sizes.pop("trajectories")
             with self.db.lingering(STRETCH_LINGER_S):  # open once; let go between stretches only when asked
-                while start < end:
-                    started = time.monotonic()
+                for start in range(0, trajectories, CLAIM_STRETCH):
                     with self._attached(scratch.path, alias) as con, self.db.transaction():
-                        copying = time.monotonic()
-                        _claim_stretch(con, alias, import_id, start, start + stretch, bounds)
-                        copied = time.monotonic() - copying
-                    start += stretch
-                    stretch = _next_stretch(stretch, copied, time.monotonic() - started)
-                    if self.db.someone_waits():
-                        time.sleep(STRETCH_GAP_S)
+                        _claim(con, alias, import_id, start, start + CLAIM_STRETCH)
+                    self._pause()
+                groups = 0
+                for table, (rows, threads) in sizes.items():
+                    start = 0
+                    groups = groups or threads
+                    while start < rows:
+                        started = time.monotonic()
+                        with self._attached(scratch.path, alias) as con, self.db.transaction():
+                            _copy_stretch(con, alias, import_id, table, start, start + groups * ROW_GROUP)
+                        start += groups * ROW_GROUP
+                        groups = _next_groups(groups, threads, time.monotonic() - started)
+                        self._pause()
                 with self._attached(scratch.path, alias) as con, self.db.transaction():
                     added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
         except BaseException:
@@ -143,17 +154,22 @@ class StagingRepository(Repository):
                 con.execute("DROP TABLE IF EXISTS _claim")
                 con.execute(f"DETACH DATABASE IF EXISTS {alias}")
 
+    def _pause(self) -> None:
+        """Between stretches: a moment for another process that asked for the file to take it."""
+        if self.db.someone_waits():
+            time.sleep(STRETCH_GAP_S)
+
     def _abandon(self, import_id: str) -> None:
         """Take out what a failed import claimed and copied (left for the next staged import if this fails too)."""
         with suppress(Exception):  # the import's own error is the one to report
             _remove_claimed(self.db, import_id)
 
 
-def _next_stretch(stretch: int, copied: float, held: float) -> int:
-    """How many trajectories the next stretch takes so that the file is held about STRETCH_HOLD_S: the copy's
-    time grows with the stretch, the rest of the hold (opening, committing, letting go) does not."""
-    budget = max(STRETCH_HOLD_S - (held - copied), STRETCH_HOLD_S / 3)
-    return max(FIRST_STRETCH // 4, min(stretch * 4, int(stretch * budget / max(copied, 1e-3))))
+def _next_groups(groups: int, threads: int, held: float) -> int:
+    """How many row groups the next stretch copies so that the file is held about STRETCH_HOLD_S: a multiple of
+    the threads that write them (each writes whole groups), at most four times as many as the last stretch."""
+    fit = int(groups * STRETCH_HOLD_S / max(held, 1e-3)) // threads * threads
+    return max(threads, min(groups * 4, fit))
 
 
 def _register(con: Any, import_id: str) -> None:
@@ -238,46 +254,35 @@ def _forget(con: Any, import_id: str, chunk: int = FORGET_CHUNK) -> bool:
     return True
 
 
-def _child_bounds(scratch: Connections) -> dict[str, list[tuple[int, int]]]:
-    """For each child table of the scratch database, the first and last rowid of each trajectory's rows (by the
-    trajectory's rowid; (0, -1) for none), so that a stretch reads only its part of the table; "trajectories":
-    [(how many rowids, how many trajectories)]. Read from the scratch file alone, before the main one is touched."""
-    out: dict[str, list[tuple[int, int]]] = {}
+def _sizes(scratch: Connections) -> dict[str, tuple[int, int]]:
+    """From the scratch file alone, before the main one is touched: "trajectories": (how many rowids, how many
+    trajectories); each child table that holds rows: (how many rowids, the threads that will copy them)."""
+    out: dict[str, tuple[int, int]] = {}
     with scratch.connect() as con:
-        n, count = con.execute("SELECT coalesce(max(rowid) + 1, 0), count(*) FROM trajectories").fetchone()
-        out["trajectories"] = [(n, count)]
-        for table, key in CHILDREN.items():
-            spans = [(0, -1)] * n
-            for row, first, last in con.execute(
-                    f"SELECT t.rowid, min(x.rowid), max(x.rowid) FROM trajectories t JOIN {table} x ON x.{key} = t.id "
-                    "GROUP BY t.rowid").fetchall():
-                spans[row] = (first, last)
-            out[table] = spans
+        threads = max(1, int(con.execute("SELECT current_setting('threads')").fetchone()[0]))
+        out["trajectories"] = con.execute("SELECT coalesce(max(rowid) + 1, 0), count(*) FROM trajectories").fetchone()
+        for table in CHILDREN:
+            rows = con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {table}").fetchone()[0]
+            if rows:
+                out[table] = (rows, threads)
     return out
 
 
-def _span(spans: list[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
-    """The rowids (first, last) that hold the rows of trajectories `start` to `end`; (0, -1) when none."""
-    firsts = [a for a, b in spans[start:end] if b >= a]
-    lasts = [b for a, b in spans[start:end] if b >= a]
-    return (min(firsts), max(lasts)) if firsts else (0, -1)
-
-
-def _claim_stretch(con: Any, stage: str, import_id: str, start: int, end: int,
-                   bounds: dict[str, list[tuple[int, int]]] | None) -> None:
-    """Claim the new ids among the scratch trajectories `start` to `end` (rowids) and copy their rows that stay out
-    of sight until `_land` (`bounds`: where each trajectory's rows lie, see `_child_bounds`; None: read all)."""
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _claim AS SELECT s.id FROM {stage}.trajectories s
+def _claim(con: Any, stage: str, import_id: str, start: int, end: int) -> None:
+    """Claim the new ids among the scratch trajectories of rowids `start` to `end`."""
+    con.execute(f"""INSERT INTO import_claims SELECT s.id, ? FROM {stage}.trajectories s
                     ANTI JOIN trajectories t ON t.id = s.id ANTI JOIN import_claims c ON c.id = s.id
-                    WHERE s.rowid >= {int(start)} AND s.rowid < {int(end)}""")
-    con.execute("INSERT INTO import_claims SELECT id, ? FROM _claim", [import_id])
-    for table, key in CHILDREN.items():
-        first, last = _span(bounds[table], start, end) if bounds is not None else (0, 2**62)
-        if last < first:
-            continue
-        order = "" if table == "steps" else " ORDER BY x.rowid"  # steps are read by their index, never their rowid
-        con.execute(f"INSERT INTO {table} BY NAME SELECT x.* FROM {stage}.{table} x SEMI JOIN _claim c "
-                    f"ON c.id = x.{key} WHERE x.rowid BETWEEN {int(first)} AND {int(last)}{order}")
+                    WHERE s.rowid >= {int(start)} AND s.rowid < {int(end)}""", [import_id])
+    con.execute("UPDATE pending_imports SET heartbeat = ? WHERE import_id = ?", [_now(), import_id])
+
+
+def _copy_stretch(con: Any, stage: str, import_id: str, table: str, start: int, end: int) -> None:
+    """Copy the scratch `table`'s rows of rowids `start` to `end` that belong to trajectories this import claimed,
+    in their order; they stay out of sight until `_land`."""
+    key = CHILDREN[table]
+    con.execute(f"INSERT INTO {table} BY NAME SELECT x.* FROM {stage}.{table} x SEMI JOIN import_claims c "
+                f"ON c.id = x.{key} AND c.import_id = ? WHERE x.rowid >= {int(start)} AND x.rowid < {int(end)} "
+                "ORDER BY x.rowid", [import_id])
     con.execute("UPDATE pending_imports SET heartbeat = ? WHERE import_id = ?", [_now(), import_id])
 
 
