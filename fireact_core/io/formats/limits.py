@@ -27,8 +27,12 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # text that may hold a number DuckDB or the writers cannot take: checked value by value when found
 _RISKY_NUMBER = re.compile(r"\d{19}|\d[eE]\+?\d{3}")
-# the same in a JSONL file's bytes, where a value starts: lines that send the whole file to the line-by-line reader
-_RISKY_BYTES = re.compile(rb"[:\[,]\s*-?(?:NaN|Infinity|\d{19}|\d+(?:\.\d+)?[eE]\+?\d{3})|(?:[\[{][^\[\]{}]*){201}")
+# the same in a JSONL file's bytes, where a value starts, and nesting deeper than MAX_DEPTH: lines that send the
+# whole file to the line-by-line reader. The numbers are searched with RE2 (pyarrow's), which reads hundreds of MB a
+# second and lets go of the GIL (Python's bytes `\s` and `\d` spelled out); the nesting with Python's `re`, only
+# where a quick search finds MAX_DEPTH + 1 opening brackets in a row
+_RISKY_NUMBER_BYTES = r"[:\[,][ \t\n\r\x0b\x0c]*-?(?:NaN|Infinity|[0-9]{19}|[0-9]+(?:\.[0-9]+)?[eE]\+?[0-9]{3})"
+_DEEP_BYTES = re.compile(rb"(?:[\[{][^\[\]{}]*){%d}" % (MAX_DEPTH + 1))
 # keys the chat readers read: when one may appear twice in a row, the row is parsed again, the first one kept
 _CHAT_KEYS = ('"role"', '"content"', '"weight"')
 
@@ -149,10 +153,9 @@ def file_needs_line_checks(path: str | os.PathLike) -> bool:
     """Whether a JSONL file may hold a value DuckDB reads but the bounds refuse (NaN, Infinity, a huge number,
     deep nesting): such a file goes through the line-by-line reader, so both import paths decide alike.
 
-    The file is read in stretches of whole lines (a JSONL value never spans two). A stretch is searched with
-    `_RISKY_BYTES` only when plain substring searches, which run at memory speed, find what any match needs:
-    "NaN" or "Infinity", a run of 19 digits, a digit and an exponent of 3 digits, or 201 opening brackets with
-    no closing one between them. The regular expression alone reads a few MB a second."""
+    The file is read in stretches of whole lines (a JSONL value never spans two), each searched for a risky
+    number with `_RISKY_NUMBER_BYTES` and for deep nesting with `_DEEP_BYTES` where a quick search finds enough
+    opening brackets in a row."""
     with open(path, "rb") as fh:
         rest = b""
         while block := fh.read(_SCAN_BYTES):
@@ -161,24 +164,31 @@ def file_needs_line_checks(path: str | os.PathLike) -> bool:
                 rest += block
                 continue
             stretch, rest = rest + block[:cut], block[cut:]
-            if _may_be_risky(stretch) and _RISKY_BYTES.search(stretch):
+            if _risky(stretch):
                 return True
-        return bool(rest) and _may_be_risky(rest) and _RISKY_BYTES.search(rest) is not None
+        return bool(rest) and _risky(rest)
 
 
 _SCAN_BYTES = 8 * 2**20
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 _BRACKETS_AS_BRACES = bytes.maketrans(b"[]", b"{}")
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
 _DEEP = b"{" * (MAX_DEPTH + 1)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
 _LONG_INT = b"0" * 19
 
 
-def _may_be_risky(stretch: bytes) -> bool:
-    """Whether `stretch` holds what every match of `_RISKY_BYTES` holds (a necessary condition, quickly found)."""
-    if b"NaN" in stretch or b"Infinity" in stretch or _may_hold_risky_number(stretch):
+def _risky(stretch: bytes) -> bool:
+    """Whether `stretch` holds a risky number or nesting deeper than MAX_DEPTH (see `file_needs_line_checks`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data = pa.py_buffer(stretch)
+    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.array([0, len(stretch)], pa.int64()).buffers()[1],
+                                                          data])
+    if pc.match_substring_regex(whole, _RISKY_NUMBER_BYTES)[0].as_py():
         return True
-    return _DEEP in stretch.translate(None, _NOT_BRACKET).translate(_BRACKETS_AS_BRACES)
+    deep = _DEEP in stretch.translate(None, _NOT_BRACKET).translate(_BRACKETS_AS_BRACES)
+    return deep and _DEEP_BYTES.search(stretch) is not None
 
 
 def _may_hold_risky_number(data: bytes) -> bool:
