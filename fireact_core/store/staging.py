@@ -120,10 +120,8 @@ class StagingRepository(Repository):
                     with self._attached(scratch.path, alias) as con, self.db.transaction():
                         _claim(con, alias, import_id, start, start + CLAIM_STRETCH)
                     self._pause()
-                groups = 0
                 for table, (rows, threads) in sizes.items():
-                    start = 0
-                    groups = groups or threads
+                    start, groups = 0, threads
                     while start < rows:
                         started = time.monotonic()
                         with self._attached(scratch.path, alias) as con, self.db.transaction():
