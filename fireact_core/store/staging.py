@@ -113,14 +113,13 @@ class StagingRepository(Repository):
         with self.db.transaction() as con:
             _register(con, import_id)
         try:
-            sizes = _sizes(scratch)
-            trajectories, staged = sizes.pop("trajectories")
+            trajectories, staged, threads, rows_of = _sizes(scratch)
             with self.db.lingering(STRETCH_LINGER_S):  # open once; let go between stretches only when asked
                 for start in range(0, trajectories, CLAIM_STRETCH):
                     with self._attached(scratch.path, alias) as con, self.db.transaction():
                         _claim(con, alias, import_id, start, start + CLAIM_STRETCH)
                     self._pause()
-                for table, (rows, threads) in sizes.items():
+                for table, rows in rows_of.items():
                     start, groups = 0, threads
                     while start < rows:
                         started = time.monotonic()
@@ -252,18 +251,15 @@ def _forget(con: Any, import_id: str, chunk: int = FORGET_CHUNK) -> bool:
     return True
 
 
-def _sizes(scratch: Connections) -> dict[str, tuple[int, int]]:
-    """From the scratch file alone, before the main one is touched: "trajectories": (how many rowids, how many
-    trajectories); each child table that holds rows: (how many rowids, the threads that will copy them)."""
-    out: dict[str, tuple[int, int]] = {}
+def _sizes(scratch: Connections) -> tuple[int, int, int, dict[str, int]]:
+    """From the scratch file alone, before the main one is touched: how many trajectory rowids and trajectories it
+    holds, the threads that will copy the rest, and how many rowids each child table that holds rows has."""
     with scratch.connect() as con:
         threads = max(1, int(con.execute("SELECT current_setting('threads')").fetchone()[0]))
-        out["trajectories"] = con.execute("SELECT coalesce(max(rowid) + 1, 0), count(*) FROM trajectories").fetchone()
-        for table in CHILDREN:
-            rows = con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {table}").fetchone()[0]
-            if rows:
-                out[table] = (rows, threads)
-    return out
+        rowids, count = con.execute("SELECT coalesce(max(rowid) + 1, 0), count(*) FROM trajectories").fetchone()
+        rows = {table: con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {table}").fetchone()[0]
+                for table in CHILDREN}
+    return rowids, count, threads, {table: n for table, n in rows.items() if n}
 
 
 def _claim(con: Any, stage: str, import_id: str, start: int, end: int) -> None:

@@ -172,8 +172,8 @@ def file_needs_line_checks(path: str | os.PathLike) -> bool:
 _SCAN_BYTES = 8 * 2**20
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 _BRACKETS_AS_BRACES = bytes.maketrans(b"[]", b"{}")
-_DEEP = b"{" * (MAX_DEPTH + 1)
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
+_DEEP = b"{" * (MAX_DEPTH + 1)
 _LONG_INT = b"0" * 19
 
 
@@ -182,10 +182,7 @@ def _risky(stretch: bytes) -> bool:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    data = pa.py_buffer(stretch)
-    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.array([0, len(stretch)], pa.int64()).buffers()[1],
-                                                          data])
-    if pc.match_substring_regex(whole, _RISKY_NUMBER_BYTES)[0].as_py():
+    if pc.match_substring_regex(pa.array([stretch], pa.large_binary()), _RISKY_NUMBER_BYTES)[0].as_py():
         return True
     deep = _DEEP in stretch.translate(None, _NOT_BRACKET).translate(_BRACKETS_AS_BRACES)
     return deep and _DEEP_BYTES.search(stretch) is not None
