@@ -48,7 +48,7 @@ TARGETS = {"first render": 1.0, "filter change": 0.5, "open trajectory": 0.5, "r
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && " \
        "!document.querySelector('[data-testid=\"stSkeleton\"]')"
 # what each page draws last, so that its first render is over when it is there
-READY = {"": '[data-testid="stMetric"]', "Browse": '[data-testid="stDataFrame"]',
+READY = {"": '[data-testid="stMetric"]', "Browse": "[data-testid=fa-pick-table]",
          "Trajectory": '[data-testid="step-card"]', "Review": '[data-testid="step-card"]',
          "Compare": '[data-testid="aligned-step"]', "Generate": '[data-testid="stFormSubmitButton"]',
          "Mix": '[data-testid="mix-composition"]', "Train": '[data-testid="stTab"]', "Dashboard": '[data-testid="stDataFrame"]'}

@@ -10,22 +10,21 @@ from fireact_core.curation.edits import SORT_KEYS, browse_query, md_escape, spli
 from fireact_core.errors import FireactError
 from fireact_core.filters import LIST_FIELDS, TrajectoryFilter
 from fireact_core.names import display_names
+from fireact_core.reports.tables import Column
 from fireact_core.curation.team import bulk_review
 from ui import annotator, confirm, page_setup, panel_on_demand
+from ui_table import pick_table
 
 PAGE_SIZE = 50
 EM = {"any": None, "right": "right", "wrong": "wrong"}
 REVIEW = {"any": None, "accepted": "accepted", "rejected": "rejected", "unreviewed": "unreviewed"}
 
 COLUMNS = {
-    "EM": st.column_config.NumberColumn(format="%.0f", width=40, help="exact match: 1 right, 0 wrong"),
-    "F1": st.column_config.NumberColumn(format="%.2f", width=48),
-    "question": st.column_config.TextColumn(width=360), "answer": st.column_config.TextColumn(width=140),
-    "gold": st.column_config.TextColumn(width=120), "steps": st.column_config.NumberColumn(width=50),
-    "lints": st.column_config.TextColumn(width=150), "review": st.column_config.TextColumn(width=80),
-    "source": st.column_config.TextColumn(width=220, help="short name; the full one is in the last column"),
-    "method": st.column_config.TextColumn(width=70), "status": st.column_config.TextColumn(width=80),
-    "source (full name)": st.column_config.TextColumn(width="large"),
+    "EM": Column(width=44, fmt="%.0f", help="exact match: 1 right, 0 wrong"), "F1": Column(width=48, fmt="%.2f"),
+    "question": Column(help="click a question to open its trajectory"), "answer": Column(width=130),
+    "gold": Column(width=120), "steps": Column(width=52), "lints": Column(width=130), "review": Column(width=84),
+    "source": Column(width=170, help="short name; the full one shows when the pointer rests on it"),
+    "method": Column(width=70), "status": Column(width=84),
 }
 
 store = page_setup("Browse", ":material/search:")
@@ -153,12 +152,12 @@ if drafts:
 st.subheader(f"{total} trajectories match")
 table = [{"EM": r.em, "F1": r.f1, "question": r.question, "answer": r.final_answer, "gold": r.gold,
           "steps": r.n_steps, "lints": ", ".join(r.lints), "review": r.review or "", "source": short.get(r.source, r.source),
-          "method": r.method, "status": r.status, "source (full name)": r.source} for r in rows]
-event = st.dataframe(table, on_select="rerun", selection_mode="multi-row", hide_index=True, key="browse_table",
-                     width="stretch", column_config=COLUMNS)
+          "method": r.method, "status": r.status} for r in rows]
+picks = pick_table(table, "browse_table", columns=COLUMNS, titles={"source": [r.source for r in rows]},
+                   select="multi", open_column="question", max_height=560)
 st.number_input(f"Page (of {pages}, {PAGE_SIZE} a page; the page is in the address)", min_value=1, max_value=pages,
                 step=1, key="f_page", width=260)
-selected = [rows[i].id for i in event.selection.rows if i < len(rows)] if event else []
+selected = [rows[i].id for i in picks.rows]
 
 
 def open_trajectory(traj_id: str) -> None:
@@ -176,6 +175,8 @@ def apply_bulk(what: str, label: str, ids: list[str] | None) -> None:
         st.session_state["browse_error"] = str(exc)
 
 
+if picks.opened is not None:
+    open_trajectory(rows[picks.opened].id)
 left, right = st.columns(2)
 with left:
     st.markdown("**Open**")

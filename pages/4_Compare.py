@@ -11,7 +11,9 @@ from fireact_core.curation.compare import CELL_LABELS
 from fireact_core.curation.edits import browse_query, md_escape
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.names import display_names
+from fireact_core.reports.tables import Column
 from ui import page_setup
+from ui_table import pick_table
 
 LIST_SIZE = 200
 
@@ -88,9 +90,10 @@ if not pairs:
     st.stop()
 table = [{"question": p.question, "answer A": p.answer_a, "answer B": p.answer_b, "gold": p.gold,
           "outcome": CELL_LABELS.get(p.cell, p.cell)} for p in pairs]
-event = st.dataframe(table, on_select="rerun", selection_mode="single-row", hide_index=True, key="cmp_table",
-                     width="stretch", height="auto" if len(table) <= 6 else 240)
-picked = event.selection.rows[0] if event and event.selection.rows else None
+picks = pick_table(table, "cmp_table", select="single", max_height=260, columns={
+    "question": Column(width=None), "answer A": Column(width=170), "answer B": Column(width=170),
+    "gold": Column(width=150), "outcome": Column(width=120)})
+picked = picks.rows[0] if picks.rows else None
 choice = st.selectbox("Question", range(len(pairs)), index=picked or 0, key=f"cmp_pair:{run_a}:{run_b}:{cell}:{picked}",
                       format_func=lambda i: f"{i + 1}. {pairs[i].question[:100]}")
 pair = pairs[choice]

@@ -87,7 +87,7 @@ def test_trajectory_reads_as_cards_and_keeps_an_unsaved_draft(app, page):
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=re.compile("Browse$")).click()
     drafts = page.get_by_test_id("stMain").get_by_text("Unsaved edits")
     drafts.wait_for()
-    page.get_by_test_id("stMain").get_by_role("link", name=traj.question[:40]).click()
+    page.get_by_test_id("stMain").get_by_test_id("stPageLink-NavLink").filter(has_text=traj.question[:40]).click()
     main.get_by_test_id("step-card").first.wait_for()
     expect(main.get_by_label("Thought")).to_have_value("A draft nobody saved yet.")
     expect(main.get_by_text("Unsaved edits: they stay here")).to_be_visible()
@@ -101,10 +101,18 @@ def test_browse_confirms_a_whole_filter_action_and_keeps_the_page_in_the_address
     base, store = app
     flt = TrajectoryFilter(source=[RUN_B], em="wrong", steps_max=2)
     n = store.count_filtered(flt)
-    opened(page, f"{base}/Browse?source={RUN_B}&em=wrong&steps_max=2", "[data-testid=stDataFrame]")
+    opened(page, f"{base}/Browse?source={RUN_B}&em=wrong&steps_max=2", "[data-testid=fa-pick-table]")
     main = page.get_by_test_id("stMain")
+    rows = main.get_by_test_id("fa-pick-row")
+    expect(rows).to_have_count(min(n, 50))
+    rows.nth(0).get_by_role("checkbox").click()
+    settle(page)
+    rows.nth(1).click()  # a click anywhere on a row but its link selects it too
+    settle(page)
+    expect(rows.nth(1)).to_have_attribute("aria-selected", "true")
     main.get_by_role("button", name="Tag, accept or reject").click()
     bulk = page.get_by_test_id("stPopoverBody")
+    expect(bulk.get_by_text("2 selected")).to_be_visible()
     bulk.get_by_text("every trajectory matching the filter").click()
     settle(page)
     bulk.get_by_role("button", name="Reject", exact=True).click()
@@ -134,11 +142,21 @@ def test_browse_confirms_a_whole_filter_action_and_keeps_the_page_in_the_address
     sidebar.get_by_text("More filters and order").click()
     expect(sidebar.get_by_label("Max steps")).to_have_value("2")
 
-    opened(page, f"{base}/Browse?source={RUN_A}&page=3", "[data-testid=stDataFrame]")
+    opened(page, f"{base}/Browse?source={RUN_A}&page=3", "[data-testid=fa-pick-table]")
     expect(page.get_by_label(re.compile("^Page"))).to_have_value("3")
     page.get_by_label(re.compile("^Page")).fill("4")
     page.get_by_label(re.compile("^Page")).press("Enter")
     page.wait_for_url(re.compile(r".*page=4"))
+
+    # a question in the table is a link to its trajectory; the filter stays in the address
+    first_of_page = store.filter_ids(TrajectoryFilter(source=[RUN_A]), limit=151)[150]
+    settle(page)
+    link = main.get_by_test_id("fa-pick-row").first.get_by_role("link")
+    expect(link).to_have_text(store.get_trajectory(first_of_page).question)
+    link.click()
+    page.wait_for_url(re.compile(f".*/Trajectory\\?.*id={first_of_page}"))
+    assert "source=" in page.url
+    main.get_by_test_id("step-card").first.wait_for()
 
 
 def test_review_takes_a_rating_and_a_key_moves_on(app, page):
@@ -163,6 +181,11 @@ def test_compare_aligns_the_same_cards(app, page):
     pair = page.locator(".fireact-compare")
     expect(pair.get_by_test_id("step-card").nth(1)).to_be_visible()
     expect(pair.locator("mark").first).to_be_attached()
+    second = store.compare_pairs(RUN_A, RUN_B, "only_b", limit=200)[1]
+    page.get_by_test_id("fa-pick-row").nth(1).click()  # a row picked in the list is the question shown below
+    expect(page.get_by_test_id("stMain").get_by_role("combobox", name="Question")).to_have_value(
+        re.compile(r"^2\. " + re.escape(second.question[:60])))
+    expect(page.get_by_test_id("fa-pick-row").nth(1)).to_have_attribute("aria-selected", "true")
 
 
 def test_generate_follows_the_run_just_started(app, page):

@@ -211,3 +211,23 @@ def test_plain_tables_show_text_as_text_and_numbers_right_aligned():
     assert "<td class=fa-num>3</td>" in body and "<td class=fa-num>0.3333</td>" in body
     assert "<td>2026-01-02 03:04:05</td>" in body and "nan" not in body.lower().replace("fa-num", "")
     assert table_html([{"x": True}]).count("<td>true</td>") == 1
+
+
+def test_a_picking_table_sends_cells_as_text_with_their_widths_titles_and_a_signature():
+    from fireact_core.reports.tables import FLEX_MIN_PX, Column, pick_payload
+
+    rows = [{"EM": None, "F1": 0.5, "question": "<b>Who?</b>", "source": "short", "steps": 3},
+            {"EM": 1.0, "F1": float("nan"), "question": "a & b", "source": "other", "steps": 6}]
+    columns = {"EM": Column(width=44, fmt="%.0f", help="exact match"), "F1": Column(width=48, fmt="%.2f"),
+               "steps": Column(width=50, fmt=lambda n: f"{n} steps")}
+    drawn = pick_payload(rows, columns, titles={"source": ["a-long-run-name", "another-run"], "absent": ["x"]})
+    assert [c["name"] for c in drawn["columns"]] == ["EM", "F1", "question", "source", "steps"]
+    assert drawn["rows"] == [["", "0.50", "<b>Who?</b>", "short", "3 steps"], ["1", "", "a & b", "other", "6 steps"]]
+    assert [c["right"] for c in drawn["columns"]] == [True, True, False, False, True]  # a missing first value too
+    assert drawn["columns"][0]["help"] == "exact match" and drawn["columns"][2]["width"] is None
+    assert drawn["titles"] == {"3": ["a-long-run-name", "another-run"]}
+    assert drawn["minWidth"] == 44 + 48 + 2 * FLEX_MIN_PX + 50
+    # the signature names the rows shown: a selection made among other rows is not carried over
+    assert pick_payload(rows, columns)["sig"] == drawn["sig"]
+    assert pick_payload(rows[::-1], columns)["sig"] != drawn["sig"]
+    assert pick_payload([], columns)["rows"] == []

@@ -13,7 +13,7 @@ from fireact_core.curation.compare import CELL_LABELS
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from tests.conftest import copy_database, signed_in_pages_database
-from tests.helpers.pages import button, ok, open_page
+from tests.helpers.pages import button, ok, open_page, pick, pick_tables
 from tests.helpers.runs import RUN_A, RUN_B, XSS_QUESTION
 
 
@@ -108,6 +108,30 @@ def test_browse_bulk_label_accept_reject_are_stored(db):
     at.run()
     at.radio(key="f_review").set_value("rejected").run()
     assert at.subheader[0].value == f"{len(ids)} trajectories match"
+
+
+def test_browse_lists_a_page_in_a_picking_table_and_acts_on_the_rows_picked(db):
+    at = ok(open_page("1_Browse.py", em="wrong", source=RUN_A))
+    flt = TrajectoryFilter(em="wrong", source=[RUN_A])
+    ids = db.filter_ids(flt, limit=50)
+    table = pick_tables(at)["browse_table"]
+    names = [c["name"] for c in table["columns"]]
+    assert names[:3] == ["EM", "F1", "question"] and {"lints", "review", "source"} <= set(names)
+    assert table["select"] == "multi" and names[table["open"]] == "question" and len(table["rows"]) == len(ids)
+    first = db.get_trajectory(ids[0])
+    assert table["rows"][0][:3] == ["0", f"{first.f1:.2f}", first.question]
+    assert table["titles"][str(names.index("source"))][0] == RUN_A  # the full name, on hover
+    ok(pick(at, "browse_table", [0, 2]))
+    scope = at.radio(key="bulk_scope")
+    assert scope.options == ["selected rows", "every trajectory matching the filter"]
+    assert "2 selected" in str(scope.proto)
+    at.text_input(key="bulk_tag").input("picked").run()
+    button(at, "Add label").click().run()
+    ok(at)
+    assert [i for i in ids if (db.review_state(i) and db.review_state(i).labels == ["picked"])] == [ids[0], ids[2]]
+    # the same selection does not carry over to other rows: the next page starts with none
+    at.number_input(key="f_page").set_value(2).run()
+    assert "0 selected" in str(at.radio(key="bulk_scope").proto)
 
 
 def test_browse_opens_a_trajectory_keeping_the_filter(db):
@@ -289,6 +313,11 @@ def test_compare_counts_cells_and_aligned_steps(db):
     ok(at)
     assert at.query_params["cell"] == "only_b"
     assert at.subheader[1].value.startswith(f"{counts['only_b']} questions")
+    pairs = db.compare_pairs(RUN_A, RUN_B, "only_b", limit=200)
+    table = pick_tables(at)["cmp_table"]
+    assert table["select"] == "single" and [r[0] for r in table["rows"]] == [p.question for p in pairs]
+    ok(pick(at, "cmp_table", [1]))  # a row picked in the table is the question shown below it
+    assert [t.value for t in at.text if t.value == pairs[1].question]
     body = at.get("html")[0].proto.body
     assert body.count('data-testid="aligned-step"') >= 2 and "<mark" in body
     button(at, f"Open {counts['only_b']} trajectories of run A in Browse").click().run()

@@ -80,3 +80,18 @@ def _number(text: str):
         except ValueError:
             pass
     return text or None
+
+
+def pick_tables(at: AppTest) -> dict[str, dict]:
+    """The page's picking tables (ui_table.pick_table), by key: what each draws (columns, cell texts, titles)."""
+    import json
+
+    return {el.proto.id.rsplit("-", 1)[-1]: json.loads(el.proto.json) for el in at.get("bidi_component")
+            if el.proto.component_name == "fireact.pick_table"}
+
+
+def pick(at: AppTest, key: str, rows: list[int]) -> AppTest:
+    """Select `rows` of the picking table `key` as a click in the browser does, and run the page."""
+    drawn = pick_tables(at)[key]
+    at.session_state[key] = {"picked": {"sig": drawn["sig"], "rows": rows}}
+    return at.run()
