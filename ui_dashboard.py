@@ -7,18 +7,23 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from fireact_core.reports import charts as charts, figures as reports
+from fireact_core.reports.tables import Column
+from ui_table import pick_table
 
 BROWSE = "pages/1_Browse.py"
 SCORES = ("em_attempted", "em_finished", "f1_attempted", "f1_finished", "em", "f1", "em_clean", "em_perturbed",
           "em_drop", "diff", "ci_low", "ci_high")
-FORMATS = {c: st.column_config.NumberColumn(format="%.3f") for c in SCORES}
-FORMATS["perturbed_share"] = st.column_config.NumberColumn(format="percent")
-FORMATS.update({c: st.column_config.NumberColumn(format="%.3f", width=100) for c in ("em_attempted", "f1_attempted",
-                                                                                   "em_finished", "f1_finished")})
-FORMATS.update({c: st.column_config.NumberColumn(format="%.3f", width=70) for c in reports.METHOD_ORDER})
-FORMATS.update({"run": st.column_config.TextColumn(width=300, help="short name; the full one is the last column"),
-                "model": st.column_config.TextColumn(width=180), "task": st.column_config.TextColumn(width=80),
-                "method": st.column_config.TextColumn(width=70), "full name": st.column_config.TextColumn(width="large")})
+SCORE = "%.3f"
+COLUMNS = {c: Column(fmt=SCORE, width=90) for c in SCORES}
+COLUMNS["perturbed_share"] = Column(fmt=lambda v: f"{v:.0%}", width=90)
+COLUMNS.update({c: Column(fmt=SCORE, width=100) for c in ("em_attempted", "f1_attempted", "em_finished", "f1_finished")})
+COLUMNS.update({c: Column(fmt=SCORE, width=80) for c in reports.METHOD_ORDER})
+COLUMNS.update({"run": Column(width=300, help="short name; the full one shows when the pointer rests on it, and is "
+                              "the last column"),
+                "model": Column(width=180), "task": Column(width=90), "method": Column(width=80),
+                "full name": Column(width=420)})
+DEFAULT_WIDTH = 90  # a column the table names no width for (counts, a share, a status)
+TEXT_WIDTH = 160  # ... that holds text
 
 
 def open_browse(flt) -> None:
@@ -32,13 +37,21 @@ def open_browse(flt) -> None:
 
 
 def table(df, name: str, key: str, drill=None, hide_index: bool = True) -> None:
-    """A table with CSV export (made on click); with `drill(row, column)`, clicking a cell opens its trajectories."""
-    event = st.dataframe(df, key=key, hide_index=hide_index, column_config=FORMATS,
-                         on_select="rerun" if drill else "ignore", selection_mode="single-cell")
+    """A table with CSV export (made on click); with `drill(row, column)`, clicking a cell opens its trajectories
+    (the cells of the index, shown as the first column when `hide_index` is False, open nothing)."""
+    shown = df if hide_index else df.reset_index()
+    if not hide_index and shown.columns[0] == "index":
+        shown = shown.rename(columns={"index": ""})
+    rows = shown.to_dict("records")
+    columns = {c: COLUMNS.get(c) or Column(width=TEXT_WIDTH if shown[c].dtype == object else DEFAULT_WIDTH)
+               for c in shown.columns}
+    titles = {"run": list(shown["full name"])} if {"run", "full name"} <= set(shown.columns) else None
+    picked = pick_table(rows, key, columns=columns, titles=titles, select="cell" if drill else None,
+                        fixed=0 if hide_index else 1, max_height=None)
     st.download_button("CSV", lambda: charts.csv_bytes(df if hide_index else df.reset_index()),
                        f"{name}.csv", "text/csv", key=f"{key}_csv", on_click="ignore", icon=":material/download:")
-    if drill and event and event.selection.cells:
-        row, column = event.selection.cells[0]
+    if drill and picked.cell:
+        row, column = picked.cell
         open_browse(drill(row, column))
 
 

@@ -51,7 +51,7 @@ IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && " \
 READY = {"": '[data-testid="stMetric"]', "Browse": "[data-testid=fa-pick-table]",
          "Trajectory": '[data-testid="step-card"]', "Review": '[data-testid="step-card"]',
          "Compare": '[data-testid="aligned-step"]', "Generate": '[data-testid="stFormSubmitButton"]',
-         "Mix": '[data-testid="mix-composition"]', "Train": '[data-testid="stTab"]', "Dashboard": '[data-testid="stDataFrame"]'}
+         "Mix": '[data-testid="mix-composition"]', "Train": '[data-testid="stTab"]', "Dashboard": '[data-testid="fa-pick-table"]'}
 
 
 APP: dict[str, int] = {}  # the app's process id, once started

@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
@@ -32,13 +33,29 @@ def test_dashboard_click_through_to_trajectories(streamlit_app, page, dashboard_
     page.goto(f"{base}/Dashboard")
     wait_for_app(page, timeout=WAIT)
     page.get_by_text("Evaluation dashboard").first.wait_for(timeout=WAIT)
-    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=WAIT)
+    page.locator('[data-testid="fa-pick-table"]').first.wait_for(timeout=WAIT)
     screenshot(page, "dashboard")
     with page.expect_download(timeout=WAIT) as download:  # the runs table's CSV, written when clicked
         page.get_by_role("button", name="CSV", exact=True).first.click()
     csv = open(download.value.path(), encoding="utf-8").read().splitlines()
     assert csv[0].startswith("run,em_attempted,") and len(csv) == 4
     assert sorted(line.rsplit(",", 1)[1] for line in csv[1:]) == ["gpt4-react", "gpt4-react-none", "llama-cot"]
+
+    # a cell of the runs table opens Browse on the trajectories behind it, and the way back shows the Dashboard
+    runs = page.get_by_test_id("fa-pick-table").first
+    heads = runs.locator("th").all_text_contents()
+    row = runs.get_by_test_id("fa-pick-row").filter(has_text="llama-cot")
+    expect(row.locator("td").nth(heads.index("run"))).to_have_attribute("title", "llama-cot")  # full name on hover
+    row.locator("td").nth(heads.index("failed")).click()
+    page.wait_for_url("**/Browse?**", timeout=WAIT)
+    params = dict(parse_qsl(urlparse(page.url).query))
+    assert TrajectoryFilter.from_query(params) == TrajectoryFilter(source=["llama-cot"], status="failed")
+    page.get_by_text("10 trajectories match").wait_for(timeout=WAIT)
+    page.go_back()
+    page.get_by_text("Evaluation dashboard").first.wait_for(timeout=WAIT)
+    page.locator('[data-testid="fa-pick-table"]').first.wait_for(timeout=WAIT)
+    wait_for_app(page, timeout=WAIT)
+    assert "/Dashboard" in page.url
 
     page.get_by_role("tab", name="Robustness").click()
     page.get_by_text("Clean versus perturbed search").first.wait_for(timeout=WAIT)

@@ -222,7 +222,7 @@ def test_mix_train_dashboard_home(app, page):
     expect(local.get_by_label("Max steps", exact=True)).to_have_count(1)
     expect(local.get_by_label("Epochs", exact=True)).to_have_count(0)
 
-    opened(page, f"{base}/Dashboard", "[data-testid=stDataFrame]")
+    opened(page, f"{base}/Dashboard", "[data-testid=fa-pick-table]")
     screenshot(page, "pages-dashboard-runs")
     page.get_by_role("tab", name="Models & methods").click()
     page.get_by_text("EM by model and method").wait_for()

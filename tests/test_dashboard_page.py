@@ -12,6 +12,7 @@ from fireact_core.reports import charts as charts, figures as reports
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.store import Store
 from tests.conftest import RUN_FILE
+from tests.helpers.pages import click_cell, pick_frames
 from tests.helpers.runs import make_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,11 +43,17 @@ def open_tab(at: AppTest, label: str) -> AppTest:
     return at
 
 
-def table_with(at: AppTest, column: str):
-    for df in at.dataframe:
-        if column in df.value.columns:
-            return df.value
+def table_with(at: AppTest, column: str, index: bool = False):
+    """The first table with `column`, as shown (scores to three places); `index`: indexed by its first column (a
+    frame's index, shown as a column)."""
+    for df in pick_frames(at).values():
+        if column in df.columns:
+            return df.set_index(df.columns[0]) if index else df
     raise AssertionError(f"no table with a '{column}' column")
+
+
+def approx(x: float) -> object:
+    return pytest.approx(x, abs=5e-4)  # a score as the table shows it
 
 
 @pytest.fixture
@@ -83,7 +90,7 @@ def test_dashboard_on_the_seeded_database(monkeypatch, seeded_store):
     assert "not in the model registry" in open_tab(at, "Lineage").info[0].value  # recognised as fine-tuned
     models = open_tab(at, "Models & methods")
     assert len(models.get("plotly_chart")) == 2  # EM by model and method; prompted versus fine-tuned
-    grid = table_with(models, "react")
+    grid = table_with(models, "react", index=True)
     assert list(grid.index) == ["llama-2-7b-d_1000 (LoRA)"] and round(grid.loc["llama-2-7b-d_1000 (LoRA)", "react"], 3) == 0.262
     variants = table_with(models, "variant")
     assert list(zip(variants["base_model"], variants["variant"])) == [("llama-2-7b", "fine-tuned")]
@@ -100,19 +107,19 @@ def test_dashboard_with_generated_runs(monkeypatch, runs_store):
     runs = table_with(at, "em_attempted").set_index("run")
     assert runs.loc["llama-tuned", "attempted"] == 110 and runs.loc["llama-tuned", "failed"] == 10
     assert runs.loc["llama-tuned", "missing"] == 10
-    assert runs.loc["llama-tuned", "em_attempted"] == pytest.approx(45 / 110)
-    assert runs.loc["llama-tuned", "em_finished"] == pytest.approx(45 / 90)
+    assert runs.loc["llama-tuned", "em_attempted"] == approx(45 / 110)
+    assert runs.loc["llama-tuned", "em_finished"] == approx(45 / 90)
     assert runs.loc["gpt-none", "perturb"] == "none:0.5"
 
     rob = table_with(open_tab(at, "Robustness"), "em_drop")
-    assert list(rob["perturbed_run"]) == ["gpt-none"] and rob.iloc[0]["em_drop"] == pytest.approx(0.25)
+    assert list(rob["perturbed_run"]) == ["gpt-none"] and rob.iloc[0]["em_drop"] == approx(0.25)
     assert rob.iloc[0]["ci_low"] > 0 and rob.iloc[0]["p_value"] < 0.05
 
     variants = table_with(open_tab(at, "Models & methods"), "variant")
     assert set(zip(variants["base_model"], variants["variant"])) == {("llama", "prompted"), ("llama", "fine-tuned")}
-    grid = table_with(at, "react")
+    grid = table_with(at, "react", index=True)
     assert set(grid.index) == {"gpt-4", "llama", "llama-ft (fine-tuned)"}
-    assert grid.loc["llama-ft (fine-tuned)", "react"] == pytest.approx(45 / 110)
+    assert grid.loc["llama-ft (fine-tuned)", "react"] == approx(45 / 110)
 
     # Compare: the first two scored runs, clean versus perturbed: a real difference
     open_tab(at, "Compare runs")
@@ -124,7 +131,7 @@ def test_dashboard_with_generated_runs(monkeypatch, runs_store):
     # Lineage: runs of fine-tuned models come first, beside the runs of their base model
     open_tab(at, "Lineage")
     assert at.selectbox(key="lineage_run").value == "llama-tuned"
-    lineage = [df.value for df in at.dataframe if list(df.value.columns[:2]) == ["run", "variant"]][0]
+    lineage = [df for df in pick_frames(at).values() if list(df.columns[:2]) == ["run", "variant"]][0]
     assert list(lineage["run"]) == ["llama-base", "llama-tuned"]
     assert any("no training job recorded" in i.value for i in at.info)
 
@@ -138,18 +145,20 @@ def test_a_runs_table_cell_opens_browse_on_its_trajectories(monkeypatch, runs_st
     at = open_in_app(monkeypatch, runs_store)
     runs = table_with(at, "em_attempted")
     row = list(runs["full name"]).index("llama-tuned")
-    at.session_state["runs_table"] = {"selection": {"cells": [[row, "failed"]]}}
-    at.run()
+    click_cell(at, "runs_table", row, "failed")
     assert not at.exception
     assert at.title[0].value == "Browse"
     assert at.query_params == {"source": "llama-tuned", "status": "failed"}
     assert TrajectoryFilter.from_query(at.query_params) == charts.run_cell_filter("llama-tuned", "failed")
+    at.switch_page("pages/8_Dashboard.py").run()  # back: the click is not taken again
+    assert at.title[0].value == "Evaluation dashboard" and not at.exception
+    at.toggle(key="dash_scored").set_value(False).run()  # nor on a rerun for another reason
+    assert at.title[0].value == "Evaluation dashboard"
 
 
 def test_a_contingency_cell_opens_browse_on_those_questions(monkeypatch, runs_store):
     at = open_tab(open_in_app(monkeypatch, runs_store), "Compare runs")
-    at.session_state["cmp_table"] = {"selection": {"cells": [[0, "B wrong"]]}}  # right in A, wrong in B
-    at.run()
+    click_cell(at, "cmp_table", 0, "B wrong")  # right in A, wrong in B
     assert at.title[0].value == "Browse"
     flt = TrajectoryFilter.from_query(at.query_params)
     expected = reports.compare_runs(runs_store, "gpt-clean", "gpt-none").ids["only_a_right"]
@@ -158,10 +167,9 @@ def test_a_contingency_cell_opens_browse_on_those_questions(monkeypatch, runs_st
 
 def test_a_group_row_opens_browse_on_its_runs(monkeypatch, runs_store):
     at = open_in_app(monkeypatch, runs_store)
-    by_model = [df.value for df in at.dataframe if df.value.columns[0] == "model"][0]
+    by_model = pick_frames(at)["by_model"]
     row = list(by_model["model"]).index("gpt-4")
-    at.session_state["by_model"] = {"selection": {"cells": [[row, "em"]]}}
-    at.run()
+    click_cell(at, "by_model", row, "em")
     assert at.title[0].value == "Browse"
     assert TrajectoryFilter.from_query(at.query_params) == TrajectoryFilter(source=["gpt-clean", "gpt-none"])
 

@@ -14,6 +14,7 @@ from fireact_core.curation import edits as cur
 from fireact_core.cli import main as cli_main
 from fireact_core.store import Store
 from tests.conftest import RUN_FILE, copy_database
+from tests.helpers.pages import pick_frames
 
 FAST = {"use_cpu": True, "batch_size": 4, "max_length": 1024, "overflow": "truncate", "learning_rate": 5e-3,
         "lr_scheduler": "constant", "target_modules": ["all-linear"], "logging_steps": 1, "report_to": "none"}
@@ -200,7 +201,7 @@ def test_lineage_sets_a_model_of_pairs_against_the_model_of_the_parent_version(p
     at.selectbox(key="lineage_run").set_value("run-dpo").run()
     assert not at.exception, at.exception
     assert any("Trained on step pairs" in m.value and "sft-v" in m.value for m in at.markdown)
-    [shown] = [d.value for d in at.dataframe if "parent_run" in d.value.columns]
+    [shown] = [d for d in pick_frames(at).values() if "parent_run" in d.columns]
     assert shown.iloc[0]["parent_run"] == "run-sft" and shown.iloc[0]["shared"] == 6
 
     save_mix(store, MixSpec.parse({"sources": [RUN_FILE.stem], "size": 1000, "seed": 1, "pairs": "step"}),

@@ -74,9 +74,9 @@ class Column:
 
 
 def _formatted(value: Any, fmt: str | Callable[[Any], str] | None) -> str:
-    if value is None or (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, numbers.Real) and math.isnan(value)):
         return ""
-    if fmt is None:
+    if fmt is None or not (callable(fmt) or _numeric(value)):
         return cell_text(value)
     return fmt(value) if callable(fmt) else fmt % value
 

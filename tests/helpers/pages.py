@@ -95,3 +95,20 @@ def pick(at: AppTest, key: str, rows: list[int]) -> AppTest:
     drawn = pick_tables(at)[key]
     at.session_state[key] = {"picked": {"sig": drawn["sig"], "rows": rows}}
     return at.run()
+
+
+def pick_frames(at: AppTest) -> dict:
+    """The page's picking tables as frames of what they show, by key; cells that read as numbers become numbers
+    (scores as shown, to three places), empty cells None."""
+    import pandas as pd
+
+    return {key: pd.DataFrame([[_number(c) for c in row] for row in drawn["rows"]],
+                              columns=[c["name"] for c in drawn["columns"]])
+            for key, drawn in pick_tables(at).items()}
+
+
+def click_cell(at: AppTest, key: str, row: int, column: str) -> AppTest:
+    """Click a cell of the picking table `key` (one of the Dashboard's) as in the browser, and run the page."""
+    drawn = pick_tables(at)[key]
+    at.session_state[key] = {"cell": {"sig": drawn["sig"], "row": row, "column": column, "at": row * 1000 + len(column)}}
+    return at.run()
