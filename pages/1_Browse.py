@@ -154,7 +154,7 @@ table = [{"EM": r.em, "F1": r.f1, "question": r.question, "answer": r.final_answ
           "steps": r.n_steps, "lints": ", ".join(r.lints), "review": r.review or "", "source": short.get(r.source, r.source),
           "method": r.method, "status": r.status} for r in rows]
 picks = pick_table(table, "browse_table", columns=COLUMNS, titles={"source": [r.source for r in rows]},
-                   select="multi", open_column="question", max_height=560)
+                   select="multi", open_column="question", max_height=400)
 st.number_input(f"Page (of {pages}, {PAGE_SIZE} a page; the page is in the address)", min_value=1, max_value=pages,
                 step=1, key="f_page", width=260)
 selected = [rows[i].id for i in picks.rows]
