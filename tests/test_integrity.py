@@ -153,6 +153,46 @@ def test_staged_import_is_all_or_nothing_and_leaves_no_scratch(tmp_path, chat_fi
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".fireact-import-")) == []
 
 
+def test_word_index_leaves_a_trajectory_edited_while_it_runs_for_the_next_refresh(tmp_path, chat_file, monkeypatch):
+    """The plan is read once; a chunk indexes only what is still as planned, so an edit made meanwhile is indexed
+    by the next refresh, from its new text, with no word left of the old one and no word twice."""
+    from fireact_core.curation import edits as cur
+    from fireact_core.filters import TrajectoryFilter
+    from fireact_core.store import curation
+
+    store = Store(tmp_path / "db.duckdb")
+    import_files(store, [chat_file], parallel=False)
+    monkeypatch.setattr(curation, "INDEX_CHUNK", 7)
+    monkeypatch.setattr(curation, "INDEX_HOLD_S", 0.0)
+    monkeypatch.setattr(curation, "INDEX_YIELD_S", 0.0)
+    last = list(store.iter_trajectories())[-1]
+    old_word = last.steps[0].thought.split()[-1].strip(".,").lower()
+    chunks = []
+    original = curation._index_chunk
+
+    def edit_during_the_first_chunk(con, part):
+        if not chunks:  # the last trajectory is planned for a later chunk: edit it before that chunk runs
+            cur.save_trajectory_edit(store, cur.edit_step(last, 0, cur.StepEdit(thought="Zyzzogeton thought")),
+                                     base_revision=0, author="tester")
+        chunks.append(part.num_rows)
+        return original(con, part)
+
+    monkeypatch.setattr(curation, "_index_chunk", edit_during_the_first_chunk)
+    assert store.refresh_search_index() == 59 and len(chunks) == 9  # the edited one was left out
+    assert store.refresh_search_index() == 1  # ... for the next refresh
+
+    def found(q: str, indexed: bool) -> set[str]:
+        with store.db.connect() as con:
+            where, params = curation.filter_sql(TrajectoryFilter(q=q), indexed=indexed)
+            return {r[0] for r in con.execute(f"SELECT t.id FROM trajectories t WHERE {where}", params).fetchall()}
+
+    assert found("zyzzogeton", indexed=True) == {last.id}
+    assert found(old_word, indexed=True) == found(old_word, indexed=False)  # the words of the old text are gone
+    with store.db.connect() as con:
+        assert con.execute("SELECT count(*) - count(DISTINCT (word, trajectory_id)) FROM search_terms").fetchone()[0] == 0
+        assert con.execute("SELECT count(*), count(DISTINCT trajectory_id) FROM search_docs").fetchone() == (60, 60)
+
+
 def test_word_index_is_built_in_short_chunks(tmp_path, chat_file, monkeypatch):
     from fireact_core.filters import TrajectoryFilter
     from fireact_core.store import curation

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import FireactError
 from ..filters import TrajectoryFilter
@@ -28,7 +29,10 @@ SYNC_LIMIT = 5000  # trajectories missing from the index that a search waits for
 _INDEX_LOCK = threading.Lock()
 INDEX_CHUNK = 2000  # trajectories indexed per transaction at first; then as many as take about INDEX_HOLD_S
 INDEX_HOLD_S = 1.0
-INDEX_GAP_S = 0.5  # the pause between chunks, longer than a waiting process sleeps between tries
+INDEX_GAP_S = 0.5  # the pause between chunks when another process waits: longer than it sleeps between tries
+INDEX_YIELD_S = 0.05  # ... and when none does: time for this process's other threads to take their turn
+INDEX_LINGER_S = 5.0  # the file stays open between chunks unless another process asks for it
+DROP_CHUNK = 20_000  # trajectories whose outdated words are deleted per transaction
 
 
 def _after_row(column: str, descending: bool, value: Any, traj_id: str) -> tuple[str, list[Any]]:
@@ -134,24 +138,58 @@ def order_sql(sort: str = "imported", descending: bool = False) -> str:
 
 _STEP_WORDS = WORD_SQL.format("concat_ws(' ', s.thought, s.action_raw, s.observation, s.raw, s.obs_raw)")
 _TRAJ_WORDS = WORD_SQL.format("concat_ws(' ', t.question, t.final_answer)")
-INDEX_SQL = [
-    """CREATE OR REPLACE TEMP TABLE _gone AS SELECT d.trajectory_id FROM search_docs d
-       ANTI JOIN trajectories t ON t.id = d.trajectory_id AND t.revision = d.revision LIMIT {chunk}""",
-    """CREATE OR REPLACE TEMP TABLE _stale AS SELECT t.id, t.revision FROM trajectories t
-       ANTI JOIN search_docs d ON d.trajectory_id = t.id AND d.revision = t.revision LIMIT {chunk}""",
-    # what is re-read or removed loses its old words first (only run when there is any: it scans the index)
-    """CREATE OR REPLACE TEMP TABLE _drop AS SELECT trajectory_id FROM _gone
-       UNION SELECT d.trajectory_id FROM search_docs d JOIN _stale s ON s.id = d.trajectory_id""",
-    "DELETE FROM search_terms WHERE trajectory_id IN (SELECT trajectory_id FROM _drop)",
-    "DELETE FROM search_docs WHERE trajectory_id IN (SELECT trajectory_id FROM _drop)",
+# The plan, read once: the documents that no longer match their trajectory (removed or edited since), and the
+# trajectories to index with the span of rowids their steps take (both tables are written in import order, so a
+# chunk of trajectories in rowid order reads a short stretch of steps, not the whole table).
+INDEX_PLAN_SQL = [
+    """SELECT d.trajectory_id FROM search_docs d
+       ANTI JOIN trajectories t ON t.id = d.trajectory_id AND t.revision = d.revision""",
+    """SELECT x.id, x.revision, x.r, min(s.rowid) AS lo, max(s.rowid) AS hi
+       FROM (SELECT t.rowid AS r, t.id, t.revision FROM trajectories t
+             ANTI JOIN search_docs d ON d.trajectory_id = t.id AND d.revision = t.revision) x
+       LEFT JOIN steps s ON s.trajectory_id = x.id GROUP BY ALL ORDER BY x.r""",
+]
+DROP_SQL = [
+    "DELETE FROM search_terms WHERE trajectory_id IN (SELECT id FROM _drop_ids)",
+    "DELETE FROM search_docs WHERE trajectory_id IN (SELECT id FROM _drop_ids)",
+]
+# one chunk, in its transaction: those of the planned trajectories still at the planned revision and not indexed
+# meanwhile (`_chunk` holds id and revision; the rowid bounds are the chunk's spans)
+INDEX_CHUNK_SQL = [
+    """CREATE OR REPLACE TEMP TABLE _now AS SELECT c.id, c.revision FROM _chunk c
+       SEMI JOIN (SELECT id, revision FROM trajectories WHERE rowid BETWEEN {r_lo} AND {r_hi}) t
+           ON t.id = c.id AND t.revision = c.revision
+       ANTI JOIN search_docs d ON d.trajectory_id = c.id""",
     f"""INSERT INTO search_terms SELECT DISTINCT word, id FROM (
         SELECT s.trajectory_id AS id, unnest(string_split({_STEP_WORDS}, ' ')) AS word
-        FROM steps s WHERE s.trajectory_id IN (SELECT id FROM _stale)
+        FROM (SELECT * FROM steps WHERE rowid BETWEEN {{s_lo}} AND {{s_hi}}) s SEMI JOIN _now n ON n.id = s.trajectory_id
         UNION ALL
-        SELECT t.id, unnest(string_split({_TRAJ_WORDS}, ' ')) FROM trajectories t WHERE t.id IN (SELECT id FROM _stale)
+        SELECT t.id, unnest(string_split({_TRAJ_WORDS}, ' '))
+        FROM (SELECT * FROM trajectories WHERE rowid BETWEEN {{r_lo}} AND {{r_hi}}) t SEMI JOIN _now n ON n.id = t.id
     ) WHERE word <> '' AND length(word) <= {MAX_WORD} ORDER BY word""",
-    "INSERT INTO search_docs SELECT id, revision FROM _stale",
+    "INSERT INTO search_docs SELECT id, revision FROM _now",
+    "DROP TABLE _now",
 ]
+
+
+def _index_chunk(con: Any, part: pa.Table) -> int:
+    """Index the planned trajectories of `part` (id, revision, r, lo, hi) that are still as planned; returns how
+    many were."""
+    def span(low: str, high: str) -> tuple[int, int]:
+        lo, hi = pc.min(part.column(low)).as_py(), pc.max(part.column(high)).as_py()
+        return (-1, -1) if lo is None else (lo, hi)  # no steps at all: a span that holds no row
+
+    (r_lo, r_hi), (s_lo, s_hi) = span("r", "r"), span("lo", "hi")
+    bounds = {"r_lo": r_lo, "r_hi": r_hi, "s_lo": s_lo, "s_hi": s_hi}
+    register(con, "_chunk", part.select(["id", "revision"]))
+    try:
+        con.execute(INDEX_CHUNK_SQL[0].format(**bounds))
+        done = con.execute("SELECT count(*) FROM _now").fetchone()[0]
+        for sql in INDEX_CHUNK_SQL[1:]:
+            con.execute(sql.format(**bounds))
+    finally:
+        con.unregister("_chunk")
+    return done
 
 
 # adds annotation events inside the caller's transaction (`history.insert_annotations`)
@@ -170,34 +208,45 @@ class BrowseRepository(Repository):
 
     def refresh_search_index(self) -> int:
         """Bring the word index up to date with the trajectories (imported, edited, removed since the last
-        search); returns how many trajectories were read. Cheap when nothing changed. Many are indexed
-        `INDEX_CHUNK` at a time, each chunk its own short transaction."""
+        search); returns how many trajectories were indexed. Cheap when nothing changed. What to do is read once
+        (`INDEX_PLAN_SQL`); then outdated words go `DROP_CHUNK` trajectories per transaction, and trajectories are
+        indexed `INDEX_CHUNK` at a time at first, then as many as take about INDEX_HOLD_S, each chunk its own
+        short transaction. A trajectory edited or removed after the plan was read is left for the next refresh."""
         with self.db.connect() as con:
             sig = self._search_signature(con)
         if sig == self._search_sig:
             return 0
-        total, chunk = 0, INDEX_CHUNK
-        with _INDEX_LOCK:
-            while True:
+        total = 0
+        with _INDEX_LOCK, self.db.lingering(INDEX_LINGER_S):  # opened once; let go between chunks when asked
+            with self.db.connect() as con:
+                drop = [r[0] for r in con.execute(INDEX_PLAN_SQL[0]).fetchall()]
+                plan = con.sql(INDEX_PLAN_SQL[1]).to_arrow_table()
+            for start in range(0, len(drop), DROP_CHUNK):
+                with self.db.transaction() as con:
+                    register(con, "_drop_ids", pa.table({"id": pa.array(drop[start:start + DROP_CHUNK], pa.string())}))
+                    try:
+                        for sql in DROP_SQL:
+                            con.execute(sql)
+                    finally:
+                        con.unregister("_drop_ids")
+                self._index_pause()
+            start, chunk = 0, INDEX_CHUNK
+            while start < plan.num_rows:
+                part = plan.slice(start, chunk)
                 started = time.monotonic()
                 with self.db.transaction() as con:
-                    for sql in INDEX_SQL[:3]:
-                        con.execute(sql.format(chunk=chunk))
-                    stale, gone, drop = con.execute("SELECT (SELECT count(*) FROM _stale), (SELECT count(*) FROM _gone), "
-                                                    "(SELECT count(*) FROM _drop)").fetchone()
-                    for sql in INDEX_SQL[3:5] if drop else ():
-                        con.execute(sql)
-                    for sql in INDEX_SQL[5:]:
-                        con.execute(sql)
-                    con.execute("DROP TABLE _gone; DROP TABLE _stale; DROP TABLE _drop")
-                total += stale
-                if stale < chunk and gone < chunk:
-                    break
-                took = time.monotonic() - started
-                chunk = max(min(200, INDEX_CHUNK), min(chunk * 2, int(chunk * INDEX_HOLD_S / max(took, 1e-3))))
-                time.sleep(INDEX_GAP_S)
+                    total += _index_chunk(con, part)
+                start += part.num_rows
+                if start < plan.num_rows:
+                    took = time.monotonic() - started
+                    chunk = max(min(200, INDEX_CHUNK), min(chunk * 4, int(chunk * INDEX_HOLD_S / max(took, 1e-3))))
+                    self._index_pause()
         self._search_sig = sig
         return total
+
+    def _index_pause(self) -> None:
+        """Between two chunks of indexing: a moment for whoever waits for the file."""
+        time.sleep(INDEX_GAP_S if self.db.someone_waits() else INDEX_YIELD_S)
 
     def where(self, f: TrajectoryFilter) -> tuple[str, list[Any]]:
         """`filter_sql` of `f`, through the word index when it is ready."""
