@@ -174,8 +174,9 @@ def pick_table(rows: list[Mapping[str, Any]], key: str, *, columns: Mapping[str,
     state = st.session_state.get(key)
     state = state if isinstance(state, Mapping) else {}
     kept = state.get("picked")
-    chosen = [i for i in kept.get("rows", []) if isinstance(i, int) and 0 <= i < len(rows)] \
-        if isinstance(kept, Mapping) and kept.get("sig") == payload["sig"] and select in ("single", "multi") else []
+    ours = isinstance(kept, Mapping) and kept.get("sig") == payload["sig"] and isinstance(kept.get("rows"), list)
+    chosen = [i for i in kept["rows"] if isinstance(i, int) and 0 <= i < len(rows)] \
+        if ours and select in ("single", "multi") else []
     if select == "single":
         chosen = chosen[:1]
     payload.update(select=select, open=names.index(open_column) if open_column in names else -1, picked=chosen,

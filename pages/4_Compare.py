@@ -91,7 +91,7 @@ if not pairs:
 table = [{"question": p.question, "answer A": p.answer_a, "answer B": p.answer_b, "gold": p.gold,
           "outcome": CELL_LABELS.get(p.cell, p.cell)} for p in pairs]
 picks = pick_table(table, "cmp_table", select="single", max_height=260, columns={
-    "question": Column(width=None), "answer A": Column(width=170), "answer B": Column(width=170),
+    "answer A": Column(width=170), "answer B": Column(width=170),
     "gold": Column(width=150), "outcome": Column(width=120)})
 picked = picks.rows[0] if picks.rows else None
 choice = st.selectbox("Question", range(len(pairs)), index=picked or 0, key=f"cmp_pair:{run_a}:{run_b}:{cell}:{picked}",

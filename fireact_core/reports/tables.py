@@ -64,8 +64,8 @@ FLEX_MIN_PX = 240  # the least a picking table's column without a width gets: pa
 @dataclass(frozen=True)
 class Column:
     """How a picking table shows one column: its width in pixels (None: a share of what is left, at least
-    FLEX_MIN_PX), numbers
-    right-aligned, `fmt` ("%.2f", or a function of the value) for its cells, `help` on its heading."""
+    FLEX_MIN_PX), numbers right-aligned, `fmt` ("%.2f", or a function of the value) for its cells, `help` on its
+    heading."""
 
     width: int | None = None
     right: bool = False
