@@ -42,7 +42,7 @@ demo: $(STAMP)
 	FIREACT_DB=$(DB) $(VENV)/bin/fireact demo
 
 run: demo
-	FIREACT_DB=$(DB) $(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
+	FIREACT_DB=$(DB) $(PY) -m streamlit run serve.py --server.address 127.0.0.1 --server.port $(PORT) \
 	  --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none
 
 # ruff over the tree (rules and banned imports in pyproject.toml and the ruff.toml files), mypy over fireact_core

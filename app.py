@@ -1,8 +1,8 @@
 """FireAct Studio: the app's entry point and its home page (what is in the database, how to import files, where
 to go next).
 
-Run with `streamlit run app.py` (or `make run`). The sidebar lists Home first, then the pages in pages/ (those
-present), each with its Material icon; `st.navigation` runs the chosen one.
+Served by `streamlit run serve.py` (or `make run`; see serve.py). The sidebar lists Home first, then the pages
+of ui_pages.py that are present in pages/, each with its Material icon; `st.navigation` runs the chosen one.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 import ui
+from ui_pages import PAGES
 from fireact_core.demo import load_demo
 from fireact_core.errors import FireactError
 from fireact_core.records import METHODS
@@ -19,16 +20,7 @@ from fireact_core.reports.overview import import_uploads, summary
 from fireact_core.generation.tasks import list_tasks
 
 ROOT = Path(__file__).resolve().parent
-PAGES = [
-    ("pages/1_Browse.py", "Browse", ":material/search:", "filter and read trajectories"),
-    ("pages/2_Trajectory.py", "Trajectory", ":material/timeline:", "one trajectory step by step: edit, annotate"),
-    ("pages/3_Review.py", "Review", ":material/fact_check:", "the next unreviewed trajectory: accept, reject or skip"),
-    ("pages/4_Compare.py", "Compare", ":material/compare_arrows:", "two runs over the same questions"),
-    ("pages/5_Generate.py", "Generate", ":material/play_arrow:", "run a model on a task to make trajectories"),
-    ("pages/6_Mix.py", "Mix", ":material/tune:", "mix tasks and methods into a fine-tuning set"),
-    ("pages/7_Train.py", "Train", ":material/model_training:", "fine-tune locally or through OpenAI"),
-    ("pages/8_Dashboard.py", "Dashboard", ":material/dashboard:", "scores by run, model and method; cost and steps"),
-]
+
 
 def _remember(key: str, action) -> None:
     """Run an import action from a button callback; keep its reports or its error to show beside the button."""

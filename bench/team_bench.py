@@ -1,4 +1,4 @@
-"""Many annotators on one server: the app runs as in production (`streamlit run app.py`, identity from a proxy's
+"""Many annotators on one server: the app runs as in production (`streamlit run serve.py`, identity from a proxy's
 X-Forwarded-User header) and N clients speak its own websocket protocol, each a browser session of its own
 annotator on the Review page, accepting, rejecting and skipping their assigned trajectories on one real database
 for S seconds. Then it checks that every decision a session saw
@@ -169,13 +169,13 @@ def run_sessions(port: int, names: list[str], questions: dict[str, str], seconds
 
 @contextmanager
 def server(path: str, log: Path) -> Iterator[int]:
-    """`streamlit run app.py` on a free 127.0.0.1 port, taking the user from the proxy header."""
+    """`streamlit run serve.py` on a free 127.0.0.1 port, taking the user from the proxy header."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "FIREACT_DB": path, "FIREACT_AUTH": f"header:{HEADER}", "PYTHONPATH": str(ROOT)}
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address",
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"), "--server.address",
                                  "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
                                  "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

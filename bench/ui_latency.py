@@ -1,4 +1,4 @@
-"""What a person waits for in the app: real Chromium (Playwright) against `streamlit run app.py` on a database of
+"""What a person waits for in the app: real Chromium (Playwright) against `streamlit run serve.py` on a database of
 100,000 trajectories (built once, as bench/ui_bench.py builds it, and kept with --db). Prints median and p95 per
 measure, beside the target for it:
 
@@ -124,7 +124,7 @@ def start_app(db: str, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "FIREACT_DB": db, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"), "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     wait_for_port(port, proc)

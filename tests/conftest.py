@@ -70,17 +70,18 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> N
 
 @pytest.fixture
 def streamlit_app(tmp_path):
-    """Start `streamlit run app.py` on a free 127.0.0.1 port against a given database; yields a starter."""
+    """Start `streamlit run serve.py` on a free 127.0.0.1 port against a given database; yields a starter that
+    takes more of Streamlit's options after the database (`--server.baseUrlPath`, ...)."""
     procs: list[subprocess.Popen] = []
 
-    def start(db_path: Path) -> str:
+    def start(db_path: Path, *options: str) -> str:
         port = free_port()
         env = {**os.environ, "FIREACT_DB": str(db_path), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
         log = open(tmp_path / f"streamlit-{port}.log", "w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"), "--server.address", "127.0.0.1",
              "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
+             "--server.fileWatcherType", "none", *options],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         procs.append(proc)

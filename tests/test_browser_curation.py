@@ -1,4 +1,4 @@
-"""Curation journeys in real Chromium against `streamlit run app.py` on 127.0.0.1: filter to wrong answers, open
+"""Curation journeys in real Chromium against `streamlit run serve.py` on 127.0.0.1: filter to wrong answers, open
 one, edit a thought and the final answer, save, reload and see the edit and its revision, restore the original,
 compare two runs with aligned steps, and model text that holds a script, HTML or a markdown image shown as text."""
 

@@ -1,4 +1,4 @@
-"""The fork journey in real Chromium against `streamlit run app.py` on 127.0.0.1, the model a stand-in server:
+"""The fork journey in real Chromium against `streamlit run serve.py` on 127.0.0.1, the model a stand-in server:
 edit step 2 of a generated trajectory, continue from it (the draft, unsaved), and open the continuation beside
 its parent in Compare."""
 

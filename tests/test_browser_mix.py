@@ -1,4 +1,4 @@
-"""The Mix page in real Chromium against `streamlit run app.py`: move a task slider and see the preview follow."""
+"""The Mix page in real Chromium against `streamlit run serve.py`: move a task slider and see the preview follow."""
 
 from __future__ import annotations
 

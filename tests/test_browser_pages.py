@@ -1,4 +1,4 @@
-"""A journey per page in real Chromium, against one `streamlit run app.py` for the whole module: the reading view
+"""A journey per page in real Chromium, against one `streamlit run serve.py` for the whole module: the reading view
 and its draft guard (Trajectory, Browse), the confirmation of a whole-filter action (Browse), a review keystroke
 with a rating (Review), aligned cards (Compare), and panels that follow an action (Generate's newest run, Mix's
 version just saved, Train's form, the Dashboard's model x method table, Home first in the sidebar)."""
@@ -40,7 +40,7 @@ def app(tmp_path_factory, two_runs_db):
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"), "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=(folder / "streamlit.log").open("w"), stderr=subprocess.STDOUT)
     try:

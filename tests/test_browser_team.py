@@ -1,4 +1,4 @@
-"""Header identity end to end, in real Chromium against `streamlit run app.py` with FIREACT_AUTH=header:...: the
+"""Header identity end to end, in real Chromium against `streamlit run serve.py` with FIREACT_AUTH=header:...: the
 browser sends the header as a reverse proxy would, the Review page shows who is signed in and records their
 decision under that name; a browser without the header is refused and writes nothing."""
 
