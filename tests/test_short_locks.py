@@ -60,12 +60,12 @@ def test_stretches_stay_out_of_sight_until_the_import_lands(tmp_path, chat_file,
     claims, copies = [], []
     claim, copy, land = staging._claim, staging._copy_stretch, staging._land
 
-    def claimed(*args: Any) -> None:
+    def claimed(*args: Any) -> int:
         claims.append(args[3])
-        claim(*args)
+        return claim(*args)
 
     def copied(*args: Any) -> None:
-        copies.append(args[3:6])
+        copies.append(args[3:7])
         copy(*args)
 
     def look_then_land(*args: Any) -> dict[str, int]:
@@ -83,7 +83,8 @@ def test_stretches_stay_out_of_sight_until_the_import_lands(tmp_path, chat_file,
     assert claims == list(range(0, ROWS, 8))
     with store.db.connect() as con:
         steps, threads = con.execute("SELECT count(*), current_setting('threads') FROM steps").fetchone()
-    step_copies = [(start, end) for table, start, end in copies if table == "steps"]
+    assert all(whole for *_, whole in copies)  # every staged trajectory claimed: rows copied as they are
+    step_copies = [(start, end) for table, start, end, _ in copies if table == "steps"]
     assert step_copies[0] == (0, 16 * threads)  # whole row groups, one for each thread that writes them
     assert all(end - start == 16 * threads for start, end in step_copies)
     assert step_copies[-1][1] >= steps and len(step_copies) == -(-steps // (16 * threads))
@@ -180,6 +181,38 @@ def test_claims_are_let_go_in_chunks_beside_another_imports(tmp_path, chat_file,
     assert (trajectories, claims, pending) == (ROWS, 0, 0) and visible == steps
     with store.db.transaction() as con, pytest.raises(Exception, match="[Cc]onstraint"):
         con.execute("INSERT INTO import_claims VALUES ('y', 'a'), ('y', 'b')")
+
+
+def test_trajectories_claimed_by_another_import_leave_their_rows_behind(tmp_path, chat_file, small_stretches,
+                                                                       monkeypatch):
+    """Another live import holds the claims of 10 of the staged trajectories: this one copies only the rows of
+    the trajectories it claimed (looking each one's claim up), and adds those alone."""
+    db = tmp_path / "db.duckdb"
+    store = _with_live_import(db)
+    claim, copy = staging._claim, staging._copy_stretch
+    taken: list[str] = []
+    copies: list[bool] = []
+
+    def claimed_by_both(con: Any, stage: str, import_id: str, start: int, end: int) -> int:
+        if not taken:
+            taken.extend(r[0] for r in con.execute(f"SELECT id FROM {stage}.trajectories ORDER BY rowid DESC "
+                                                   "LIMIT 10").fetchall())
+            con.execute("INSERT INTO import_claims SELECT unnest(?), 'other'", [taken])
+        return claim(con, stage, import_id, start, end)
+
+    def copied(*args: Any) -> None:
+        copies.append(args[6])
+        copy(*args)
+
+    monkeypatch.setattr(staging, "_claim", claimed_by_both)
+    monkeypatch.setattr(staging, "_copy_stretch", copied)
+    assert import_files(store, [chat_file], parallel=False)[0].added == ROWS - 10
+    assert copies and not any(copies)
+    trajectories, visible, steps, claims, pending = _counts(db)
+    assert (trajectories, claims, pending) == (ROWS - 10, 11, 1) and visible == steps > 0
+    with store.db.connect() as con:
+        assert not con.execute("SELECT count(*) FROM trajectories WHERE id IN (SELECT unnest(?))",
+                               [taken]).fetchone()[0]
 
 
 def test_two_staged_imports_of_one_file_at_once_store_one_set(tmp_path, chat_file, small_stretches):

@@ -5,8 +5,9 @@ The scratch database has the same tables (the same migrations ran, but for the o
 builds no index) and stores its columns uncompressed (it is written once and read once). The copy first claims, in
 stretches of `CLAIM_STRETCH` trajectories, the ids the main database does not hold and nobody else has claimed
 (`import_claims`, so two imports of one file at once add one set of rows). Then it copies the rows of the claimed
-trajectories from every other table that belongs to one (steps, lints, revisions, annotations), a stretch of whole
-row groups (`ROW_GROUP` rows) per transaction, as many as take about `STRETCH_HOLD_S`: DuckDB writes whole row
+trajectories from every other table that belongs to one (steps, lints, revisions, annotations; when it claimed
+every staged trajectory, the usual case, each stretch's rows as they are, without looking up their claims), a
+stretch of whole row groups (`ROW_GROUP` rows) per transaction, as many as take about `STRETCH_HOLD_S`: DuckDB writes whole row
 groups straight to the file, compressed once, so each commit is short; a copy that ended mid-group would leave rows
 for the commit to write to the log and a checkpoint to rewrite. Those rows stay out of sight meanwhile: every reader
 reaches them through their trajectory, and no trajectory row points at them yet. A last short transaction adds
@@ -104,9 +105,9 @@ class StagingRepository(Repository):
             if rowids <= SMALL:  # small: claimed, copied and landed by one short transaction
                 with self.db.transaction():
                     _register(con, import_id)
-                    _claim(con, alias, import_id, 0, rowids)
+                    whole = _claim(con, alias, import_id, 0, rowids) == staged
                     for table in CHILDREN:
-                        _copy_stretch(con, alias, import_id, table, 0, 2**62)
+                        _copy_stretch(con, alias, import_id, table, 0, 2**62, whole)
                     added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
                     _forget(con, import_id, chunk=SMALL)
                 return added
@@ -115,16 +116,18 @@ class StagingRepository(Repository):
         try:
             trajectories, staged, threads, rows_of = _sizes(scratch)
             with self.db.lingering(STRETCH_LINGER_S):  # open once; let go between stretches only when asked
+                claimed = 0
                 for start in range(0, trajectories, CLAIM_STRETCH):
                     with self._attached(scratch.path, alias) as con, self.db.transaction():
-                        _claim(con, alias, import_id, start, start + CLAIM_STRETCH)
+                        claimed += _claim(con, alias, import_id, start, start + CLAIM_STRETCH)
                     self._pause()
+                whole = claimed == staged  # every staged trajectory is this import's: no row to leave out
                 for table, rows in rows_of.items():
                     start, groups = 0, threads
                     while start < rows:
                         started = time.monotonic()
                         with self._attached(scratch.path, alias) as con, self.db.transaction():
-                            _copy_stretch(con, alias, import_id, table, start, start + groups * ROW_GROUP)
+                            _copy_stretch(con, alias, import_id, table, start, start + groups * ROW_GROUP, whole)
                         start += groups * ROW_GROUP
                         groups = _next_groups(groups, threads, time.monotonic() - started)
                         self._pause()
@@ -262,21 +265,27 @@ def _sizes(scratch: Connections) -> tuple[int, int, int, dict[str, int]]:
     return rowids, count, threads, {table: n for table, n in rows.items() if n}
 
 
-def _claim(con: Any, stage: str, import_id: str, start: int, end: int) -> None:
-    """Claim the new ids among the scratch trajectories of rowids `start` to `end`."""
-    con.execute(f"""INSERT INTO import_claims SELECT s.id, ? FROM {stage}.trajectories s
+def _claim(con: Any, stage: str, import_id: str, start: int, end: int) -> int:
+    """Claim the new ids among the scratch trajectories of rowids `start` to `end`; returns how many."""
+    claimed = con.execute(f"""INSERT INTO import_claims SELECT s.id, ? FROM {stage}.trajectories s
                     ANTI JOIN trajectories t ON t.id = s.id ANTI JOIN import_claims c ON c.id = s.id
-                    WHERE s.rowid >= {int(start)} AND s.rowid < {int(end)}""", [import_id])
+                    WHERE s.rowid >= {int(start)} AND s.rowid < {int(end)}""", [import_id]).fetchone()[0]
     con.execute("UPDATE pending_imports SET heartbeat = ? WHERE import_id = ?", [_now(), import_id])
+    return int(claimed)
 
 
-def _copy_stretch(con: Any, stage: str, import_id: str, table: str, start: int, end: int) -> None:
+def _copy_stretch(con: Any, stage: str, import_id: str, table: str, start: int, end: int, whole: bool = False) -> None:
     """Copy the scratch `table`'s rows of rowids `start` to `end` that belong to trajectories this import claimed,
-    in their order; they stay out of sight until `_land`."""
-    key = CHILDREN[table]
-    con.execute(f"INSERT INTO {table} BY NAME SELECT x.* FROM {stage}.{table} x SEMI JOIN import_claims c "
-                f"ON c.id = x.{key} AND c.import_id = ? WHERE x.rowid >= {int(start)} AND x.rowid < {int(end)} "
-                "ORDER BY x.rowid", [import_id])
+    in their order; they stay out of sight until `_land`. `whole`: the import claimed every staged trajectory, so
+    every row of the stretch is copied as it is, without looking up its trajectory's claim (every row of a
+    scratch table that belongs to a trajectory belongs to one of the scratch's own)."""
+    span = f"x.rowid >= {int(start)} AND x.rowid < {int(end)}"
+    if whole:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT x.* FROM {stage}.{table} x WHERE {span}")
+    else:
+        key = CHILDREN[table]
+        con.execute(f"INSERT INTO {table} BY NAME SELECT x.* FROM {stage}.{table} x SEMI JOIN import_claims c "
+                    f"ON c.id = x.{key} AND c.import_id = ? WHERE {span} ORDER BY x.rowid", [import_id])
     con.execute("UPDATE pending_imports SET heartbeat = ? WHERE import_id = ?", [_now(), import_id])
 
 
