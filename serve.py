@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import streamlit as st
+from streamlit import config
 from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -40,25 +41,29 @@ def page_html(index: str) -> bytes:
 
 
 class PageAddresses:
-    """Answers a GET of a page's address (its last path part a page's name, no trailing slash) with `page_html`;
-    passes every other request on to Streamlit."""
+    """Answers a GET of a page's address (`/Browse`, under the server's `--server.baseUrlPath` if it has one; no
+    trailing slash) with `page_html`; passes every other request on to Streamlit."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.html: bytes | None = None
+        self.pages: frozenset[str] | None = None  # read on the first request, once Streamlit's options are
+        self.html = b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and _page_address(scope["path"]):
-            if self.html is None:
-                self.html = page_html(INDEX.read_text(encoding="utf-8"))
+        if self.pages is None:
+            self.pages = page_paths(config.get_option("server.baseUrlPath"))
+            self.html = page_html(INDEX.read_text(encoding="utf-8"))
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] in self.pages:
             response = Response(self.html, media_type="text/html", headers={"Cache-Control": "no-cache"})
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
-def _page_address(path: str) -> bool:
-    return not path.startswith("//") and path.rsplit("/", 1)[-1] in ADDRESSES
+def page_paths(base_url_path: str | None) -> frozenset[str]:
+    """The server-side paths of the pages' addresses under Streamlit's `server.baseUrlPath`."""
+    prefix = "/" + base_url_path.strip("/") if base_url_path and base_url_path.strip("/") else ""
+    return frozenset(f"{prefix}/{name}" for name in ADDRESSES)
 
 
 app = st.App(ROOT / "app.py", middleware=[Middleware(PageAddresses)])

@@ -48,9 +48,8 @@ def test_page_html_adds_one_script_before_streamlits_own():
     assert html.replace(serve.BASE_URL_SCRIPT, "", 1) == index
     assert html.index("window.__streamlit") < html.index('<script type="module"')
     assert all(f'"{name}"' in serve.BASE_URL_SCRIPT for name in ADDRESSES)
-    assert serve._page_address("/Browse") and serve._page_address("/studio/Dashboard")
-    assert not serve._page_address("/Browse/") and not serve._page_address("/")
-    assert not serve._page_address("/Browse/_stcore/health") and not serve._page_address("//Browse")
+    assert serve.page_paths(None) == serve.page_paths("") == {f"/{name}" for name in ADDRESSES}
+    assert serve.page_paths("/studio/") == serve.page_paths("studio") == {f"/studio/{name}" for name in ADDRESSES}
 
 
 def test_page_addresses_over_http(streamlit_app, small_db):
@@ -66,8 +65,9 @@ def test_page_addresses_over_http(streamlit_app, small_db):
     assert status == 301 and headers["location"] == "/Browse"
     assert get(f"{base}/Browse/_stcore/health")[0] == 404  # what Streamlit's page would otherwise ask first
     assert get(f"{base}/_stcore/health")[0] == 200
-    status, _, other = get(f"{base}/NoSuchPage")
-    assert status == 200 and other == home  # not a page of the app: Streamlit's page as it is
+    for other_path in ("/NoSuchPage", "/somewhere/Browse"):  # not a page's address: Streamlit's page as it is
+        status, _, other = get(f"{base}{other_path}")
+        assert status == 200 and other == home
 
 
 @pytest.mark.parametrize("prefix", ["", "/studio"])
