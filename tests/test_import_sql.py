@@ -231,6 +231,15 @@ def test_file_parsed_wholly_in_sql_writes_its_steps_in_file_order(tmp_path):
     assert stored == [(f"q{n}?", k) for n in range(500) for k in range(n % 4 + 1)]
     assert import_files(sql, [path], parallel=False, sql=True)[0].added == 0
     assert snapshot(sql) == snapshot(python)
+    # some of them gone: imported again, exactly those come back, each with its own steps
+    with sql.db.transaction() as con:
+        gone = [r[0] for r in con.execute("SELECT id FROM trajectories WHERE question IN ('q3?', 'q250?', 'q499?')").fetchall()]
+        for table, key in (("steps", "trajectory_id"), ("lints", "trajectory_id"), ("trajectories", "id")):
+            con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT unnest(?))", [gone])
+    assert import_files(sql, [path], parallel=False, sql=True)[0].added == 3
+    again, expected = snapshot(sql), snapshot(python)
+    assert sorted(again.pop("trajectories")) == sorted(expected.pop("trajectories"))  # those 3 now come last
+    assert again == expected
 
 
 def test_bad_row_fails_with_its_line_and_writes_nothing(edge_file, tmp_path):

@@ -39,6 +39,28 @@ def test_normalize_answer(text: str, expected: str) -> None:
     assert normalize_answer(text) == expected
 
 
+def test_normalize_answer_is_fireacts_regular_expressions_on_any_text() -> None:
+    """The quick paths (a byte table for ASCII text, articles dropped as whole words) give what FireAct's own
+    steps give: lower, drop punctuation, replace `\\b(a|an|the)\\b` with a space, fold white space; on text with
+    Unicode letters, digits, marks, dashes, underscores and separators (`str.split` splits on \\x1c-\\x1f)."""
+    import random
+    import re
+    import string
+
+    drop = {ord(ch): None for ch in string.punctuation}
+    articles = re.compile(r"\b(a|an|the)\b")
+
+    def fireact(s: str) -> str:
+        return " ".join(articles.sub(" ", s.lower().translate(drop)).split())
+
+    rng = random.Random(3)
+    pieces = list("aAnNtThHeE xyz_-.,'?!\t\n\x1c\x1f\u00a0\u2013\u00e9\u0301\u00df\u0130\u00bd\u00b25\u0663") + [
+        "the", "an", "a", "The", "A.", "THE", "an_", "the\u0301"]
+    for _ in range(50_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert normalize_answer(text) == fireact(text), text
+
+
 def test_exact_match_ignores_case_articles_and_punctuation() -> None:
     assert exact_match("The Eiffel Tower.", "eiffel tower")
     assert exact_match("  a  Chief of Protocol ", "Chief of Protocol")

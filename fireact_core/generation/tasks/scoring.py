@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 _PUNCTUATION = frozenset(string.punctuation)
 _DROP_PUNCTUATION = {ord(ch): None for ch in _PUNCTUATION}
+_PUNCTUATION_BYTES = "".join(sorted(_PUNCTUATION)).encode("ascii")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_ARTICLE_WORDS = frozenset({"a", "an", "the"})
 _SPECIAL = frozenset({"yes", "no", "noanswer"})
 
 
@@ -42,9 +44,16 @@ class Score(BaseModel):
 def normalize_answer(s: str) -> str:
     """Lower case, remove punctuation, remove articles, fold white space (in FireAct's order)."""
     text = s.lower()
-    text = text.translate(_DROP_PUNCTUATION)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
+    if text.isascii():  # the same removal, a byte table at a time
+        text = text.encode("ascii").translate(None, _PUNCTUATION_BYTES).decode("ascii")
+    else:
+        text = text.translate(_DROP_PUNCTUATION)
+    words = text.split()
+    if "".join(words).isalnum():
+        # every word is word characters only (`str.isalnum` is the pattern's `\w`, and no underscore is left), so
+        # the pattern's boundaries are the words' ends: an article is a whole word
+        return " ".join([w for w in words if w not in _ARTICLE_WORDS])
+    return " ".join(_ARTICLES.sub(" ", text).split())
 
 
 def exact_match(pred: str, gold: str) -> bool:

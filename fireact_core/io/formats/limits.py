@@ -27,12 +27,12 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # text that may hold a number DuckDB or the writers cannot take: checked value by value when found
 _RISKY_NUMBER = re.compile(r"\d{19}|\d[eE]\+?\d{3}")
-# the same in a JSONL file's bytes, where a value starts, and nesting deeper than MAX_DEPTH: lines that send the
-# whole file to the line-by-line reader. The numbers are searched with RE2 (pyarrow's), which reads hundreds of MB a
-# second and lets go of the GIL (Python's bytes `\s` and `\d` spelled out); the nesting with Python's `re`, only
-# where a quick search finds MAX_DEPTH + 1 opening brackets in a row
+# the same in a JSONL file's bytes, where a value starts, and nesting deeper than MAX_DEPTH (as many opening
+# brackets in a row): lines that send the whole file to the line-by-line reader. One search with RE2 (pyarrow's),
+# which reads hundreds of MB a second and lets go of the GIL (Python's bytes `\s` and `\d` spelled out)
 _RISKY_NUMBER_BYTES = r"[:\[,][ \t\n\r\x0b\x0c]*-?(?:NaN|Infinity|[0-9]{19}|[0-9]+(?:\.[0-9]+)?[eE]\+?[0-9]{3})"
-_DEEP_BYTES = re.compile(rb"(?:[\[{][^\[\]{}]*){%d}" % (MAX_DEPTH + 1))
+_DEEP_BYTES = r"(?:[\[{][^\[\]{}]*){%d}" % (MAX_DEPTH + 1)
+_RISKY_BYTES = f"{_RISKY_NUMBER_BYTES}|{_DEEP_BYTES}"
 # keys the chat readers read: when one may appear twice in a row, the row is parsed again, the first one kept
 _CHAT_KEYS = ('"role"', '"content"', '"weight"')
 
@@ -153,39 +153,39 @@ def file_needs_line_checks(path: str | os.PathLike) -> bool:
     """Whether a JSONL file may hold a value DuckDB reads but the bounds refuse (NaN, Infinity, a huge number,
     deep nesting): such a file goes through the line-by-line reader, so both import paths decide alike.
 
-    The file is read in stretches of whole lines (a JSONL value never spans two), each searched for a risky
-    number with `_RISKY_NUMBER_BYTES` and for deep nesting with `_DEEP_BYTES` where a quick search finds enough
-    opening brackets in a row."""
-    with open(path, "rb") as fh:
-        rest = b""
-        while block := fh.read(_SCAN_BYTES):
-            cut = block.rfind(b"\n") + 1
-            if not cut:
-                rest += block
-                continue
-            stretch, rest = rest + block[:cut], block[cut:]
-            if _risky(stretch):
-                return True
-        return bool(rest) and _risky(rest)
+    The file is mapped into memory and searched in place with `_RISKY_BYTES`, in stretches of whole lines (a
+    JSONL value never spans two) of about `_SCAN_BYTES`, all of them by one call."""
+    import mmap
 
-
-_SCAN_BYTES = 8 * 2**20
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-_BRACKETS_AS_BRACES = bytes.maketrans(b"[]", b"{}")
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
-_DEEP = b"{" * (MAX_DEPTH + 1)
-_LONG_INT = b"0" * 19
-
-
-def _risky(stretch: bytes) -> bool:
-    """Whether `stretch` holds a risky number or nesting deeper than MAX_DEPTH (see `file_needs_line_checks`)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if pc.match_substring_regex(pa.array([stretch], pa.large_binary()), _RISKY_NUMBER_BYTES)[0].as_py():
-        return True
-    deep = _DEEP in stretch.translate(None, _NOT_BRACKET).translate(_BRACKETS_AS_BRACES)
-    return deep and _DEEP_BYTES.search(stretch) is not None
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if not size:
+            return False
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            cuts = [0]
+            while cuts[-1] < size:
+                end = cuts[-1] + _SCAN_BYTES
+                if end >= size:
+                    end = size
+                elif (newline := mapped.rfind(b"\n", cuts[-1], end)) >= 0:
+                    end = newline + 1
+                else:  # a line longer than a stretch: up to its end
+                    end = mapped.find(b"\n", end) + 1 or size
+                cuts.append(end)
+            data = pa.py_buffer(mapped)
+            stretches = pa.Array.from_buffers(pa.large_binary(), len(cuts) - 1,
+                                              [None, pa.array(cuts, pa.int64()).buffers()[1], data])
+            found = bool(pc.any(pc.match_substring_regex(stretches, _RISKY_BYTES)).as_py())
+            del stretches, data  # the map closes only once nothing points into it
+            return found
+
+
+_SCAN_BYTES = 64 * 2**20
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
+_LONG_INT = b"0" * 19
 
 
 def _may_hold_risky_number(data: bytes) -> bool:
