@@ -288,3 +288,30 @@ def test_a_member_edited_while_a_version_is_saved_is_a_conflict(tmp_path, chat_f
     with pytest.raises(ConflictError, match="since the preview"):
         store.save_dataset_version(version, members)
     assert store.list_dataset_versions() == [] and store.dataset_members("v1").empty
+
+
+def test_a_scratch_database_is_written_in_whole_row_groups(tmp_path):
+    """Rows written into a scratch database fill DuckDB's row groups one after another, however the Arrow table
+    they come in is cut (here in pieces of 30,000 rows), so a copy's stretches of whole row groups line up with
+    them. The scratch database's threads are as many as before once the write is done."""
+    import pyarrow as pa
+
+    from fireact_core.store import ScratchStore, trajectory_tables
+
+    rows = 300_000
+    ids = pa.array([f"t{i // 6:06d}" for i in range(rows)], pa.string())
+    empty_trajs, empty_steps = trajectory_tables([])
+    steps = pa.table({name: ids if name == "trajectory_id" else
+                      pa.array([i % 6 for i in range(rows)], pa.int32()) if name == "idx" else
+                      pa.nulls(rows, field.type) for name, field in zip(empty_steps.schema.names, empty_steps.schema)})
+    steps = pa.Table.from_batches(steps.to_batches(max_chunksize=30_000))
+    main = Store(tmp_path / "main.duckdb")
+    scratch = ScratchStore(str(tmp_path / "scratch.duckdb"), main)
+    with scratch.db.connect() as con:
+        threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+        scratch.insert_tables(empty_trajs, steps)
+        sizes = [r[0] for r in con.execute(
+            "SELECT max(start + count) - min(start) FROM pragma_storage_info('steps') WHERE column_name = 'idx' "
+            "GROUP BY row_group_id ORDER BY row_group_id").fetchall()]
+        assert int(con.execute("SELECT current_setting('threads')").fetchone()[0]) == threads
+    assert sizes == [staging.ROW_GROUP, staging.ROW_GROUP, rows - 2 * staging.ROW_GROUP]

@@ -265,7 +265,7 @@ class ChatImportRepository(Repository):
         """Write the steps of the staged file's fresh trajectories, in file order: those of the rows parsed in SQL,
         with `keys` (i, id, fresh: one row for each parsed row), and `py_steps` of the rows the Python reader
         built (`py_trajs`, with i and fresh). Nothing here holds the GIL for long: the caller may work meanwhile."""
-        with self.db.transaction() as con:
+        with self.db.transaction() as con, self.db.in_row_groups(con):
             register(con, "_chat_keys", keys)
             try:
                 con.execute("CREATE OR REPLACE TEMP TABLE _chat_k AS SELECT * FROM _chat_keys")
@@ -301,7 +301,7 @@ class ChatImportRepository(Repository):
         params = {"source": source, "method": method, "meta": _dumps(FORMAT_META),
                   "meta_prefixed": _dumps({**FORMAT_META, "question_prefix": QUESTION_PREFIX}),
                   "created_at": naive(now()), "schema_version": SCHEMA_VERSION}
-        with self.db.transaction() as con:
+        with self.db.transaction() as con, self.db.in_row_groups(con):
             register(con, "_chat_c", classes)
             register(con, "_chat_py_t", py_trajs)
             try:

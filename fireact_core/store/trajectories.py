@@ -230,7 +230,7 @@ class TrajectoryRepository(Repository):
 
     def insert_tables(self, trajs: pa.Table, steps: pa.Table) -> None:
         """Append built trajectories and steps tables as they are (the caller has left out stored ids)."""
-        with self.db.transaction() as con:
+        with self.db.transaction() as con, self.db.in_row_groups(con):
             insert_table(con, "trajectories", trajs)
             insert_table(con, "steps", steps)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from itertools import filterfalse
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,7 +53,7 @@ def normalize_answer(s: str) -> str:
     if "".join(words).isalnum():
         # every word is word characters only (`str.isalnum` is the pattern's `\w`, and no underscore is left), so
         # the pattern's boundaries are the words' ends: an article is a whole word
-        return " ".join([w for w in words if w not in _ARTICLE_WORDS])
+        return " ".join(filterfalse(_ARTICLE_WORDS.__contains__, words))
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
