@@ -174,3 +174,31 @@ def test_stats_and_lint_counts_on_an_empty_database(tmp_path):
     assert store.stats().model_dump() == {"trajectories": 0, "by_source": {}, "by_task": {}, "by_method": {}}
     assert store.lint_counts() == {}
     assert json.loads(json.dumps(store.stats().model_dump())) == store.stats().model_dump()
+
+
+def test_step_tables_are_the_step_columns_on_every_shape_of_step():
+    """The bulk path reads steps into Arrow in one pass; it gives exactly the column lists that the one-row saves
+    use, for steps without an action or flags, with a partial action or partial flags, and trajectories without
+    steps; a step whose flags say nothing of `train` is trained on."""
+    import pyarrow as pa
+
+    from fireact_core.io.formats.common import trajectory_record
+    from fireact_core.store.trajectories import STEP_SCHEMA, TRAJ_SCHEMA, trajectory_columns, trajectory_tables
+
+    steps = [
+        {},
+        {"thought": "t", "action": None, "observation": None},
+        {"thought": "t", "action": {"raw": "search[x]", "name": "search", "arg": "x"}, "observation": "o",
+         "flags": {"train": False, "perturbed": "swap", "original_observation": "before", "parse_error": None}},
+        {"action": {"raw": "finish[]"}, "flags": {}},
+        {"raw": "unparsed text", "obs_raw": "Obs", "flags": {"parse_error": "no action"}},
+        {"thought": "", "action": {"raw": "", "name": None, "arg": None}, "flags": {"train": True}},
+    ]
+    records = [trajectory_record({"id": f"t{i}", "source": "s", "question": f"q{i}?", "steps": steps[:i]})
+               for i in range(len(steps) + 1)] + [trajectory_record({"id": "none", "source": "s", "question": "q", "steps": []})]
+    t_cols, s_cols = trajectory_columns(records)
+    trajs, table = trajectory_tables(records)
+    assert trajs.equals(pa.Table.from_pydict(t_cols, schema=TRAJ_SCHEMA))
+    assert table.equals(pa.Table.from_pydict(s_cols, schema=STEP_SCHEMA))
+    assert table.num_rows == sum(range(len(steps) + 1))
+    assert table.column("train").to_pylist()[-6:] == [True, True, False, True, True, True]

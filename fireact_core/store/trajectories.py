@@ -66,6 +66,10 @@ def trajectory_columns(records: list[TrajectoryData]) -> tuple[dict[str, list], 
     """Column lists for the trajectories and steps tables (built column by column: this is the bulk path), of
     trajectories as data with every field present (`io.formats.common.trajectory_record`, or
     `records.trajectory_data`); a step's absent keys read as the `Step` defaults."""
+    return _trajectory_columns(records), _step_columns(records)
+
+
+def _trajectory_columns(records: list[TrajectoryData]) -> dict[str, list]:
     rows = cast(list[dict[str, Any]], records)  # read by column name below
     t: dict[str, list] = {c: [tr[c] for tr in rows] for c in PLAIN_TRAJ_COLUMNS}
     t["qnorm"] = [question_key(q) for q in t["question"]]
@@ -76,6 +80,10 @@ def trajectory_columns(records: list[TrajectoryData]) -> tuple[dict[str, list], 
     t["meta"] = _dumps_all([tr["meta"] for tr in records])
     t["created_at"] = [naive(tr["created_at"]) for tr in records]
     t["updated_at"] = [naive(tr["updated_at"]) for tr in records]
+    return t
+
+
+def _step_columns(records: list[TrajectoryData]) -> dict[str, list]:
     steps = [st for tr in records for st in tr["steps"]]
     actions = [st.get("action") or _NO_ACTION for st in steps]
     flags = [st.get("flags") or _NO_FLAGS for st in steps]
@@ -91,7 +99,7 @@ def trajectory_columns(records: list[TrajectoryData]) -> tuple[dict[str, list], 
         "original_observation": [f.get("original_observation") for f in flags],
         "parse_error": [f.get("parse_error") for f in flags],
     }
-    return t, s
+    return s
 
 
 TRAJ_SCHEMA = pa.schema([
@@ -146,8 +154,34 @@ def without_ids(trajs: pa.Table, steps: pa.Table, ids: set[str]) -> tuple[pa.Tab
 def trajectory_tables(records: list[TrajectoryData]) -> tuple[pa.Table, pa.Table]:
     """`trajectory_columns` as Arrow tables for the trajectories and steps tables (what `insert_tables` and
     `save_record_tables` write; empty tables of the right columns for no trajectories)."""
-    t_cols, s_cols = trajectory_columns(records)
-    return pa.Table.from_pydict(t_cols, schema=TRAJ_SCHEMA), pa.Table.from_pydict(s_cols, schema=STEP_SCHEMA)
+    return pa.Table.from_pydict(_trajectory_columns(records), schema=TRAJ_SCHEMA), _step_table(records)
+
+
+# a step as data (`StepData`), as Arrow reads it: absent keys read as nulls
+_STEP_STRUCT = pa.struct([
+    ("thought", pa.string()),
+    ("action", pa.struct([("raw", pa.string()), ("name", pa.string()), ("arg", pa.string())])),
+    ("observation", pa.string()), ("raw", pa.string()), ("obs_raw", pa.string()),
+    ("flags", pa.struct([("train", pa.bool_()), ("perturbed", pa.string()), ("original_observation", pa.string()),
+                         ("parse_error", pa.string())])),
+])
+
+
+def _step_table(records: list[TrajectoryData]) -> pa.Table:
+    """The steps table of `_step_columns`, with the steps read by Arrow in one pass rather than a list per
+    column (a third of the time of a native import's readers); a missing `train` flag reads as True."""
+    steps = pa.array([st for tr in records for st in tr["steps"]], _STEP_STRUCT)
+    thought, action, observation, raw, obs_raw, flags = steps.flatten()
+    action_raw, action_name, action_arg = action.flatten()
+    train, perturbed, original_observation, parse_error = flags.flatten()
+    columns = {
+        "trajectory_id": pa.array([tr["id"] for tr in records for _ in tr["steps"]], pa.string()),
+        "idx": pa.array([idx for tr in records for idx in range(len(tr["steps"]))], pa.int32()),
+        "thought": thought, "action_raw": action_raw, "action_name": action_name, "action_arg": action_arg,
+        "observation": observation, "raw": raw, "obs_raw": obs_raw, "train": train.fill_null(True),
+        "perturbed": perturbed, "original_observation": original_observation, "parse_error": parse_error,
+    }
+    return pa.Table.from_pydict(columns, schema=STEP_SCHEMA)
 
 
 def step_from_row(row: dict[str, Any]) -> Step:
