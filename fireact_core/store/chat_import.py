@@ -126,6 +126,10 @@ NUMBER_SQL = [
 ]
 
 
+# a trajectory is parsed here only when every turn is regular: the others' rows go
+IRREGULAR_SQL = "DELETE FROM _chat_s WHERE i IN (SELECT i FROM _chat_s WHERE NOT ok)"
+
+
 @cache
 def parse_sql() -> list[str]:
     """The trajectories and their lints, of the rows whose every turn is regular: `infer_method`, `reward_of`,
@@ -136,8 +140,6 @@ def parse_sql() -> list[str]:
     none = _lit(space + "*" + re.escape(NONE_OBSERVATION) + space + "*")
     trues = ", ".join(_lit(t) for t in TRUE_REWARDS)
     return [
-        # a trajectory is parsed here only when every turn is regular
-        "DELETE FROM _chat_s WHERE i IN (SELECT i FROM _chat_s WHERE NOT ok)",
         f"""
         CREATE OR REPLACE TEMP TABLE _chat_t AS
         SELECT i, {question} AS question,
@@ -251,6 +253,8 @@ class ChatImportRepository(Repository):
         caller to key and classify, and the index of every other row, for the Python reader."""
         with self.db.connect() as con:
             rest = con.execute("SELECT DISTINCT i FROM _chat_s WHERE NOT ok ORDER BY i").fetchall()
+            if rest:
+                con.execute(IRREGULAR_SQL)
             for sql in parse_sql():
                 con.execute(sql)
             parsed = con.sql("SELECT i, question, final_answer FROM _chat_t ORDER BY i").to_arrow_table()

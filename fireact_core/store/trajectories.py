@@ -413,7 +413,7 @@ class TrajectoryRepository(Repository):
         if not sources:
             return {}
         with self.db.connect() as con:
-            register(con, "_ids", pa.table({"id": pa.array(sorted(exclude_ids), pa.string())}))
+            register(con, "_ids", pa.table({"id": pa.array(list(exclude_ids), pa.string())}))
             try:
                 rows = con.execute(
                     f"SELECT source, qnorm, count(*) FROM trajectories WHERE source IN ({', '.join('?' * len(sources))}) "
