@@ -72,3 +72,53 @@ def test_pool_bad_late_line_fails_with_its_line_and_changes_nothing(monkeypatch,
     assert (err.value.path, err.value.line) == (str(bad), 1201)
     assert "'messages' list" in str(err.value)
     assert snapshot(store) == before
+
+
+def test_stretches_cut_at_every_so_many_rows_whatever_the_blank_lines(tmp_path):
+    """`line_ranges` finds each line by its newline in the mapped file: its stretches hold `rows` non-blank
+    lines each, as the lines read one by one count them (blank as `str.strip` sees it: ASCII white space,
+    Unicode spaces, a byte-order mark before the first line; \\r\\n endings; a last line without a newline)."""
+    import random
+    import re
+
+    from fireact_core.io.formats import LineRange, line_ranges
+
+    def reference(data: bytes, rows: int) -> list[LineRange]:
+        spans: list[LineRange] = []
+        offset = count = 0
+        for number, raw in enumerate(re.findall(rb"[^\n]*\n|[^\n]+$", data), start=1):
+            text = (raw[3:] if number == 1 and raw.startswith(b"\xef\xbb\xbf") else raw).decode("utf-8", "replace")
+            filled = bool(text.strip())
+            if filled and count % rows == 0:
+                if spans:
+                    spans[-1] = LineRange(spans[-1].start, offset, spans[-1].line, spans[-1].index)
+                spans.append(LineRange(0 if not spans else offset, None, 1 if not spans else number, count))
+            offset += len(raw)
+            count += filled
+        return spans or [LineRange()]
+
+    rng = random.Random(5)
+    kinds = ['{"a": 1}', '{"b": "\u00e9t\u00e9"}', "", "  \t", "\u00a0\u2003", "\u3000x", "\r", " {}\r"]
+    for case in range(60):
+        lines = [rng.choice(kinds) for _ in range(rng.randint(0, 40))]
+        data = ("\ufeff" if case % 3 == 0 else "") + "\n".join(lines) + ("\n" if case % 2 else "")
+        path = tmp_path / f"{case}.jsonl"
+        path.write_bytes(data.encode())
+        for rows in (1, 2, 7):
+            assert line_ranges(path, rows) == reference(data.encode(), rows), (lines, rows)
+
+
+def test_pool_long_late_line_fails_with_its_line(monkeypatch, tmp_path, chat_file):
+    """A line over the size limit is refused at its number by the reader of its stretch."""
+    monkeypatch.setattr("fireact_core.io.formats.common.MAX_RECORD_BYTES", 1 << 16)
+    lines = chat_file.read_text().split("\n")
+    lines[1250] = '{"messages": [{"role": "user", "content": "' + "x" * (1 << 17) + '"}]}'
+    long = tmp_path / "long.jsonl"
+    long.write_text("\n".join(lines))
+    monkeypatch.setenv("FIREACT_IMPORT_POOL_LINES", "300")
+    store = Store(tmp_path / "long.duckdb")
+    with pytest.raises(FormatError) as err:
+        import_files(store, [long], batch=150, parallel=True, sql=False)
+    assert (err.value.path, err.value.line) == (str(long), 1251)
+    assert "limit" in str(err.value)
+    assert store.count_trajectories() == 0

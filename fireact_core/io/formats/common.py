@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 from codecs import BOM_UTF8
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -170,19 +171,36 @@ def iter_jsonl_range(path: str | Path, span: LineRange) -> Iterator[tuple[int, A
 
 
 def line_ranges(path: str | Path, rows: int) -> list[LineRange]:
-    """The file cut into stretches of `rows` non-blank lines each (one quick pass over its bytes)."""
+    """The file cut into stretches of `rows` non-blank lines each (one quick pass over its bytes, mapped into
+    memory: a line is found by its newline and told blank by its first byte that is not ASCII white space,
+    decoded only when that byte is not ASCII). Line lengths are left to the readers of the stretches, which
+    refuse a line over the limit at its number."""
     spans: list[LineRange] = []
-    offset = count = 0
-    with open(check_file(path), "rb") as fh:
-        for number, raw in bounded_lines(fh, path, 1, MAX_RECORD_BYTES):
-            filled = _filled(raw[3:] if number == 1 and raw.startswith(BOM_UTF8) else raw)
+    count = 0
+    p = check_file(path)
+    if not os.path.getsize(p):
+        return [LineRange()]
+    with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        size = len(data)
+        offset = 3 if data[:3] == BOM_UTF8 else 0
+        number = 1
+        while offset < size:
+            newline = data.find(b"\n", offset)
+            end = size if newline < 0 else newline + 1
+            first = _NOT_SPACE.search(data, offset, end)
+            filled = first is not None and (data[first.start()] < 0x80 or
+                                            bool(data[offset:end].decode("utf-8", "replace").strip()))
             if filled and count % rows == 0:
                 if spans:
                     spans[-1] = LineRange(spans[-1].start, offset, spans[-1].line, spans[-1].index)
                 spans.append(LineRange(0 if not spans else offset, None, 1 if not spans else number, count))
-            offset += len(raw)
             count += filled
+            offset = end
+            number += 1
     return spans or [LineRange()]
+
+
+_NOT_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what `bytes.strip` leaves
 
 
 def _filled(raw: bytes) -> bool:
