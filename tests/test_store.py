@@ -179,7 +179,8 @@ def test_stats_and_lint_counts_on_an_empty_database(tmp_path):
 def test_step_tables_are_the_step_columns_on_every_shape_of_step():
     """The bulk path reads steps into Arrow in one pass; it gives exactly the column lists that the one-row saves
     use, for steps without an action or flags, with a partial action or partial flags, and trajectories without
-    steps; a step whose flags say nothing of `train` is trained on."""
+    steps; a step whose flags say nothing of `train` is trained on. Searches are counted as the one-row saves count
+    them, in any case."""
     import pyarrow as pa
 
     from fireact_core.io.formats.common import trajectory_record
@@ -193,6 +194,9 @@ def test_step_tables_are_the_step_columns_on_every_shape_of_step():
         {"action": {"raw": "finish[]"}, "flags": {}},
         {"raw": "unparsed text", "obs_raw": "Obs", "flags": {"parse_error": "no action"}},
         {"thought": "", "action": {"raw": "", "name": None, "arg": None}, "flags": {"train": True}},
+        {"action": {"raw": "Search[x]", "name": "Search", "arg": "x"}},
+        {"action": {"raw": "\u017fearch[x]", "name": "\u017fearch", "arg": "x"}},  # a long s lowers to itself
+        {"action": {"raw": "SEARCH[y]", "name": "SEARCH", "arg": "y"}},
     ]
     records = [trajectory_record({"id": f"t{i}", "source": "s", "question": f"q{i}?", "steps": steps[:i]})
                for i in range(len(steps) + 1)] + [trajectory_record({"id": "none", "source": "s", "question": "q", "steps": []})]
@@ -201,4 +205,5 @@ def test_step_tables_are_the_step_columns_on_every_shape_of_step():
     assert trajs.equals(pa.Table.from_pydict(t_cols, schema=TRAJ_SCHEMA))
     assert table.equals(pa.Table.from_pydict(s_cols, schema=STEP_SCHEMA))
     assert table.num_rows == sum(range(len(steps) + 1))
-    assert table.column("train").to_pylist()[-6:] == [True, True, False, True, True, True]
+    assert table.column("train").to_pylist()[-9:] == [True, True, False, True, True, True, True, True, True]
+    assert trajs.column("n_search").to_pylist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 0]

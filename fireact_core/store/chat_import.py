@@ -210,7 +210,9 @@ SELECT {_TRAJ_COLS} FROM (
 ORDER BY i
 """
 # Steps are written in file order by one ordered INSERT: DuckDB then writes them once, compressed and final
-# (written by several threads in any order, they are rewritten at the next checkpoint, which costs more).
+# (written by several threads in any order, they are rewritten at the next checkpoint, which costs more), in whole
+# row groups, which a staged import's copy needs (`staging`). Picking each step's id from a list by its row index
+# instead of the join wrote pieces that the copy's stretches cut across, and cost more than the sort it saved.
 INSERT_STEPS_SQL = f"""
 INSERT INTO steps ({_STEP_COLS})
 SELECT {_STEP_COLS} FROM (
@@ -219,13 +221,6 @@ SELECT {_STEP_COLS} FROM (
     SELECT t.i, {", ".join("p." + c for c in STEP_COLUMNS)} FROM _chat_py_s p JOIN _chat_py_t t ON t.id = p.trajectory_id
     WHERE t.fresh)
 ORDER BY i, idx
-"""
-# The same when every row was parsed in SQL (the usual case): each step's trajectory id is picked from the list of
-# ids by its row's index, so the steps keep the staging table's order (the file's) without a join or a sort.
-INSERT_PARSED_STEPS_SQL = f"""
-INSERT INTO steps ({_STEP_COLS})
-SELECT {_select({**_STEP_FROM_STAGE, "trajectory_id": "k.ids[s.i + 1]"}, STEP_COLUMNS)}
-FROM _chat_s s CROSS JOIN _chat_kl k WHERE k.fresh IS NULL OR k.fresh[s.i + 1]
 """
 INSERT_LINTS_SQL = """
 INSERT INTO lints (trajectory_id, kind, step, detail)
@@ -269,25 +264,12 @@ class ChatImportRepository(Repository):
         """Write the steps of the staged file's fresh trajectories, in file order: those of the rows parsed in SQL,
         with `keys` (i, id, fresh: one row for each parsed row), and `py_steps` of the rows the Python reader
         built (`py_trajs`, with i and fresh). Nothing here holds the GIL for long: the caller may work meanwhile."""
-        with self.db.transaction() as con, self.db.in_row_groups(con):
+        with self.db.transaction() as con:
             register(con, "_chat_keys", keys)
             try:
                 con.execute("CREATE OR REPLACE TEMP TABLE _chat_k AS SELECT * FROM _chat_keys")
             finally:
                 con.unregister("_chat_keys")
-            index = keys.column("i")
-            if not py_trajs.num_rows and (not len(index) or index[-1].as_py() == len(index) - 1):
-                ids, fresh = (keys.column(c).combine_chunks() for c in ("id", "fresh"))
-                whole = pa.array([0, len(ids)], pa.int32())
-                listed = pa.table({"ids": pa.ListArray.from_arrays(whole, ids),
-                                   "fresh": pa.ListArray.from_arrays(whole, fresh) if fresh.false_count
-                                   else pa.nulls(1, pa.list_(pa.bool_()))})
-                register(con, "_chat_kl", listed)
-                try:
-                    con.execute(INSERT_PARSED_STEPS_SQL)
-                finally:
-                    con.unregister("_chat_kl")
-                return
             register(con, "_chat_py_t", py_trajs)
             register(con, "_chat_py_s", py_steps)
             try:
@@ -305,7 +287,7 @@ class ChatImportRepository(Repository):
         params = {"source": source, "method": method, "meta": _dumps(FORMAT_META),
                   "meta_prefixed": _dumps({**FORMAT_META, "question_prefix": QUESTION_PREFIX}),
                   "created_at": naive(now()), "schema_version": SCHEMA_VERSION}
-        with self.db.transaction() as con, self.db.in_row_groups(con):
+        with self.db.transaction() as con:
             register(con, "_chat_c", classes)
             register(con, "_chat_py_t", py_trajs)
             try:

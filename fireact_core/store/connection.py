@@ -313,24 +313,6 @@ class Connections:
                     self._local.in_tx = False
 
     @contextmanager
-    def in_row_groups(self, con: Any) -> Iterator[None]:
-        """For a database written once and read once (not `compress`): the block's statements run on one
-        thread, which appends rows in their order into whole row groups. A staged import copies such a table
-        by stretches of whole row groups, and DuckDB writes each of them straight to the main file, compressed
-        once; several threads append in pieces that a copy would cut across, leaving its rows to be written
-        again at the next checkpoint (about twice the cost of the copy). The scratch database is the import's
-        own: no other work shares its threads."""
-        if self.compress:
-            yield
-            return
-        threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
-        con.execute("SET threads = 1")
-        try:
-            yield
-        finally:
-            con.execute(f"SET threads = {threads}")
-
-    @contextmanager
     def snapshot(self) -> Iterator[Any]:
         """A read-only transaction: several reads that see one state of the database, without waiting for
         this process's writers."""

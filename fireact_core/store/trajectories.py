@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate
 from typing import Any, cast
 
 import pyarrow as pa
@@ -16,6 +17,7 @@ from ..io.lint import question_key
 from .cache import cached_read
 from .connection import Connections, naive, utc
 from .repository import Repository
+from .staging import ROW_GROUP
 
 TRAJ_COLUMNS = [
     "id", "source", "task", "split", "qid", "question", "qnorm", "gold", "method", "model", "final_answer",
@@ -69,12 +71,14 @@ def trajectory_columns(records: list[TrajectoryData]) -> tuple[dict[str, list], 
     return _trajectory_columns(records), _step_columns(records)
 
 
-def _trajectory_columns(records: list[TrajectoryData]) -> dict[str, list]:
+def _trajectory_columns(records: list[TrajectoryData], searches: bool = True) -> dict[str, list]:
+    """`searches` False: without n_search (`trajectory_tables` counts them in its steps table)."""
     rows = cast(list[dict[str, Any]], records)  # read by column name below
     t: dict[str, list] = {c: [tr[c] for tr in rows] for c in PLAIN_TRAJ_COLUMNS}
     t["qnorm"] = [question_key(q) for q in t["question"]]
     t["n_steps"] = [len(tr["steps"]) for tr in records]
-    t["n_search"] = [_n_search(tr["steps"]) for tr in records]
+    if searches:
+        t["n_search"] = [_n_search(tr["steps"]) for tr in records]
     t["prompt"] = [_dumps([{"role": m["role"], "content": m["content"]} for m in prompt])
                    if (prompt := tr["prompt"]) is not None else None for tr in records]
     t["meta"] = _dumps_all([tr["meta"] for tr in records])
@@ -151,10 +155,33 @@ def without_ids(trajs: pa.Table, steps: pa.Table, ids: set[str]) -> tuple[pa.Tab
             steps.filter(pc.invert(pc.is_in(steps.column("trajectory_id"), value_set=drop))))
 
 
+def in_row_groups(table: pa.Table) -> pa.Table:
+    """The table in pieces of one DuckDB row group each (`ROW_GROUP` rows), so that DuckDB's threads append it in
+    whole row groups. A staged import copies the scratch database's tables by stretches of whole row groups, each
+    written straight to the main file, compressed once; appended in the pieces a batch reader makes (30,000
+    rows), the scratch's groups held 120,000 rows, every stretch of the copy cut across them, and the copy of a
+    100,000-trajectory native import took 4.2 s against 2.2 s."""
+    if table.num_rows <= ROW_GROUP or all(len(b) == ROW_GROUP for b in table.to_batches()[:-1]):
+        return table
+    return pa.Table.from_batches(table.combine_chunks().to_batches(max_chunksize=ROW_GROUP), table.schema)
+
+
 def trajectory_tables(records: list[TrajectoryData]) -> tuple[pa.Table, pa.Table]:
     """`trajectory_columns` as Arrow tables for the trajectories and steps tables (what `insert_tables` and
     `save_record_tables` write; empty tables of the right columns for no trajectories)."""
-    return pa.Table.from_pydict(_trajectory_columns(records), schema=TRAJ_SCHEMA), _step_table(records)
+    steps = _step_table(records)
+    columns = _trajectory_columns(records, searches=False)
+    columns["n_search"] = _searches(columns["n_steps"], steps.column("action_name").combine_chunks())
+    return pa.Table.from_pydict(columns, schema=TRAJ_SCHEMA), steps
+
+
+def _searches(n_steps: list[int], action_name: pa.Array) -> pa.Array:
+    """`_n_search` of each trajectory, from its steps' action names (`n_steps` rows each, in order): a name
+    lowers to "search" in Python exactly when its ASCII letters do, as no other letter lowers to one of those."""
+    hits = pc.equal(pc.ascii_lower(action_name), SEARCH).fill_null(False).cast(pa.int64())
+    before = pc.cumulative_sum(pa.concat_arrays([pa.array([0], pa.int64()), hits]))  # searches before each row
+    ends = list(accumulate(n_steps, initial=0))
+    return pc.subtract(before.take(pa.array(ends[1:], pa.int64())), before.take(pa.array(ends[:-1], pa.int64())))
 
 
 # a step as data (`StepData`), as Arrow reads it: absent keys read as nulls
@@ -264,9 +291,9 @@ class TrajectoryRepository(Repository):
 
     def insert_tables(self, trajs: pa.Table, steps: pa.Table) -> None:
         """Append built trajectories and steps tables as they are (the caller has left out stored ids)."""
-        with self.db.transaction() as con, self.db.in_row_groups(con):
-            insert_table(con, "trajectories", trajs)
-            insert_table(con, "steps", steps)
+        with self.db.transaction() as con:
+            insert_table(con, "trajectories", in_row_groups(trajs))
+            insert_table(con, "steps", in_row_groups(steps))
 
     def save_attached(self, lints: Iterable[Lint] = (), revisions: Iterable[Revision] = (),
                       annotations: Iterable[Annotation] = (),
