@@ -293,7 +293,7 @@ def test_a_member_edited_while_a_version_is_saved_is_a_conflict(tmp_path, chat_f
 def test_a_scratch_database_is_written_in_whole_row_groups(tmp_path):
     """Rows written into a scratch database fill DuckDB's row groups one after another, however the Arrow table
     they come in is cut (here in pieces of 30,000 rows), so a copy's stretches of whole row groups line up with
-    them."""
+    them; the database has as many threads afterwards as before."""
     import pyarrow as pa
 
     from fireact_core.store import ScratchStore, trajectory_tables
@@ -306,8 +306,10 @@ def test_a_scratch_database_is_written_in_whole_row_groups(tmp_path):
                       pa.nulls(rows, field.type) for name, field in zip(empty_steps.schema.names, empty_steps.schema)})
     steps = pa.Table.from_batches(steps.to_batches(max_chunksize=30_000))
     scratch = ScratchStore(str(tmp_path / "scratch.duckdb"), Store(tmp_path / "main.duckdb"))
-    scratch.insert_tables(empty_trajs, steps)
     with scratch.db.connect() as con:
+        threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+        scratch.insert_tables(empty_trajs, steps)
+        assert con.execute("SELECT current_setting('threads')").fetchone()[0] == threads
         sizes = [r[0] for r in con.execute(
             "SELECT max(start + count) - min(start) FROM pragma_storage_info('steps') WHERE column_name = 'idx' "
             "GROUP BY row_group_id ORDER BY row_group_id").fetchall()]

@@ -313,6 +313,22 @@ class Connections:
                     self._local.in_tx = False
 
     @contextmanager
+    def in_row_groups(self, con: Any) -> Iterator[None]:
+        """For a database written once and read once (not `compress`): the block's statements run on one
+        thread, which appends rows in their order into whole row groups, however the Arrow tables they come
+        from are cut (see `TrajectoryRepository.insert_tables`). The scratch database is the import's own: no
+        other work shares its threads."""
+        if self.compress:
+            yield
+            return
+        threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+        con.execute("SET threads = 1")
+        try:
+            yield
+        finally:
+            con.execute(f"SET threads = {threads}")
+
+    @contextmanager
     def snapshot(self) -> Iterator[Any]:
         """A read-only transaction: several reads that see one state of the database, without waiting for
         this process's writers."""

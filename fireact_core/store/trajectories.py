@@ -17,7 +17,6 @@ from ..io.lint import question_key
 from .cache import cached_read
 from .connection import Connections, naive, utc
 from .repository import Repository
-from .staging import ROW_GROUP
 
 TRAJ_COLUMNS = [
     "id", "source", "task", "split", "qid", "question", "qnorm", "gold", "method", "model", "final_answer",
@@ -155,17 +154,6 @@ def without_ids(trajs: pa.Table, steps: pa.Table, ids: set[str]) -> tuple[pa.Tab
             steps.filter(pc.invert(pc.is_in(steps.column("trajectory_id"), value_set=drop))))
 
 
-def in_row_groups(table: pa.Table) -> pa.Table:
-    """The table in pieces of one DuckDB row group each (`ROW_GROUP` rows), so that DuckDB's threads append it in
-    whole row groups. A staged import copies the scratch database's tables by stretches of whole row groups, each
-    written straight to the main file, compressed once; appended in the pieces a batch reader makes (30,000
-    rows), the scratch's groups held 120,000 rows, every stretch of the copy cut across them, and the copy of a
-    100,000-trajectory native import took 4.2 s against 2.2 s."""
-    if table.num_rows <= ROW_GROUP or all(len(b) == ROW_GROUP for b in table.to_batches()[:-1]):
-        return table
-    return pa.Table.from_batches(table.combine_chunks().to_batches(max_chunksize=ROW_GROUP), table.schema)
-
-
 def trajectory_tables(records: list[TrajectoryData]) -> tuple[pa.Table, pa.Table]:
     """`trajectory_columns` as Arrow tables for the trajectories and steps tables (what `insert_tables` and
     `save_record_tables` write; empty tables of the right columns for no trajectories)."""
@@ -291,9 +279,9 @@ class TrajectoryRepository(Repository):
 
     def insert_tables(self, trajs: pa.Table, steps: pa.Table) -> None:
         """Append built trajectories and steps tables as they are (the caller has left out stored ids)."""
-        with self.db.transaction() as con:
-            insert_table(con, "trajectories", in_row_groups(trajs))
-            insert_table(con, "steps", in_row_groups(steps))
+        with self.db.transaction() as con, self.db.in_row_groups(con):
+            insert_table(con, "trajectories", trajs)
+            insert_table(con, "steps", steps)
 
     def save_attached(self, lints: Iterable[Lint] = (), revisions: Iterable[Revision] = (),
                       annotations: Iterable[Annotation] = (),
