@@ -315,3 +315,19 @@ def test_a_scratch_database_is_written_in_whole_row_groups(tmp_path):
             "GROUP BY row_group_id ORDER BY row_group_id").fetchall()]
         assert con.execute("SELECT list(idx ORDER BY rowid) FROM steps").fetchone()[0] == [i % 6 for i in range(rows)]
     assert sizes == [staging.ROW_GROUP, staging.ROW_GROUP, rows - 2 * staging.ROW_GROUP]
+
+
+def test_a_failed_bulk_write_reports_its_own_error(tmp_path):
+    """A failed write leaves DuckDB's transaction aborted until the rollback: the error raised is the write's own,
+    not DuckDB's refusal of the cleanup after it (letting go of the Arrow table, setting a scratch database's
+    threads back), which read as a clash with another session. Into the main database and a scratch one."""
+    import pyarrow as pa
+
+    from fireact_core.store import ScratchStore, trajectory_tables
+
+    main = Store(tmp_path / "main.duckdb")
+    for store in (main, ScratchStore(str(tmp_path / "scratch.duckdb"), main)):
+        with pytest.raises(Exception, match="no_such_column") as err:
+            store.insert_tables(trajectory_tables([])[0], pa.table({"no_such_column": [1]}))
+        assert not isinstance(err.value, ConflictError)
+        assert store.count_trajectories() == 0

@@ -20,7 +20,7 @@ import os
 import random
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, overload
@@ -78,7 +78,8 @@ def naive(ts: datetime | None) -> datetime | None:
 
 class Connection:
     """A DuckDB connection that finishes any half-read result (a `fetchone()`) before registering or
-    unregistering an Arrow table, which DuckDB otherwise refuses. Everything else is passed through."""
+    unregistering an Arrow table, which DuckDB otherwise refuses, and lets a failed statement's error through
+    the `unregister` of its cleanup. Everything else is passed through."""
 
     __slots__ = ("_con",)
 
@@ -90,8 +91,14 @@ class Connection:
         return self._con.register(name, obj)
 
     def unregister(self, name: str) -> Any:
+        """Let go of a registered table. After a failed statement DuckDB takes no other one until the rollback:
+        the table then stays registered (a later `register` of the name replaces it), and the failed statement's
+        own error is the one the caller sees, not this refusal."""
         self._con.complete()
-        return self._con.unregister(name)
+        try:
+            return self._con.unregister(name)
+        except duckdb.TransactionException:
+            return None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._con, name)
@@ -317,7 +324,9 @@ class Connections:
         """For a database written once and read once (not `compress`): the block's statements run on one
         thread, which appends rows in their order into whole row groups, however the Arrow tables they come
         from are cut (see `TrajectoryRepository.insert_tables`). The scratch database is the import's own: no
-        other work shares its threads."""
+        other work shares its threads. After a failed statement DuckDB takes no other one until the transaction
+        is rolled back: the threads are then left as they are, and the statement's own error is the one raised
+        (the failed import's scratch database is dropped with it)."""
         if self.compress:
             yield
             return
@@ -326,7 +335,8 @@ class Connections:
         try:
             yield
         finally:
-            con.execute(f"SET threads = {threads}")
+            with suppress(duckdb.Error):
+                con.execute(f"SET threads = {threads}")
 
     @contextmanager
     def snapshot(self) -> Iterator[Any]:

@@ -184,7 +184,7 @@ _STEP_STRUCT = pa.struct([
 
 def _step_table(records: list[TrajectoryData]) -> pa.Table:
     """The steps table of `_step_columns`, with the steps read by Arrow in one pass rather than a list per
-    column (a third of the time of a native import's readers); a missing `train` flag reads as True."""
+    column (about half the time); a missing `train` flag reads as True."""
     steps = pa.array([st for tr in records for st in tr["steps"]], _STEP_STRUCT)
     thought, action, observation, raw, obs_raw, flags = steps.flatten()
     action_raw, action_name, action_arg = action.flatten()

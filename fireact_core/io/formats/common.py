@@ -187,9 +187,7 @@ def line_ranges(path: str | Path, rows: int) -> list[LineRange]:
         while offset < size:
             newline = data.find(b"\n", offset)
             end = size if newline < 0 else newline + 1
-            first = _NOT_SPACE.search(data, offset, end)
-            filled = first is not None and (data[first.start()] < 0x80 or
-                                            bool(data[offset:end].decode("utf-8", "replace").strip()))
+            filled = _filled(data, offset, end)
             if filled and count % rows == 0:
                 if spans:
                     spans[-1] = LineRange(spans[-1].start, offset, spans[-1].line, spans[-1].index)
@@ -203,10 +201,12 @@ def line_ranges(path: str | Path, rows: int) -> list[LineRange]:
 _NOT_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what `bytes.strip` leaves
 
 
-def _filled(raw: bytes) -> bool:
-    """Whether a line is not blank, as `str.strip` sees it (which also strips Unicode spaces)."""
-    stripped = raw.strip()
-    return bool(stripped) and (stripped[0] < 0x80 or bool(raw.decode("utf-8", "replace").strip()))
+def _filled(data: Any, start: int, end: int) -> bool:
+    """Whether the line at `data[start:end]` is not blank, as `str.strip` sees it (which also strips Unicode
+    spaces): told by its first byte that `bytes.strip` would keep, the line decoded only when that byte is not
+    ASCII."""
+    first = _NOT_SPACE.search(data, start, end)
+    return first is not None and (data[first.start()] < 0x80 or bool(data[start:end].decode("utf-8", "replace").strip()))
 
 
 def may_have_long_line(path: str | Path, limit: int = MAX_RECORD_BYTES) -> bool:
