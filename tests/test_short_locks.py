@@ -17,7 +17,7 @@ import pytest
 from fireact_core.errors import ConflictError, StoreError
 from fireact_core.filters import TrajectoryFilter
 from fireact_core.io.importer import import_files
-from fireact_core.records import now
+from fireact_core.records import now, stable_id
 from fireact_core.store import Store, datasets, staging
 from tests.conftest import FINETUNE
 
@@ -60,13 +60,13 @@ def test_stretches_stay_out_of_sight_until_the_import_lands(tmp_path, chat_file,
     claims, copies = [], []
     claim, copy, land = staging._claim, staging._copy_stretch, staging._land
 
-    def claimed(*args: Any) -> int:
-        claims.append(args[3])
-        return claim(*args)
+    def claimed(con: Any, ids: Any, import_id: str) -> int:
+        claims.append(ids.num_rows)
+        return claim(con, ids, import_id)
 
-    def copied(*args: Any) -> None:
-        copies.append(args[3:7])
-        copy(*args)
+    def copied(con: Any, import_id: str, table: str, rows: Any, whole: bool = False) -> None:
+        copies.append((table, [b.num_rows for b in rows.to_batches()], whole))
+        copy(con, import_id, table, rows, whole)
 
     def look_then_land(*args: Any) -> dict[str, int]:
         reader = Store(db)
@@ -80,14 +80,15 @@ def test_stretches_stay_out_of_sight_until_the_import_lands(tmp_path, chat_file,
     monkeypatch.setattr(staging, "_land", look_then_land)
     report = import_files(store, [chat_file], parallel=False)[0]
     assert report.added == ROWS
-    assert claims == list(range(0, ROWS, 8))
+    assert claims == [8] * (ROWS // 8) + [ROWS % 8]
     with store.db.connect() as con:
         steps, threads = con.execute("SELECT count(*), current_setting('threads') FROM steps").fetchone()
     assert all(whole for *_, whole in copies)  # every staged trajectory claimed: rows copied as they are
-    step_copies = [(start, end) for table, start, end, _ in copies if table == "steps"]
-    assert step_copies[0] == (0, 16 * threads)  # whole row groups, one for each thread that writes them
-    assert all(end - start == 16 * threads for start, end in step_copies)
-    assert step_copies[-1][1] >= steps and len(step_copies) == -(-steps // (16 * threads))
+    step_copies = [pieces for table, pieces, _ in copies if table == "steps"]
+    # whole row groups, one for each thread that writes them, each a piece of its own; the rest last
+    assert all(pieces == [16] * threads for pieces in step_copies[:-1])
+    assert sum(map(sum, step_copies)) == steps and len(step_copies) == -(-steps // (16 * threads))
+    assert set(step_copies[-1][:-1]) <= {16} and 0 < step_copies[-1][-1] <= 16
     trajectories, visible_steps, all_steps, claims, pending = seen["counts"]
     assert (trajectories, visible_steps, seen["stats"], seen["page"]) == (0, 0, 0, 0)
     assert all_steps > 0 and claims == ROWS and pending == 1  # copied, waiting for the last step
@@ -193,16 +194,15 @@ def test_trajectories_claimed_by_another_import_leave_their_rows_behind(tmp_path
     taken: list[str] = []
     copies: list[bool] = []
 
-    def claimed_by_both(con: Any, stage: str, import_id: str, start: int, end: int) -> int:
-        if not taken:
-            taken.extend(r[0] for r in con.execute(f"SELECT id FROM {stage}.trajectories ORDER BY rowid DESC "
-                                                   "LIMIT 10").fetchall())
+    def claimed_by_both(con: Any, ids: Any, import_id: str) -> int:
+        if not taken:  # the file's last ten trajectories (ids as the chat reader makes them)
+            taken.extend(stable_id(chat_file.stem, i) for i in range(ROWS - 10, ROWS))
             con.execute("INSERT INTO import_claims SELECT unnest(?), 'other'", [taken])
-        return claim(con, stage, import_id, start, end)
+        return claim(con, ids, import_id)
 
-    def copied(*args: Any) -> None:
-        copies.append(args[6])
-        copy(*args)
+    def copied(con: Any, import_id: str, table: str, rows: Any, whole: bool = False) -> None:
+        copies.append(whole)
+        copy(con, import_id, table, rows, whole)
 
     monkeypatch.setattr(staging, "_claim", claimed_by_both)
     monkeypatch.setattr(staging, "_copy_stretch", copied)
@@ -292,8 +292,8 @@ def test_a_member_edited_while_a_version_is_saved_is_a_conflict(tmp_path, chat_f
 
 def test_a_scratch_database_is_written_in_whole_row_groups(tmp_path):
     """Rows written into a scratch database fill DuckDB's row groups one after another, however the Arrow table
-    they come in is cut (here in pieces of 30,000 rows), so a copy's stretches of whole row groups line up with
-    them; the database has as many threads afterwards as before."""
+    they come in is cut (here in pieces of 30,000 rows), so the copy reads them back in pieces of whole row groups
+    without cutting them again; the database has as many threads afterwards as before."""
     import pyarrow as pa
 
     from fireact_core.store import ScratchStore, trajectory_tables
@@ -305,7 +305,7 @@ def test_a_scratch_database_is_written_in_whole_row_groups(tmp_path):
                       pa.array([i % 6 for i in range(rows)], pa.int32()) if name == "idx" else
                       pa.nulls(rows, field.type) for name, field in zip(empty_steps.schema.names, empty_steps.schema)})
     steps = pa.Table.from_batches(steps.to_batches(max_chunksize=30_000))
-    scratch = ScratchStore(str(tmp_path / "scratch.duckdb"), Store(tmp_path / "main.duckdb"))
+    scratch = ScratchStore(str(tmp_path), Store(tmp_path / "main.duckdb"))
     with scratch.db.connect() as con:
         threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
         scratch.insert_tables(empty_trajs, steps)
@@ -326,8 +326,69 @@ def test_a_failed_bulk_write_reports_its_own_error(tmp_path):
     from fireact_core.store import ScratchStore, trajectory_tables
 
     main = Store(tmp_path / "main.duckdb")
-    for store in (main, ScratchStore(str(tmp_path / "scratch.duckdb"), main)):
+    for store in (main, ScratchStore(str(tmp_path), main)):
         with pytest.raises(Exception, match="no_such_column") as err:
             store.insert_tables(trajectory_tables([])[0], pa.table({"no_such_column": [1]}))
         assert not isinstance(err.value, ConflictError)
         assert store.count_trajectories() == 0
+
+
+def test_a_scratch_database_past_its_memory_bound_spills_to_its_folder(tmp_path, monkeypatch):
+    """A staged import's scratch database is held in memory up to a bound (FIREACT_IMPORT_MEMORY_MB); past it,
+    DuckDB writes rows into the import's folder beside the database, and the import stores the same as one that
+    fits. The folder is gone afterwards. (Here the bound is 16 MB, for a file of 21 MB read by the Python reader:
+    DuckDB's own JSON reader needs buffers of 32 MB a thread.)"""
+    import random
+
+    from fireact_core.store import connection
+
+    rng = random.Random(7)
+    path = tmp_path / "big.jsonl"
+    with open(path, "w") as f:
+        for i in range(3000):
+            words = " ".join(rng.choice(["alpha", "beta", "gamma", "delta", "kappa"]) for _ in range(400))
+            messages = [{"role": "user", "content": f"Question {i}?"}]
+            for k in range(3):
+                messages += [{"role": "assistant", "content": f"Thought: step {k} {words[:200]}\nAction: search[q{i} {k}]"},
+                             {"role": "user", "content": f"Observation: {words}"}]
+            f.write(__import__("json").dumps({"messages": messages}) + "\n")
+    monkeypatch.setenv("FIREACT_IMPORT_STAGE_MB", "0")
+    spilled: list[str] = []
+    land = staging._land
+
+    def look_then_land(*args: Any) -> dict[str, int]:
+        spilled.extend(p.name for folder in tmp_path.glob(".fireact-import-*") for p in folder.rglob("*"))
+        return land(*args)
+
+    monkeypatch.setattr(staging, "_land", look_then_land)
+    stores = []
+    for limit in (2**31, 16 * 2**20):
+        monkeypatch.setattr(connection, "spill_limit", lambda limit=limit: limit)
+        store = Store(tmp_path / f"db{limit}.duckdb")
+        assert import_files(store, [path], parallel=False, sql=False)[0].added == 3000
+        stores.append(store)
+        if limit == 2**31:
+            assert spilled == []
+    assert spilled  # the bounded scratch wrote rows to its folder
+    assert not list(tmp_path.glob(".fireact-import-*"))
+    dumps = []
+    for store in stores:
+        with store.db.connect() as con:
+            dumps.append(con.execute("SELECT list((trajectory_id, idx, thought, action_raw, observation) ORDER BY "
+                                     "trajectory_id, idx) FROM steps").fetchone()[0])
+    assert len(dumps[0]) == 9000 and dumps[0] == dumps[1]
+
+
+def test_pieces_read_from_a_scratch_database_are_cut_into_whole_row_groups(monkeypatch):
+    """A table read back in pieces that end where a scratch row group ends (and not every group there is whole) is
+    cut again into pieces of one whole row group each and a shorter last one, its rows as they were: an insert of
+    such pieces writes whole row groups into the main database. Pieces that are whole already are left as they are."""
+    import pyarrow as pa
+
+    monkeypatch.setattr(staging, "ROW_GROUP", 16)
+    table = pa.Table.from_batches(pa.table({"x": list(range(100))}).to_batches(max_chunksize=30))
+    cut = staging._in_row_groups(table)
+    assert [b.num_rows for b in cut.to_batches()] == [16] * 6 + [4]
+    assert cut.column("x").to_pylist() == list(range(100))
+    whole = pa.Table.from_batches(pa.table({"x": list(range(40))}).to_batches(max_chunksize=16))
+    assert staging._in_row_groups(whole) is whole

@@ -21,7 +21,7 @@ from .history import History, HistoryRepository, insert_annotations, insert_hist
 from .jobs import JobRepository
 from .reports import ReportRepository
 from .runs import RunRepository
-from .staging import StagingRepository, scratch_path, share_added, should_stage
+from .staging import StagingRepository, scratch_folder, share_added, should_stage
 from .team import TeamRepository
 from .forks import links_in
 from .trajectories import TrajectoryRepository, trajectory_tables, without_ids
@@ -40,10 +40,11 @@ class Store:
     "The store")."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0,
-                 compress: bool = True, keyed: bool = True):
+                 compress: bool = True, keyed: bool = True, spill: str | None = None):
         """`linger`: seconds the file stays open after the last unit of work (the app's cheap reruns); 0 lets
-        go of it at once. `compress`, `keyed`: see `Connections`."""
-        self.db = Connections(path, lock_timeout=lock_timeout, linger=linger, compress=compress, keyed=keyed)
+        go of it at once. `compress`, `keyed`, `spill`: see `Connections`."""
+        self.db = Connections(path, lock_timeout=lock_timeout, linger=linger, compress=compress, keyed=keyed,
+                              spill=spill)
         self.path = self.db.path
         self.trajectories = TrajectoryRepository(self.db, insert_history=insert_history)
         self.history = HistoryRepository(self.db, load=self.trajectories.get_trajectory,
@@ -452,10 +453,11 @@ class Store:
 
 class ScratchStore(Store):
     """The scratch database of a staged import (`staging`): its duplicate checks count the main database's rows.
-    Written once and read once, it is stored uncompressed and without keys."""
+    Written once and read once, it is held in memory (beyond a bound, in files of the `spill` folder),
+    uncompressed and without keys."""
 
-    def __init__(self, path: str, main: Store):
-        super().__init__(path, compress=False, keyed=False)
+    def __init__(self, spill: str, main: Store):
+        super().__init__(":memory:", compress=False, keyed=False, spill=spill)
         self.main = main
 
     def get_source(self, name: str) -> Source | None:
@@ -488,10 +490,13 @@ def staged_import(store: Store, inputs: list[str]) -> Iterator[StagedImport]:
     if not should_stage(store.path, inputs):
         yield StagedImport(store)
         return
-    with scratch_path(store.path) as scratch:
-        stage = StagedImport(ScratchStore(scratch, store))
-        yield stage
-        share_added(stage.reports, store.merge_staged(stage.target.db))
+    with scratch_folder(store.path) as spill:
+        stage = StagedImport(ScratchStore(spill, store))
+        try:
+            yield stage
+            share_added(stage.reports, store.merge_staged(stage.target.db))
+        finally:
+            stage.target.db.close()
 
 
 __all__ = ["Store", "links_in", "resolve_db_path", "staged_import", "trajectory_tables", "without_ids"]

@@ -222,6 +222,13 @@ SELECT {_STEP_COLS} FROM (
     WHERE t.fresh)
 ORDER BY i, idx
 """
+# The same when every row was parsed in SQL (the usual case): each step's trajectory id is picked from the list of
+# ids by its row's index, so the steps keep the staging table's order (the file's) without a join or a sort.
+INSERT_PARSED_STEPS_SQL = f"""
+INSERT INTO steps ({_STEP_COLS})
+SELECT {_select({**_STEP_FROM_STAGE, "trajectory_id": "k.ids[s.i + 1]"}, STEP_COLUMNS)}
+FROM _chat_s s CROSS JOIN _chat_kl k WHERE k.fresh IS NULL OR k.fresh[s.i + 1]
+"""
 INSERT_LINTS_SQL = """
 INSERT INTO lints (trajectory_id, kind, step, detail)
 SELECT k.id, x.kind, x.step, x.detail FROM _chat_lints x JOIN _chat_k k USING (i) WHERE k.fresh ORDER BY x.i
@@ -270,6 +277,19 @@ class ChatImportRepository(Repository):
                 con.execute("CREATE OR REPLACE TEMP TABLE _chat_k AS SELECT * FROM _chat_keys")
             finally:
                 con.unregister("_chat_keys")
+            index = keys.column("i")
+            if not py_trajs.num_rows and (not len(index) or index[-1].as_py() == len(index) - 1):
+                ids, fresh = (keys.column(c).combine_chunks() for c in ("id", "fresh"))
+                whole = pa.array([0, len(ids)], pa.int32())
+                listed = pa.table({"ids": pa.ListArray.from_arrays(whole, ids),
+                                   "fresh": pa.ListArray.from_arrays(whole, fresh) if fresh.false_count
+                                   else pa.nulls(1, pa.list_(pa.bool_()))})
+                register(con, "_chat_kl", listed)
+                try:
+                    con.execute(INSERT_PARSED_STEPS_SQL)
+                finally:
+                    con.unregister("_chat_kl")
+                return
             register(con, "_chat_py_t", py_trajs)
             register(con, "_chat_py_s", py_steps)
             try:

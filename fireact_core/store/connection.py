@@ -106,11 +106,12 @@ class Connection:
 
 class Connections:
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 60.0, linger: float = 0.0,
-                 compress: bool = True, keyed: bool = True):
-        """`compress`: False for a database written once and read once (a staged import's scratch file): its
-        columns are stored as they are, which writes and reads them faster than compressing them would.
+                 compress: bool = True, keyed: bool = True, spill: str | None = None):
+        """`compress`: False for a database written once and read once (a staged import's scratch database):
+        its columns are stored as they are, which writes and reads them faster than compressing them would.
         `keyed`: False for such a database too: its tables get no key (the main database's keys decide what is
-        copied in), so writing them builds no index."""
+        copied in), so writing them builds no index. `spill`: for an in-memory database (":memory:"), the folder
+        its rows go to beyond `spill_limit()` bytes, so a large import's memory stays bounded."""
         self.path = resolve_db_path(path)
         self.compress = compress
         self.lock_timeout = lock_timeout
@@ -125,7 +126,7 @@ class Connections:
         self._linger_blocks = 0  # `lingering` blocks under way, in any thread
         self._waiting = self.path + ".waiting"
         self._commits = 0
-        self._memory = duckdb.connect(":memory:") if self.path == ":memory:" else None
+        self._memory = _memory_database(compress, spill) if self.path == ":memory:" else None
         self._writer = threading.RLock() if self._memory is not None else _writer_lock(self.path)
         if self.path != ":memory:":
             parent = Path(self.path).expanduser().resolve().parent
@@ -242,6 +243,14 @@ class Connections:
             if not self._users:
                 self._let_go()
 
+    def close(self) -> None:
+        """Free an in-memory database (a staged import's scratch one) once nothing will read it again; a file
+        is let go as `release` does."""
+        if self._memory is not None:
+            self._memory.close()
+        else:
+            self.release()
+
     def version(self) -> tuple:
         """Changes whenever the database may have changed: a transaction of this process committed, or the
         file (or its write-ahead log) was written, by this process or another one."""
@@ -353,6 +362,25 @@ class Connections:
             finally:
                 self._local.in_tx = False
                 _rollback(con)
+
+
+SPILL_FLOOR_MB = 256  # DuckDB reads a JSONL file with buffers of twice the longest line allowed (16 MB), per thread
+
+
+def spill_limit() -> int:
+    """Bytes an in-memory scratch database keeps in memory before it writes rows to its spill folder
+    (FIREACT_IMPORT_MEMORY_MB, 1024 by default, at least SPILL_FLOOR_MB)."""
+    return int(max(float(os.environ.get("FIREACT_IMPORT_MEMORY_MB", "1024")), SPILL_FLOOR_MB) * 2**20)
+
+
+def _memory_database(compress: bool, spill: str | None) -> Any:
+    """A DuckDB instance of its own in memory; with `spill`, bounded (see `Connections`)."""
+    config: dict[str, str | bool | int | float | list[str]] = (
+        {"temp_directory": spill, "memory_limit": f"{spill_limit() // 2**20}MiB"} if spill else {})
+    con = duckdb.connect(":memory:", config=config)
+    if not compress:
+        con.execute("SET force_compression = 'uncompressed'")
+    return con
 
 
 def _rollback(con: Any) -> None:

@@ -27,6 +27,7 @@ The scratch file is removed either way.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -37,9 +38,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from .connection import Connections, naive
 from .repository import Repository
 from .schema import IMPORT_CLAIMS
+from .trajectories import register
 
 
 # tables whose rows belong to one trajectory: copied for the trajectories added
@@ -75,20 +79,14 @@ def should_stage(path: str, inputs: list[str]) -> bool:
 
 
 @contextmanager
-def scratch_path(main_path: str) -> Iterator[str]:
-    """A fresh name for a scratch database beside `main_path`, removed (with its WAL) afterwards."""
+def scratch_folder(main_path: str) -> Iterator[str]:
+    """A fresh folder beside `main_path` for what a scratch database spills, removed with its files afterwards."""
     folder = Path(main_path).expanduser().resolve().parent
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".fireact-import-", suffix=".duckdb")
-    os.close(fd)
-    os.unlink(name)  # DuckDB makes the file itself; the random name stays ours
+    name = tempfile.mkdtemp(dir=folder, prefix=".fireact-import-")
     try:
         yield name
     finally:
-        for leftover in (name, name + ".wal"):
-            try:
-                os.unlink(leftover)
-            except FileNotFoundError:
-                pass
+        shutil.rmtree(name, ignore_errors=True)
 
 
 class StagingRepository(Repository):
@@ -98,41 +96,47 @@ class StagingRepository(Repository):
         """Copy what the import wrote into the scratch database (see the module); returns trajectories added per
         source."""
         import_id = uuid.uuid4().hex
-        alias = f"_stage_{import_id}"
         clear_stale_imports(self.db)
-        with self._attached(scratch.path, alias) as con:
-            rowids, staged = con.execute(f"SELECT coalesce(max(rowid) + 1, 0), count(*) FROM {alias}.trajectories").fetchone()
-            if rowids <= SMALL:  # small: claimed, copied and landed by one short transaction
-                with self.db.transaction():
-                    _register(con, import_id)
-                    whole = _claim(con, alias, import_id, 0, rowids) == staged
-                    for table in CHILDREN:
-                        _copy_stretch(con, alias, import_id, table, 0, 2**62, whole)
-                    added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
-                    _forget(con, import_id, chunk=SMALL)
-                return added
+        stage = _Scratch(scratch)
+        rowids, staged = stage.trajectory_rowids()
+        if rowids <= SMALL:  # small: claimed, copied and landed by one short transaction
+            children = {table: stage.rows(table, 0, 2**62, ordered=True) for table in CHILDREN}
+            landing = stage.landing()
+            with self.db.transaction() as con:
+                _register(con, import_id)
+                whole = _claim(con, stage.ids(0, rowids), import_id) == staged
+                for table, rows in children.items():
+                    _copy_stretch(con, import_id, table, rows, whole)
+                added = _land(con, import_id, staged, landing)
+                _forget(con, import_id, chunk=SMALL)
+            return added
         with self.db.transaction() as con:
             _register(con, import_id)
         try:
-            trajectories, staged, threads, rows_of = _sizes(scratch)
             with self.db.lingering(STRETCH_LINGER_S):  # open once; let go between stretches only when asked
+                with self.db.connect() as con:
+                    threads = max(1, int(con.execute("SELECT current_setting('threads')").fetchone()[0]))
                 claimed = 0
-                for start in range(0, trajectories, CLAIM_STRETCH):
-                    with self._attached(scratch.path, alias) as con, self.db.transaction():
-                        claimed += _claim(con, alias, import_id, start, start + CLAIM_STRETCH)
+                for start in range(0, rowids, CLAIM_STRETCH):
+                    ids = stage.ids(start, start + CLAIM_STRETCH)
+                    with self.db.transaction() as con:
+                        claimed += _claim(con, ids, import_id)
                     self._pause()
                 whole = claimed == staged  # every staged trajectory is this import's: no row to leave out
-                for table, rows in rows_of.items():
+                for table, count in stage.row_counts().items():
                     start, groups = 0, threads
-                    while start < rows:
+                    while start < count:
+                        rows = stage.rows(table, start, start + groups * ROW_GROUP, ordered=not whole)
                         started = time.monotonic()
-                        with self._attached(scratch.path, alias) as con, self.db.transaction():
-                            _copy_stretch(con, alias, import_id, table, start, start + groups * ROW_GROUP, whole)
+                        with self.db.transaction() as con:
+                            _copy_stretch(con, import_id, table, rows, whole)
+                        del rows
                         start += groups * ROW_GROUP
                         groups = _next_groups(groups, threads, time.monotonic() - started)
                         self._pause()
-                with self._attached(scratch.path, alias) as con, self.db.transaction():
-                    added = _land(con, alias, import_id, staged, _stage_tables(con, alias))
+                landing = stage.landing()
+                with self.db.transaction() as con:
+                    added = _land(con, import_id, staged, landing)
         except BaseException:
             self._abandon(import_id)
             raise
@@ -141,18 +145,6 @@ class StagingRepository(Repository):
         with suppress(Exception):
             forget(self.db, import_id)
         return added
-
-    @contextmanager
-    def _attached(self, scratch: str, alias: str) -> Iterator[Any]:
-        """A connection to the main database with the scratch one attached (read-only) as `alias`; the main file
-        is let go when the block ends (unless this thread holds it open for more)."""
-        with self.db.connect() as con:
-            con.execute(f"ATTACH IF NOT EXISTS '{_quoted(scratch)}' AS {alias} (READ_ONLY)")
-            try:
-                yield con
-            finally:
-                con.execute("DROP TABLE IF EXISTS _claim")
-                con.execute(f"DETACH DATABASE IF EXISTS {alias}")
 
     def _pause(self) -> None:
         """Between stretches: a moment for another process that asked for the file to take it."""
@@ -163,6 +155,56 @@ class StagingRepository(Repository):
         """Take out what a failed import claimed and copied (left for the next staged import if this fails too)."""
         with suppress(Exception):  # the import's own error is the one to report
             _remove_claimed(self.db, import_id)
+
+
+class _Scratch:
+    """What the copy reads from a scratch database: Arrow tables, read before the main database's transaction
+    that takes them begins (so that it holds the file only while it writes), in pieces of one row group each
+    (an insert of them then writes whole row groups)."""
+
+    def __init__(self, db: Connections):
+        self.db = db
+
+    def _table(self, sql: str) -> pa.Table:
+        with self.db.connect() as con:
+            table = con.sql(sql).to_arrow_table(ROW_GROUP)
+        return _in_row_groups(table)
+
+    def trajectory_rowids(self) -> tuple[int, int]:
+        """How many trajectory rowids and trajectories the scratch database holds."""
+        with self.db.connect() as con:
+            rowids, count = con.execute("SELECT coalesce(max(rowid) + 1, 0), count(*) FROM trajectories").fetchone()
+        return int(rowids), int(count)
+
+    def row_counts(self) -> dict[str, int]:
+        """The rowids of each child table that holds rows."""
+        with self.db.connect() as con:
+            rows = {table: con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {table}").fetchone()[0]
+                    for table in CHILDREN}
+        return {table: int(n) for table, n in rows.items() if n}
+
+    def ids(self, start: int, end: int) -> pa.Table:
+        """The ids of the trajectories of rowids `start` to `end`."""
+        return self._table(f"SELECT id FROM trajectories WHERE rowid >= {int(start)} AND rowid < {int(end)}")
+
+    def rows(self, table: str, start: int, end: int, ordered: bool) -> pa.Table:
+        """The rows of `table` of rowids `start` to `end`, in order; `ordered`: with their rowid as `_r`, for a
+        copy that leaves some out to keep that order."""
+        rowid = "rowid AS _r, " if ordered else ""
+        return self._table(f"SELECT {rowid}* FROM {table} WHERE rowid >= {int(start)} AND rowid < {int(end)}")
+
+    def landing(self) -> dict[str, pa.Table]:
+        """The trajectories, sources and rows of every other table the import filled, for the last transaction."""
+        with self.db.connect() as con:
+            names = [r[0] for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND NOT temporary AND estimated_size > 0").fetchall()]
+        tables = {"trajectories": self._table("SELECT rowid AS _r, * FROM trajectories"),
+                  "sources": self._table("SELECT * FROM sources")}
+        for name in names:
+            if name not in NOT_COPIED:
+                tables[name] = self._table(f"SELECT * FROM {name}")
+        return tables
 
 
 def _next_groups(groups: int, threads: int, held: float) -> int:
@@ -182,10 +224,6 @@ def _now() -> datetime:
     stamp = naive(datetime.now(UTC))
     assert stamp is not None
     return stamp
-
-
-def _quoted(path: str) -> str:
-    return path.replace("'", "''")
 
 
 def _alive(pid: int) -> bool:
@@ -254,68 +292,84 @@ def _forget(con: Any, import_id: str, chunk: int = FORGET_CHUNK) -> bool:
     return True
 
 
-def _sizes(scratch: Connections) -> tuple[int, int, int, dict[str, int]]:
-    """From the scratch file alone, before the main one is touched: how many trajectory rowids and trajectories it
-    holds, the threads that will copy the rest, and how many rowids each child table that holds rows has."""
-    with scratch.connect() as con:
-        threads = max(1, int(con.execute("SELECT current_setting('threads')").fetchone()[0]))
-        rowids, count = con.execute("SELECT coalesce(max(rowid) + 1, 0), count(*) FROM trajectories").fetchone()
-        rows = {table: con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {table}").fetchone()[0]
-                for table in CHILDREN}
-    return rowids, count, threads, {table: n for table, n in rows.items() if n}
+def _in_row_groups(table: pa.Table) -> pa.Table:
+    """`table` in pieces of `ROW_GROUP` rows (and a shorter last one). DuckDB's reads end a piece where a row group
+    of the scratch database ends, and those need not be whole; an insert of pieces that are not writes row groups
+    that are not either, which the next checkpoint writes again."""
+    sizes = [b.num_rows for b in table.to_batches()]
+    if all(n == ROW_GROUP for n in sizes[:-1]):
+        return table
+    return pa.Table.from_batches(table.combine_chunks().to_batches(ROW_GROUP), table.schema)
 
 
-def _claim(con: Any, stage: str, import_id: str, start: int, end: int) -> int:
-    """Claim the new ids among the scratch trajectories of rowids `start` to `end`; returns how many."""
-    claimed = con.execute(f"""INSERT INTO import_claims SELECT s.id, ? FROM {stage}.trajectories s
-                    ANTI JOIN trajectories t ON t.id = s.id ANTI JOIN import_claims c ON c.id = s.id
-                    WHERE s.rowid >= {int(start)} AND s.rowid < {int(end)}""", [import_id]).fetchone()[0]
+def _claim(con: Any, ids: pa.Table, import_id: str) -> int:
+    """Claim the new ids among `ids` (scratch trajectories'); returns how many."""
+    register(con, "_stage_ids", ids)
+    try:
+        claimed = con.execute("""INSERT INTO import_claims SELECT s.id, ? FROM _stage_ids s
+                        ANTI JOIN trajectories t ON t.id = s.id ANTI JOIN import_claims c ON c.id = s.id""",
+                              [import_id]).fetchone()[0]
+    finally:
+        con.unregister("_stage_ids")
     con.execute("UPDATE pending_imports SET heartbeat = ? WHERE import_id = ?", [_now(), import_id])
     return int(claimed)
 
 
-def _copy_stretch(con: Any, stage: str, import_id: str, table: str, start: int, end: int, whole: bool = False) -> None:
-    """Copy the scratch `table`'s rows of rowids `start` to `end` that belong to trajectories this import claimed,
-    in their order; they stay out of sight until `_land`. `whole`: the import claimed every staged trajectory, so
-    every row of the stretch is copied as it is, without looking up its trajectory's claim (every row of a
-    scratch table that belongs to a trajectory belongs to one of the scratch's own)."""
-    span = f"x.rowid >= {int(start)} AND x.rowid < {int(end)}"
-    if whole:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT x.* FROM {stage}.{table} x WHERE {span}")
-    else:
-        key = CHILDREN[table]
-        con.execute(f"INSERT INTO {table} BY NAME SELECT x.* FROM {stage}.{table} x SEMI JOIN import_claims c "
-                    f"ON c.id = x.{key} AND c.import_id = ? WHERE {span} ORDER BY x.rowid", [import_id])
+def _copy_stretch(con: Any, import_id: str, table: str, rows: pa.Table, whole: bool = False) -> None:
+    """Copy the scratch `table`'s `rows` that belong to trajectories this import claimed, in their order; they
+    stay out of sight until `_land`. `whole`: the import claimed every staged trajectory, so every row is copied
+    as it is, without looking up its trajectory's claim (every row of a scratch table that belongs to a
+    trajectory belongs to one of the scratch's own); else `rows` hold their scratch rowid as `_r` (any copy may)."""
+    if not rows.num_rows:
+        return
+    if whole and "_r" in rows.column_names:
+        rows = rows.drop_columns(["_r"])
+    register(con, "_stage_rows", rows)
+    try:
+        if whole:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _stage_rows")
+        else:
+            key = CHILDREN[table]
+            con.execute(f"INSERT INTO {table} BY NAME SELECT x.* EXCLUDE (_r) FROM _stage_rows x SEMI JOIN "
+                        f"import_claims c ON c.id = x.{key} AND c.import_id = ? ORDER BY x._r", [import_id])
+    finally:
+        con.unregister("_stage_rows")
     con.execute("UPDATE pending_imports SET heartbeat = ? WHERE import_id = ?", [_now(), import_id])
 
 
-def _stage_tables(con: Any, alias: str) -> list[tuple[str, bool]]:
-    """(name, whether the main database's table has a key) of the scratch database's tables that hold rows (the
-    scratch one has no keys)."""
-    names = [r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND estimated_size > 0", [alias]).fetchall()]
-    keyed = {r[0] for r in con.execute(
+def _keyed(con: Any) -> set[str]:
+    """The main database's tables that have a key."""
+    return {r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_constraints() WHERE database_name = current_database() "
         "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')").fetchall()}
-    return [(n, n in keyed) for n in names]
 
 
-def _land(con: Any, stage: str, import_id: str, staged: int, tables: list[tuple[str, bool]]) -> dict[str, int]:
-    """The import's last transaction: its claimed trajectories, sources and other rows; returns added per source."""
-    landing = (f"FROM {stage}.trajectories s SEMI JOIN import_claims c ON c.id = s.id AND c.import_id = ? "
-               "ANTI JOIN trajectories t ON t.id = s.id")  # taken meanwhile by an import that claims nothing
-    added = dict(con.execute(f"SELECT s.source, count(*) {landing} GROUP BY s.source", [import_id]).fetchall())
-    if sum(added.values()) == staged:  # all of them new (the usual case): a plain copy, in file order
-        con.execute(f"INSERT INTO trajectories BY NAME SELECT * FROM {stage}.trajectories")
-    else:
-        con.execute(f"INSERT INTO trajectories BY NAME SELECT s.* {landing} ORDER BY s.rowid", [import_id])
-    con.execute(f"DELETE FROM sources WHERE name IN (SELECT name FROM {stage}.sources)")
-    con.execute(f"INSERT INTO sources BY NAME SELECT * FROM {stage}.sources")
-    for table, keyed in tables:
-        if table not in NOT_COPIED:
-            conflict = " ON CONFLICT DO NOTHING" if keyed else ""
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {stage}.{table}{conflict}")
-    con.execute("UPDATE pending_imports SET done = true, heartbeat = ? WHERE import_id = ?", [_now(), import_id])
+def _land(con: Any, import_id: str, staged: int, tables: dict[str, pa.Table]) -> dict[str, int]:
+    """The import's last transaction: its claimed trajectories, sources and other rows (`tables`, from
+    `_Scratch.landing`); returns added per source."""
+    names = {table: f"_stage_{table}" for table in tables}
+    for table, data in tables.items():
+        register(con, names[table], data)
+    try:
+        landing = ("FROM _stage_trajectories s SEMI JOIN import_claims c ON c.id = s.id AND c.import_id = ? "
+                   "ANTI JOIN trajectories t ON t.id = s.id")  # taken meanwhile by an import that claims nothing
+        added = dict(con.execute(f"SELECT s.source, count(*) {landing} GROUP BY s.source", [import_id]).fetchall())
+        if sum(added.values()) == staged:  # all of them new (the usual case): a plain copy, in file order
+            con.execute("INSERT INTO trajectories BY NAME SELECT * EXCLUDE (_r) FROM _stage_trajectories")
+        else:
+            con.execute(f"INSERT INTO trajectories BY NAME SELECT s.* EXCLUDE (_r) {landing} ORDER BY s._r",
+                        [import_id])
+        con.execute("DELETE FROM sources WHERE name IN (SELECT name FROM _stage_sources)")
+        con.execute("INSERT INTO sources BY NAME SELECT * FROM _stage_sources")
+        keyed = _keyed(con)
+        for table, name in names.items():
+            if table not in NOT_COPIED:
+                conflict = " ON CONFLICT DO NOTHING" if table in keyed else ""
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}{conflict}")
+        con.execute("UPDATE pending_imports SET done = true, heartbeat = ? WHERE import_id = ?", [_now(), import_id])
+    finally:
+        for name in names.values():
+            con.unregister(name)
     return added
 
 
