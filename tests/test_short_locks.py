@@ -291,12 +291,13 @@ def test_a_member_edited_while_a_version_is_saved_is_a_conflict(tmp_path, chat_f
 
 
 def test_a_scratch_database_is_written_in_whole_row_groups(tmp_path):
-    """Rows written into a scratch database fill DuckDB's row groups one after another, however the Arrow table
-    they come in is cut (here in pieces of 30,000 rows), so the copy reads them back in pieces of whole row groups
-    without cutting them again; the database has as many threads afterwards as before."""
+    """Rows written into a database written once and read once (not compressed, as a scratch one is) fill
+    DuckDB's row groups one after another, however the Arrow table they come in is cut (here in pieces of 30,000
+    rows), so the copy reads them back in pieces of whole row groups without cutting them again; the database has
+    as many threads afterwards as before."""
     import pyarrow as pa
 
-    from fireact_core.store import ScratchStore, trajectory_tables
+    from fireact_core.store import trajectory_tables
 
     rows = 300_000
     ids = pa.array([f"t{i // 6:06d}" for i in range(rows)], pa.string())
@@ -305,7 +306,7 @@ def test_a_scratch_database_is_written_in_whole_row_groups(tmp_path):
                       pa.array([i % 6 for i in range(rows)], pa.int32()) if name == "idx" else
                       pa.nulls(rows, field.type) for name, field in zip(empty_steps.schema.names, empty_steps.schema)})
     steps = pa.Table.from_batches(steps.to_batches(max_chunksize=30_000))
-    scratch = ScratchStore(str(tmp_path), Store(tmp_path / "main.duckdb"))
+    scratch = Store(tmp_path / "scratch.duckdb", compress=False, keyed=False)
     with scratch.db.connect() as con:
         threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
         scratch.insert_tables(empty_trajs, steps)
@@ -392,3 +393,51 @@ def test_pieces_read_from_a_scratch_database_are_cut_into_whole_row_groups(monke
     assert cut.column("x").to_pylist() == list(range(100))
     whole = pa.Table.from_batches(pa.table({"x": list(range(40))}).to_batches(max_chunksize=16))
     assert staging._in_row_groups(whole) is whole
+
+
+def test_steps_kept_as_arrow_tables_land_as_those_written_through_the_scratch_database(tmp_path, chat_file,
+                                                                                       monkeypatch):
+    """The steps the Python readers build stay Arrow tables until the copy (`ScratchStore.insert_tables`), which
+    takes them after the scratch database's own, in stretches that may straddle both. One import of a chat file
+    (read in SQL: its steps go into the scratch database) and a native file (its steps kept) stores what it stores
+    when every step goes through the scratch database (its share of the memory bound 0), and so does the other
+    order (the kept steps are written in before the chat file's), steps in the order of the files. Stretches of
+    16 rows."""
+    import fireact_core.store as store_module
+    from fireact_core.io.exporter import export
+
+    from tests.tables import snapshot
+
+    monkeypatch.setenv("FIREACT_IMPORT_STAGE_MB", "0")
+    monkeypatch.setattr(staging, "ROW_GROUP", 16)
+    monkeypatch.setattr(staging, "SMALL", 8)
+    first = Store(tmp_path / "first.duckdb")
+    import_files(first, [chat_file], parallel=False)
+    native = tmp_path / "native.jsonl"
+    export(first, "native", native)
+    chat = tmp_path / "more.jsonl"
+    chat.write_text("\n".join((FINETUNE / "gpt_hotpotqa.jsonl").read_text().splitlines()[ROWS:ROWS + 40]) + "\n")
+    kept: list[int] = []
+    merge = store_module.Store.merge_staged
+
+    def counted(self: Any, scratch: Any, held_steps: Any = None) -> dict[str, int]:
+        kept.append(len(held_steps or []))
+        return merge(self, scratch, held_steps)
+
+    monkeypatch.setattr(store_module.Store, "merge_staged", counted)
+    for files in ([chat, native], [native, chat]):
+        kept.clear()
+        stores, orders = [], []
+        for share in (0.5, 0.0):
+            monkeypatch.setattr(store_module, "HELD_SHARE", share)
+            store = Store(tmp_path / f"db{share}-{files[0].stem}.duckdb")
+            reports = import_files(store, files, parallel=False)
+            assert [r.added for r in reports] == ([40, ROWS] if files[0] == chat else [ROWS, 40])
+            stores.append(snapshot(store))
+            with store.db.connect() as con:
+                orders.append(con.execute("SELECT list(trajectory_id ORDER BY rowid) FROM steps").fetchone()[0])
+        assert kept == ([1, 0] if files[0] == chat else [0, 0])  # kept to the copy only when the chat file came first
+        assert stores[0] == stores[1]
+        assert orders[0] == orders[1]
+        first_ids = {t for t, *_ in stores[0]["trajectories"][:ROWS if files[0] == native else 40]}
+        assert set(orders[0][:sum(1 for t in orders[0] if t in first_ids)]) == first_ids

@@ -12,6 +12,7 @@ from ..records import (Adjudication, Annotation, AssignmentProgress, ComparePair
                        Lint, Neighbours, Position, PromptVersion, RegisteredModel, ReviewStatus, Revision, Run,
                        RunEvent, Source, Stats, Summary, TrainJob, Trajectory, User)
 
+from . import connection
 from .chat_import import ChatImportRepository
 from .connection import Connections, resolve_db_path
 from .curation import BrowseRepository
@@ -447,8 +448,11 @@ class Store:
     def drop_chat_stage(self) -> None:
         self.chat_import.drop_chat_stage()
 
-    def merge_staged(self, scratch: Connections) -> dict[str, int]:
-        return self.staging.merge_staged(scratch)
+    def merge_staged(self, scratch: Connections, held_steps: list[pa.Table] | None = None) -> dict[str, int]:
+        return self.staging.merge_staged(scratch, held_steps)
+
+
+HELD_SHARE = 0.5  # of a scratch database's memory bound, for the steps it keeps as Arrow tables
 
 
 class ScratchStore(Store):
@@ -459,6 +463,33 @@ class ScratchStore(Store):
     def __init__(self, spill: str, main: Store):
         super().__init__(":memory:", compress=False, keyed=False, spill=spill)
         self.main = main
+        self.held_steps: list[pa.Table] = []  # steps tables kept as they came (`insert_tables`), in order
+        self._held_bytes = 0
+
+    def insert_tables(self, trajs: pa.Table, steps: pa.Table) -> None:
+        """The trajectories into the scratch database; their steps, which nothing reads before the copy, are kept
+        as the Arrow tables they are (writing them into DuckDB and reading them back cost a tenth of a native
+        import), for the copy to take after the scratch database's own steps. Past half the memory bound they
+        go into the scratch database, those kept so far first, so that it can spill them."""
+        if self._held_bytes + steps.nbytes > connection.spill_limit() * HELD_SHARE:
+            self._write_held_steps()
+            super().insert_tables(trajs, steps)
+            return
+        super().insert_tables(trajs, steps.slice(0, 0))
+        self.held_steps.append(steps)
+        self._held_bytes += steps.nbytes
+
+    def insert_staged_chat_steps(self, keys: pa.Table, py_trajs: pa.Table, py_steps: pa.Table) -> None:
+        self._write_held_steps()  # the steps of earlier files first: the copy keeps the order they came in
+        super().insert_staged_chat_steps(keys, py_trajs, py_steps)
+
+    def _write_held_steps(self) -> None:
+        if self.held_steps:
+            trajs = trajectory_tables([])[0]
+            for steps in self.held_steps:
+                super().insert_tables(trajs, steps)
+            self.held_steps.clear()
+            self._held_bytes = 0
 
     def get_source(self, name: str) -> Source | None:
         """A source named here or in the main database (which file a name holds decides the import's source)."""
@@ -491,10 +522,11 @@ def staged_import(store: Store, inputs: list[str]) -> Iterator[StagedImport]:
         yield StagedImport(store)
         return
     with scratch_folder(store.path) as spill:
-        stage = StagedImport(ScratchStore(spill, store))
+        scratch = ScratchStore(spill, store)
+        stage = StagedImport(scratch)
         try:
             yield stage
-            share_added(stage.reports, store.merge_staged(stage.target.db))
+            share_added(stage.reports, store.merge_staged(scratch.db, scratch.held_steps))
         finally:
             stage.target.db.close()
 

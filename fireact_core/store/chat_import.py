@@ -209,10 +209,9 @@ SELECT {_TRAJ_COLS} FROM (
     SELECT i, {_TRAJ_COLS} FROM _chat_py_t WHERE fresh)
 ORDER BY i
 """
-# Steps are written in file order by one ordered INSERT: DuckDB then writes them once, compressed and final
-# (written by several threads in any order, they are rewritten at the next checkpoint, which costs more), in whole
-# row groups, which a staged import's copy needs (`staging`). Picking each step's id from a list by its row index
-# instead of the join wrote pieces that the copy's stretches cut across, and cost more than the sort it saved.
+# Steps are written in file order (exports and the copy of a staged import follow it): by one ordered INSERT when
+# the Python reader built some of them, DuckDB then writing them once, compressed and final (written by several
+# threads in any order, they are rewritten at the next checkpoint, which costs more).
 INSERT_STEPS_SQL = f"""
 INSERT INTO steps ({_STEP_COLS})
 SELECT {_STEP_COLS} FROM (
