@@ -11,15 +11,15 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, cast
 
 import pyarrow as pa
 
 from ..errors import FireactError, FormatError
-from .formats import BATCH, STREAMED, LineRange, ReadResult, detect_format, iter_batches, iter_span_batches, line_ranges
-from .formats.common import MAX_RECORD_BYTES, first_line, iter_lines, loads, may_have_long_line
+from .formats import BATCH, STREAMED, LineRange, ReadResult, detect_format, iter_batches, iter_span_batches
+from .formats.common import MAX_RECORD_BYTES, first_line, iter_line_ranges, iter_lines, loads, may_have_long_line
 from .formats.fireact import openai_indexed_batches
 from .formats.limits import file_needs_line_checks
 from .lint import (QuestionKey, contamination_lints, duplicate_lints, lint_trajectory, load_eval_questions,
@@ -331,13 +331,13 @@ def _batches(path: str, fmt: str, source: str | None, task: str | None, method: 
              pool: Any) -> Iterator[_Batch]:
     """The file's batches in order: read here, or, for a JSONL file of more than `pool_lines()` lines, by the
     pool, stretch by stretch, a few stretches ahead of the writer (so memory stays flat)."""
-    spans = _spans(path, fmt, batch) if pool is not None else None
-    if not spans:
+    spans = _pooled_spans(path, fmt, batch) if pool is not None else None
+    if spans is None:
         for part in iter_batches(path, fmt, source, batch):
             yield _build_batch(part, task, method)
         return
     resolved = detect_format(path, first_line(path)) if fmt == "auto" else fmt
-    jobs = iter([(path, resolved, source, span, task, method, batch) for span in spans])
+    jobs = ((path, resolved, source, span, task, method, batch) for span in spans)
     pending = deque(pool.apply_async(_build_span, (job,)) for job in islice(jobs, _workers() + 1))
     while pending:
         built = pending.popleft().get()
@@ -351,11 +351,24 @@ def _batches(path: str, fmt: str, source: str | None, task: str | None, method: 
 
 def _spans(path: str, fmt: str, batch: int) -> list[LineRange] | None:
     """Stretches of a JSONL file for the pool, or None when it is small (or not JSONL)."""
+    spans = _pooled_spans(path, fmt, batch)
+    return None if spans is None else list(spans)
+
+
+def _pooled_spans(path: str, fmt: str, batch: int) -> Iterator[LineRange] | None:
+    """`_spans` as they are found: once one begins past the first `pool_lines()` lines the file is the pool's, and
+    the pool reads the first ones while the rest are found (finding them all first left both readers idle for
+    a quarter of a second of a 100,000-line file)."""
     resolved = detect_format(path, first_line(path)) if fmt == "auto" else fmt
     if resolved not in STREAMED:
         return None
-    spans = line_ranges(path, max(1, min(batch, POOL_STRETCH)))
-    return spans if len(spans) > 1 and spans[-1].index >= pool_lines() else None
+    found = iter_line_ranges(path, max(1, min(batch, POOL_STRETCH)))
+    head: list[LineRange] = []
+    for span in found:
+        head.append(span)
+        if span.index >= pool_lines() and len(head) > 1:
+            return chain(head, found)
+    return None
 
 
 def _build_span(job: tuple) -> list[_Batch] | tuple[str, int, str]:

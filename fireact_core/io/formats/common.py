@@ -171,15 +171,22 @@ def iter_jsonl_range(path: str | Path, span: LineRange) -> Iterator[tuple[int, A
 
 
 def line_ranges(path: str | Path, rows: int) -> list[LineRange]:
-    """The file cut into stretches of `rows` non-blank lines each (one quick pass over its bytes, mapped into
-    memory: a line is found by its newline and told blank by its first byte that is not ASCII white space,
-    decoded only when that byte is not ASCII). Line lengths are left to the readers of the stretches, which
-    refuse a line over the limit at its number."""
-    spans: list[LineRange] = []
+    """The file cut into stretches of `rows` non-blank lines each (`iter_line_ranges`, all of them)."""
+    return list(iter_line_ranges(path, rows))
+
+
+def iter_line_ranges(path: str | Path, rows: int) -> Iterator[LineRange]:
+    """The file's stretches of `rows` non-blank lines each, each as soon as the next one begins (one quick pass over
+    its bytes, mapped into memory: a line is found by its newline and told blank by its first byte that is not
+    ASCII white space, decoded only when that byte is not ASCII), so the first ones can be read while the rest
+    are found. Line lengths are left to the readers of the stretches, which refuse a line over the limit at its
+    number."""
     count = 0
     p = check_file(path)
     if not os.path.getsize(p):
-        return [LineRange()]
+        yield LineRange()
+        return
+    current: LineRange | None = None
     with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         size = len(data)
         offset = 3 if data[:3] == BOM_UTF8 else 0
@@ -189,13 +196,13 @@ def line_ranges(path: str | Path, rows: int) -> list[LineRange]:
             end = size if newline < 0 else newline + 1
             filled = _filled(data, offset, end)
             if filled and count % rows == 0:
-                if spans:
-                    spans[-1] = LineRange(spans[-1].start, offset, spans[-1].line, spans[-1].index)
-                spans.append(LineRange(0 if not spans else offset, None, 1 if not spans else number, count))
+                if current is not None:
+                    yield LineRange(current.start, offset, current.line, current.index)
+                current = LineRange(0 if current is None else offset, None, 1 if current is None else number, count)
             count += filled
             offset = end
             number += 1
-    return spans or [LineRange()]
+    yield current or LineRange()
 
 
 _NOT_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what `bytes.strip` leaves
