@@ -122,3 +122,42 @@ def test_pool_long_late_line_fails_with_its_line(monkeypatch, tmp_path, chat_fil
     assert (err.value.path, err.value.line) == (str(long), 1251)
     assert "limit" in str(err.value)
     assert store.count_trajectories() == 0
+
+
+def test_the_pool_starts_on_the_first_stretches_before_the_file_is_cut_whole(monkeypatch, tmp_path, chat_file):
+    """The reader processes get their first stretches as soon as the file is known to be the pool's (past
+    FIREACT_IMPORT_POOL_LINES lines), while the rest of it is still being cut; the batches are those of the
+    serial read, in order."""
+    from fireact_core.io import importer
+    from fireact_core.io.formats import line_ranges
+
+    monkeypatch.setenv("FIREACT_IMPORT_POOL_LINES", "300")
+    found: list[int] = []
+    cut = importer.iter_line_ranges
+
+    def counted(path, rows):
+        for span in cut(path, rows):
+            found.append(span.index)
+            yield span
+
+    monkeypatch.setattr(importer, "iter_line_ranges", counted)
+    seen_at_start: list[int] = []
+
+    class Done:
+        def __init__(self, value):
+            self.value = value
+
+        def get(self):
+            return self.value
+
+    class InLine:  # a pool that runs each job at once, noting how much of the file was cut by then
+        def apply_async(self, fn, args):
+            seen_at_start.append(len(found))
+            return Done(fn(*args))
+
+    pooled = [b.ids for b in importer._batches(str(chat_file), "auto", None, None, None, 150, InLine())]
+    serial = [b.ids for b in importer._batches(str(chat_file), "auto", None, None, None, 150, None)]
+    assert [i for ids in pooled for i in ids] == [i for ids in serial for i in ids]
+    total = len(line_ranges(chat_file, 150))
+    assert total == 9 and seen_at_start[0] == 3 < total  # 300 lines in: the pool's, its first job sent at once
+    assert seen_at_start == sorted(seen_at_start) and len(seen_at_start) == total
