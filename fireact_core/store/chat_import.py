@@ -139,6 +139,8 @@ def parse_sql() -> list[str]:
     blank = _lit(space + "*")
     none = _lit(space + "*" + re.escape(NONE_OBSERVATION) + space + "*")
     trues = ", ".join(_lit(t) for t in TRUE_REWARDS)
+    # the word, then the pattern only where it is (as `word AND pattern`, which DuckDB evaluated on every thought)
+    word = f"contains(lower(thought), {_lit(REFLECTION_WORD)})"
     return [
         f"""
         CREATE OR REPLACE TEMP TABLE _chat_t AS
@@ -154,8 +156,8 @@ def parse_sql() -> list[str]:
                      lower(regexp_extract(max(observation) FILTER (WHERE idx = last), {_re2(REWARD_RE)}, 1)) AS reward,
                      max(observation) FILTER (WHERE idx = f) AS final_obs,
                      max(observation) FILTER (WHERE idx = f - 1) AS previous_obs,
-                     bool_or(contains(lower(thought), {_lit(REFLECTION_WORD)})
-                             AND regexp_matches(thought, {_re2(REFLECTION_RE)})) AS reflect,
+                     bool_or(CASE WHEN {word} THEN regexp_matches(thought, {_re2(REFLECTION_RE)})
+                             ELSE {word} END) AS reflect,
                      bool_or(lower(action_name) <> {_lit(FINISH)}) AS tool, bool_or(thought <> '') AS thought
               FROM _chat_s GROUP BY i)
         """,
