@@ -349,3 +349,19 @@ def test_train_settings_left_out_are_the_configs_and_given_ones_are_checked_by_i
     assert "choose one of ['lora', 'full']" in capsys.readouterr().err
     assert main(["--db", db, "train", *common, "--max-length", "long"]) == 2
     assert "max_length = 'long': not a number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting", ["FIREACT_IMPORT_STAGE_MB", "FIREACT_IMPORT_MEMORY_MB", "FIREACT_IMPORT_POOL_LINES"])
+def test_an_import_setting_that_is_not_a_number_is_named_and_nothing_is_written(tmp_path, monkeypatch, capsys,
+                                                                                 setting):
+    """Each FIREACT_* number an import reads (staging, the scratch database's bound, the reader pool) is named
+    with what it holds when it is not a number: exit 2, nothing written, no scratch folder left."""
+    monkeypatch.setenv("FIREACT_IMPORT_STAGE_MB", "0")  # staged: the scratch database's bound is read
+    monkeypatch.setenv("FIREACT_IMPORT_SQL", "0")  # read by Python: whether the pool reads it is asked
+    monkeypatch.setenv(setting, "lots")
+    db = tmp_path / "db.duckdb"
+    code = main(["--db", str(db), "import", str(FINETUNE / "gpt_hotpotqa.jsonl")])
+    assert code == 2
+    assert f"{setting}='lots' is not a number" in capsys.readouterr().err
+    assert Store(db).count_trajectories() == 0
+    assert not list(tmp_path.glob(".fireact-import-*"))

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator, cast
 import pyarrow as pa
 
 from ..errors import FireactError, FormatError
+from ..settings import env_number
 from .formats import BATCH, STREAMED, LineRange, ReadResult, detect_format, iter_batches, iter_span_batches
 from .formats.common import MAX_RECORD_BYTES, first_line, iter_line_ranges, iter_lines, loads, may_have_long_line
 from .formats.fireact import openai_indexed_batches
@@ -139,7 +140,7 @@ def _workers() -> int:
 
 def pool_lines() -> int:
     """Files of more lines than this are read by a pool of processes (FIREACT_IMPORT_POOL_LINES)."""
-    return int(os.environ.get("FIREACT_IMPORT_POOL_LINES", "20000"))
+    return int(env_number("FIREACT_IMPORT_POOL_LINES", 20000))
 
 
 @contextmanager

@@ -29,6 +29,7 @@ import duckdb
 
 from ..errors import ConflictError, FireactError, StoreError
 from ..files import write_text
+from ..settings import env_number
 from .schema import BOOKKEEPING, MIGRATIONS
 
 DEFAULT_DB = "fireact.duckdb"
@@ -370,7 +371,7 @@ SPILL_FLOOR_MB = 256  # DuckDB reads a JSONL file with buffers of twice the long
 def spill_limit() -> int:
     """Bytes an in-memory scratch database keeps in memory before it writes rows to its spill folder
     (FIREACT_IMPORT_MEMORY_MB, 1024 by default, at least SPILL_FLOOR_MB)."""
-    return int(max(float(os.environ.get("FIREACT_IMPORT_MEMORY_MB", "1024")), SPILL_FLOOR_MB) * 2**20)
+    return int(max(env_number("FIREACT_IMPORT_MEMORY_MB", 1024), SPILL_FLOOR_MB) * 2**20)
 
 
 def _memory_database(compress: bool, spill: str | None) -> Any:

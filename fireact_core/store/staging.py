@@ -47,6 +47,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..settings import env_number
 from .connection import Connections, naive
 from .repository import Repository
 from .schema import IMPORT_CLAIMS
@@ -70,7 +71,7 @@ REMOVE_CHUNK = 4_000  # trajectories whose copied rows a failed import's cleanup
 
 def stage_threshold() -> int:
     """Imports of more bytes than this are staged (FIREACT_IMPORT_STAGE_MB)."""
-    return int(float(os.environ.get("FIREACT_IMPORT_STAGE_MB", "8")) * 2**20)
+    return int(env_number("FIREACT_IMPORT_STAGE_MB", 8) * 2**20)
 
 
 def should_stage(path: str, inputs: list[str]) -> bool:
@@ -203,15 +204,19 @@ class _Scratch:
         """The rows of `table` of rowids `start` to `end` (the kept steps numbered after the table's own), in
         order; `ordered`: with their rowid as `_r`, for a copy that leaves some out to keep that order."""
         rowid = "rowid AS _r, " if ordered else ""
-        stored = self.stored[table]
-        rows = self._table(f"SELECT {rowid}* FROM {table} WHERE rowid >= {int(start)} AND rowid < {int(end)}")
-        if table != "steps" or self.held is None or end <= stored:
+        stored, held = self.stored[table], self.held if table == "steps" else None
+        rows = (self._table(f"SELECT {rowid}* FROM {table} WHERE rowid >= {int(start)} AND rowid < {int(end)}")
+                if start < stored or held is None else None)  # a stretch wholly past the table's own reads none
+        if held is None or end <= stored:
+            assert rows is not None
             return rows
         first = max(start, stored)
-        held = self.held.slice(first - stored, end - first)
+        kept = held.slice(first - stored, end - first)
         if ordered:
-            held = held.add_column(0, "_r", pa.array(range(first, first + held.num_rows), pa.int64()))
-        return _in_row_groups(pa.concat_tables([rows, held.cast(rows.schema)]) if rows.num_rows else held)
+            kept = kept.add_column(0, "_r", pa.array(range(first, first + kept.num_rows), pa.int64()))
+        if rows is None or not rows.num_rows:
+            return _in_row_groups(kept)
+        return _in_row_groups(pa.concat_tables([rows, kept.cast(rows.schema)]))
 
     def landing(self) -> dict[str, pa.Table]:
         """The trajectories, sources and rows of every other table the import filled, for the last transaction."""
