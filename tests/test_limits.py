@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from fireact_core.cli import main
+from fireact_core.errors import FormatError
 from fireact_core.io.exporter import export
 from fireact_core.io.formats import EXPORT_FORMATS
 from fireact_core.io.importer import import_files
@@ -162,3 +163,16 @@ def test_the_scan_before_the_sql_path_finds_a_risky_value_in_any_stretch(tmp_pat
         rows = [*clean[:at], risky, *clean[at:]]
         path.write_bytes(b"\n".join(rows) + (b"\n" if at != 40 else b""))
         assert limits.file_needs_line_checks(path), at
+
+
+@pytest.mark.parametrize("name, text", [("bad.jsonl", '{"messages": []}\n{"messages": "a\tb"}\n'),
+                                        ("bad.json", '[{"instruction": "a\tb", "output": "x"}]\n')])
+def test_a_raw_control_character_is_named_once_with_its_column(tmp_path, name, text):
+    """A tab inside a JSON string (JSON wants it escaped) is refused at its line, in plain words: the reader's own
+    message ends in "at" already, which was doubled ("Invalid control character at at column 16")."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(FormatError) as err:
+        import_files(Store(tmp_path / "db.duckdb"), [path], sql=False)
+    assert "Invalid control character at column" in str(err.value) and " at at " not in str(err.value)
+    assert str(err.value).startswith(f"{path}:{2 if name.endswith('l') else 1}: invalid JSON")

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from ...errors import FormatError
 from . import common
-from .limits import DECODER, MAX_DEPTH, bounded_lines, check_value, regular_file
+from .limits import DECODER, MAX_DEPTH, bounded_lines, check_value, json_problem, regular_file
 
 _WS = re.compile(r"[ \t\n\r]*")
 _MIN_MORE = 1 << 16  # an element that does not decode yet is tried again once this many more characters are read
@@ -100,8 +100,7 @@ class _Document:
             except json.JSONDecodeError as exc:
                 if self._may_go_on(exc.pos, start):
                     continue
-                raise FormatError(self.path, self.line + exc.lineno - 1,
-                                  f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+                raise FormatError(self.path, self.line + exc.lineno - 1, json_problem(exc)) from exc
             except RecursionError:
                 raise FormatError(self.path, line, f"nested deeper than {MAX_DEPTH} levels") from None
             except ValueError as exc:

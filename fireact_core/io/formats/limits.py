@@ -108,10 +108,16 @@ def _why(message: str, text: str) -> str:
     try:
         json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        return f"invalid JSON ({exc.msg} at column {exc.colno})"
+        return json_problem(exc)
     except (ValueError, RecursionError) as exc:
         return str(exc) if "NaN" in str(exc) else f"invalid JSON ({message})"
     return f"invalid JSON ({message})"
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """What the standard JSON reader found wrong, in words, with its column (some of its messages end in "at"
+    already: "Invalid control character at")."""
+    return f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
 
 
 def _no_constant(name: str) -> Any:
