@@ -85,9 +85,12 @@ def test_stretches_stay_out_of_sight_until_the_import_lands(tmp_path, chat_file,
         steps, threads = con.execute("SELECT count(*), current_setting('threads') FROM steps").fetchone()
     assert all(whole for *_, whole in copies)  # every staged trajectory claimed: rows copied as they are
     step_copies = [pieces for table, pieces, _ in copies if table == "steps"]
-    # whole row groups, one for each thread that writes them, each a piece of its own; the rest last
+    # whole row groups, one for each thread that writes them, each a piece of its own; the last stretch takes
+    # the rest with it when less than a row group is left after it (a stretch of less than one is logged)
     assert all(pieces == [16] * threads for pieces in step_copies[:-1])
-    assert sum(map(sum, step_copies)) == steps and len(step_copies) == -(-steps // (16 * threads))
+    last = sum(step_copies[-1])
+    assert sum(map(sum, step_copies)) == steps and (steps - last) % (16 * threads) == 0
+    assert 16 <= last < 16 * threads + 16 and len(step_copies) > 2
     assert set(step_copies[-1][:-1]) <= {16} and 0 < step_copies[-1][-1] <= 16
     trajectories, visible_steps, all_steps, claims, pending = seen["counts"]
     assert (trajectories, visible_steps, seen["stats"], seen["page"]) == (0, 0, 0, 0)
@@ -397,12 +400,11 @@ def test_pieces_read_from_a_scratch_database_are_cut_into_whole_row_groups(monke
 
 def test_steps_kept_as_arrow_tables_land_as_those_written_through_the_scratch_database(tmp_path, chat_file,
                                                                                        monkeypatch):
-    """The steps the Python readers build stay Arrow tables until the copy (`ScratchStore.insert_tables`), which
-    takes them after the scratch database's own, in stretches that may straddle both. One import of a chat file
-    (read in SQL: its steps go into the scratch database) and a native file (its steps kept) stores what it stores
+    """The steps the Python readers build, and those of a chat file parsed in SQL, stay Arrow tables until the
+    copy (`ScratchStore.insert_tables`, `insert_staged_chat_steps`), which takes them after the scratch database's
+    own, in stretches that may straddle both. One import of a chat file and a native file stores what it stores
     when every step goes through the scratch database (its share of the memory bound 0), and so does the other
-    order (the kept steps are written in before the chat file's), steps in the order of the files. Stretches of
-    16 rows."""
+    order, steps in the order of the files. Stretches of 16 rows."""
     import fireact_core.store as store_module
     from fireact_core.io.exporter import export
 
@@ -420,9 +422,9 @@ def test_steps_kept_as_arrow_tables_land_as_those_written_through_the_scratch_da
     kept: list[int] = []
     merge = store_module.Store.merge_staged
 
-    def counted(self: Any, scratch: Any, held_steps: Any = None) -> dict[str, int]:
+    def counted(self: Any, scratch: Any, held_steps: Any = None, before_landing: Any = None) -> dict[str, int]:
         kept.append(len(held_steps or []))
-        return merge(self, scratch, held_steps)
+        return merge(self, scratch, held_steps, before_landing)
 
     monkeypatch.setattr(store_module.Store, "merge_staged", counted)
     for files in ([chat, native], [native, chat]):
@@ -436,7 +438,7 @@ def test_steps_kept_as_arrow_tables_land_as_those_written_through_the_scratch_da
             stores.append(snapshot(store))
             with store.db.connect() as con:
                 orders.append(con.execute("SELECT list(trajectory_id ORDER BY rowid) FROM steps").fetchone()[0])
-        assert kept == ([1, 0] if files[0] == chat else [0, 0])  # kept to the copy only when the chat file came first
+        assert kept == [2, 0]  # both files' steps kept to the copy, in the files' order, unless the share is 0
         assert stores[0] == stores[1]
         assert orders[0] == orders[1]
         first_ids = {t for t, *_ in stores[0]["trajectories"][:ROWS if files[0] == native else 40]}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import Any
 
 import pyarrow as pa
 
@@ -26,7 +27,7 @@ from ..io.parsing import (ACTION, OBSERVATION, QUESTION_PREFIX, REFLECTION_RE, R
 from ..records import FINISH, KNOWN_TOOLS, METHODS, SCHEMA_VERSION, SEARCH, now
 from .connection import Error, naive
 from .repository import Repository
-from .trajectories import STEP_COLUMNS, TRAJ_COLUMNS, _dumps, register
+from .trajectories import STEP_COLUMNS, STEP_SCHEMA, TRAJ_COLUMNS, _dumps, register
 
 # DuckDB reads a content that is not a JSON string as its JSON text (5 as "5"); `_plain` tells such a text apart
 MESSAGES = "STRUCT(role VARCHAR, content VARCHAR, weight JSON, train JSON)[]"
@@ -225,15 +226,42 @@ ORDER BY i, idx
 """
 # The same when every row was parsed in SQL (the usual case): each step's trajectory id is picked from the list of
 # ids by its row's index, so the steps keep the staging table's order (the file's) without a join or a sort.
-INSERT_PARSED_STEPS_SQL = f"""
-INSERT INTO steps ({_STEP_COLS})
+PARSED_STEPS_SQL = f"""
 SELECT {_select({**_STEP_FROM_STAGE, "trajectory_id": "k.ids[s.i + 1]"}, STEP_COLUMNS)}
 FROM _chat_s s CROSS JOIN _chat_kl k WHERE k.fresh IS NULL OR k.fresh[s.i + 1]
+"""
+INSERT_PARSED_STEPS_SQL = f"INSERT INTO steps ({_STEP_COLS}) {PARSED_STEPS_SQL}"
+# what the steps of the rows parsed in SQL take as Arrow: their text, and about this much a row besides
+STEP_ROW_BYTES = 96
+PARSED_STEPS_BYTES_SQL = f"""
+SELECT coalesce(sum({" + ".join(f"coalesce(strlen({c}), 0)" for c in (
+    "thought", "action_raw", "action_name", "action_arg", "observation", "obs_raw"))} + {STEP_ROW_BYTES}), 0) FROM _chat_s
 """
 INSERT_LINTS_SQL = """
 INSERT INTO lints (trajectory_id, kind, step, detail)
 SELECT k.id, x.kind, x.step, x.detail FROM _chat_lints x JOIN _chat_k k USING (i) WHERE k.fresh ORDER BY x.i
 """
+
+
+def _stage_keys(con: Any, keys: pa.Table) -> None:
+    register(con, "_chat_keys", keys)
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _chat_k AS SELECT * FROM _chat_keys")
+    finally:
+        con.unregister("_chat_keys")
+
+
+def _listed_ids(keys: pa.Table, py_trajs: pa.Table) -> pa.Table | None:
+    """When every row was parsed in SQL (`keys` holds rows 0, 1, ... in order): one row of the ids, and of
+    whether each is fresh (NULL when all are), as lists that a step picks from by its row's index."""
+    index = keys.column("i")
+    if py_trajs.num_rows or (len(index) and index[-1].as_py() != len(index) - 1):
+        return None
+    ids, fresh = (keys.column(c).combine_chunks() for c in ("id", "fresh"))
+    whole = pa.array([0, len(ids)], pa.int32())
+    return pa.table({"ids": pa.ListArray.from_arrays(whole, ids),
+                     "fresh": pa.ListArray.from_arrays(whole, fresh) if fresh.false_count
+                     else pa.nulls(1, pa.list_(pa.bool_()))})
 
 
 class ChatImportRepository(Repository):
@@ -273,18 +301,9 @@ class ChatImportRepository(Repository):
         with `keys` (i, id, fresh: one row for each parsed row), and `py_steps` of the rows the Python reader
         built (`py_trajs`, with i and fresh). Nothing here holds the GIL for long: the caller may work meanwhile."""
         with self.db.transaction() as con:
-            register(con, "_chat_keys", keys)
-            try:
-                con.execute("CREATE OR REPLACE TEMP TABLE _chat_k AS SELECT * FROM _chat_keys")
-            finally:
-                con.unregister("_chat_keys")
-            index = keys.column("i")
-            if not py_trajs.num_rows and (not len(index) or index[-1].as_py() == len(index) - 1):
-                ids, fresh = (keys.column(c).combine_chunks() for c in ("id", "fresh"))
-                whole = pa.array([0, len(ids)], pa.int32())
-                listed = pa.table({"ids": pa.ListArray.from_arrays(whole, ids),
-                                   "fresh": pa.ListArray.from_arrays(whole, fresh) if fresh.false_count
-                                   else pa.nulls(1, pa.list_(pa.bool_()))})
+            _stage_keys(con, keys)
+            listed = _listed_ids(keys, py_trajs)
+            if listed is not None:
                 register(con, "_chat_kl", listed)
                 try:
                     con.execute(INSERT_PARSED_STEPS_SQL)
@@ -298,6 +317,30 @@ class ChatImportRepository(Repository):
             finally:
                 con.unregister("_chat_py_t")
                 con.unregister("_chat_py_s")
+
+    def parsed_steps_bytes(self, keys: pa.Table, py_trajs: pa.Table) -> int | None:
+        """About how many bytes `parsed_steps` would take, or None when it does not apply: some rows were
+        built by the Python reader."""
+        if _listed_ids(keys, py_trajs) is None:
+            return None
+        with self.db.connect() as con:
+            return int(con.execute(PARSED_STEPS_BYTES_SQL).fetchone()[0])
+
+    def parsed_steps(self, keys: pa.Table, row_group: int) -> pa.Table:
+        """What `insert_staged_chat_steps` writes when every row was parsed in SQL, as an Arrow table (of the
+        steps table's columns, in pieces of `row_group` rows and a shorter last one) for the caller to write; the trajectories'
+        keys are staged as there."""
+        listed = _listed_ids(keys, pa.table({"i": pa.array([], pa.int64())}))
+        assert listed is not None
+        with self.db.transaction() as con:
+            _stage_keys(con, keys)
+            register(con, "_chat_kl", listed)
+            try:
+                with self.db.in_row_groups(con):  # one thread: whole pieces, as they are copied (and beside the
+                    steps = con.sql(PARSED_STEPS_SQL).to_arrow_table(row_group)  # caller's work on the other core)
+            finally:
+                con.unregister("_chat_kl")
+        return steps.cast(STEP_SCHEMA)
 
     def insert_staged_chat_trajectories(self, classes: pa.Table, py_trajs: pa.Table, source: str,
                                         method: str | None) -> int:

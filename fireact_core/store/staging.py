@@ -39,7 +39,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,10 +100,12 @@ def scratch_folder(main_path: str) -> Iterator[str]:
 class StagingRepository(Repository):
     """The copy of a scratch database's import into this one."""
 
-    def merge_staged(self, scratch: Connections, held_steps: list[pa.Table] | None = None) -> dict[str, int]:
+    def merge_staged(self, scratch: Connections, held_steps: list[pa.Table] | None = None,
+                     before_landing: Callable[[], None] | None = None) -> dict[str, int]:
         """Copy what the import wrote into the scratch database, and the steps it kept as Arrow tables
         (`ScratchStore.insert_tables`), after the scratch database's own (see the module); returns trajectories
-        added per source."""
+        added per source. `before_landing` is called once every row but the landing's is copied: an error there
+        takes them out again."""
         import_id = uuid.uuid4().hex
         clear_stale_imports(self.db)
         stage = _Scratch(scratch, held_steps or [])
@@ -111,6 +113,8 @@ class StagingRepository(Repository):
         if rowids <= SMALL:  # small: claimed, copied and landed by one short transaction
             children = {table: stage.rows(table, 0, 2**62, ordered=True) for table in CHILDREN}
             landing = stage.landing()
+            if before_landing is not None:
+                before_landing()
             with self.db.transaction() as con:
                 _register(con, import_id)
                 whole = _claim(con, stage.ids(0, rowids), import_id) == staged
@@ -135,15 +139,20 @@ class StagingRepository(Repository):
                 for table, count in stage.row_counts().items():
                     start, groups = 0, threads
                     while start < count:
-                        rows = stage.rows(table, start, start + groups * ROW_GROUP, ordered=not whole)
+                        end = start + groups * ROW_GROUP
+                        if count - end < ROW_GROUP:  # the rest, less than a row group, goes with this stretch
+                            end = count
+                        rows = stage.rows(table, start, end, ordered=not whole)
                         started = time.monotonic()
                         with self.db.transaction() as con:
                             _copy_stretch(con, import_id, table, rows, whole)
                         del rows
-                        start += groups * ROW_GROUP
+                        start = end
                         groups = _next_groups(groups, threads, time.monotonic() - started)
                         self._pause()
                 landing = stage.landing()
+                if before_landing is not None:
+                    before_landing()
                 with self.db.transaction() as con:
                     added = _land(con, import_id, staged, landing)
         except BaseException:
