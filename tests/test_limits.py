@@ -70,21 +70,27 @@ BAD_LINES = {
 }
 
 
+@pytest.mark.parametrize("staged", [False, True], ids=["direct", "staged"])
 @pytest.mark.parametrize("sql", [True, False], ids=["sql", "python"])
 @pytest.mark.parametrize("kind", list(BAD_LINES))
-def test_bad_values_are_refused_at_their_line(tmp_path, kind, sql, capsys):
+def test_bad_values_are_refused_at_their_line(tmp_path, kind, sql, staged, capsys, monkeypatch):
+    """Through either reader, straight into the database or staged (where a chat file read by DuckDB is found to
+    need the line-by-line reader only once its rows were copied in), the refusal names the line and nothing of
+    the file is left: no trajectory, no step, no claim."""
     line, message = BAD_LINES[kind]
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(CHAT[:3] + [line] + CHAT[3:5]) + "\n")
     db = tmp_path / "db.duckdb"
-    os.environ["FIREACT_IMPORT_SQL"] = "1" if sql else "0"
-    try:
-        assert main(["--db", str(db), "import", str(path)]) == 2
-    finally:
-        del os.environ["FIREACT_IMPORT_SQL"]
+    monkeypatch.setenv("FIREACT_IMPORT_SQL", "1" if sql else "0")
+    if staged:
+        monkeypatch.setenv("FIREACT_IMPORT_STAGE_MB", "0")
+    assert main(["--db", str(db), "import", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}:4: " in err and message in err, err
-    assert Store(db).count_trajectories() == 0
+    with Store(db).db.connect() as con:
+        assert con.execute("SELECT (SELECT count(*) FROM trajectories), (SELECT count(*) FROM steps), "
+                           "(SELECT count(*) FROM import_claims), (SELECT count(*) FROM pending_imports)"
+                           ).fetchone() == (0, 0, 0, 0)
 
 
 def _run_file(tmp_path: Path, **changes) -> Path:

@@ -120,6 +120,58 @@ def test_a_failed_landing_takes_every_copied_row_out(tmp_path, chat_file, small_
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fireact-import-")]
 
 
+def test_a_chat_file_the_search_flags_is_copied_then_imported_again_line_by_line(tmp_path, chat_file,
+                                                                                small_stretches, monkeypatch):
+    """A chat file read by DuckDB is searched for what the bounds refuse beside the import, and the search is
+    waited for only before the landing. A file it flags (here a thought that reads ': NaN', which the bounds take
+    in a string) has its copied rows taken out and is imported again by the line-by-line reader: the database then
+    holds what an import by that reader from the start gives, and nothing the first try copied."""
+    import json
+
+    from fireact_core.io import importer
+    from fireact_core.store import chat_import
+
+    from tests.tables import snapshot
+
+    lines = chat_file.read_text().splitlines()
+    row = json.loads(lines[7])
+    row["messages"][1]["content"] = row["messages"][1]["content"].replace("Thought: ", "Thought: ratio: NaN, ", 1)
+    flagged = tmp_path / "flagged.jsonl"
+    flagged.write_text("\n".join(lines[:7] + [json.dumps(row)] + lines[8:]) + "\n")
+    monkeypatch.setenv("FIREACT_IMPORT_SQL", "0")
+    reference = Store(tmp_path / "reference.duckdb")
+    import_files(reference, [flagged], parallel=False)
+    monkeypatch.setenv("FIREACT_IMPORT_SQL", "1")
+
+    events: list[str] = []
+    stage, copy, remove = (chat_import.ChatImportRepository.stage_chat, staging._copy_stretch,
+                           staging._remove_claimed)
+
+    def staged(self: Any, *args: Any) -> Any:
+        events.append("read by DuckDB")
+        return stage(self, *args)
+
+    def copied(con: Any, import_id: str, table: str, rows: Any, whole: bool = False) -> None:
+        events.append(f"copied {table}")
+        copy(con, import_id, table, rows, whole)
+
+    def removed(db: Any, import_id: str) -> None:
+        events.append("taken out")
+        remove(db, import_id)
+
+    monkeypatch.setattr(chat_import.ChatImportRepository, "stage_chat", staged)
+    monkeypatch.setattr(staging, "_copy_stretch", copied)
+    monkeypatch.setattr(staging, "_remove_claimed", removed)
+    store = Store(tmp_path / "db.duckdb")
+    report = importer.import_files(store, [flagged], parallel=False)[0]
+    assert report.added == ROWS and report.format == "openai-jsonl"
+    assert events[0] == "read by DuckDB" and "copied steps" in events
+    assert events[events.index("taken out") - 1].startswith("copied ")  # the first try got as far as its landing
+    assert events.count("read by DuckDB") == 1  # the second try read the file line by line
+    assert snapshot(store) == snapshot(reference)
+    assert _counts(tmp_path / "db.duckdb")[3:] == (0, 0)  # no claim nor pending import left
+
+
 def test_what_a_dead_import_left_is_cleared_by_the_next(tmp_path, chat_file, small_stretches, monkeypatch):
     db = tmp_path / "db.duckdb"
     store = Store(db)

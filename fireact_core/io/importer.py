@@ -8,15 +8,17 @@ import multiprocessing as mp
 import os
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, cast
 
 import pyarrow as pa
 
+from ..background import in_background
 from ..errors import FireactError, FormatError
 from ..settings import env_number
 from .formats import BATCH, STREAMED, LineRange, ReadResult, detect_format, iter_batches, iter_span_batches
@@ -117,11 +119,36 @@ def import_files(store: Store, paths: Iterable[str | Path], fmt: str = "auto", s
     if sql is None:
         sql = os.environ.get("FIREACT_IMPORT_SQL", "1") != "0"
     in_sql = {p for p in names if sql and _is_chat(p, fmt)}
-    with _without_cycle_collector(), _pool_for([p for p in names if p not in in_sql], fmt, parallel) as pool, \
-            staged_import(store, names) as stage, stage.target.db.transaction():
-        stage.reports = [_import_file(stage.target, p, fmt, source, task, method, eval_keys, batch, pool, p in in_sql)
-                         for p in names]
-    return stage.reports
+    while True:
+        scans: list[tuple[str, Future]] = []
+        try:
+            with _without_cycle_collector(), _pool_for([p for p in names if p not in in_sql], fmt, parallel) as pool, \
+                    staged_import(store, names, before_landing=partial(_check_scans, scans)) as stage, \
+                    stage.target.db.transaction():
+                stage.reports = [_import_file(stage.target, p, fmt, source, task, method, eval_keys, batch, pool,
+                                              p in in_sql, scans) for p in names]
+                if not stage.staged:
+                    _check_scans(scans)
+            return stage.reports
+        except _LineChecksNeeded as exc:  # nothing of this try was kept: again, with that file read line by line
+            in_sql.discard(exc.path)
+
+
+class _LineChecksNeeded(Exception):
+    """A chat file read by DuckDB may hold a value the bounds refuse (`file_needs_line_checks`), as its search
+    found once the rows were written: the import is rolled back and made again, that file read line by line."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.path = path
+
+
+def _check_scans(scans: list[tuple[str, Future]]) -> None:
+    """Before anything lands: wait for the searches of the chat files read by DuckDB, and start again (see
+    `_LineChecksNeeded`) if one found what only the line-by-line reader checks."""
+    for path, risky in scans:
+        if risky.result():
+            raise _LineChecksNeeded(path)
 
 
 def _is_chat(path: str, fmt: str) -> bool:
@@ -219,13 +246,14 @@ def _build_batch(part: ReadResult, task: str | None, method: str | None) -> _Bat
 
 
 def _import_file(store: Store, path: str, fmt: str, source: str | None, task: str | None, method: str | None,
-                 eval_keys: dict[str, str], batch: int, pool: Any = None, in_sql: bool = False) -> ImportReport:
+                 eval_keys: dict[str, str], batch: int, pool: Any, in_sql: bool,
+                 scans: list[tuple[str, Future]]) -> ImportReport:
     acc = _FileImport(path=path)
     claim = None
     if (detect_format(path, first_line(path)) if fmt == "auto" else fmt) != "native":
         claim = claim_source(store, path, source or Path(path).stem)
         source = claim.name
-    if not (in_sql and _import_chat_in_sql(store, acc, path, source, task, method, batch)):
+    if not (in_sql and _import_chat_in_sql(store, acc, path, source, task, method, batch, scans)):
         for part in _batches(path, fmt, source, task, method, batch, pool):
             _write_batch(store, acc, part)
         _write_held(store, acc)
@@ -246,23 +274,26 @@ def _import_file(store: Store, path: str, fmt: str, source: str | None, task: st
 
 
 def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str | None, task: str | None,
-                        method: str | None, batch: int) -> bool:
+                        method: str | None, batch: int, scans: list[tuple[str, Future]]) -> bool:
     """Import an OpenAI chat JSONL file through DuckDB (`store.chat_import`): its regular rows are parsed in
     SQL, the rest by the Python reader, and both are written in file order. False, with nothing written,
-    when DuckDB could not read every line (the line-by-line reader then says what is wrong)."""
+    when DuckDB could not read every line (the line-by-line reader then says what is wrong).
+
+    Meanwhile the file is searched for what the bounds refuse (`file_needs_line_checks`), on CPU time the import
+    leaves idle (`in_background`): it joins `scans`, waited for only before the import lands, and finding
+    something there makes the import start again (`_LineChecksNeeded`)."""
     name = source or Path(path).stem
     if may_have_long_line(path):  # the line-by-line reader says which line
         return False
+    risky = in_background(file_needs_line_checks, path)
     try:
-        with ThreadPoolExecutor(1) as scan:  # the file is searched for what the bounds refuse while DuckDB reads it
-            risky = scan.submit(file_needs_line_checks, path)
-            try:
-                rows, readable = store.stage_chat(path, MAX_RECORD_BYTES)
-            except Exception:
-                if risky.result():  # the line-by-line reader says which line
-                    return False
-                raise
-        if risky.result() or not rows or not readable:
+        try:
+            rows, readable = store.stage_chat(path, MAX_RECORD_BYTES)
+        except Exception:
+            if risky.result():  # the line-by-line reader says which line
+                return False
+            raise
+        if not rows or not readable:
             return False
         with ThreadPoolExecutor(1) as pool:  # the ids are made while DuckDB parses (it lets go of the GIL)
             making_ids = pool.submit(lambda: [stable_id(name, i) for i in range(rows)])
@@ -294,6 +325,7 @@ def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str |
         acc.count(py_lints)
     finally:
         store.drop_chat_stage()
+    scans.append((path, risky))
     acc.format = "openai-jsonl"
     acc.rows += rows
     keys_in_order = [(t, name, q) for t, q in zip(ids, qnorms)]

@@ -9,10 +9,12 @@ file under a name already in use (another file's, a generated run's) goes to a n
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..background import in_background
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -30,7 +32,7 @@ def file_sha256(path: str | Path) -> str | None:
 @dataclass
 class SourceClaim:
     """The source name a file is imported under, the one asked for when that was another file's, and the file's
-    sha256 (computed beside the import when the name was free)."""
+    sha256 (computed beside the import, on time it leaves idle, when the name was free)."""
 
     name: str
     asked: str
@@ -50,9 +52,7 @@ def _in_use(store: Store, name: str) -> bool:
 
 def claim_source(store: Store, path: str, wanted: str) -> SourceClaim:
     """The source for `path`: `wanted` when it is free or holds this very file, else the first NAME-n that is."""
-    pool = ThreadPoolExecutor(1)
-    pending = pool.submit(file_sha256, path)
-    pool.shutdown(wait=False)
+    pending = in_background(file_sha256, path)
     if not _in_use(store, wanted):
         return SourceClaim(wanted, wanted, pending)
     digest = pending.result()
