@@ -172,6 +172,44 @@ def test_a_chat_file_the_search_flags_is_copied_then_imported_again_line_by_line
     assert _counts(tmp_path / "db.duckdb")[3:] == (0, 0)  # no claim nor pending import left
 
 
+def test_an_import_that_fails_after_its_early_copy_began_leaves_nothing(tmp_path, chat_file, small_stretches,
+                                                                      monkeypatch):
+    """The steps of a chat file that comes first are copied while the import reads on (`EarlyCopy`); when a later
+    file is refused, what that copy claimed and copied goes again, and the database is as it was."""
+    from fireact_core.errors import FormatError
+
+    db = tmp_path / "db.duckdb"
+    store = Store(db)
+    other = tmp_path / "other.jsonl"
+    other.write_text("\n".join((FINETUNE / "gpt_hotpotqa.jsonl").read_text().splitlines()[ROWS:ROWS + 20]) + "\n")
+    import_files(store, [other], parallel=False)
+    before = _counts(db)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(chat_file.read_text().splitlines()[0] + "\n{not json\n")
+    copies: list[str] = []
+    copy = staging._copy_stretch
+
+    def copied(con: Any, import_id: str, table: str, rows: Any, whole: bool = False) -> None:
+        copies.append(table)
+        copy(con, import_id, table, rows, whole)
+
+    early: list[Any] = []
+    start = staging.EarlyCopy.__init__
+
+    def started(self: Any, *args: Any) -> None:
+        early.append(self)
+        start(self, *args)
+
+    monkeypatch.setattr(staging, "_copy_stretch", copied)
+    monkeypatch.setattr(staging.EarlyCopy, "__init__", started)
+    with pytest.raises(FormatError, match="bad.jsonl:2"):
+        import_files(store, [chat_file, bad], parallel=False)
+    assert len(early) == 1 and early[0].result() == ROWS  # it claimed and copied the first file's rows
+    assert "steps" in copies
+    assert _counts(db) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fireact-import-")]
+
+
 def test_what_a_dead_import_left_is_cleared_by_the_next(tmp_path, chat_file, small_stretches, monkeypatch):
     db = tmp_path / "db.duckdb"
     store = Store(db)
@@ -454,7 +492,8 @@ def test_steps_kept_as_arrow_tables_land_as_those_written_through_the_scratch_da
                                                                                        monkeypatch):
     """The steps the Python readers build, and those of a chat file parsed in SQL, stay Arrow tables until the
     copy (`ScratchStore.insert_tables`, `insert_staged_chat_steps`), which takes them after the scratch database's
-    own, in stretches that may straddle both. One import of a chat file and a native file stores what it stores
+    own, in stretches that may straddle both; the steps of a chat file that comes first are copied while the rest
+    is read (`EarlyCopy`). One import of a chat file and a native file stores what it stores
     when every step goes through the scratch database (its share of the memory bound 0), and so does the other
     order, steps in the order of the files. Stretches of 16 rows."""
     import fireact_core.store as store_module
@@ -474,9 +513,10 @@ def test_steps_kept_as_arrow_tables_land_as_those_written_through_the_scratch_da
     kept: list[int] = []
     merge = store_module.Store.merge_staged
 
-    def counted(self: Any, scratch: Any, held_steps: Any = None, before_landing: Any = None) -> dict[str, int]:
-        kept.append(len(held_steps or []))
-        return merge(self, scratch, held_steps, before_landing)
+    def counted(self: Any, scratch: Any, held_steps: Any = None, before_landing: Any = None,
+                early: Any = None) -> dict[str, int]:
+        kept.append((len(held_steps or []), early is not None))
+        return merge(self, scratch, held_steps, before_landing, early)
 
     monkeypatch.setattr(store_module.Store, "merge_staged", counted)
     for files in ([chat, native], [native, chat]):
@@ -490,7 +530,9 @@ def test_steps_kept_as_arrow_tables_land_as_those_written_through_the_scratch_da
             stores.append(snapshot(store))
             with store.db.connect() as con:
                 orders.append(con.execute("SELECT list(trajectory_id ORDER BY rowid) FROM steps").fetchone()[0])
-        assert kept == [2, 0]  # both files' steps kept to the copy, in the files' order, unless the share is 0
+        # kept to the copy unless the share is 0; the chat file's, when it comes first, copied from the start
+        # (`EarlyCopy`); its steps are kept after the native file's when it comes second
+        assert kept == ([(1, True), (0, False)] if files[0] == chat else [(2, False), (0, False)])
         assert stores[0] == stores[1]
         assert orders[0] == orders[1]
         first_ids = {t for t, *_ in stores[0]["trajectories"][:ROWS if files[0] == native else 40]}

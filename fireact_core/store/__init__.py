@@ -450,8 +450,9 @@ class Store:
         self.chat_import.drop_chat_stage()
 
     def merge_staged(self, scratch: Connections, held_steps: list[pa.Table] | None = None,
-                     before_landing: Callable[[], None] | None = None) -> dict[str, int]:
-        return self.staging.merge_staged(scratch, held_steps, before_landing)
+                     before_landing: Callable[[], None] | None = None,
+                     early: staging.EarlyCopy | None = None) -> dict[str, int]:
+        return self.staging.merge_staged(scratch, held_steps, before_landing, early)
 
 
 HELD_SHARE = 0.5  # of a scratch database's memory bound, for the steps it keeps as Arrow tables
@@ -467,6 +468,7 @@ class ScratchStore(Store):
         self.main = main
         self.held_steps: list[pa.Table] = []  # steps tables kept as they came (`insert_tables`), in order
         self._held_bytes = 0
+        self.early: staging.EarlyCopy | None = None  # the copy of the first steps, begun while the import reads
 
     def insert_tables(self, trajs: pa.Table, steps: pa.Table) -> None:
         """The trajectories into the scratch database; their steps, which nothing reads before the copy, are kept
@@ -489,6 +491,13 @@ class ScratchStore(Store):
         size = self.chat_import.parsed_steps_bytes(keys, py_trajs)
         if size is not None and self._held_bytes + size <= connection.spill_limit() * HELD_SHARE:
             steps = self.chat_import.parsed_steps(keys, staging.ROW_GROUP)
+            fresh = keys.filter(keys.column("fresh")).select(["id"])
+            if (self.early is None and fresh.num_rows > staging.SMALL and not self.held_steps
+                    and not self.count_trajectories_here()):
+                # the import's first steps, of more trajectories than one short transaction takes: copied into
+                # the main database from now on (`staging.EarlyCopy`)
+                self.early = staging.EarlyCopy(self.main.staging, fresh, steps)
+                return
             self.held_steps.append(steps)
             self._held_bytes += steps.nbytes
             return
@@ -502,6 +511,10 @@ class ScratchStore(Store):
                 super().insert_tables(trajs, steps)
             self.held_steps.clear()
             self._held_bytes = 0
+
+    def count_trajectories_here(self) -> int:
+        """Trajectories written into the scratch database so far."""
+        return super().count_trajectories()
 
     def get_source(self, name: str) -> Source | None:
         """A source named here or in the main database (which file a name holds decides the import's source)."""
@@ -541,7 +554,12 @@ def staged_import(store: Store, inputs: list[str],
         stage = StagedImport(scratch, staged=True)
         try:
             yield stage
-            share_added(stage.reports, store.merge_staged(scratch.db, scratch.held_steps, before_landing))
+            share_added(stage.reports, store.merge_staged(scratch.db, scratch.held_steps, before_landing,
+                                                          scratch.early))
+        except BaseException:
+            if scratch.early is not None:  # what it copied goes (merge_staged's own failure took it out already)
+                scratch.early.abandon()
+            raise
         finally:
             stage.target.db.close()
 

@@ -16,10 +16,12 @@ annotations; when it claimed every staged trajectory, the usual case, each stret
 looking up their claims), a stretch of whole row groups (`ROW_GROUP` rows) per transaction, as many as take about
 `STRETCH_HOLD_S`, in pieces of one row group each (`_in_row_groups`): DuckDB writes whole row groups straight to
 the file, compressed once, so each commit is short; pieces that are not whole make row groups that are not either,
-whose rows the commit writes to the log and a checkpoint writes again. Those rows stay out of sight meanwhile:
-every reader reaches them through their trajectory, and no trajectory row points at them yet. A last short
-transaction adds the claimed trajectories themselves, replaces the sources the import names and appends the rows
-of any other table it filled: from every reader's view the import lands at once, all or nothing.
+whose rows the commit writes to the log and a checkpoint writes again. For the same reason a stretch that would
+leave less than a row group behind takes the rest with it. When a chat file parsed in SQL comes first, the copy
+of its steps begins while the import still reads (`EarlyCopy`), and the rest is copied after them. Those rows stay
+out of sight meanwhile: every reader reaches them through their trajectory, and no trajectory row points at them
+yet. A last short transaction adds the claimed trajectories themselves, replaces the sources the import names and
+appends the rows of any other table it filled: from every reader's view the import lands at once, all or nothing.
 
 Its claims are let go after the landing, in transactions of their own. DuckDB deletes keys from an index slowly (about
 a second per 40,000 claims), so when no other import holds claims the table is made again, empty, at once; while
@@ -40,8 +42,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -101,16 +105,18 @@ class StagingRepository(Repository):
     """The copy of a scratch database's import into this one."""
 
     def merge_staged(self, scratch: Connections, held_steps: list[pa.Table] | None = None,
-                     before_landing: Callable[[], None] | None = None) -> dict[str, int]:
+                     before_landing: Callable[[], None] | None = None,
+                     early: EarlyCopy | None = None) -> dict[str, int]:
         """Copy what the import wrote into the scratch database, and the steps it kept as Arrow tables
         (`ScratchStore.insert_tables`), after the scratch database's own (see the module); returns trajectories
         added per source. `before_landing` is called once every row but the landing's is copied: an error there
-        takes them out again."""
-        import_id = uuid.uuid4().hex
-        clear_stale_imports(self.db)
+        takes them out again. `early`: the copy that began while the import still read (`EarlyCopy`), of the
+        first trajectories' steps, which come before every other step."""
         stage = _Scratch(scratch, held_steps or [])
         rowids, staged = stage.trajectory_rowids()
-        if rowids <= SMALL:  # small: claimed, copied and landed by one short transaction
+        if early is None and rowids <= SMALL:  # small: claimed, copied and landed by one short transaction
+            import_id = uuid.uuid4().hex
+            clear_stale_imports(self.db)
             children = {table: stage.rows(table, 0, 2**62, ordered=True) for table in CHILDREN}
             landing = stage.landing()
             if before_landing is not None:
@@ -123,33 +129,21 @@ class StagingRepository(Repository):
                 added = _land(con, import_id, staged, landing)
                 _forget(con, import_id, chunk=SMALL)
             return added
-        with self.db.transaction() as con:
-            _register(con, import_id)
+        if early is None:
+            import_id = uuid.uuid4().hex
+            clear_stale_imports(self.db)
+            with self.db.transaction() as con:
+                _register(con, import_id)
+        else:
+            import_id = early.import_id
         try:
+            claimed, first = (early.result(), early.trajectories) if early is not None else (0, 0)
             with self.db.lingering(STRETCH_LINGER_S):  # open once; let go between stretches only when asked
-                with self.db.connect() as con:
-                    threads = max(1, int(con.execute("SELECT current_setting('threads')").fetchone()[0]))
-                claimed = 0
-                for start in range(0, rowids, CLAIM_STRETCH):
-                    ids = stage.ids(start, start + CLAIM_STRETCH)
-                    with self.db.transaction() as con:
-                        claimed += _claim(con, ids, import_id)
-                    self._pause()
+                claimed += _claim_stretches(self, import_id, stage.ids, first, rowids)
                 whole = claimed == staged  # every staged trajectory is this import's: no row to leave out
                 for table, count in stage.row_counts().items():
-                    start, groups = 0, threads
-                    while start < count:
-                        end = start + groups * ROW_GROUP
-                        if count - end < ROW_GROUP:  # the rest, less than a row group, goes with this stretch
-                            end = count
-                        rows = stage.rows(table, start, end, ordered=not whole)
-                        started = time.monotonic()
-                        with self.db.transaction() as con:
-                            _copy_stretch(con, import_id, table, rows, whole)
-                        del rows
-                        start = end
-                        groups = _next_groups(groups, threads, time.monotonic() - started)
-                        self._pause()
+                    _copy_stretches(self, import_id, table, count, whole,
+                                    partial(stage.rows, table, ordered=not whole))
                 landing = stage.landing()
                 if before_landing is not None:
                     before_landing()
@@ -173,6 +167,94 @@ class StagingRepository(Repository):
         """Take out what a failed import claimed and copied (left for the next staged import if this fails too)."""
         with suppress(Exception):  # the import's own error is the one to report
             _remove_claimed(self.db, import_id)
+
+
+def _claim_stretches(repo: StagingRepository, import_id: str, ids_of: Callable[[int, int], pa.Table],
+                     start: int, end: int) -> int:
+    """Claim the trajectories of rowids `start` to `end` (`ids_of(start, end)` gives their ids), `CLAIM_STRETCH`
+    at a time, each stretch a transaction; returns how many were claimed."""
+    claimed = 0
+    for first in range(start, end, CLAIM_STRETCH):
+        ids = ids_of(first, min(first + CLAIM_STRETCH, end))
+        with repo.db.transaction() as con:
+            claimed += _claim(con, ids, import_id)
+        repo._pause()
+    return claimed
+
+
+def _copy_stretches(repo: StagingRepository, import_id: str, table: str, count: int, whole: bool,
+                    rows_of: Callable[[int, int], pa.Table]) -> None:
+    """Copy `count` rows of `table` (`rows_of(start, end)` reads them) a stretch of whole row groups per
+    transaction, as many as take about `STRETCH_HOLD_S`; the rest, when less than a row group is left after a
+    stretch, goes with it (a transaction that appends less than a row group writes it to the log and a checkpoint
+    writes it again)."""
+    with repo.db.connect() as con:
+        threads = max(1, int(con.execute("SELECT current_setting('threads')").fetchone()[0]))
+    start, groups = 0, threads
+    while start < count:
+        end = start + groups * ROW_GROUP
+        if count - end < ROW_GROUP:
+            end = count
+        rows = rows_of(start, end)
+        started = time.monotonic()
+        with repo.db.transaction() as con:
+            _copy_stretch(con, import_id, table, rows, whole)
+        del rows
+        start = end
+        groups = _next_groups(groups, threads, time.monotonic() - started)
+        repo._pause()
+
+
+class EarlyCopy:
+    """The steps of a staged import's first trajectories, copied into the main database on a thread of their
+    own while the import still reads (its questions classified, its other rows written into the scratch
+    database): claimed and copied as `merge_staged` does, which then takes the import on (`result`) and copies
+    the rest after them. `abandon` takes them out again when the import fails before that.
+
+    `ids`: the trajectories' ids, the scratch database's first ones in its order; `steps`: their steps, in
+    order, in pieces of whole row groups."""
+
+    def __init__(self, repo: StagingRepository, ids: pa.Table, steps: pa.Table):
+        self.repo = repo
+        self.import_id = uuid.uuid4().hex
+        self.trajectories = ids.num_rows
+        self._registered = False
+        pool = ThreadPoolExecutor(1, thread_name_prefix="fireact-early-copy")
+        self._done = pool.submit(self._copy, ids, steps)
+        pool.shutdown(wait=False)
+
+    def _copy(self, ids: pa.Table, steps: pa.Table) -> int:
+        repo = self.repo
+        clear_stale_imports(repo.db)
+        with repo.db.transaction() as con:
+            _register(con, self.import_id)
+        self._registered = True
+        with repo.db.lingering(STRETCH_LINGER_S):
+            claimed = _claim_stretches(repo, self.import_id, lambda start, end: ids.slice(start, end - start),
+                                       0, ids.num_rows)
+            whole = claimed == ids.num_rows
+            _copy_stretches(repo, self.import_id, "steps", steps.num_rows, whole,
+                            lambda start, end: _numbered(steps, start, end, not whole))
+        return claimed
+
+    def result(self) -> int:
+        """How many of the trajectories were claimed, once their steps are copied (the copy's error, if any)."""
+        return self._done.result()
+
+    def abandon(self) -> None:
+        """Once the copy has ended: take out what it claimed and copied."""
+        with suppress(BaseException):
+            self._done.result()
+        if self._registered:
+            self.repo._abandon(self.import_id)
+
+
+def _numbered(rows: pa.Table, start: int, end: int, ordered: bool) -> pa.Table:
+    """Rows `start` to `end` of `rows` in pieces of whole row groups; `ordered`: with their number as `_r`."""
+    part = rows.slice(start, end - start)
+    if ordered:
+        part = part.add_column(0, "_r", pa.array(range(start, start + part.num_rows), pa.int64()))
+    return _in_row_groups(part)
 
 
 class _Scratch:
