@@ -384,3 +384,26 @@ def test_custom_unknown_extension_and_missing_file(tmp_path: Path) -> None:
     assert "unknown file type" in _format_error("custom", tmp_path, path=tmp_path / "q.txt").message
     error = _format_error("custom", tmp_path, path=tmp_path / "absent.jsonl")
     assert error.line == 1 and "no such file" in error.message
+
+
+def test_question_keys_in_bulk_are_those_of_one_question_at_a_time() -> None:
+    """`question_key_column` (ASCII text in bulk, the rest one at a time) gives `question_key`'s string for every
+    question: FireAct's own questions, and text of printable ASCII, every kind of white space,
+    control characters, non-ASCII letters, punctuation, articles and the `Question: ` prefix (once or twice)."""
+    import random
+
+    from fireact_core.io.formats import iter_batches
+    from fireact_core.io.lint import question_key, question_key_column
+    from tests.conftest import FINETUNE
+
+    questions = [t["question"] for name in ("gpt_multitask.jsonl", "alpaca_multitask.json")
+                 for part in iter_batches(str(FINETUNE / name), "auto", None, 10_000) for t in part.records]
+    rng = random.Random(7)
+    pieces = list("aAnNtThHeE xyz09_-.,'?!()[]{}~\t\n\r\x0b\x0c\x1c\x1f\x00\x7f\u00a0\u2013\u00e9\u00df\u0130") + [
+        "the", "an", "a", "The", "A.", "THE", "an_", "Question: ", "question: ", "  "]
+    questions += ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 14))) for _ in range(30_000)]
+    questions += ["", " ", "Question: ", "Question: Question: The a", "Question:the"]
+    assert len(questions) > 32_000
+    assert question_key_column(questions) == [question_key(q) for q in questions]
+    assert question_key_column(["caf\u00e9 the", "\x01 A"]) == [question_key("caf\u00e9 the"), question_key("\x01 A")]
+    assert question_key_column([]) == []

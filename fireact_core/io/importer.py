@@ -26,7 +26,7 @@ from .formats.common import MAX_RECORD_BYTES, first_line, iter_line_ranges, iter
 from .formats.fireact import openai_indexed_batches
 from .formats.limits import file_needs_line_checks
 from .lint import (QuestionKey, contamination_lints, duplicate_lints, lint_trajectory, load_eval_questions,
-                   question_key, question_keys)
+                   question_key_column, question_keys)
 from .parsing import infer_method, infer_task
 from ..records import METHODS, Lint, Method, Source, TrajectoryData, stable_id
 from .sources import claim_source
@@ -340,7 +340,7 @@ def _import_chat_in_sql(store: Store, acc: _FileImport, path: str, source: str |
 def _classify_parsed(parsed: pa.Table, task: str | None) -> tuple[list[str], pa.Table]:
     """The question keys of the rows parsed in SQL, and a table of (i, qnorm, task) for them."""
     questions = parsed.column("question").to_pylist()
-    qnorms = [question_key(q) for q in questions]
+    qnorms = question_key_column(questions)
     tasks = [task] * len(questions) if task else [
         infer_task(q, a) for q, a in zip(questions, parsed.column("final_answer").to_pylist())]
     return qnorms, pa.table({"i": parsed.column("i"), "qnorm": pa.array(qnorms, pa.string()),

@@ -20,13 +20,15 @@ Kinds:
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from functools import lru_cache
+from itertools import filterfalse
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import FormatError
-from ..generation.tasks.scoring import normalize_answer
+from ..generation.tasks.scoring import ARTICLE_WORDS, PUNCTUATION_BYTES, normalize_answer
 from .parsing import QUESTION_PREFIX, UNPARSED
 from ..records import FINISH, Lint, TrajectoryData
 
@@ -104,6 +106,23 @@ QuestionKey = tuple[str, str, str]  # (trajectory id, source, question key)
 def question_key(question: str) -> str:
     """The form under which two questions count as the same (duplicates, contamination; the store's `qnorm`)."""
     return normalize_answer(question.removeprefix(QUESTION_PREFIX))
+
+
+# what `question_key_column` leaves to `question_key`: control characters (its separator among them, and \x1c-\x1f,
+# which `str.split` takes for white space)
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def question_key_column(questions: list[str]) -> list[str]:
+    """`question_key` of each question, the same strings, the ASCII ones in bulk: their text joined into one,
+    lower-cased and its punctuation dropped at once (`normalize_answer`'s steps, in its order), then each split,
+    its articles left out and joined again. For 100,000 questions: 0.27 s against 0.53 s one call each."""
+    texts = [q.removeprefix(QUESTION_PREFIX) for q in questions]
+    in_bulk = [t.isascii() and not _CONTROL.search(t) for t in texts]
+    joined = "\x00".join(t for t, bulk in zip(texts, in_bulk) if bulk).encode("ascii")
+    parts = iter(joined.lower().translate(None, PUNCTUATION_BYTES).decode("ascii").split("\x00"))
+    return [" ".join(filterfalse(ARTICLE_WORDS.__contains__, next(parts).split())) if bulk else normalize_answer(t)
+            for t, bulk in zip(texts, in_bulk)]
 
 
 def question_keys(trajs: Iterable[TrajectoryData]) -> list[QuestionKey]:

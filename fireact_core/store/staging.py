@@ -137,14 +137,18 @@ class StagingRepository(Repository):
         else:
             import_id = early.import_id
         try:
-            claimed, first = (early.result(), early.trajectories) if early is not None else (0, 0)
+            read: dict[str, pa.Table] | None = None
+            claimed, first = 0, 0
+            if early is not None:
+                read = stage.landing()  # read while the early copy runs
+                claimed, first = early.result(), early.trajectories
             with self.db.lingering(STRETCH_LINGER_S):  # open once; let go between stretches only when asked
                 claimed += _claim_stretches(self, import_id, stage.ids, first, rowids)
                 whole = claimed == staged  # every staged trajectory is this import's: no row to leave out
                 for table, count in stage.row_counts().items():
                     _copy_stretches(self, import_id, table, count, whole,
                                     partial(stage.rows, table, ordered=not whole))
-                landing = stage.landing()
+                landing = read if read is not None else stage.landing()
                 if before_landing is not None:
                     before_landing()
                 with self.db.transaction() as con:

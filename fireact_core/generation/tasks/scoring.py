@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 _PUNCTUATION = frozenset(string.punctuation)
 _DROP_PUNCTUATION = {ord(ch): None for ch in _PUNCTUATION}
-_PUNCTUATION_BYTES = "".join(sorted(_PUNCTUATION)).encode("ascii")
+PUNCTUATION_BYTES = "".join(sorted(_PUNCTUATION)).encode("ascii")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_ARTICLE_WORDS = frozenset({"a", "an", "the"})
+ARTICLE_WORDS = frozenset({"a", "an", "the"})
 _SPECIAL = frozenset({"yes", "no", "noanswer"})
 
 
@@ -46,14 +46,14 @@ def normalize_answer(s: str) -> str:
     """Lower case, remove punctuation, remove articles, fold white space (in FireAct's order)."""
     text = s.lower()
     if text.isascii():  # the same removal, a byte table at a time
-        text = text.encode("ascii").translate(None, _PUNCTUATION_BYTES).decode("ascii")
+        text = text.encode("ascii").translate(None, PUNCTUATION_BYTES).decode("ascii")
     else:
         text = text.translate(_DROP_PUNCTUATION)
     words = text.split()
     if "".join(words).isalnum():
         # every word is word characters only (`str.isalnum` is the pattern's `\w`, and no underscore is left), so
         # the pattern's boundaries are the words' ends: an article is a whole word
-        return " ".join(filterfalse(_ARTICLE_WORDS.__contains__, words))
+        return " ".join(filterfalse(ARTICLE_WORDS.__contains__, words))
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
