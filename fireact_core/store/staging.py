@@ -136,13 +136,13 @@ class StagingRepository(Repository):
                 _register(con, import_id)
         else:
             import_id = early.import_id
-        try:
-            read: dict[str, pa.Table] | None = None
-            claimed, first = 0, 0
-            if early is not None:
-                read = stage.landing()  # read while the early copy runs
-                claimed, first = early.result(), early.trajectories
-            with self.db.lingering(STRETCH_LINGER_S):  # open once; let go between stretches only when asked
+        with self.db.lingering(STRETCH_LINGER_S):  # open once (the early copy's too); let go only when asked
+            try:
+                read: dict[str, pa.Table] | None = None
+                claimed, first = 0, 0
+                if early is not None:
+                    read = stage.landing()  # read while the early copy runs
+                    claimed, first = early.result(), early.trajectories
                 claimed += _claim_stretches(self, import_id, stage.ids, first, rowids)
                 whole = claimed == staged  # every staged trajectory is this import's: no row to leave out
                 for table, count in stage.row_counts().items():
@@ -153,13 +153,13 @@ class StagingRepository(Repository):
                     before_landing()
                 with self.db.transaction() as con:
                     added = _land(con, import_id, staged, landing)
-        except BaseException:
-            self._abandon(import_id)
-            raise
-        # landed; its claims go in transactions of their own, keeping the landing's short (any left behind are
-        # cleared by the next staged import)
-        with suppress(Exception):
-            forget(self.db, import_id)
+            except BaseException:
+                self._abandon(import_id)
+                raise
+            # landed; its claims go in transactions of their own, keeping the landing's short (any left behind
+            # are cleared by the next staged import)
+            with suppress(Exception):
+                forget(self.db, import_id)
         return added
 
     def _pause(self) -> None:
