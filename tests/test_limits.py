@@ -93,6 +93,39 @@ def test_bad_values_are_refused_at_their_line(tmp_path, kind, sql, staged, capsy
                            ).fetchone() == (0, 0, 0, 0)
 
 
+def test_chat_files_the_search_flags_are_read_again_line_by_line_in_one_more_try(tmp_path, monkeypatch):
+    """Two chat files whose search flags them (a thought that reads ': NaN', which the bounds take in a string)
+    are read by DuckDB, rolled back together and read line by line in a single second try: the database holds
+    what an import by the line-by-line reader gives."""
+    from fireact_core.store import chat_import
+
+    from tests.tables import snapshot
+
+    paths = []
+    for n, lines in enumerate((CHAT[:6], CHAT[6:12])):
+        row = json.loads(lines[2])
+        row["messages"][1]["content"] = row["messages"][1]["content"].replace("Thought: ", "Thought: x: NaN ", 1)
+        path = tmp_path / f"part{n}.jsonl"
+        path.write_text("\n".join(lines[:2] + [json.dumps(row)] + lines[3:]) + "\n")
+        paths.append(path)
+    monkeypatch.setenv("FIREACT_IMPORT_SQL", "0")
+    reference = Store(tmp_path / "reference.duckdb")
+    import_files(reference, paths, parallel=False)
+    monkeypatch.setenv("FIREACT_IMPORT_SQL", "1")
+    staged: list[str] = []
+    stage = chat_import.ChatImportRepository.stage_chat
+
+    def counted(self, path, *args):
+        staged.append(Path(path).name)
+        return stage(self, path, *args)
+
+    monkeypatch.setattr(chat_import.ChatImportRepository, "stage_chat", counted)
+    store = Store(tmp_path / "db.duckdb")
+    assert [r.added for r in import_files(store, paths, parallel=False)] == [6, 6]
+    assert staged == ["part0.jsonl", "part1.jsonl"]  # read by DuckDB once each, then both by the Python reader
+    assert snapshot(store) == snapshot(reference)
+
+
 def _run_file(tmp_path: Path, **changes) -> Path:
     data = json.loads(RUN_FILE.read_text())
     keys = list(data)[:3]

@@ -130,25 +130,25 @@ def import_files(store: Store, paths: Iterable[str | Path], fmt: str = "auto", s
                 if not stage.staged:
                     _check_scans(scans)
             return stage.reports
-        except _LineChecksNeeded as exc:  # nothing of this try was kept: again, with that file read line by line
-            in_sql.discard(exc.path)
+        except _LineChecksNeeded as exc:  # nothing of this try was kept: again, with those files read line by line
+            in_sql.difference_update(exc.paths)
 
 
 class _LineChecksNeeded(Exception):
-    """A chat file read by DuckDB may hold a value the bounds refuse (`file_needs_line_checks`), as its search
-    found once the rows were written: the import is rolled back and made again, that file read line by line."""
+    """Chat files read by DuckDB may hold a value the bounds refuse (`file_needs_line_checks`), as their search
+    found once the rows were written: the import is rolled back and made again, those files read line by line."""
 
-    def __init__(self, path: str):
-        super().__init__(path)
-        self.path = path
+    def __init__(self, paths: list[str]):
+        super().__init__(", ".join(paths))
+        self.paths = paths
 
 
 def _check_scans(scans: list[tuple[str, Future]]) -> None:
     """Before anything lands: wait for the searches of the chat files read by DuckDB, and start again (see
     `_LineChecksNeeded`) if one found what only the line-by-line reader checks."""
-    for path, risky in scans:
-        if risky.result():
-            raise _LineChecksNeeded(path)
+    flagged = [path for path, risky in scans if risky.result()]  # every search ends before a new try forks readers
+    if flagged:
+        raise _LineChecksNeeded(flagged)
 
 
 def _is_chat(path: str, fmt: str) -> bool:
