@@ -237,8 +237,9 @@ class EarlyCopy:
             claimed = _claim_stretches(repo, self.import_id, lambda start, end: ids.slice(start, end - start),
                                        0, ids.num_rows)
             whole = claimed == ids.num_rows
-            _copy_stretches(repo, self.import_id, "steps", steps.num_rows, whole,
-                            lambda start, end: _numbered(steps, start, end, not whole))
+            if claimed:  # none claimed (all of them stored or another import's): no step of theirs to copy
+                _copy_stretches(repo, self.import_id, "steps", steps.num_rows, whole,
+                                lambda start, end: _numbered(steps, start, end, not whole))
         return claimed
 
     def result(self) -> int:
