@@ -102,13 +102,18 @@ def test_stretches_stay_out_of_sight_until_the_import_lands(tmp_path, chat_file,
                            "HAVING count(*) > 1)").fetchone()[0] == 0
 
 
-def test_a_failed_landing_takes_every_copied_row_out(tmp_path, chat_file, small_stretches, monkeypatch):
+def _holding_other_rows(tmp_path: Path) -> tuple[Path, Store, tuple[int, ...]]:
+    """A database that already holds 20 rows of another file, with its counts before the import under test."""
     db = tmp_path / "db.duckdb"
     store = Store(db)
     other = tmp_path / "other.jsonl"
     other.write_text("\n".join((FINETUNE / "gpt_hotpotqa.jsonl").read_text().splitlines()[ROWS:ROWS + 20]) + "\n")
     import_files(store, [other], parallel=False)
-    before = _counts(db)
+    return db, store, _counts(db)
+
+
+def test_a_failed_landing_takes_every_copied_row_out(tmp_path, chat_file, small_stretches, monkeypatch):
+    db, store, before = _holding_other_rows(tmp_path)
 
     def fail(*args: Any) -> dict[str, int]:
         raise StoreError("the disk is full")
@@ -178,12 +183,7 @@ def test_an_import_that_fails_after_its_early_copy_began_leaves_nothing(tmp_path
     file is refused, what that copy claimed and copied goes again, and the database is as it was."""
     from fireact_core.errors import FormatError
 
-    db = tmp_path / "db.duckdb"
-    store = Store(db)
-    other = tmp_path / "other.jsonl"
-    other.write_text("\n".join((FINETUNE / "gpt_hotpotqa.jsonl").read_text().splitlines()[ROWS:ROWS + 20]) + "\n")
-    import_files(store, [other], parallel=False)
-    before = _counts(db)
+    db, store, before = _holding_other_rows(tmp_path)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(chat_file.read_text().splitlines()[0] + "\n{not json\n")
     copies: list[str] = []
