@@ -16,11 +16,18 @@ def lowest_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
-def in_background(fn: Callable[..., Any], *args: Any) -> Future:
-    """`fn(*args)` on a thread of its own at the lowest priority (`lowest_priority`): a core the rest leaves idle
-    runs it, and while every core is busy it waits for one."""
-    pool = ThreadPoolExecutor(1, initializer=lowest_priority)
+def on_thread(fn: Callable[..., Any], *args: Any, name: str = "fireact",
+              initializer: Callable[[], None] | None = None) -> Future:
+    """`fn(*args)` on a thread of its own, begun now (`initializer` runs first on it); its result or error comes
+    through the future."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix=name, initializer=initializer)
     try:
         return pool.submit(fn, *args)
     finally:
         pool.shutdown(wait=False)
+
+
+def in_background(fn: Callable[..., Any], *args: Any) -> Future:
+    """`fn(*args)` on a thread of its own at the lowest priority (`lowest_priority`): a core the rest leaves idle
+    runs it, and while every core is busy it waits for one."""
+    return on_thread(fn, *args, name="fireact-background", initializer=lowest_priority)

@@ -493,7 +493,7 @@ class ScratchStore(Store):
             steps = self.chat_import.parsed_steps(keys, staging.ROW_GROUP)
             fresh = keys.filter(keys.column("fresh")).select(["id"])
             if (self.early is None and fresh.num_rows > staging.SMALL and not self.held_steps
-                    and not self.count_trajectories_here()):
+                    and not self.trajectories.count_trajectories()):
                 # the import's first steps, of more trajectories than one short transaction takes: copied into
                 # the main database from now on (`staging.EarlyCopy`)
                 self.early = staging.EarlyCopy(self.main.staging, fresh, steps)
@@ -511,10 +511,6 @@ class ScratchStore(Store):
                 super().insert_tables(trajs, steps)
             self.held_steps.clear()
             self._held_bytes = 0
-
-    def count_trajectories_here(self) -> int:
-        """Trajectories written into the scratch database so far."""
-        return super().count_trajectories()
 
     def get_source(self, name: str) -> Source | None:
         """A source named here or in the main database (which file a name holds decides the import's source)."""

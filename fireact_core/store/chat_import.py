@@ -265,12 +265,16 @@ def _stage_keys(con: Any, keys: pa.Table) -> None:
         con.unregister("_chat_keys")
 
 
-def _listed_ids(keys: pa.Table, py_trajs: pa.Table) -> pa.Table | None:
-    """When every row was parsed in SQL (`keys` holds rows 0, 1, ... in order): one row of the ids, and of
-    whether each is fresh (NULL when all are), as lists that a step picks from by its row's index."""
+def _all_parsed(keys: pa.Table, py_trajs: pa.Table) -> bool:
+    """Whether every row was parsed in SQL: no row built by the Python reader, and `keys` holds rows 0, 1, ...
+    in order."""
     index = keys.column("i")
-    if py_trajs.num_rows or (len(index) and index[-1].as_py() != len(index) - 1):
-        return None
+    return not py_trajs.num_rows and (not len(index) or index[-1].as_py() == len(index) - 1)
+
+
+def _listed_ids(keys: pa.Table) -> pa.Table:
+    """When every row was parsed in SQL (`_all_parsed`): one row of the ids, and of whether each is fresh (NULL
+    when all are), as lists that a step picks from by its row's index."""
     ids, fresh = (keys.column(c).combine_chunks() for c in ("id", "fresh"))
     whole = pa.array([0, len(ids)], pa.int32())
     return pa.table({"ids": pa.ListArray.from_arrays(whole, ids),
@@ -316,9 +320,8 @@ class ChatImportRepository(Repository):
         built (`py_trajs`, with i and fresh). Nothing here holds the GIL for long: the caller may work meanwhile."""
         with self.db.transaction() as con:
             _stage_keys(con, keys)
-            listed = _listed_ids(keys, py_trajs)
-            if listed is not None:
-                register(con, "_chat_kl", listed)
+            if _all_parsed(keys, py_trajs):
+                register(con, "_chat_kl", _listed_ids(keys))
                 try:
                     con.execute(INSERT_PARSED_STEPS_SQL)
                 finally:
@@ -335,20 +338,18 @@ class ChatImportRepository(Repository):
     def parsed_steps_bytes(self, keys: pa.Table, py_trajs: pa.Table) -> int | None:
         """About how many bytes `parsed_steps` would take, or None when it does not apply: some rows were
         built by the Python reader."""
-        if _listed_ids(keys, py_trajs) is None:
+        if not _all_parsed(keys, py_trajs):
             return None
         with self.db.connect() as con:
             return int(con.execute(PARSED_STEPS_BYTES_SQL).fetchone()[0])
 
     def parsed_steps(self, keys: pa.Table, row_group: int) -> pa.Table:
         """What `insert_staged_chat_steps` writes when every row was parsed in SQL, as an Arrow table (of the
-        steps table's columns, in pieces of `row_group` rows and a shorter last one) for the caller to write; the trajectories'
-        keys are staged as there."""
-        listed = _listed_ids(keys, pa.table({"i": pa.array([], pa.int64())}))
-        assert listed is not None
+        steps table's columns, in pieces of `row_group` rows and a shorter last one) for the caller to write;
+        the trajectories' keys are staged as there. Only when `parsed_steps_bytes` gave a size."""
         with self.db.transaction() as con:
             _stage_keys(con, keys)
-            register(con, "_chat_kl", listed)
+            register(con, "_chat_kl", _listed_ids(keys))
             try:
                 with self.db.in_row_groups(con):  # one thread: whole pieces, as they are copied (and beside the
                     steps = con.sql(PARSED_STEPS_SQL).to_arrow_table(row_group)  # caller's work on the other core)

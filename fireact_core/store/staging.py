@@ -42,7 +42,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -51,6 +50,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..background import on_thread
 from ..settings import env_number
 from .connection import Connections, naive
 from .repository import Repository
@@ -223,9 +223,7 @@ class EarlyCopy:
         self.import_id = uuid.uuid4().hex
         self.trajectories = ids.num_rows
         self._registered = False
-        pool = ThreadPoolExecutor(1, thread_name_prefix="fireact-early-copy")
-        self._done = pool.submit(self._copy, ids, steps)
-        pool.shutdown(wait=False)
+        self._done = on_thread(self._copy, ids, steps, name="fireact-early-copy")
 
     def _copy(self, ids: pa.Table, steps: pa.Table) -> int:
         repo = self.repo
