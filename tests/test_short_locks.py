@@ -488,14 +488,16 @@ def test_pieces_read_from_a_scratch_database_are_cut_into_whole_row_groups(monke
     assert staging._in_row_groups(whole) is whole
 
 
+@pytest.mark.parametrize("irregular", [False, True])
 def test_steps_kept_as_arrow_tables_land_as_those_written_through_the_scratch_database(tmp_path, chat_file,
-                                                                                       monkeypatch):
-    """The steps the Python readers build, and those of a chat file parsed in SQL, stay Arrow tables until the
+                                                                                       monkeypatch, irregular):
+    """The steps the Python readers build, and those of a chat file read by DuckDB, stay Arrow tables until the
     copy (`ScratchStore.insert_tables`, `insert_staged_chat_steps`), which takes them after the scratch database's
     own, in stretches that may straddle both; the steps of a chat file that comes first are copied while the rest
     is read (`EarlyCopy`). One import of a chat file and a native file stores what it stores
     when every step goes through the scratch database (its share of the memory bound 0), and so does the other
-    order, steps in the order of the files. Stretches of 16 rows."""
+    order, steps in the order of the files. Stretches of 16 rows. `irregular`: two of the chat file's rows are
+    left to the Python reader (an action without its closing bracket), their steps among those parsed in SQL."""
     import fireact_core.store as store_module
     from fireact_core.io.exporter import export
 
@@ -509,7 +511,11 @@ def test_steps_kept_as_arrow_tables_land_as_those_written_through_the_scratch_da
     native = tmp_path / "native.jsonl"
     export(first, "native", native)
     chat = tmp_path / "more.jsonl"
-    chat.write_text("\n".join((FINETUNE / "gpt_hotpotqa.jsonl").read_text().splitlines()[ROWS:ROWS + 40]) + "\n")
+    lines = (FINETUNE / "gpt_hotpotqa.jsonl").read_text().splitlines()[ROWS:ROWS + 40]
+    if irregular:
+        for n in (3, 30):
+            lines[n] = lines[n].replace("]\"}", "\"}", 1)
+    chat.write_text("\n".join(lines) + "\n")
     kept: list[int] = []
     merge = store_module.Store.merge_staged
 
@@ -527,6 +533,8 @@ def test_steps_kept_as_arrow_tables_land_as_those_written_through_the_scratch_da
             store = Store(tmp_path / f"db{share}-{files[0].stem}.duckdb")
             reports = import_files(store, files, parallel=False)
             assert [r.added for r in reports] == ([40, ROWS] if files[0] == chat else [ROWS, 40])
+            chat_lints = reports[files.index(chat)].lints
+            assert chat_lints.get("malformed_action", 0) == (2 if irregular else 0)
             stores.append(snapshot(store))
             with store.db.connect() as con:
                 orders.append(con.execute("SELECT list(trajectory_id ORDER BY rowid) FROM steps").fetchone()[0])

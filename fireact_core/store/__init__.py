@@ -13,7 +13,7 @@ from ..records import (Adjudication, Annotation, AssignmentProgress, ComparePair
                        RunEvent, Source, Stats, Summary, TrainJob, Trajectory, User)
 
 from . import connection
-from .chat_import import ChatImportRepository
+from .chat_import import ChatImportRepository, fresh_ids
 from .connection import Connections, resolve_db_path
 from .curation import BrowseRepository
 from .datasets import DatasetRepository
@@ -484,14 +484,14 @@ class ScratchStore(Store):
         self._held_bytes += steps.nbytes
 
     def insert_staged_chat_steps(self, keys: pa.Table, py_trajs: pa.Table, py_steps: pa.Table) -> None:
-        """Kept as an Arrow table too, after those kept before, when every row was parsed in SQL and the steps
-        fit in what is left of the share (writing them into the scratch database and reading them back took
-        1.5 s of CPU in a 100,000-row chat import); else written there, the kept steps first, so that the copy
-        keeps the order they came in."""
-        size = self.chat_import.parsed_steps_bytes(keys, py_trajs)
-        if size is not None and self._held_bytes + size <= connection.spill_limit() * HELD_SHARE:
-            steps = self.chat_import.parsed_steps(keys, staging.ROW_GROUP)
-            fresh = keys.filter(keys.column("fresh")).select(["id"])
+        """Kept as an Arrow table too, after those kept before, when the steps fit in what is left of the share
+        (writing them into the scratch database and reading them back took 1.5 s of CPU in a 100,000-row chat
+        import), whether every row was parsed in SQL or the Python reader built some; else written there, the
+        kept steps first, so that the copy keeps the order they came in."""
+        size = self.chat_import.parsed_steps_bytes(py_steps)
+        if self._held_bytes + size <= connection.spill_limit() * HELD_SHARE:
+            steps = self.chat_import.parsed_steps(keys, py_trajs, py_steps, staging.ROW_GROUP)
+            fresh = fresh_ids(keys, py_trajs)
             if (self.early is None and fresh.num_rows > staging.SMALL and not self.held_steps
                     and not self.trajectories.count_trajectories()):
                 # the import's first steps, of more trajectories than one short transaction takes: copied into

@@ -229,8 +229,7 @@ ORDER BY i
 # Steps are written in file order (exports and the copy of a staged import follow it): by one ordered INSERT when
 # the Python reader built some of them, DuckDB then writing them once, compressed and final (written by several
 # threads in any order, they are rewritten at the next checkpoint, which costs more).
-INSERT_STEPS_SQL = f"""
-INSERT INTO steps ({_STEP_COLS})
+ORDERED_STEPS_SQL = f"""
 SELECT {_STEP_COLS} FROM (
     SELECT s.i, {_select(_STEP_FROM_STAGE, STEP_COLUMNS)} FROM _chat_s s JOIN _chat_k k USING (i) WHERE k.fresh
     UNION ALL
@@ -238,6 +237,7 @@ SELECT {_STEP_COLS} FROM (
     WHERE t.fresh)
 ORDER BY i, idx
 """
+INSERT_STEPS_SQL = f"INSERT INTO steps ({_STEP_COLS}) {ORDERED_STEPS_SQL}"
 # The same when every row was parsed in SQL (the usual case): each step's trajectory id is picked from the list of
 # ids by its row's index, so the steps keep the staging table's order (the file's) without a join or a sort.
 PARSED_STEPS_SQL = f"""
@@ -255,6 +255,16 @@ INSERT_LINTS_SQL = """
 INSERT INTO lints (trajectory_id, kind, step, detail)
 SELECT k.id, x.kind, x.step, x.detail FROM _chat_lints x JOIN _chat_k k USING (i) WHERE k.fresh ORDER BY x.i
 """
+
+
+def fresh_ids(keys: pa.Table, py_trajs: pa.Table) -> pa.Table:
+    """The ids of a staged chat file's fresh trajectories, in the order they are written (the file's): those of
+    the rows parsed in SQL (`keys`) and of those the Python reader built (`py_trajs`), both with i, id and fresh."""
+    columns = ["i", "id", "fresh"]
+    rows = keys.select(columns)
+    if py_trajs.num_rows:
+        rows = pa.concat_tables([rows, py_trajs.select(columns).cast(rows.schema)]).sort_by("i")
+    return rows.filter(rows.column("fresh")).select(["id"])
 
 
 def _stage_keys(con: Any, keys: pa.Table) -> None:
@@ -335,26 +345,33 @@ class ChatImportRepository(Repository):
                 con.unregister("_chat_py_t")
                 con.unregister("_chat_py_s")
 
-    def parsed_steps_bytes(self, keys: pa.Table, py_trajs: pa.Table) -> int | None:
-        """About how many bytes `parsed_steps` would take, or None when it does not apply: some rows were
-        built by the Python reader."""
-        if not _all_parsed(keys, py_trajs):
-            return None
+    def parsed_steps_bytes(self, py_steps: pa.Table) -> int:
+        """About how many bytes `parsed_steps` would take (at most: the rows left to the Python reader are
+        counted twice)."""
         with self.db.connect() as con:
-            return int(con.execute(PARSED_STEPS_BYTES_SQL).fetchone()[0])
+            return int(con.execute(PARSED_STEPS_BYTES_SQL).fetchone()[0]) + py_steps.nbytes
 
-    def parsed_steps(self, keys: pa.Table, row_group: int) -> pa.Table:
-        """What `insert_staged_chat_steps` writes when every row was parsed in SQL, as an Arrow table (of the
-        steps table's columns, in pieces of `row_group` rows and a shorter last one) for the caller to write;
-        the trajectories' keys are staged as there. Only when `parsed_steps_bytes` gave a size."""
+    def parsed_steps(self, keys: pa.Table, py_trajs: pa.Table, py_steps: pa.Table, row_group: int) -> pa.Table:
+        """What `insert_staged_chat_steps` writes, as an Arrow table (of the steps table's columns, in pieces of
+        `row_group` rows and a shorter last one) for the caller to write; the trajectories' keys are staged as
+        there."""
         with self.db.transaction() as con:
             _stage_keys(con, keys)
-            register(con, "_chat_kl", _listed_ids(keys))
-            try:
-                with self.db.in_row_groups(con):  # one thread: whole pieces, as they are copied (and beside the
-                    steps = con.sql(PARSED_STEPS_SQL).to_arrow_table(row_group)  # caller's work on the other core)
-            finally:
-                con.unregister("_chat_kl")
+            if _all_parsed(keys, py_trajs):
+                register(con, "_chat_kl", _listed_ids(keys))
+                try:
+                    with self.db.in_row_groups(con):  # one thread: whole pieces, as they are copied (and beside
+                        steps = con.sql(PARSED_STEPS_SQL).to_arrow_table(row_group)  # the caller's work)
+                finally:
+                    con.unregister("_chat_kl")
+            else:
+                register(con, "_chat_py_t", py_trajs)
+                register(con, "_chat_py_s", py_steps)
+                try:
+                    steps = con.sql(ORDERED_STEPS_SQL).to_arrow_table(row_group)
+                finally:
+                    con.unregister("_chat_py_t")
+                    con.unregister("_chat_py_s")
         return steps.cast(STEP_SCHEMA)
 
     def insert_staged_chat_trajectories(self, classes: pa.Table, py_trajs: pa.Table, source: str,

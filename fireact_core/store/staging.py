@@ -17,7 +17,7 @@ looking up their claims), a stretch of whole row groups (`ROW_GROUP` rows) per t
 `STRETCH_HOLD_S`, in pieces of one row group each (`_in_row_groups`): DuckDB writes whole row groups straight to
 the file, compressed once, so each commit is short; pieces that are not whole make row groups that are not either,
 whose rows the commit writes to the log and a checkpoint writes again. For the same reason a stretch that would
-leave less than a row group behind takes the rest with it. When a chat file parsed in SQL comes first, the copy
+leave less than a row group behind takes the rest with it. When a chat file read by DuckDB comes first, the copy
 of its steps begins while the import still reads (`EarlyCopy`), and the rest is copied after them. Those rows stay
 out of sight meanwhile: every reader reaches them through their trajectory, and no trajectory row points at them
 yet. A last short transaction adds the claimed trajectories themselves, replaces the sources the import names and
